@@ -1,0 +1,53 @@
+#include "base/fd.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+namespace rv {
+
+Result<Fd> Fd::open(const std::string& path, int flags, int mode) {
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) return errno_error(path);
+    return Fd(fd);
+}
+
+Result<std::string> read_file(const std::string& path) {
+    Fd fd = RV_TRY(Fd::open(path, O_RDONLY));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return errno_error(path);
+    if (S_ISDIR(st.st_mode)) return make_error("{}: is a directory", path);
+    std::string data;
+    data.resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno_error(path);
+        }
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+    }
+    data.resize(done);
+    return data;
+}
+
+Result<EventFd> EventFd::create(int flags) {
+    int fd = ::eventfd(0, flags | EFD_CLOEXEC);
+    if (fd < 0) return errno_error("eventfd");
+    return EventFd(Fd(fd));
+}
+
+Result<void> EventFd::write(uint64_t value) const {
+    if (::write(m_fd.get(), &value, sizeof value) != sizeof value) return errno_error("eventfd write");
+    return {};
+}
+
+Result<uint64_t> EventFd::read() const {
+    uint64_t value = 0;
+    if (::read(m_fd.get(), &value, sizeof value) != sizeof value) return errno_error("eventfd read");
+    return value;
+}
+
+}  // namespace rv

@@ -1,0 +1,135 @@
+#include "memory/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace rv {
+
+namespace {
+constexpr uint64_t kPageSize = 4096;
+}
+
+Result<GuestMemory> GuestMemory::create(std::span<const RegionSpec> specs) {
+    if (specs.empty()) return make_error("guest memory: no regions");
+    std::vector<GuestRegion> regions;
+    GuestMemory memory;  // owns mappings made so far, so failures unmap them
+    for (const auto& spec : specs) {
+        if (spec.size == 0) return make_error("guest memory: empty region");
+        if (spec.start.value % kPageSize || spec.size % kPageSize)
+            return make_error("guest memory: region {:#x}+{:#x} not page aligned", spec.start.value,
+                              spec.size);
+        uint64_t end;
+        if (__builtin_add_overflow(spec.start.value, spec.size, &end))
+            return make_error("guest memory: region {:#x}+{:#x} overflows", spec.start.value,
+                              spec.size);
+        if (!memory.m_regions.empty() && memory.m_regions.back().end() > spec.start.value)
+            return make_error("guest memory: regions overlap or are unsorted at {:#x}",
+                              spec.start.value);
+        void* host = ::mmap(nullptr, spec.size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (host == MAP_FAILED) return errno_error("guest memory: mmap");
+        memory.m_regions.push_back({spec.start, spec.size, static_cast<uint8_t*>(host)});
+    }
+    return memory;
+}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept
+    : m_regions(std::exchange(other.m_regions, {})) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
+    if (this != &other) {
+        unmap_all();
+        m_regions = std::exchange(other.m_regions, {});
+    }
+    return *this;
+}
+
+GuestMemory::~GuestMemory() { unmap_all(); }
+
+void GuestMemory::unmap_all() {
+    for (auto& r : m_regions) ::munmap(r.host, r.size);
+    m_regions.clear();
+}
+
+uint64_t GuestMemory::total_size() const {
+    uint64_t total = 0;
+    for (const auto& r : m_regions) total += r.size;
+    return total;
+}
+
+const GuestRegion* GuestMemory::find_region(GuestAddress addr) const {
+    // Regions are sorted: find the last one starting at or below addr.
+    auto it = std::upper_bound(m_regions.begin(), m_regions.end(), addr.value,
+                               [](uint64_t a, const GuestRegion& r) { return a < r.start.value; });
+    if (it == m_regions.begin()) return nullptr;
+    --it;
+    return addr.value < it->end() ? &*it : nullptr;
+}
+
+bool GuestMemory::check_range(GuestAddress addr, uint64_t len) const {
+    uint64_t end;
+    if (__builtin_add_overflow(addr.value, len, &end)) return false;
+    uint64_t cur = addr.value;
+    while (cur < end) {
+        const GuestRegion* r = find_region(GuestAddress(cur));
+        if (!r) return false;
+        cur = std::min(end, r->end());
+    }
+    return true;
+}
+
+Result<void> GuestMemory::read(GuestAddress addr, std::span<uint8_t> out) const {
+    if (!check_range(addr, out.size()))
+        return make_error("guest read {:#x}+{:#x} outside guest memory", addr.value, out.size());
+    uint64_t cur = addr.value;
+    size_t done = 0;
+    while (done < out.size()) {
+        const GuestRegion* r = find_region(GuestAddress(cur));
+        uint64_t n = std::min<uint64_t>(out.size() - done, r->end() - cur);
+        std::memcpy(out.data() + done, r->host + (cur - r->start.value), n);
+        done += n;
+        cur += n;
+    }
+    return {};
+}
+
+Result<void> GuestMemory::write(GuestAddress addr, std::span<const uint8_t> in) const {
+    if (!check_range(addr, in.size()))
+        return make_error("guest write {:#x}+{:#x} outside guest memory", addr.value, in.size());
+    uint64_t cur = addr.value;
+    size_t done = 0;
+    while (done < in.size()) {
+        const GuestRegion* r = find_region(GuestAddress(cur));
+        uint64_t n = std::min<uint64_t>(in.size() - done, r->end() - cur);
+        std::memcpy(r->host + (cur - r->start.value), in.data() + done, n);
+        done += n;
+        cur += n;
+    }
+    return {};
+}
+
+Result<void> GuestMemory::fill(GuestAddress addr, uint8_t value, uint64_t len) const {
+    if (!check_range(addr, len))
+        return make_error("guest fill {:#x}+{:#x} outside guest memory", addr.value, len);
+    uint64_t cur = addr.value;
+    uint64_t end = addr.value + len;
+    while (cur < end) {
+        const GuestRegion* r = find_region(GuestAddress(cur));
+        uint64_t n = std::min(end, r->end()) - cur;
+        std::memset(r->host + (cur - r->start.value), value, n);
+        cur += n;
+    }
+    return {};
+}
+
+Result<uint8_t*> GuestMemory::host_range(GuestAddress addr, uint64_t len) const {
+    const GuestRegion* r = find_region(addr);
+    uint64_t end;
+    if (!r || __builtin_add_overflow(addr.value, len, &end) || end > r->end())
+        return make_error("guest range {:#x}+{:#x} not inside one memory region", addr.value, len);
+    return r->host + (addr.value - r->start.value);
+}
+
+}  // namespace rv
