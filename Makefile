@@ -1,0 +1,45 @@
+# ringvisor — the two commands a newcomer needs:
+#   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
+#   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
+.PHONY: all deps build guest testhost demo test unit e2e bench clean
+
+BUILD ?= build
+JOBS ?= $(shell nproc)
+RINGVISOR := $(BUILD)/ringvisor
+GUEST := $(BUILD)/guest
+MEMORY ?= 512M
+CPUS ?= 2
+
+all: build
+
+deps:
+	tools/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+guest: deps
+	tools/guest/build.sh $(GUEST)
+
+testhost: deps
+	tools/testhost/build.sh
+
+# Boots the guest directly when KVM runs ring-0 code natively, otherwise
+# inside the test host (an L1 Linux under QEMU with an emulated AMD-V CPU).
+demo: build guest testhost
+	tools/demo.sh $(RINGVISOR) $(GUEST) $(MEMORY) $(CPUS)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+e2e: build guest testhost
+	tests/e2e/run.sh $(BUILD)
+
+test: unit e2e
+
+bench: build guest testhost
+	bench/boot/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

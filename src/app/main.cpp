@@ -1,0 +1,105 @@
+// ringvisor: command-line entry point. Subcommands: run, check.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "app/size_parse.h"
+#include "base/log.h"
+#include "vmm/kvm_probe.h"
+#include "vmm/vm.h"
+
+namespace {
+
+int fail(const std::string& message, int status = 2) {
+    std::fprintf(stderr, "ringvisor: error: %s\n", message.c_str());
+    return status;
+}
+
+int run_check(const std::string& kvm_path) {
+    auto probe = rv::probe_kvm(kvm_path);
+    if (!probe) {
+        std::printf("KVM: not usable: %s\n", probe.error().message().c_str());
+        std::printf("advice: run guests inside the test host (make demo does this for you):\n"
+                    "        tools/testhost/run.sh -- ./build/ringvisor run ...\n");
+        return 1;
+    }
+    std::printf("KVM: %s usable (up to %u vCPUs per VM)\n", kvm_path.c_str(), probe->max_vcpus);
+    std::printf("guest ring-0 code: %s (%.1f ns per loop iteration over %llu iterations)\n",
+                probe->ring0_native ? "runs natively" : "is EMULATED", probe->ns_per_iteration,
+                static_cast<unsigned long long>(probe->loop_iterations));
+    if (probe->ring0_native) {
+        std::printf("advice: Linux guests can run directly with `ringvisor run`.\n");
+    } else {
+        std::printf("advice: a Linux guest would boot very slowly here; run it inside the test host\n"
+                    "        (an L1 Linux under QEMU with an emulated AMD-V CPU):\n"
+                    "        tools/testhost/run.sh -- ./build/ringvisor run ...   (make demo does this)\n");
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ringvisor: a KVM virtual machine monitor"};
+    app.require_subcommand(1);
+    bool verbose = false;
+    app.add_flag("-v,--verbose", verbose, "log device and VMM events");
+
+    std::string kvm_path = "/dev/kvm";
+    auto* check = app.add_subcommand("check", "report whether /dev/kvm is usable and how fast");
+    check->add_option("--kvm", kvm_path, "KVM device")->capture_default_str();
+
+    rv::VmConfig config;
+    std::string memory = "512M";
+    auto* run = app.add_subcommand("run", "boot a Linux kernel");
+    run->add_option("-k,--kernel", config.kernel_path, "bzImage to boot")->required();
+    run->add_option("-i,--initrd", config.initrd_path, "initramfs image");
+    run->add_option("-c,--cmdline", config.cmdline, "kernel command line")->capture_default_str();
+    run->add_option("-m,--memory", memory, "guest memory, e.g. 512M, 2G (default unit MiB)")
+        ->capture_default_str();
+    run->add_option("--cpus", config.cpus, "number of vCPUs")->capture_default_str();
+    run->add_option("--kvm", config.kvm_path, "KVM device")->capture_default_str();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        return fail(std::string(e.what()) + " (see ringvisor --help)");
+    }
+    rv::log::set_level(verbose ? rv::log::Level::Debug : rv::log::Level::Warn);
+
+    if (*check) return run_check(kvm_path);
+
+    auto bytes = rv::parse_memory_size(memory);
+    if (!bytes) return fail(bytes.error().message());
+    config.memory_bytes = *bytes;
+
+    auto vm = rv::Vm::create(config);
+    if (!vm) return fail(vm.error().message());
+    auto outcome = (*vm)->run();
+    vm->reset();  // stop threads and restore the terminal before reporting
+    if (!outcome) return fail(outcome.error().message(), 1);
+    int status = rv::exit_status(*outcome);
+    switch (outcome->reason) {
+        case rv::VmExitReason::PowerOff:
+        case rv::VmExitReason::Reset:
+            rv::log::info("guest stopped: {}", outcome->message);
+            break;
+        case rv::VmExitReason::Panic:
+            std::fprintf(stderr, "\nringvisor: guest kernel panic: %s\n", outcome->message.c_str());
+            break;
+        case rv::VmExitReason::Quit:
+            std::fprintf(stderr, "\nringvisor: %s\n", outcome->message.c_str());
+            break;
+        case rv::VmExitReason::Error:
+            std::fprintf(stderr, "\nringvisor: error: %s\n", outcome->message.c_str());
+            break;
+    }
+    return status;
+}

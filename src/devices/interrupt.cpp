@@ -1,0 +1,2 @@
+// Anchors the IrqLine vtable in rv_devices.
+#include "devices/interrupt.h"

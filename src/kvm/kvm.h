@@ -1,0 +1,125 @@
+// Thin RAII wrappers over the KVM API: Kvm -> VmFd -> VcpuFd.
+// Nothing above this layer issues KVM ioctls directly.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace rv::kvm {
+
+class VmFd;
+class VcpuFd;
+
+class Kvm {
+public:
+    // Opens /dev/kvm (or path) and checks the API version.
+    static Result<Kvm> open(const std::string& path = "/dev/kvm");
+
+    int fd() const { return m_fd.get(); }
+    Result<int> check_extension(int cap) const;
+    Result<size_t> vcpu_mmap_size() const;
+    Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+    // Upper bound of vCPUs per VM (KVM_CAP_MAX_VCPUS, else NR_VCPUS).
+    unsigned max_vcpus() const;
+    Result<VmFd> create_vm() const;
+
+private:
+    explicit Kvm(Fd fd) : m_fd(std::move(fd)) {}
+    Fd m_fd;
+};
+
+class VmFd {
+public:
+    int fd() const { return m_fd.get(); }
+
+    Result<void> set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size,
+                                        void* host, uint32_t flags = 0) const;
+    Result<void> set_tss_address(uint64_t addr) const;
+    Result<void> set_identity_map_address(uint64_t addr) const;
+    Result<void> create_irqchip() const;
+    Result<void> create_pit2() const;
+    Result<void> set_irq_line(uint32_t irq, bool level) const;
+    Result<void> register_irqfd(int event_fd, uint32_t gsi, int resample_fd = -1) const;
+    Result<void> register_ioeventfd(int event_fd, uint64_t addr, uint32_t len, bool pio,
+                                    std::optional<uint64_t> datamatch = std::nullopt) const;
+    Result<void> set_clock(uint64_t ns) const;
+    Result<VcpuFd> create_vcpu(unsigned id, size_t mmap_size) const;
+
+private:
+    friend class Kvm;
+    explicit VmFd(Fd fd) : m_fd(std::move(fd)) {}
+    Fd m_fd;
+};
+
+// Why a vCPU stopped running guest code.
+struct VcpuExit {
+    enum class Kind {
+        IoIn,
+        IoOut,
+        MmioRead,
+        MmioWrite,
+        Hlt,
+        Shutdown,      // triple fault, or reset
+        SystemEvent,   // KVM_EXIT_SYSTEM_EVENT (e.g. PSCI-like shutdown/reset)
+        Interrupted,   // EINTR: a signal asked the vCPU to return to user space
+        FailEntry,
+        InternalError,
+        Unknown,
+    };
+    Kind kind{Kind::Unknown};
+    uint64_t address{0};          // port or MMIO address
+    std::span<uint8_t> data;      // inside kvm_run: read results are written here
+    uint32_t size{0};             // access width in bytes
+    uint32_t count{1};            // string PIO (rep ins/outs): data holds count * size bytes
+    uint32_t reason{0};           // raw exit_reason, for messages
+    uint64_t detail{0};           // hardware entry failure reason / suberror / event type
+};
+
+class VcpuFd {
+public:
+    VcpuFd(VcpuFd&& other) noexcept;
+    VcpuFd& operator=(VcpuFd&&) = delete;
+    VcpuFd(const VcpuFd&) = delete;
+    ~VcpuFd();
+
+    unsigned id() const { return m_id; }
+    int fd() const { return m_fd.get(); }
+
+    // Runs the vCPU until an exit. For IoIn/MmioRead, fill exit.data before
+    // the next run(). EINTR is an exit (Interrupted), not an error.
+    Result<VcpuExit> run();
+
+    // Makes the next (or current) KVM_RUN return to user space at once.
+    void set_immediate_exit(bool value);
+
+    Result<kvm_regs> get_regs() const;
+    Result<void> set_regs(const kvm_regs& regs) const;
+    Result<kvm_sregs> get_sregs() const;
+    Result<void> set_sregs(const kvm_sregs& sregs) const;
+    Result<void> set_fpu(const kvm_fpu& fpu) const;
+    Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
+    Result<void> set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) const;
+    Result<kvm_lapic_state> get_lapic() const;
+    Result<void> set_lapic(const kvm_lapic_state& lapic) const;
+
+private:
+    friend class VmFd;
+    VcpuFd(Fd fd, unsigned id, kvm_run* run, size_t run_size)
+        : m_fd(std::move(fd)), m_id(id), m_run(run), m_run_size(run_size) {}
+
+    Fd m_fd;
+    unsigned m_id{0};
+    kvm_run* m_run{nullptr};
+    size_t m_run_size{0};
+};
+
+}  // namespace rv::kvm

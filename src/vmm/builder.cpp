@@ -1,0 +1,209 @@
+// Vm::create: validates the configuration, then builds the VM in a fixed,
+// explicit order — memory, KVM VM and irqchip, devices on the buses, the
+// kernel and boot tables, vCPUs. No device registers itself.
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "arch/x86_64/acpi.h"
+#include "arch/x86_64/boot.h"
+#include "arch/x86_64/bzimage.h"
+#include "arch/x86_64/cpu_setup.h"
+#include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/msrs.h"
+#include "base/fd.h"
+#include "base/log.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/cmos_rtc.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/uart16550.h"
+#include "vmm/vm.h"
+
+namespace rv {
+
+namespace {
+
+// KVM needs three pages for the (unused) real-mode TSS and one for the
+// identity map, somewhere no RAM or MMIO is: just below the BIOS ROM.
+constexpr uint64_t kKvmTssAddr = 0xFFFBD000;
+constexpr uint64_t kKvmIdentityMapAddr = 0xFFFBC000;
+// MADT and xAPIC ids are 8 bits; one id is the I/O APIC's.
+constexpr unsigned kMaxCpus = x86::kMaxAcpiCpus;
+
+constexpr uint32_t kRtcIrq = 8;
+
+// An interrupt line into KVM's in-kernel PIC + IOAPIC.
+class KvmIrqLine final : public IrqLine {
+public:
+    KvmIrqLine(const kvm::VmFd& vm, uint32_t gsi) : m_vm(vm), m_gsi(gsi) {}
+    void set_level(bool high) override {
+        if (auto r = m_vm.set_irq_line(m_gsi, high); !r)
+            log::warn("IRQ {}: {}", m_gsi, r.error().message());
+    }
+
+private:
+    const kvm::VmFd& m_vm;
+    uint32_t m_gsi;
+};
+
+uint64_t host_memory_bytes() {
+    struct sysinfo info {};
+    if (::sysinfo(&info) != 0) return 0;
+    return uint64_t(info.totalram) * info.mem_unit;
+}
+
+Result<void> validate(const VmConfig& config, const kvm::Kvm& kvm) {
+    unsigned max_cpus = std::min(kvm.max_vcpus(), kMaxCpus);
+    if (config.cpus < 1 || config.cpus > max_cpus)
+        return make_error("--cpus {}: must be between 1 and {} on this host", config.cpus, max_cpus);
+    if (config.memory_bytes < kMinMemoryBytes)
+        return make_error("--memory {} MiB is too small: a Linux guest needs at least {} MiB",
+                          config.memory_bytes >> 20, kMinMemoryBytes >> 20);
+    if (config.memory_bytes % 4096)
+        return make_error("--memory must be a whole number of 4 KiB pages");
+    uint64_t host = host_memory_bytes();
+    if (host && config.memory_bytes > host)
+        return make_error("--memory {} MiB is more than this host's {} MiB of RAM",
+                          config.memory_bytes >> 20, host >> 20);
+    return {};
+}
+
+Result<void> setup_vcpu(kvm::VcpuFd& vcpu, const std::vector<kvm_cpuid_entry2>& supported,
+                        unsigned num_cpus, const x86::BootInfo* boot) {
+    auto cpuid = supported;
+    x86::filter_cpuid(cpuid, vcpu.id(), num_cpus);
+    RV_TRY_VOID(vcpu.set_cpuid(cpuid));
+    auto msrs = x86::boot_msrs();
+    RV_TRY_VOID(vcpu.set_msrs(msrs));
+
+    kvm_fpu fpu{};
+    fpu.fcw = 0x37f;     // x87 default control word
+    fpu.mxcsr = 0x1f80;  // SSE default: all exceptions masked
+    RV_TRY_VOID(vcpu.set_fpu(fpu));
+
+    // LINT0 = ExtINT (the 8259 PIC behind the local APIC), LINT1 = NMI, as a
+    // BIOS leaves them; Linux relies on this during early boot.
+    auto lapic = RV_TRY(vcpu.get_lapic());
+    auto set_lvt = [&](size_t reg, uint32_t delivery_mode) {
+        uint32_t v;
+        std::memcpy(&v, lapic.regs + reg, 4);
+        v = (v & ~0x700u) | (delivery_mode << 8);
+        std::memcpy(lapic.regs + reg, &v, 4);
+    };
+    set_lvt(0x350, 0x7);  // LVT LINT0: ExtINT
+    set_lvt(0x360, 0x4);  // LVT LINT1: NMI
+    RV_TRY_VOID(vcpu.set_lapic(lapic));
+
+    if (!boot) return {};  // application processors wait for INIT/SIPI
+    auto sregs = RV_TRY(vcpu.get_sregs());
+    x86::setup_long_mode_sregs(sregs);
+    RV_TRY_VOID(vcpu.set_sregs(sregs));
+    kvm_regs regs{};
+    x86::setup_boot_regs(regs, boot->entry, boot->boot_params);
+    RV_TRY_VOID(vcpu.set_regs(regs));
+    return {};
+}
+
+}  // namespace
+
+class VmBuilder {
+public:
+    static Result<std::unique_ptr<Vm>> build(const VmConfig& config);
+
+private:
+    static Result<void> add_devices(Vm& vm);
+};
+
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) { return VmBuilder::build(config); }
+
+Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
+    // Inputs first: bad files are the commonest mistake and need no KVM.
+    auto kernel = RV_TRY(read_file(config.kernel_path).transform_error(
+        [](const Error& e) { return e.context("cannot read kernel"); }));
+    RV_TRY_VOID(x86::parse_bzimage(std::span(reinterpret_cast<const uint8_t*>(kernel.data()),
+                                             kernel.size()))
+                    .transform_error([&](const Error& e) { return e.context(config.kernel_path); }));
+    std::optional<std::string> initrd;
+    if (config.initrd_path) {
+        initrd = RV_TRY(read_file(*config.initrd_path).transform_error([](const Error& e) {
+            return e.context("cannot read initrd");
+        }));
+    }
+
+    auto kvm = RV_TRY(kvm::Kvm::open(config.kvm_path));
+    RV_TRY_VOID(validate(config, kvm));
+    auto layout = RV_TRY(x86::MemoryLayout::for_size(config.memory_bytes));
+    auto memory = RV_TRY(GuestMemory::create(layout.ram));
+    auto vm_fd = RV_TRY(kvm.create_vm());
+    RV_TRY_VOID(vm_fd.set_tss_address(kKvmTssAddr));
+    RV_TRY_VOID(vm_fd.set_identity_map_address(kKvmIdentityMapAddr));
+    RV_TRY_VOID(vm_fd.create_irqchip());
+    RV_TRY_VOID(vm_fd.create_pit2());
+    uint32_t slot = 0;
+    for (const auto& region : memory.regions())
+        RV_TRY_VOID(vm_fd.set_user_memory_region(slot++, region.start.value, region.size, region.host));
+
+    auto loop = RV_TRY(EventLoop::create());
+    std::unique_ptr<Vm> vm(
+        new Vm(config, std::move(kvm), std::move(vm_fd), std::move(memory), std::move(loop)));
+    RV_TRY_VOID(add_devices(*vm));
+
+    // Boot tables and the kernel.
+    auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, /*pci_host_bridge=*/false));
+    auto as_bytes = [](const std::string& s) {
+        return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    };
+    std::optional<std::span<const uint8_t>> initrd_bytes;
+    if (initrd) initrd_bytes = as_bytes(*initrd);
+    auto boot = RV_TRY(x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline,
+                                       layout, rsdp)
+                           .transform_error([&](const Error& e) {
+                               return e.context(fmt::format("cannot load {}", config.kernel_path));
+                           }));
+
+    auto supported = RV_TRY(vm->m_kvm.supported_cpuid());
+    size_t mmap_size = RV_TRY(vm->m_kvm.vcpu_mmap_size());
+    for (unsigned id = 0; id < config.cpus; ++id) {
+        auto fd = RV_TRY(vm->m_vm.create_vcpu(id, mmap_size));
+        RV_TRY_VOID(setup_vcpu(fd, supported, config.cpus, id == 0 ? &boot : nullptr)
+                        .transform_error([id](const Error& e) {
+                            return e.context(fmt::format("vCPU {}", id));
+                        }));
+        vm->m_vcpus.push_back(std::make_unique<Vcpu>(std::move(fd), vm->m_pio, vm->m_mmio, *vm));
+    }
+    log::info("VM ready: {} vCPU(s), {} MiB, kernel {}", config.cpus, config.memory_bytes >> 20,
+              config.kernel_path);
+    return vm;
+}
+
+Result<void> VmBuilder::add_devices(Vm& vm) {
+    auto irq = [&vm](uint32_t gsi) { return std::make_shared<KvmIrqLine>(vm.m_vm, gsi); };
+
+    vm.m_uart = std::make_shared<Uart16550>(
+        irq(Uart16550::kCom1Irq), [&vm](std::span<const uint8_t> b) { vm.on_console_output(b); });
+    RV_TRY_VOID(vm.m_pio.insert(vm.m_uart, PioAddress(Uart16550::kCom1Base),
+                                Uart16550::kRegisterCount));
+
+    auto i8042 = std::make_shared<I8042>([&vm] {
+        vm.request_exit(VmExitReason::Reset, "guest reset through the i8042 controller");
+    });
+    RV_TRY_VOID(vm.m_pio.insert(i8042->data_port(), PioAddress(I8042::kDataPort), 1));
+    RV_TRY_VOID(vm.m_pio.insert(i8042->command_port(), PioAddress(I8042::kCommandPort), 1));
+
+    auto rtc = std::make_shared<CmosRtc>(irq(kRtcIrq), [] { return int64_t(std::time(nullptr)); });
+    const auto& regions = vm.m_memory.regions();
+    uint64_t below = 0, above = 0;
+    for (const auto& r : regions) (r.start.value < x86::k4GiB ? below : above) += r.size;
+    rtc->set_memory_size(below, above);
+    RV_TRY_VOID(vm.m_pio.insert(rtc, PioAddress(CmosRtc::kBase), CmosRtc::kPortCount));
+
+    auto pm = std::make_shared<AcpiPmDevice>(
+        [&vm] { vm.request_exit(VmExitReason::PowerOff, "guest powered off (ACPI S5)"); });
+    RV_TRY_VOID(vm.m_pio.insert(pm, PioAddress(x86::kPm1aEvtBlk), AcpiPmDevice::kLength));
+    return {};
+}
+
+}  // namespace rv

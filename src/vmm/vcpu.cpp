@@ -1,0 +1,115 @@
+#include "vmm/vcpu.h"
+
+#include <signal.h>
+
+#include <fmt/format.h>
+
+
+namespace rv {
+
+namespace {
+constexpr int kKickSignal = SIGUSR1;
+void on_kick_signal(int) {}
+}  // namespace
+
+void Vcpu::install_kick_signal() {
+    struct sigaction sa {};
+    sa.sa_handler = on_kick_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+    ::sigaction(kKickSignal, &sa, nullptr);
+}
+
+void Vcpu::start() {
+    m_thread = std::thread([this] { thread_main(); });
+}
+
+void Vcpu::kick() {
+    m_fd.set_immediate_exit(true);
+    if (m_started.load()) ::pthread_kill(m_native.load(), kKickSignal);
+}
+
+void Vcpu::join() {
+    if (m_thread.joinable()) m_thread.join();
+}
+
+void Vcpu::thread_main() {
+    m_native.store(::pthread_self());
+    m_started.store(true);
+    auto name = fmt::format("vcpu{}", m_fd.id());
+    ::pthread_setname_np(::pthread_self(), name.c_str());
+    while (!m_control.exiting()) {
+        auto exit = m_fd.run();
+        if (!exit) {
+            m_control.request_exit(VmExitReason::Error,
+                                   fmt::format("vCPU {}: {}", m_fd.id(), exit.error().message()));
+            return;
+        }
+        if (!handle_exit(*exit)) return;
+    }
+}
+
+bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
+    using Kind = kvm::VcpuExit::Kind;
+    switch (exit.kind) {
+        case Kind::IoIn:
+        case Kind::IoOut: {
+            m_stats.pio_exits.fetch_add(1, std::memory_order_relaxed);
+            // String I/O (rep ins/outs) hands over count elements at once.
+            for (uint32_t i = 0; i < exit.count; ++i) {
+                auto element = exit.data.subspan(size_t(i) * exit.size, exit.size);
+                if (exit.kind == Kind::IoIn)
+                    m_pio.read(PioAddress(exit.address), element);
+                else
+                    m_pio.write(PioAddress(exit.address), element);
+            }
+            return true;
+        }
+        case Kind::MmioRead:
+            m_stats.mmio_exits.fetch_add(1, std::memory_order_relaxed);
+            m_mmio.read(MmioAddress(exit.address), exit.data);
+            return true;
+        case Kind::MmioWrite:
+            m_stats.mmio_exits.fetch_add(1, std::memory_order_relaxed);
+            m_mmio.write(MmioAddress(exit.address), exit.data);
+            return true;
+        case Kind::Interrupted:
+            m_fd.set_immediate_exit(false);
+            return true;
+        case Kind::Hlt:
+            // Only without an in-kernel irqchip: nothing can wake us, so stop.
+            m_control.request_exit(VmExitReason::PowerOff, fmt::format("vCPU {} halted", m_fd.id()));
+            return false;
+        case Kind::Shutdown:
+            m_control.request_exit(VmExitReason::Reset,
+                                   fmt::format("vCPU {}: triple fault / shutdown", m_fd.id()));
+            return false;
+        case Kind::SystemEvent:
+            if (exit.detail == KVM_SYSTEM_EVENT_RESET) {
+                m_control.request_exit(VmExitReason::Reset, "guest requested reset");
+            } else if (exit.detail == KVM_SYSTEM_EVENT_SHUTDOWN) {
+                m_control.request_exit(VmExitReason::PowerOff, "guest requested shutdown");
+            } else {
+                m_control.request_exit(VmExitReason::Error,
+                                       fmt::format("vCPU {}: system event {}", m_fd.id(), exit.detail));
+            }
+            return false;
+        case Kind::FailEntry:
+            m_control.request_exit(VmExitReason::Error,
+                                   fmt::format("vCPU {}: VM entry failed (hardware reason {:#x})",
+                                               m_fd.id(), exit.detail));
+            return false;
+        case Kind::InternalError:
+            m_control.request_exit(VmExitReason::Error,
+                                   fmt::format("vCPU {}: KVM internal error (suberror {})",
+                                               m_fd.id(), exit.detail));
+            return false;
+        case Kind::Unknown:
+            m_control.request_exit(VmExitReason::Error, fmt::format("vCPU {}: unhandled KVM exit reason {}",
+                                                                    m_fd.id(), exit.reason));
+            return false;
+    }
+    return true;
+}
+
+}  // namespace rv

@@ -1,0 +1,165 @@
+#include "vmm/vm.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "devices/legacy/uart16550.h"
+#include "vmm/terminal.h"
+
+namespace rv {
+
+namespace {
+constexpr uint8_t kCtrlA = 0x01;  // console escape: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A
+}
+
+Vm::~Vm() {
+    for (auto& v : m_vcpus) v->kick();
+    m_vcpus.clear();  // joins the threads before devices go away
+}
+
+void Vm::request_exit(VmExitReason reason, std::string message) {
+    {
+        std::lock_guard lock(m_outcome_lock);
+        if (m_outcome) return;
+        if (reason == VmExitReason::Reset) {
+            // A reset right after a panic banner is the panic=N reboot.
+            std::lock_guard out(m_output_lock);
+            if (m_monitor.panicked()) {
+                reason = VmExitReason::Panic;
+                message = *m_monitor.panic_line();
+            }
+        }
+        m_outcome = VmOutcome{reason, std::move(message)};
+    }
+    m_exiting.store(true, std::memory_order_release);
+    for (auto& v : m_vcpus) v->kick();
+    m_loop->stop();
+}
+
+void Vm::on_console_output(std::span<const uint8_t> bytes) {
+    ConsoleMonitor::Event event;
+    {
+        std::lock_guard lock(m_output_lock);
+        size_t done = 0;
+        while (done < bytes.size()) {
+            ssize_t n = ::write(m_config.console_out, bytes.data() + done, bytes.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;  // console gone: keep the guest running
+            done += static_cast<size_t>(n);
+        }
+        event = m_monitor.feed(bytes);
+    }
+    if (event == ConsoleMonitor::Event::PanicEnded)
+        request_exit(VmExitReason::Panic, *m_monitor.panic_line());
+}
+
+Result<void> Vm::setup_console_input() {
+    // The UART tells us (on a vCPU thread) when its FIFO drains; the event
+    // loop then feeds it more. Input waits while the FIFO is full: never dropped.
+    m_input_space = RV_TRY(EventFd::create(EFD_NONBLOCK));
+    m_uart->set_input_space_callback([this] { (void)m_input_space->write(1); });
+    RV_TRY_VOID(m_loop->add(m_input_space->fd(), EPOLLIN, [this](uint32_t) {
+        (void)m_input_space->read();
+        flush_console_input();
+    }));
+    if (m_config.console_in < 0) return {};
+    struct stat st {};
+    if (::fstat(m_config.console_in, &st) == 0 && S_ISREG(st.st_mode)) {
+        // epoll cannot watch regular files: feed them as the FIFO drains.
+        m_input_is_file = true;
+        on_console_input();
+        return {};
+    }
+    return m_loop->add(m_config.console_in, EPOLLIN, [this](uint32_t) { on_console_input(); });
+}
+
+void Vm::on_console_input() {
+    if (!m_pending_input.empty()) return;  // backpressure: wait for the FIFO to drain
+    if (m_input_eof) return;
+    char buf[256];
+    ssize_t n = ::read(m_config.console_in, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0) {
+        m_input_eof = true;
+        if (!m_input_is_file) m_loop->remove(m_config.console_in);
+        return;
+    }
+    bool interactive = ::isatty(m_config.console_in);
+    for (ssize_t i = 0; i < n; ++i) {
+        char c = buf[i];
+        if (interactive && m_escape) {
+            m_escape = false;
+            if (c == 'x' || c == 'X') {
+                request_exit(VmExitReason::Quit, "quit from the console (Ctrl-A x)");
+                return;
+            }
+            if (c != kCtrlA) m_pending_input.push_back(static_cast<char>(kCtrlA));
+        } else if (interactive && c == kCtrlA) {
+            m_escape = true;
+            continue;
+        }
+        m_pending_input.push_back(c);
+    }
+    flush_console_input();
+}
+
+void Vm::flush_console_input() {
+    size_t n = std::min(m_uart->input_capacity(), m_pending_input.size());
+    if (n > 0) {
+        m_uart->enqueue_input(std::span(reinterpret_cast<const uint8_t*>(m_pending_input.data()), n));
+        m_pending_input.erase(0, n);
+    }
+    if (m_input_eof) return;
+    if (m_input_is_file) {
+        if (m_pending_input.empty()) on_console_input();  // next chunk of the file
+        return;
+    }
+    // Stop watching a pipe or terminal while bytes wait; resume once all are in.
+    bool paused = !m_pending_input.empty();
+    if (paused == m_input_paused) return;
+    m_input_paused = paused;
+    if (paused)
+        m_loop->remove(m_config.console_in);
+    else
+        (void)m_loop->add(m_config.console_in, EPOLLIN, [this](uint32_t) { on_console_input(); });
+}
+
+Result<VmOutcome> Vm::run() {
+    Vcpu::install_kick_signal();
+
+    // SIGTERM/SIGINT/SIGHUP end the VM cleanly (terminal restored).
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // vCPU threads inherit the mask
+    int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) return errno_error("signalfd");
+    Fd signal_fd(sfd);
+    RV_TRY_VOID(m_loop->add(sfd, EPOLLIN, [this, sfd](uint32_t) {
+        signalfd_siginfo info{};
+        if (::read(sfd, &info, sizeof info) == sizeof info)
+            request_exit(VmExitReason::Quit, fmt::format("terminated by signal {}", info.ssi_signo));
+    }));
+
+    RawTerminal terminal(m_config.console_in >= 0 ? m_config.console_in : -1);
+    RV_TRY_VOID(setup_console_input());
+
+    for (auto& v : m_vcpus) v->start();
+    auto loop_result = m_loop->run();
+    if (!loop_result) request_exit(VmExitReason::Error, loop_result.error().message());
+    for (auto& v : m_vcpus) v->kick();
+    for (auto& v : m_vcpus) v->join();
+    ::pthread_sigmask(SIG_UNBLOCK, &mask, nullptr);
+
+    std::lock_guard lock(m_outcome_lock);
+    return m_outcome.value_or(VmOutcome{VmExitReason::Error, "event loop ended"});
+}
+
+}  // namespace rv

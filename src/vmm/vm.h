@@ -1,0 +1,80 @@
+// A running virtual machine: guest memory, KVM VM, buses, devices, vCPU
+// threads and the event loop. Built by Vm::create (see builder.cpp), run by
+// Vm::run until the guest powers off, reboots, panics or the VMM fails.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "bus/bus.h"
+#include "kvm/kvm.h"
+#include "memory/guest_memory.h"
+#include "vmm/console_monitor.h"
+#include "vmm/event_loop.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm_config.h"
+#include "vmm/vm_exit.h"
+
+namespace rv {
+
+class Uart16550;
+
+class Vm final : public VmControl {
+public:
+    static Result<std::unique_ptr<Vm>> create(const VmConfig& config);
+    ~Vm() override;
+
+    // Boots the guest and serves it until it stops.
+    Result<VmOutcome> run();
+
+    void request_exit(VmExitReason reason, std::string message) override;
+    bool exiting() const override { return m_exiting.load(std::memory_order_acquire); }
+
+    const GuestMemory& memory() const { return m_memory; }
+    const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return m_vcpus; }
+
+private:
+    Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,
+       std::unique_ptr<EventLoop> loop)
+        : m_config(config),
+          m_kvm(std::move(kvm)),
+          m_vm(std::move(vm)),
+          m_memory(std::move(memory)),
+          m_loop(std::move(loop)) {}
+
+    friend class VmBuilder;
+
+    Result<void> setup_console_input();
+    void on_console_input();
+    void flush_console_input();
+    void on_console_output(std::span<const uint8_t> bytes);
+
+    VmConfig m_config;
+    kvm::Kvm m_kvm;
+    kvm::VmFd m_vm;
+    GuestMemory m_memory;
+    std::unique_ptr<EventLoop> m_loop;
+    PioBus m_pio;
+    MmioBus m_mmio;
+    std::vector<std::unique_ptr<Vcpu>> m_vcpus;
+    std::shared_ptr<Uart16550> m_uart;
+
+    ConsoleMonitor m_monitor;  // vCPU threads only, under m_output_lock
+    std::mutex m_output_lock;
+
+    std::string m_pending_input;  // console bytes waiting for UART FIFO space
+    bool m_escape{false};         // saw Ctrl-A on an interactive console
+    std::optional<EventFd> m_input_space;  // UART FIFO has room again
+    bool m_input_paused{false};
+    bool m_input_is_file{false};
+    bool m_input_eof{false};
+
+    std::atomic<bool> m_exiting{false};
+    std::mutex m_outcome_lock;
+    std::optional<VmOutcome> m_outcome;
+};
+
+}  // namespace rv

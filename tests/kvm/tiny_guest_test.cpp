@@ -1,0 +1,153 @@
+// Tiny hand-written guests on /dev/kvm: exits reach the right bus device,
+// HLT and triple faults stop the VM with the right reason.
+#include <vector>
+
+#include "kvm/tiny_guest.h"
+#include "vmm/kvm_probe.h"
+
+namespace rv::test {
+namespace {
+
+class Recorder : public BusDevice {
+public:
+    explicit Recorder(uint8_t read_value) : m_read_value(read_value) {}
+    std::string_view name() const override { return "recorder"; }
+    void read(uint64_t offset, std::span<uint8_t> data) override {
+        reads.push_back(offset);
+        for (auto& b : data) b = m_read_value;
+    }
+    void write(uint64_t offset, std::span<const uint8_t> data) override {
+        writes.push_back({offset, std::vector<uint8_t>(data.begin(), data.end())});
+    }
+    struct Write {
+        uint64_t offset;
+        std::vector<uint8_t> data;
+    };
+    std::vector<uint64_t> reads;
+    std::vector<Write> writes;
+
+private:
+    uint8_t m_read_value;
+};
+
+TEST(TinyGuest, PortIoReachesTheRightDevice) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xB0, 0x5A,  // mov al, 0x5a
+        0xE6, 0x10,  // out 0x10, al      -> dev_a offset 0
+        0xE4, 0x21,  // in al, 0x21       -> dev_b offset 1 returns 0xb7
+        0xE6, 0x12,  // out 0x12, al      -> dev_a offset 2 gets 0xb7
+        0xF4,        // hlt
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    auto a = std::make_shared<Recorder>(0xa1);
+    auto b = std::make_shared<Recorder>(0xb7);
+    ASSERT_TRUE(g->pio.insert(a, PioAddress(0x10), 4));
+    ASSERT_TRUE(g->pio.insert(b, PioAddress(0x20), 4));
+    g->run();
+    ASSERT_EQ(a->writes.size(), 2u);
+    EXPECT_EQ(a->writes[0].offset, 0u);
+    EXPECT_EQ(a->writes[0].data, std::vector<uint8_t>{0x5a});
+    EXPECT_EQ(a->writes[1].offset, 2u);
+    EXPECT_EQ(a->writes[1].data, std::vector<uint8_t>{0xb7});
+    EXPECT_EQ(b->reads, std::vector<uint64_t>{1});
+    EXPECT_TRUE(a->reads.empty());
+    EXPECT_EQ(g->control.reason, VmExitReason::PowerOff);  // HLT without irqchip
+    EXPECT_EQ(g->vcpu->stats().pio_exits.load(), 3u);
+}
+
+TEST(TinyGuest, StringPortIoDeliversEveryElement) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xBE, 0x00, 0x12,  // mov si, 0x1200
+        0xB9, 0x04, 0x00,  // mov cx, 4
+        0xBA, 0x30, 0x00,  // mov dx, 0x30
+        0xF3, 0x6E,        // rep outsb
+        0xF4,              // hlt
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    const uint8_t text[] = {'r', 'i', 'n', 'g'};
+    ASSERT_TRUE(g->memory.write(GuestAddress(0x1200), text));
+    auto dev = std::make_shared<Recorder>(0);
+    ASSERT_TRUE(g->pio.insert(dev, PioAddress(0x30), 1));
+    g->run();
+    std::vector<uint8_t> got;
+    for (auto& w : dev->writes) got.insert(got.end(), w.data.begin(), w.data.end());
+    EXPECT_EQ(got, std::vector<uint8_t>(text, text + 4));
+}
+
+TEST(TinyGuest, MmioReachesTheRightDevice) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xBB, 0x00, 0xD0,              // mov bx, 0xd000
+        0x8E, 0xDB,                    // mov ds, bx      (segment base 0xd0000)
+        0xC6, 0x06, 0x10, 0x00, 0x77,  // mov byte [0x10], 0x77  -> 0xd0010
+        0xA0, 0x20, 0x00,              // mov al, [0x20]         <- 0xd0020
+        0xE6, 0x12,                    // out 0x12, al
+        0xF4,                          // hlt
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    auto mmio = std::make_shared<Recorder>(0x3c);
+    auto port = std::make_shared<Recorder>(0);
+    ASSERT_TRUE(g->mmio.insert(mmio, MmioAddress(0xd0000), 0x1000));
+    ASSERT_TRUE(g->pio.insert(port, PioAddress(0x12), 1));
+    g->run();
+    ASSERT_EQ(mmio->writes.size(), 1u);
+    EXPECT_EQ(mmio->writes[0].offset, 0x10u);
+    EXPECT_EQ(mmio->writes[0].data, std::vector<uint8_t>{0x77});
+    EXPECT_EQ(mmio->reads, std::vector<uint64_t>{0x20});
+    ASSERT_EQ(port->writes.size(), 1u);
+    EXPECT_EQ(port->writes[0].data, std::vector<uint8_t>{0x3c});
+    EXPECT_EQ(g->vcpu->stats().mmio_exits.load(), 2u);
+}
+
+TEST(TinyGuest, UnclaimedPortReadsZero) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xB0, 0xFF,  // mov al, 0xff
+        0xE4, 0x99,  // in al, 0x99 (nobody there)
+        0xE6, 0x12,  // out 0x12, al
+        0xF4,
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    auto port = std::make_shared<Recorder>(0);
+    ASSERT_TRUE(g->pio.insert(port, PioAddress(0x12), 1));
+    g->run();
+    ASSERT_EQ(port->writes.size(), 1u);
+    EXPECT_EQ(port->writes[0].data, std::vector<uint8_t>{0});
+}
+
+TEST(TinyGuest, TripleFaultIsAReset) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0x0F, 0x01, 0x1E, 0x00, 0x11,  // lidt [0x1100]  (limit 0: every vector faults)
+        0xCC,                          // int3 -> #GP -> #DF -> triple fault
+        0xF4,
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    g->run();
+    EXPECT_EQ(g->control.reason, VmExitReason::Reset);
+}
+
+TEST(KvmProbe, TimesARing0Loop) {
+    RV_REQUIRE_KVM();
+    auto probe = probe_kvm("/dev/kvm", 20000);
+    ASSERT_TRUE(probe) << probe.error().message();
+    EXPECT_GT(probe->ns_per_iteration, 0.0);
+    EXPECT_GE(probe->max_vcpus, 1u);
+    EXPECT_EQ(probe->ring0_native, probe->ns_per_iteration < kEmulatedThresholdNs);
+}
+
+TEST(KvmProbe, ReportsMissingDevice) {
+    auto probe = probe_kvm("/nonexistent/kvm", 10);
+    ASSERT_FALSE(probe);
+    EXPECT_NE(probe.error().message().find("does not exist"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rv::test
