@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     rv::VmConfig config;
     std::string memory = "512M";
     auto* run = app.add_subcommand("run", "boot a Linux kernel");
-    run->add_option("-k,--kernel", config.kernel_path, "bzImage to boot")->required();
+    run->add_option("-k,--kernel", config.kernel_path, "bzImage to boot (required)");
     run->add_option("-i,--initrd", config.initrd_path, "initramfs image");
     run->add_option("-c,--cmdline", config.cmdline, "kernel command line")->capture_default_str();
     run->add_option("-m,--memory", memory, "guest memory, e.g. 512M, 2G (default unit MiB)")
@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
 
     if (*check) return run_check(kvm_path);
 
+    // Checked here rather than by CLI11 so an unknown flag is reported first.
+    if (config.kernel_path.empty()) return fail("run: --kernel is required (see ringvisor --help)");
     auto bytes = rv::parse_memory_size(memory);
     if (!bytes) return fail(bytes.error().message());
     config.memory_bytes = *bytes;

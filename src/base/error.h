@@ -51,6 +51,14 @@ inline std::unexpected<Error> errno_error(std::string_view what, int err = errno
     return std::unexpected(Error::from_errno(what, err));
 }
 
+// Prefixes an error with what was being done (GCC 12's std::expected has no
+// transform_error yet).
+template <typename T>
+Result<T> with_context(Result<T>&& result, std::string_view what) {
+    if (!result) return std::unexpected(result.error().context(what));
+    return std::move(result);
+}
+
 }  // namespace rv
 
 // TRY(expr): evaluate a Result; on error return it from the enclosing function,

@@ -1,6 +1,7 @@
 // Owning file descriptor and small fd-based primitives (eventfd, epoll).
 #pragma once
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdint>

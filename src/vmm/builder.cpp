@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <ctime>
+#include <cstring>
 
 #include "arch/x86_64/acpi.h"
 #include "arch/x86_64/boot.h"
@@ -32,8 +32,6 @@ constexpr uint64_t kKvmTssAddr = 0xFFFBD000;
 constexpr uint64_t kKvmIdentityMapAddr = 0xFFFBC000;
 // MADT and xAPIC ids are 8 bits; one id is the I/O APIC's.
 constexpr unsigned kMaxCpus = x86::kMaxAcpiCpus;
-
-constexpr uint32_t kRtcIrq = 8;
 
 // An interrupt line into KVM's in-kernel PIC + IOAPIC.
 class KvmIrqLine final : public IrqLine {
@@ -76,7 +74,8 @@ Result<void> setup_vcpu(kvm::VcpuFd& vcpu, const std::vector<kvm_cpuid_entry2>& 
     auto cpuid = supported;
     x86::filter_cpuid(cpuid, vcpu.id(), num_cpus);
     RV_TRY_VOID(vcpu.set_cpuid(cpuid));
-    auto msrs = x86::boot_msrs();
+    std::vector<std::pair<uint32_t, uint64_t>> msrs;
+    for (const auto& m : x86::boot_msrs()) msrs.emplace_back(m.index, m.value);
     RV_TRY_VOID(vcpu.set_msrs(msrs));
 
     kvm_fpu fpu{};
@@ -121,17 +120,14 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) { return VmBuilde
 
 Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     // Inputs first: bad files are the commonest mistake and need no KVM.
-    auto kernel = RV_TRY(read_file(config.kernel_path).transform_error(
-        [](const Error& e) { return e.context("cannot read kernel"); }));
-    RV_TRY_VOID(x86::parse_bzimage(std::span(reinterpret_cast<const uint8_t*>(kernel.data()),
-                                             kernel.size()))
-                    .transform_error([&](const Error& e) { return e.context(config.kernel_path); }));
+    auto as_bytes = [](const std::string& s) {
+        return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    };
+    auto kernel = RV_TRY(with_context(read_file(config.kernel_path), "cannot read kernel"));
+    RV_TRY_VOID(with_context(x86::parse_bzimage(as_bytes(kernel)), config.kernel_path));
     std::optional<std::string> initrd;
-    if (config.initrd_path) {
-        initrd = RV_TRY(read_file(*config.initrd_path).transform_error([](const Error& e) {
-            return e.context("cannot read initrd");
-        }));
-    }
+    if (config.initrd_path)
+        initrd = RV_TRY(with_context(read_file(*config.initrd_path), "cannot read initrd"));
 
     auto kvm = RV_TRY(kvm::Kvm::open(config.kvm_path));
     RV_TRY_VOID(validate(config, kvm));
@@ -153,25 +149,18 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
 
     // Boot tables and the kernel.
     auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, /*pci_host_bridge=*/false));
-    auto as_bytes = [](const std::string& s) {
-        return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-    };
     std::optional<std::span<const uint8_t>> initrd_bytes;
     if (initrd) initrd_bytes = as_bytes(*initrd);
-    auto boot = RV_TRY(x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline,
-                                       layout, rsdp)
-                           .transform_error([&](const Error& e) {
-                               return e.context(fmt::format("cannot load {}", config.kernel_path));
-                           }));
+    auto boot = RV_TRY(with_context(
+        x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline, layout, rsdp),
+        "cannot load the kernel"));
 
     auto supported = RV_TRY(vm->m_kvm.supported_cpuid());
     size_t mmap_size = RV_TRY(vm->m_kvm.vcpu_mmap_size());
     for (unsigned id = 0; id < config.cpus; ++id) {
         auto fd = RV_TRY(vm->m_vm.create_vcpu(id, mmap_size));
-        RV_TRY_VOID(setup_vcpu(fd, supported, config.cpus, id == 0 ? &boot : nullptr)
-                        .transform_error([id](const Error& e) {
-                            return e.context(fmt::format("vCPU {}", id));
-                        }));
+        RV_TRY_VOID(with_context(setup_vcpu(fd, supported, config.cpus, id == 0 ? &boot : nullptr),
+                                 fmt::format("vCPU {}", id)));
         vm->m_vcpus.push_back(std::make_unique<Vcpu>(std::move(fd), vm->m_pio, vm->m_mmio, *vm));
     }
     log::info("VM ready: {} vCPU(s), {} MiB, kernel {}", config.cpus, config.memory_bytes >> 20,
@@ -187,21 +176,22 @@ Result<void> VmBuilder::add_devices(Vm& vm) {
     RV_TRY_VOID(vm.m_pio.insert(vm.m_uart, PioAddress(Uart16550::kCom1Base),
                                 Uart16550::kRegisterCount));
 
-    auto i8042 = std::make_shared<I8042>([&vm] {
+    auto i8042 = I8042::create([&vm] {
         vm.request_exit(VmExitReason::Reset, "guest reset through the i8042 controller");
     });
     RV_TRY_VOID(vm.m_pio.insert(i8042->data_port(), PioAddress(I8042::kDataPort), 1));
     RV_TRY_VOID(vm.m_pio.insert(i8042->command_port(), PioAddress(I8042::kCommandPort), 1));
 
-    auto rtc = std::make_shared<CmosRtc>(irq(kRtcIrq), [] { return int64_t(std::time(nullptr)); });
+    auto rtc = std::make_shared<CmosRtc>(CmosRtc::system_clock);
     const auto& regions = vm.m_memory.regions();
     uint64_t below = 0, above = 0;
     for (const auto& r : regions) (r.start.value < x86::k4GiB ? below : above) += r.size;
     rtc->set_memory_size(below, above);
-    RV_TRY_VOID(vm.m_pio.insert(rtc, PioAddress(CmosRtc::kBase), CmosRtc::kPortCount));
+    RV_TRY_VOID(vm.m_pio.insert(rtc, PioAddress(CmosRtc::kBase), CmosRtc::kLength));
 
     auto pm = std::make_shared<AcpiPmDevice>(
-        [&vm] { vm.request_exit(VmExitReason::PowerOff, "guest powered off (ACPI S5)"); });
+        [&vm] { vm.request_exit(VmExitReason::PowerOff, "guest powered off (ACPI S5)"); },
+        irq(x86::kSciIrq));
     RV_TRY_VOID(vm.m_pio.insert(pm, PioAddress(x86::kPm1aEvtBlk), AcpiPmDevice::kLength));
     return {};
 }

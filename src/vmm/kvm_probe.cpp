@@ -30,7 +30,8 @@ Result<KvmProbe> probe_kvm(const std::string& kvm_path, uint64_t iterations) {
     std::memcpy(code + 2, &count, sizeof count);
     RV_TRY_VOID(memory.write(GuestAddress(0x1000), code));
 
-    auto vcpu = RV_TRY(vm.create_vcpu(0, RV_TRY(kvm.vcpu_mmap_size())));
+    size_t mmap_size = RV_TRY(kvm.vcpu_mmap_size());
+    auto vcpu = RV_TRY(vm.create_vcpu(0, mmap_size));
     auto sregs = RV_TRY(vcpu.get_sregs());
     sregs.cs.base = 0;
     sregs.cs.selector = 0;

@@ -18,10 +18,10 @@ namespace rv::test {
 
 class RecordingControl : public VmControl {
 public:
-    void request_exit(VmExitReason r, std::string message) override {
+    void request_exit(VmExitReason r, std::string text) override {
         if (!reason) {
             reason = r;
-            this->message = std::move(message);
+            message = std::move(text);
         }
     }
     bool exiting() const override { return reason.has_value(); }

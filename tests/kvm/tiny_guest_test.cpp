@@ -2,6 +2,8 @@
 // HLT and triple faults stop the VM with the right reason.
 #include <vector>
 
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/i8042.h"
 #include "kvm/tiny_guest.h"
 #include "vmm/kvm_probe.h"
 
@@ -121,8 +123,48 @@ TEST(TinyGuest, UnclaimedPortReadsZero) {
     EXPECT_EQ(port->writes[0].data, std::vector<uint8_t>{0});
 }
 
+TEST(TinyGuest, I8042ResetCommandResetsTheVm) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xB0, 0xFE,  // mov al, 0xfe   (pulse the CPU reset line)
+        0xE6, 0x64,  // out 0x64, al
+        0xEB, 0xFE,  // jmp $           (never reached: the VM stops first)
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    auto i8042 = I8042::create([&] { g->control.request_exit(VmExitReason::Reset, "i8042"); });
+    ASSERT_TRUE(g->pio.insert(i8042->data_port(), PioAddress(I8042::kDataPort), 1));
+    ASSERT_TRUE(g->pio.insert(i8042->command_port(), PioAddress(I8042::kCommandPort), 1));
+    g->run();
+    EXPECT_EQ(g->control.reason, VmExitReason::Reset);
+}
+
+TEST(TinyGuest, AcpiSleepS5PowersOff) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xB8, 0x00, 0x34,  // mov ax, 0x3400  (SLP_EN | SLP_TYP 5)
+        0xBA, 0x04, 0x06,  // mov dx, 0x604   (PM1a_CNT)
+        0xEF,              // out dx, ax
+        0xEB, 0xFE,        // jmp $
+    };
+    auto g = TinyGuest::create(code);
+    ASSERT_TRUE(g);
+    auto pm = std::make_shared<AcpiPmDevice>(
+        [&] { g->control.request_exit(VmExitReason::PowerOff, "S5"); });
+    ASSERT_TRUE(g->pio.insert(pm, PioAddress(AcpiPmDevice::kDefaultBase), AcpiPmDevice::kLength));
+    g->run();
+    EXPECT_EQ(g->control.reason, VmExitReason::PowerOff);
+    EXPECT_EQ(g->control.message, "S5");
+}
+
 TEST(TinyGuest, TripleFaultIsAReset) {
     RV_REQUIRE_KVM();
+    // The software-assisted KVM of our development machines emulates ring 0 and
+    // spins forever on a fault loop inside KVM_RUN (signals do not interrupt
+    // it), so this case only runs where ring-0 code runs natively.
+    auto probe = probe_kvm("/dev/kvm", 20000);
+    ASSERT_TRUE(probe);
+    if (!probe->ring0_native) GTEST_SKIP() << "ring-0 code is emulated by this KVM";
     const uint8_t code[] = {
         0x0F, 0x01, 0x1E, 0x00, 0x11,  // lidt [0x1100]  (limit 0: every vector faults)
         0xCC,                          // int3 -> #GP -> #DF -> triple fault

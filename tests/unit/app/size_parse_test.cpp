@@ -19,7 +19,9 @@ TEST(ParseMemorySize, RejectsGarbage) {
     for (const char* bad : {"", "M", "-1", "12Q", "1.5G", "abc", "0x10"}) {
         auto r = parse_memory_size(bad);
         EXPECT_FALSE(r) << bad;
-        if (!r) EXPECT_NE(r.error().message().find("memory size"), std::string::npos);
+        if (!r) {
+            EXPECT_NE(r.error().message().find("memory size"), std::string::npos);
+        }
     }
 }
 

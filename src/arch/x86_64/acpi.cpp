@@ -1,0 +1,258 @@
+#include "arch/x86_64/acpi.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "arch/x86_64/acpi_tables.h"
+#include "arch/x86_64/layout.h"
+
+namespace rv::x86 {
+
+namespace {
+
+// libstdc++ 12's std::expected has no transform_error yet.
+Result<void> with_context(Result<void> result, std::string_view what) {
+    if (!result) return std::unexpected(result.error().context(what));
+    return {};
+}
+
+constexpr char kOemId[6] = {'R', 'I', 'N', 'G', 'V', 'S'};
+constexpr char kOemTableId[8] = {'R', 'I', 'N', 'G', 'V', 'I', 'S', 'R'};
+constexpr char kCreatorId[4] = {'R', 'V', 'M', 'M'};
+
+AcpiTableHeader make_header(const char (&signature)[5], uint32_t length, uint8_t revision) {
+    AcpiTableHeader h{};
+    std::memcpy(h.signature, signature, 4);
+    h.length = length;
+    h.revision = revision;
+    std::memcpy(h.oem_id, kOemId, sizeof(kOemId));
+    std::memcpy(h.oem_table_id, kOemTableId, sizeof(kOemTableId));
+    h.oem_revision = 1;
+    std::memcpy(h.creator_id, kCreatorId, sizeof(kCreatorId));
+    h.creator_revision = 1;
+    return h;
+}
+
+template <typename T>
+void append(std::vector<uint8_t>& out, const T& value) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    // SAFETY: T is a packed trivially copyable wire struct; copying its
+    // object representation is exactly its ACPI encoding.
+    auto bytes = reinterpret_cast<const uint8_t*>(&value);
+    out.insert(out.end(), bytes, bytes + sizeof(T));
+}
+
+// Sets the length and checksum fields of a table whose bytes start with an
+// AcpiTableHeader.
+void finish_table(std::vector<uint8_t>& table) {
+    uint32_t length = static_cast<uint32_t>(table.size());
+    std::memcpy(table.data() + offsetof(AcpiTableHeader, length), &length, sizeof(length));
+    table[offsetof(AcpiTableHeader, checksum)] = 0;
+    table[offsetof(AcpiTableHeader, checksum)] = static_cast<uint8_t>(-acpi_checksum(table));
+}
+
+// AML PkgLength (ACPI 6, 20.2.4): the length counts its own encoding bytes.
+// Up to 63 it is one byte; otherwise the lead byte holds the count of
+// following bytes in bits 7..6 and the low nibble, the rest follows LSB first.
+void append_pkg_length(std::vector<uint8_t>& out, size_t body) {
+    for (size_t n = 1; n <= 4; ++n) {
+        size_t total = body + n;
+        if (n == 1 && total <= 0x3F) {
+            out.push_back(static_cast<uint8_t>(total));
+            return;
+        }
+        if (n > 1 && total < (size_t{1} << (4 + 8 * (n - 1)))) {
+            out.push_back(static_cast<uint8_t>(((n - 1) << 6) | (total & 0xF)));
+            for (size_t i = 1; i < n; ++i)
+                out.push_back(static_cast<uint8_t>(total >> (4 + 8 * (i - 1))));
+            return;
+        }
+    }
+}
+
+// <opcode bytes> PkgLength <body>
+void append_package(std::vector<uint8_t>& out, std::initializer_list<uint8_t> opcode,
+                    const std::vector<uint8_t>& body) {
+    out.insert(out.end(), opcode);
+    append_pkg_length(out, body.size());
+    out.insert(out.end(), body.begin(), body.end());
+}
+
+// Pushed byte by byte: GCC 12 reports a false -Warray-bounds for a ranged insert here.
+void append_name_seg(std::vector<uint8_t>& out, const char* seg) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(seg[i]));
+}
+
+constexpr uint8_t kAmlNameOp = 0x08;
+constexpr uint8_t kAmlZeroOp = 0x00;
+constexpr uint8_t kAmlBytePrefix = 0x0A;
+constexpr uint8_t kAmlDWordPrefix = 0x0C;
+constexpr uint8_t kAmlScopeOp = 0x10;
+constexpr uint8_t kAmlPackageOp = 0x12;
+constexpr uint8_t kAmlExtOpPrefix = 0x5B;
+constexpr uint8_t kAmlDeviceOp = 0x82;
+constexpr uint32_t kEisaIdPnp0A03 = 0x030AD041;  // EisaId("PNP0A03"), PCI host bridge
+
+std::vector<uint8_t> build_rsdp() {
+    AcpiRsdp rsdp{};
+    std::memcpy(rsdp.signature, "RSD PTR ", 8);
+    std::memcpy(rsdp.oem_id, kOemId, sizeof(kOemId));
+    rsdp.revision = 2;
+    rsdp.length = sizeof(AcpiRsdp);
+    rsdp.xsdt_address = kXsdtAddr;
+    std::vector<uint8_t> out;
+    append(out, rsdp);
+    out[offsetof(AcpiRsdp, checksum)] =
+        static_cast<uint8_t>(-acpi_checksum(std::span(out).first(20)));
+    out[offsetof(AcpiRsdp, extended_checksum)] = static_cast<uint8_t>(-acpi_checksum(out));
+    return out;
+}
+
+std::vector<uint8_t> build_xsdt() {
+    std::vector<uint8_t> out;
+    append(out, make_header("XSDT", 0, 1));
+    append(out, uint64_t{kFadtAddr});
+    append(out, uint64_t{kMadtAddr});
+    finish_table(out);
+    return out;
+}
+
+AcpiGenericAddress io_gas(uint16_t port, uint8_t len) {
+    return {kAcpiSpaceSystemIo, static_cast<uint8_t>(len * 8), 0, 0, port};
+}
+
+std::vector<uint8_t> build_fadt() {
+    AcpiFadt f{};
+    f.header = make_header("FACP", sizeof(AcpiFadt), 6);
+    f.firmware_ctrl = kFacsAddr;
+    f.dsdt = kDsdtAddr;
+    f.sci_int = kSciIrq;
+    f.smi_cmd = 0;  // no SMI command port: the platform is always in ACPI mode
+    f.pm1a_evt_blk = kPm1aEvtBlk;
+    f.pm1a_cnt_blk = kPm1aCntBlk;
+    f.pm1_evt_len = kPm1aEvtLen;
+    f.pm1_cnt_len = kPm1aCntLen;
+    // No PM timer: guests use kvm-clock / TSC.
+    f.iapc_boot_arch = kIapcBoot8042 | kIapcBootVgaNotPresent;
+    f.flags = kFadtWbinvd;
+    f.minor_version = 0;
+    // The 64-bit fields repeat the 32-bit ones exactly; ACPICA warns when
+    // both are set and differ.
+    f.x_firmware_ctrl = kFacsAddr;
+    f.x_dsdt = kDsdtAddr;
+    f.x_pm1a_evt_blk = io_gas(kPm1aEvtBlk, kPm1aEvtLen);
+    f.x_pm1a_cnt_blk = io_gas(kPm1aCntBlk, kPm1aCntLen);
+    std::vector<uint8_t> out;
+    append(out, f);
+    finish_table(out);
+    return out;
+}
+
+std::vector<uint8_t> build_facs() {
+    AcpiFacs facs{};
+    std::memcpy(facs.signature, "FACS", 4);
+    facs.length = sizeof(AcpiFacs);
+    facs.version = 2;
+    std::vector<uint8_t> out;
+    append(out, facs);
+    return out;
+}
+
+std::vector<uint8_t> build_dsdt(bool pci_host_bridge) {
+    std::vector<uint8_t> out;
+    append(out, make_header("DSDT", 0, 2));
+    std::vector<uint8_t> aml = dsdt_aml(pci_host_bridge);
+    out.insert(out.end(), aml.begin(), aml.end());
+    finish_table(out);
+    return out;
+}
+
+std::vector<uint8_t> build_madt(unsigned num_cpus) {
+    std::vector<uint8_t> out;
+    append(out,
+           AcpiMadt{make_header("APIC", 0, 5), static_cast<uint32_t>(kLapicAddr), kMadtPcatCompat});
+    for (unsigned i = 0; i < num_cpus; ++i) {
+        append(out, MadtLocalApic{0, sizeof(MadtLocalApic), static_cast<uint8_t>(i),
+                                  static_cast<uint8_t>(i), 1});
+    }
+    append(out, MadtIoApic{1, sizeof(MadtIoApic), static_cast<uint8_t>(num_cpus), 0,
+                           static_cast<uint32_t>(kIoApicAddr), 0});
+    // The PIT's IRQ0 is wired to I/O APIC pin 2, as on PC hardware.
+    append(out, MadtInterruptOverride{2, sizeof(MadtInterruptOverride), 0, 0, 2,
+                                      kMpsActiveHigh | kMpsEdge});
+    // The SCI is level-triggered, active high (unlike ISA's edge default).
+    append(out, MadtInterruptOverride{2, sizeof(MadtInterruptOverride), 0, kSciIrq, kSciIrq,
+                                      kMpsActiveHigh | kMpsLevel});
+    // LINT1 of every local APIC is the NMI input.
+    append(out, MadtLocalApicNmi{4, sizeof(MadtLocalApicNmi), 0xFF, 0, 1});
+    finish_table(out);
+    return out;
+}
+
+}  // namespace
+
+uint8_t acpi_checksum(std::span<const uint8_t> bytes) {
+    return std::accumulate(bytes.begin(), bytes.end(), uint8_t{0},
+                           [](uint8_t a, uint8_t b) { return static_cast<uint8_t>(a + b); });
+}
+
+std::vector<uint8_t> dsdt_aml(bool pci_host_bridge) {
+    std::vector<uint8_t> aml;
+    // Name (_S5, Package (4) { 5, 5, 0, 0 }): SLP_TYPa, SLP_TYPb, reserved.
+    aml.push_back(kAmlNameOp);
+    append_name_seg(aml, "_S5_");
+    std::vector<uint8_t> pkg = {4,         kAmlBytePrefix, kS5SlpTyp, kAmlBytePrefix,
+                                kS5SlpTyp, kAmlZeroOp,     kAmlZeroOp};
+    append_package(aml, {kAmlPackageOp}, pkg);
+
+    if (pci_host_bridge) {
+        // Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03"))
+        //   Name (_ADR, 0)  Name (_UID, 0) } }
+        // No _CRS: Linux then uses all I/O and memory space as the bridge's windows.
+        std::vector<uint8_t> dev;
+        append_name_seg(dev, "PCI0");
+        dev.push_back(kAmlNameOp);
+        append_name_seg(dev, "_HID");
+        dev.push_back(kAmlDWordPrefix);
+        append(dev, kEisaIdPnp0A03);
+        for (const auto& name : {"_ADR", "_UID"}) {
+            dev.push_back(kAmlNameOp);
+            append_name_seg(dev, name);
+            dev.push_back(kAmlZeroOp);
+        }
+        std::vector<uint8_t> scope;
+        append_name_seg(scope, "_SB_");
+        append_package(scope, {kAmlExtOpPrefix, kAmlDeviceOp}, dev);
+        append_package(aml, {kAmlScopeOp}, scope);
+    }
+    return aml;
+}
+
+Result<GuestAddress> setup_acpi(const GuestMemory& memory, unsigned num_cpus,
+                                bool pci_host_bridge) {
+    if (num_cpus == 0 || num_cpus > kMaxAcpiCpus)
+        return make_error("ACPI: {} vCPUs not supported (1..{})", num_cpus, kMaxAcpiCpus);
+    struct Placed {
+        uint64_t addr;
+        uint64_t limit;  // next table's address: tables must not overlap
+        std::vector<uint8_t> bytes;
+    };
+    Placed tables[] = {
+        {kRsdpAddr, kFacsAddr, build_rsdp()},
+        {kFacsAddr, kXsdtAddr, build_facs()},
+        {kXsdtAddr, kFadtAddr, build_xsdt()},
+        {kFadtAddr, kDsdtAddr, build_fadt()},
+        {kDsdtAddr, kMadtAddr, build_dsdt(pci_host_bridge)},
+        {kMadtAddr, kAcpiEnd, build_madt(num_cpus)},
+    };
+    for (const auto& t : tables) {
+        if (t.addr + t.bytes.size() > t.limit)
+            return make_error("ACPI: table at {:#x} ({} bytes) overruns {:#x}", t.addr,
+                              t.bytes.size(), t.limit);
+        RV_TRY_VOID(
+            with_context(memory.write(GuestAddress(t.addr), t.bytes), "writing ACPI tables"));
+    }
+    return GuestAddress(kRsdpAddr);
+}
+
+}  // namespace rv::x86

@@ -1,0 +1,148 @@
+#include "arch/x86_64/boot.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "arch/x86_64/cpu_setup.h"
+
+namespace rv::x86 {
+
+namespace {
+
+// heap_end_ptr is an offset from the real-mode setup segment; 0xFE00 is the
+// conventional value (the 16-bit setup code is never run in a 64-bit boot).
+constexpr uint16_t kHeapEndPtr = 0xFE00;
+
+// libstdc++ 12's std::expected has no transform_error yet.
+Result<void> with_context(Result<void> result, std::string_view what) {
+    if (!result) return std::unexpected(result.error().context(what));
+    return {};
+}
+
+constexpr uint64_t align_down(uint64_t v, uint64_t a) {
+    return v & ~(a - 1);
+}
+
+bool is_pow2(uint64_t v) {
+    return v && !(v & (v - 1));
+}
+
+// Where the kernel is copied, and the end of the area it needs while it
+// decompresses: a relocatable kernel moves itself to
+// max(align_up(load, kernel_alignment), pref_address) and uses init_size bytes
+// from there (arch/x86/boot/compressed/head_64.S).
+Result<std::pair<uint64_t, uint64_t>> kernel_footprint(const BzImage& k,
+                                                       const MemoryLayout& layout) {
+    uint64_t load = kKernelLoadAddr;
+    if (!k.relocatable) {
+        if (k.pref_address < kHighMemStart)
+            return make_error("non-relocatable kernel wants load address {:#x}, below 1 MiB",
+                              k.pref_address);
+        load = k.pref_address;
+    }
+    uint64_t run = load;
+    if (k.relocatable && is_pow2(k.kernel_alignment))
+        run = (load + k.kernel_alignment - 1) & ~(uint64_t{k.kernel_alignment} - 1);
+    if (k.relocatable) run = std::max(run, k.pref_address);
+    uint64_t end = std::max(load + k.kernel_size, run + k.init_size);
+    if (end > layout.low_ram_end)
+        return make_error("kernel needs memory up to {:#x} but low RAM ends at {:#x}", end,
+                          layout.low_ram_end);
+    return std::pair{load, end};
+}
+
+}  // namespace
+
+Result<GuestAddress> place_initrd(const BzImage& kernel, const MemoryLayout& layout,
+                                  uint64_t kernel_end, uint64_t size) {
+    // Keep the initrd below the PCI hole even when the kernel could take it
+    // above 4 GiB: low RAM is always there and one placement rule is simpler.
+    uint64_t limit = layout.low_ram_end;
+    if (!kernel.can_load_above_4g()) limit = std::min(limit, uint64_t{kernel.initrd_addr_max} + 1);
+    if (size > limit || align_down(limit - size, kPageSize) < kernel_end)
+        return make_error(
+            "initrd of {} bytes does not fit in guest memory between the kernel end {:#x} and "
+            "{:#x}",
+            size, kernel_end, limit);
+    return GuestAddress(align_down(limit - size, kPageSize));
+}
+
+Result<BootParams> make_boot_params(const BzImage& kernel, const MemoryLayout& layout,
+                                    const BootInfo& info, std::optional<GuestAddress> acpi_rsdp) {
+    if (kernel.setup_header.size() > sizeof(SetupHeader))
+        return make_error("setup header of {} bytes is larger than boot_params.hdr",
+                          kernel.setup_header.size());
+    if (layout.e820.size() > kE820MaxEntries)
+        return make_error("{} e820 entries exceed the zero page's {}", layout.e820.size(),
+                          kE820MaxEntries);
+    BootParams bp{};
+    SetupHeader hdr{};
+    // SAFETY: SetupHeader is a packed trivially copyable wire struct and the
+    // copy is bounded by its size (checked above).
+    std::memcpy(&hdr, kernel.setup_header.data(), kernel.setup_header.size());
+    hdr.type_of_loader = kLoaderTypeUndefined;
+    hdr.loadflags |= kCanUseHeap;
+    hdr.heap_end_ptr = kHeapEndPtr;
+    hdr.cmd_line_ptr = static_cast<uint32_t>(info.cmdline.value);
+    hdr.ramdisk_image = static_cast<uint32_t>(info.initrd.value);
+    hdr.ramdisk_size = static_cast<uint32_t>(info.initrd_size);
+    bp.hdr = hdr;
+    bp.ext_cmd_line_ptr = static_cast<uint32_t>(info.cmdline.value >> 32);
+    bp.ext_ramdisk_image = static_cast<uint32_t>(info.initrd.value >> 32);
+    bp.ext_ramdisk_size = static_cast<uint32_t>(info.initrd_size >> 32);
+    if (acpi_rsdp) bp.acpi_rsdp_addr = acpi_rsdp->value;
+    bp.e820_entries = static_cast<uint8_t>(layout.e820.size());
+    std::copy(layout.e820.begin(), layout.e820.end(), bp.e820_table);
+    return bp;
+}
+
+Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> kernel,
+                            std::optional<std::span<const uint8_t>> initrd,
+                            std::string_view cmdline, const MemoryLayout& layout,
+                            std::optional<GuestAddress> acpi_rsdp) {
+    BzImage image = RV_TRY(parse_bzimage(kernel));
+
+    if (cmdline.find('\0') != std::string_view::npos)
+        return make_error("kernel command line contains a NUL byte");
+    if (cmdline.size() > image.cmdline_size)
+        return make_error("kernel command line is {} bytes; this kernel accepts at most {}",
+                          cmdline.size(), image.cmdline_size);
+    if (cmdline.size() + 1 > kCmdlineMaxSize)
+        return make_error("kernel command line is {} bytes; at most {} fit at {:#x}",
+                          cmdline.size(), kCmdlineMaxSize - 1, kCmdlineAddr);
+
+    auto [load, kernel_end] = RV_TRY(kernel_footprint(image, layout));
+
+    BootInfo info;
+    info.protocol_version = image.version;
+    info.kernel_load = GuestAddress(load);
+    info.kernel_end = kernel_end;
+    info.entry = GuestAddress(load + kStartup64Offset);
+    info.boot_params = GuestAddress(kBootParamsAddr);
+    info.page_table_root = GuestAddress(kPml4Addr);
+    info.cmdline = GuestAddress(kCmdlineAddr);
+    info.cmdline_size = cmdline.size() + 1;
+
+    RV_TRY_VOID(with_context(
+        memory.write(info.kernel_load, kernel.subspan(image.kernel_offset, image.kernel_size)),
+        "loading kernel"));
+
+    if (initrd && !initrd->empty()) {
+        info.initrd = RV_TRY(place_initrd(image, layout, kernel_end, initrd->size()));
+        info.initrd_size = initrd->size();
+        RV_TRY_VOID(with_context(memory.write(info.initrd, *initrd), "loading initrd"));
+    }
+
+    RV_TRY_VOID(memory.fill(info.cmdline, 0, kCmdlineMaxSize));
+    // SAFETY: viewing chars as bytes; same size and alignment, read only.
+    RV_TRY_VOID(memory.write(
+        info.cmdline, std::span(reinterpret_cast<const uint8_t*>(cmdline.data()), cmdline.size())));
+
+    BootParams bp = RV_TRY(make_boot_params(image, layout, info, acpi_rsdp));
+    RV_TRY_VOID(memory.write_obj(info.boot_params, bp));
+    RV_TRY_VOID(write_page_tables(memory));
+    RV_TRY_VOID(write_gdt_idt(memory));
+    return info;
+}
+
+}  // namespace rv::x86

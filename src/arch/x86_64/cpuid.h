@@ -1,0 +1,28 @@
+// Per-vCPU CPUID, derived from KVM_GET_SUPPORTED_CPUID: the host model is
+// passed through, while topology (APIC ids, core counts, cache sharing) is
+// rewritten to describe num_cpus single-threaded cores in one package, and
+// features KVM cannot virtualize for us (PMU, power management) are hidden.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace rv::x86 {
+
+inline constexpr uint32_t kCpuidLeaf1EcxTscDeadline = 1u << 24;
+inline constexpr uint32_t kCpuidLeaf1EcxHypervisor = 1u << 31;
+inline constexpr uint32_t kCpuidLeaf1EdxHtt = 1u << 28;
+inline constexpr uint32_t kCpuidLeaf6EaxArat = 1u << 2;
+
+// Bits of APIC id used by the core level: ceil(log2(num_cpus)).
+unsigned core_id_bits(unsigned num_cpus);
+
+// Rewrites `entries` (KVM's supported list, copied per vCPU) for vCPU
+// `cpu_index` of `num_cpus`. The vCPU's APIC id is cpu_index. Leaves 0xB and
+// 0x1F, when present, are replaced by exactly three subleaves (SMT, core,
+// invalid) so no subleaf the guest walks is missing.
+void filter_cpuid(std::vector<kvm_cpuid_entry2>& entries, unsigned cpu_index, unsigned num_cpus);
+
+}  // namespace rv::x86

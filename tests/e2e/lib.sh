@@ -1,0 +1,60 @@
+# Helpers for e2e cases that run inside the test host (tools/testhost/run.sh).
+# Source it from a bash script:
+#   . "$(dirname "$0")/lib.sh"
+#   run_case boots_to_init  check_boot ...
+#   e2e_summary            # prints "N passed, N failed"; returns 1 on failures
+# shellcheck shell=bash
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_PASSED=0
+E2E_FAILED=0
+# Per-case logs: under the writable results share when in the test host.
+E2E_LOGDIR=${E2E_LOGDIR:-${RV_RESULTS:-/tmp}/e2e-logs}
+mkdir -p "$E2E_LOGDIR"
+
+# guest_cmd_b64 'shell command' -> base64 for the guest's rv.cmd= argument
+guest_cmd_b64() { printf '%s' "$1" | base64 -w0; }
+
+# e2e_fail MSG: print a failure reason (the case's last output line is used
+# as the reason in the FAIL line) and return 1.
+e2e_fail() { echo "$*" >&2; return 1; }
+
+# run_case NAME CMD...: run CMD with output to $E2E_LOGDIR/NAME.log and print
+#   E2E PASS NAME                  if it exits 0
+#   E2E FAIL NAME: <reason>        otherwise, reason = exit status and the
+#                                  last output line; the log tail follows
+run_case() {
+    local name=$1 log rc reason
+    shift
+    log=$E2E_LOGDIR/$name.log
+    set +e
+    ("$@") >"$log" 2>&1
+    rc=$?
+    set -e
+    if ((rc == 0)); then
+        E2E_PASSED=$((E2E_PASSED + 1))
+        echo "E2E PASS $name"
+    else
+        E2E_FAILED=$((E2E_FAILED + 1))
+        reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r')
+        echo "E2E FAIL $name: exit $rc${reason:+: $reason}"
+        tail -n 20 "$log" | sed 's/^/    | /'
+    fi
+    return 0
+}
+
+# e2e_summary: the final line, exactly "N passed, N failed".
+e2e_summary() {
+    echo "$E2E_PASSED passed, $E2E_FAILED failed"
+    ((E2E_FAILED == 0))
+}
+
+# e2e_wait_line FILE PATTERN TIMEOUT: wait until FILE has a line matching
+# the extended regex PATTERN; false on timeout.
+e2e_wait_line() {
+    local file=$1 pat=$2 deadline=$((SECONDS + $3))
+    until grep -qE "$pat" "$file" 2>/dev/null; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}

@@ -1,0 +1,242 @@
+#include "arch/x86_64/acpi.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "arch/x86_64/acpi_tables.h"
+#include "arch/x86_64/layout.h"
+
+namespace rv::x86 {
+namespace {
+
+class AcpiTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        auto layout = MemoryLayout::for_size(64 * kMiB);
+        ASSERT_TRUE(layout);
+        auto mem = GuestMemory::create(layout->ram);
+        ASSERT_TRUE(mem);
+        m_mem = std::move(*mem);
+    }
+
+    std::vector<uint8_t> read_bytes(uint64_t addr, size_t len) {
+        std::vector<uint8_t> out(len);
+        EXPECT_TRUE(m_mem.read(GuestAddress(addr), out));
+        return out;
+    }
+
+    template <typename T>
+    T read(uint64_t addr) {
+        auto v = m_mem.read_obj<T>(GuestAddress(addr));
+        EXPECT_TRUE(v);
+        return v.value_or(T{});
+    }
+
+    // Reads a whole table (by its header length) and checks signature and checksum.
+    std::vector<uint8_t> read_table(uint64_t addr, const char* signature) {
+        auto hdr = read<AcpiTableHeader>(addr);
+        EXPECT_EQ(std::string(hdr.signature, 4), signature);
+        EXPECT_GE(hdr.length, sizeof(AcpiTableHeader));
+        auto bytes = read_bytes(addr, hdr.length);
+        EXPECT_EQ(acpi_checksum(bytes), 0) << signature;
+        EXPECT_EQ(std::string(hdr.oem_id, 6), "RINGVS");
+        return bytes;
+    }
+
+    GuestMemory m_mem;
+};
+
+TEST_F(AcpiTest, RsdpPointsToXsdt) {
+    auto rsdp_addr = setup_acpi(m_mem, 2);
+    ASSERT_TRUE(rsdp_addr) << rsdp_addr.error().message();
+    EXPECT_EQ(rsdp_addr->value % 16, 0u);
+    EXPECT_GE(rsdp_addr->value, kAcpiStart);
+    EXPECT_LT(rsdp_addr->value, kAcpiEnd);
+
+    auto bytes = read_bytes(rsdp_addr->value, sizeof(AcpiRsdp));
+    EXPECT_EQ(acpi_checksum(std::span(bytes).first(20)), 0);
+    EXPECT_EQ(acpi_checksum(bytes), 0);
+    auto rsdp = read<AcpiRsdp>(rsdp_addr->value);
+    EXPECT_EQ(std::string(rsdp.signature, 8), "RSD PTR ");
+    EXPECT_EQ(rsdp.revision, 2);
+    EXPECT_EQ(rsdp.length, 36u);
+    EXPECT_EQ(rsdp.xsdt_address, kXsdtAddr);
+}
+
+TEST_F(AcpiTest, BiosAreaScanFindsRsdp) {
+    ASSERT_TRUE(setup_acpi(m_mem, 1));
+    // What Linux does without boot_params.acpi_rsdp_addr.
+    auto area = read_bytes(kAcpiStart, kAcpiEnd - kAcpiStart);
+    uint64_t found = 0;
+    for (size_t off = 0; off + 36 <= area.size(); off += 16) {
+        if (std::memcmp(area.data() + off, "RSD PTR ", 8) == 0 &&
+            acpi_checksum(std::span(area).subspan(off, 20)) == 0) {
+            found = kAcpiStart + off;
+            break;
+        }
+    }
+    EXPECT_EQ(found, kRsdpAddr);
+}
+
+TEST_F(AcpiTest, XsdtListsFadtAndMadt) {
+    ASSERT_TRUE(setup_acpi(m_mem, 2));
+    auto xsdt = read_table(kXsdtAddr, "XSDT");
+    ASSERT_EQ(xsdt.size(), 36u + 2 * 8);
+    uint64_t entries[2];
+    std::memcpy(entries, xsdt.data() + 36, sizeof(entries));
+    EXPECT_EQ(read<AcpiTableHeader>(entries[0]).signature[0], 'F');
+    read_table(entries[0], "FACP");
+    read_table(entries[1], "APIC");
+}
+
+TEST_F(AcpiTest, FadtDescribesPm1Blocks) {
+    ASSERT_TRUE(setup_acpi(m_mem, 1));
+    auto bytes = read_table(kFadtAddr, "FACP");
+    ASSERT_EQ(bytes.size(), 276u);
+    auto f = read<AcpiFadt>(kFadtAddr);
+    EXPECT_EQ(f.header.revision, 6);
+    EXPECT_EQ(f.pm1a_evt_blk, 0x600u);
+    EXPECT_EQ(f.pm1_evt_len, 4);
+    EXPECT_EQ(f.pm1a_cnt_blk, 0x604u);
+    EXPECT_EQ(f.pm1_cnt_len, 2);
+    EXPECT_EQ(f.sci_int, 9);
+    EXPECT_EQ(f.smi_cmd, 0u);
+    EXPECT_EQ(f.pm_tmr_blk, 0u);
+    EXPECT_EQ(f.iapc_boot_arch & (1u << 1), 1u << 1);  // 8042
+    EXPECT_EQ(f.iapc_boot_arch & (1u << 2), 1u << 2);  // no VGA
+    EXPECT_EQ(f.flags & kFadtWbinvd, kFadtWbinvd);
+    EXPECT_EQ(f.flags & kFadtHwReducedAcpi, 0u);
+    EXPECT_EQ(f.dsdt, kDsdtAddr);
+    EXPECT_EQ(f.x_dsdt, kDsdtAddr);
+    EXPECT_EQ(f.firmware_ctrl, kFacsAddr);
+    EXPECT_EQ(f.x_pm1a_evt_blk.space_id, 1);
+    EXPECT_EQ(f.x_pm1a_evt_blk.bit_width, 32);
+    EXPECT_EQ(f.x_pm1a_evt_blk.address, 0x600u);
+    EXPECT_EQ(f.x_pm1a_cnt_blk.space_id, 1);
+    EXPECT_EQ(f.x_pm1a_cnt_blk.bit_width, 16);
+    EXPECT_EQ(f.x_pm1a_cnt_blk.address, 0x604u);
+    EXPECT_EQ(f.x_pm_tmr_blk.address, 0u);
+
+    auto facs = read<AcpiFacs>(kFacsAddr);
+    EXPECT_EQ(std::string(facs.signature, 4), "FACS");
+    EXPECT_EQ(facs.length, 64u);
+    EXPECT_EQ(kFacsAddr % 64, 0u);
+}
+
+TEST_F(AcpiTest, DsdtHasS5Package) {
+    ASSERT_TRUE(setup_acpi(m_mem, 1, /*pci_host_bridge=*/false));
+    auto dsdt = read_table(kDsdtAddr, "DSDT");
+    EXPECT_EQ(read<AcpiTableHeader>(kDsdtAddr).revision, 2);
+    // NameOp "_S5_" PackageOp PkgLength(8: itself + count + 6 element bytes)
+    // NumElements(4) BytePrefix 5, BytePrefix 5, Zero, Zero.
+    std::vector<uint8_t> expected = {0x08, '_',  'S',  '5',  '_',  0x12, 0x08,
+                                     0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00};
+    EXPECT_EQ(std::vector<uint8_t>(dsdt.begin() + 36, dsdt.end()), expected);
+}
+
+TEST(Acpi, DsdtWithPciHostBridge) {
+    std::vector<uint8_t> expected = {
+        0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00,
+        // Scope (\_SB_), PkgLength 0x22 = 1 + 4 + 29
+        0x10, 0x22, '_', 'S', 'B', '_',
+        // Device (PCI0), PkgLength 0x1B = 1 + 4 + 10 + 6 + 6
+        0x5B, 0x82, 0x1B, 'P', 'C', 'I', '0',
+        // Name (_HID, EisaId ("PNP0A03"))
+        0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x03,
+        // Name (_ADR, Zero)  Name (_UID, Zero)
+        0x08, '_', 'A', 'D', 'R', 0x00, 0x08, '_', 'U', 'I', 'D', 0x00};
+    EXPECT_EQ(dsdt_aml(true), expected);
+}
+
+struct MadtContents {
+    std::vector<MadtLocalApic> lapics;
+    std::vector<MadtIoApic> ioapics;
+    std::vector<MadtInterruptOverride> overrides;
+    int nmis{0};
+};
+
+MadtContents parse_madt(const std::vector<uint8_t>& madt) {
+    MadtContents out;
+    size_t off = sizeof(AcpiMadt);
+    while (off + 2 <= madt.size()) {
+        uint8_t type = madt[off];
+        uint8_t len = madt[off + 1];
+        EXPECT_GE(len, 2);
+        EXPECT_LE(off + len, madt.size());
+        if (len < 2 || off + len > madt.size()) break;
+        auto copy = [&](auto& v) {
+            EXPECT_EQ(len, sizeof(v));
+            std::memcpy(&v, madt.data() + off, sizeof(v));
+        };
+        if (type == 0) copy(out.lapics.emplace_back());
+        if (type == 1) copy(out.ioapics.emplace_back());
+        if (type == 2) copy(out.overrides.emplace_back());
+        if (type == 4) out.nmis++;
+        off += len;
+    }
+    EXPECT_EQ(off, madt.size());
+    return out;
+}
+
+TEST_F(AcpiTest, MadtListsCpusAndIoApic) {
+    ASSERT_TRUE(setup_acpi(m_mem, 4));
+    auto madt = read_table(kMadtAddr, "APIC");
+    auto hdr = read<AcpiMadt>(kMadtAddr);
+    EXPECT_EQ(hdr.local_apic_address, 0xFEE00000u);
+    EXPECT_EQ(hdr.flags & kMadtPcatCompat, kMadtPcatCompat);
+
+    auto c = parse_madt(madt);
+    ASSERT_EQ(c.lapics.size(), 4u);
+    for (unsigned i = 0; i < 4; ++i) {
+        EXPECT_EQ(c.lapics[i].apic_id, i);
+        EXPECT_EQ(c.lapics[i].processor_uid, i);
+        EXPECT_EQ(c.lapics[i].flags & 1, 1u);
+    }
+    ASSERT_EQ(c.ioapics.size(), 1u);
+    EXPECT_EQ(c.ioapics[0].io_apic_id, 4);  // after the last LAPIC id
+    EXPECT_EQ(c.ioapics[0].address, 0xFEC00000u);
+    EXPECT_EQ(c.ioapics[0].gsi_base, 0u);
+    ASSERT_EQ(c.overrides.size(), 2u);
+    EXPECT_EQ(c.overrides[0].source, 0);
+    EXPECT_EQ(c.overrides[0].gsi, 2u);
+    EXPECT_EQ(c.overrides[0].flags & 0xC, kMpsEdge);
+    EXPECT_EQ(c.overrides[1].source, 9);
+    EXPECT_EQ(c.overrides[1].gsi, 9u);
+    EXPECT_EQ(c.overrides[1].flags, kMpsLevel | kMpsActiveHigh);
+    EXPECT_EQ(c.nmis, 1);
+}
+
+TEST_F(AcpiTest, ManyCpusFitWithoutOverlap) {
+    ASSERT_TRUE(setup_acpi(m_mem, kMaxAcpiCpus));
+    auto madt = read_table(kMadtAddr, "APIC");
+    auto c = parse_madt(madt);
+    EXPECT_EQ(c.lapics.size(), kMaxAcpiCpus);
+    EXPECT_EQ(c.ioapics[0].io_apic_id, kMaxAcpiCpus);
+    // Earlier tables are intact after the big MADT was written.
+    read_table(kDsdtAddr, "DSDT");
+    read_table(kFadtAddr, "FACP");
+}
+
+TEST_F(AcpiTest, RejectsBadCpuCounts) {
+    EXPECT_FALSE(setup_acpi(m_mem, 0));
+    EXPECT_FALSE(setup_acpi(m_mem, kMaxAcpiCpus + 1));
+}
+
+TEST(Acpi, FailsWhenBiosAreaIsNotRam) {
+    GuestMemory::RegionSpec spec{GuestAddress(0x100000), kMiB};
+    auto mem = GuestMemory::create(std::span(&spec, 1));
+    ASSERT_TRUE(mem);
+    EXPECT_FALSE(setup_acpi(*mem, 1));
+}
+
+TEST(Acpi, Checksum) {
+    std::vector<uint8_t> bytes = {0x10, 0x20, 0xD0};
+    EXPECT_EQ(acpi_checksum(bytes), 0);
+    bytes.push_back(1);
+    EXPECT_EQ(acpi_checksum(bytes), 1);
+}
+
+}  // namespace
+}  // namespace rv::x86
