@@ -6,10 +6,38 @@
 
 #include <cstring>
 #include <memory>
+#include <vector>
 
 namespace rv::kvm {
 
 namespace {
+
+// linux-libc-dev 6.1 declares the variable-length KVM structs with
+// __DECLARE_FLEX_ARRAY, which in C++ adds a 1-byte empty member: sizeof and
+// the entries' offset differ from the kernel's, and so do the ioctl numbers
+// that encode sizeof. So these three use our own 8-byte headers.
+struct CpuidHeader {
+    uint32_t nent;
+    uint32_t padding;
+};
+struct MsrsHeader {
+    uint32_t nmsrs;
+    uint32_t pad;
+};
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8);
+static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16);
+constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
+constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
+constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+
+// A header followed by n entries, laid out as the kernel expects.
+template <typename Header, typename Entry>
+struct VarBuffer {
+    explicit VarBuffer(size_t n) : bytes(sizeof(Header) + n * sizeof(Entry), 0) {}
+    Header* header() { return reinterpret_cast<Header*>(bytes.data()); }
+    Entry* entries() { return reinterpret_cast<Entry*>(bytes.data() + sizeof(Header)); }
+    std::vector<uint8_t> bytes;
+};
 
 template <typename Arg>
 int do_ioctl(int fd, unsigned long request, Arg arg) {
@@ -64,13 +92,10 @@ Result<size_t> Kvm::vcpu_mmap_size() const {
 Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
     // Grow the buffer until KVM stops saying E2BIG.
     for (uint32_t n = 128; n <= 4096; n *= 2) {
-        size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
-        auto buf = std::make_unique<uint8_t[]>(bytes);
-        std::memset(buf.get(), 0, bytes);
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-        cpuid->nent = n;
-        if (::ioctl(m_fd.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-            return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+        VarBuffer<CpuidHeader, kvm_cpuid_entry2> buf(n);
+        buf.header()->nent = n;
+        if (::ioctl(m_fd.get(), kGetSupportedCpuid, buf.bytes.data()) == 0)
+            return std::vector<kvm_cpuid_entry2>(buf.entries(), buf.entries() + buf.header()->nent);
         if (errno != E2BIG) return errno_error("KVM_GET_SUPPORTED_CPUID");
     }
     return make_error("KVM_GET_SUPPORTED_CPUID: too many entries");
@@ -273,27 +298,21 @@ Result<void> VcpuFd::set_fpu(const kvm_fpu& fpu) const {
 }
 
 Result<void> VcpuFd::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
-    size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
-    auto buf = std::make_unique<uint8_t[]>(bytes);
-    std::memset(buf.get(), 0, bytes);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-    cpuid->nent = static_cast<uint32_t>(entries.size());
-    std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-    if (do_ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0) return errno_error("KVM_SET_CPUID2");
+    VarBuffer<CpuidHeader, kvm_cpuid_entry2> buf(entries.size());
+    buf.header()->nent = static_cast<uint32_t>(entries.size());
+    std::memcpy(buf.entries(), entries.data(), entries.size_bytes());
+    if (do_ioctl(m_fd.get(), kSetCpuid2, buf.bytes.data()) < 0) return errno_error("KVM_SET_CPUID2");
     return {};
 }
 
 Result<void> VcpuFd::set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) const {
-    size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
-    auto buf = std::make_unique<uint8_t[]>(bytes);
-    std::memset(buf.get(), 0, bytes);
-    auto* list = reinterpret_cast<kvm_msrs*>(buf.get());
-    list->nmsrs = static_cast<uint32_t>(msrs.size());
+    VarBuffer<MsrsHeader, kvm_msr_entry> buf(msrs.size());
+    buf.header()->nmsrs = static_cast<uint32_t>(msrs.size());
     for (size_t i = 0; i < msrs.size(); ++i) {
-        list->entries[i].index = msrs[i].first;
-        list->entries[i].data = msrs[i].second;
+        buf.entries()[i].index = msrs[i].first;
+        buf.entries()[i].data = msrs[i].second;
     }
-    int ret = do_ioctl(m_fd.get(), KVM_SET_MSRS, list);
+    int ret = do_ioctl(m_fd.get(), kSetMsrs, buf.bytes.data());
     if (ret < 0) return errno_error("KVM_SET_MSRS");
     if (static_cast<size_t>(ret) != msrs.size())
         return make_error("KVM_SET_MSRS: MSR {:#x} rejected", msrs[static_cast<size_t>(ret)].first);

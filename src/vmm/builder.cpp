@@ -156,6 +156,13 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
         "cannot load the kernel"));
 
     auto supported = RV_TRY(vm->m_kvm.supported_cpuid());
+    // KVM emulates the TSC-deadline LAPIC timer on every host but leaves it
+    // out of the supported list; without it Linux calibrates the LAPIC timer
+    // against the PIT, which fails under nested virtualization.
+    if (vm->m_kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER).value_or(0) > 0) {
+        for (auto& e : supported)
+            if (e.function == 1) e.ecx |= x86::kCpuidLeaf1EcxTscDeadline;
+    }
     size_t mmap_size = RV_TRY(vm->m_kvm.vcpu_mmap_size());
     for (unsigned id = 0; id < config.cpus; ++id) {
         auto fd = RV_TRY(vm->m_vm.create_vcpu(id, mmap_size));

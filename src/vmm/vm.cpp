@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,14 +67,14 @@ Result<void> Vm::setup_console_input() {
         flush_console_input();
     }));
     if (m_config.console_in < 0) return {};
-    struct stat st {};
-    if (::fstat(m_config.console_in, &st) == 0 && S_ISREG(st.st_mode)) {
-        // epoll cannot watch regular files: feed them as the FIFO drains.
+    auto watched = m_loop->add(m_config.console_in, EPOLLIN, [this](uint32_t) { on_console_input(); });
+    if (!watched && watched.error().os_errno() == EPERM) {
+        // epoll cannot watch regular files or /dev/null: read them as the FIFO drains.
         m_input_is_file = true;
         on_console_input();
         return {};
     }
-    return m_loop->add(m_config.console_in, EPOLLIN, [this](uint32_t) { on_console_input(); });
+    return watched;
 }
 
 void Vm::on_console_input() {

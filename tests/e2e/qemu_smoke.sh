@@ -21,16 +21,18 @@ kvm_works() {
     ls -l /dev/kvm
 }
 
-# boot_l2 SMP GUEST-CMD EXPECTED-OUTPUT-REGEX
+# boot_l2 KERNEL SMP GUEST-CMD EXPECTED-OUTPUT-REGEX
+#   KERNEL: vmlinuz (bzImage) or vmlinux (ELF, PVH entry: no decompression)
 boot_l2() {
-    local smp=$1 cmd=$2 expect=$3 log=$E2E_LOGDIR/l2-console-smp$1.log t0 t_init= line rc
-    [[ -s $GUEST/vmlinuz && -s $GUEST/initramfs.cpio.gz ]] ||
+    local kernel=$1 smp=$2 cmd=$3 expect=$4 log t0 t_init= line rc
+    log=$E2E_LOGDIR/l2-console-$kernel-smp$smp.log
+    [[ -s $GUEST/$kernel && -s $GUEST/initramfs.cpio.gz ]] ||
         e2e_fail "guest assets missing: run tools/guest/build.sh"
     t0=$EPOCHREALTIME
     set +e
     timeout -k 5 "$L2_TIMEOUT" qemu-system-x86_64 -accel kvm -M microvm,rtc=on -cpu host \
         -smp "$smp" -m 256 -nographic -no-reboot \
-        -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
+        -kernel "$GUEST/$kernel" -initrd "$GUEST/initramfs.cpio.gz" \
         -append "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$cmd")" </dev/null 2>&1 |
     while IFS= read -r line; do
         printf '%s\n' "${line%$'\r'}"
@@ -50,7 +52,9 @@ boot_l2() {
 }
 
 run_case kvm_in_testhost kvm_works
-run_case qemu_l2_boot boot_l2 1 'nproc; date' '^1$'
-run_case qemu_l2_smp2 boot_l2 2 'echo nproc=$(nproc)' '^nproc=2$'
-grep -h L2-TIMING "$E2E_LOGDIR"/qemu_l2_*.log || true
+run_case qemu_l2_bzimage boot_l2 vmlinuz 1 'nproc; date' '^1$'
+run_case qemu_l2_pvh_smp2 boot_l2 vmlinux 2 'echo nproc=$(nproc)' '^nproc=2$'
+for f in "$E2E_LOGDIR"/qemu_l2_*.log; do
+    sed -n "s/^L2-TIMING /L2-TIMING $(basename "$f" .log): /p" "$f"
+done
 e2e_summary
