@@ -40,21 +40,64 @@ void Vm::request_exit(VmExitReason reason, std::string message) {
     m_loop->stop();
 }
 
+namespace {
+
+void write_all(int fd, std::span<const uint8_t> bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // console gone: keep the guest running
+        done += static_cast<size_t>(n);
+    }
+}
+
+// Past this much unwritten output the vCPU writes synchronously, so a
+// stalled console slows the guest rather than growing memory or losing bytes.
+constexpr size_t kMaxBufferedOutput = 1 << 20;
+
+}  // namespace
+
+// On a vCPU thread, for every byte the guest transmits. The bytes are handed
+// to the event loop, which writes them out: the vCPU never waits on the
+// console (a terminal, a pipe or a slow file) unless the backlog is huge.
 void Vm::on_console_output(std::span<const uint8_t> bytes) {
     ConsoleMonitor::Event event;
     {
         std::lock_guard lock(m_output_lock);
-        size_t done = 0;
-        while (done < bytes.size()) {
-            ssize_t n = ::write(m_config.console_out, bytes.data() + done, bytes.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;  // console gone: keep the guest running
-            done += static_cast<size_t>(n);
-        }
         event = m_monitor.feed(bytes);
+        if (m_output_buffer.size() >= kMaxBufferedOutput) {
+            write_all(m_config.console_out, m_output_buffer);
+            m_output_buffer.clear();
+            write_all(m_config.console_out, bytes);
+        } else {
+            bool was_empty = m_output_buffer.empty();
+            m_output_buffer.insert(m_output_buffer.end(), bytes.begin(), bytes.end());
+            if (was_empty && m_output_ready) (void)m_output_ready->write(1);
+        }
     }
     if (event == ConsoleMonitor::Event::PanicEnded)
         request_exit(VmExitReason::Panic, *m_monitor.panic_line());
+}
+
+void Vm::flush_console_output() {
+    std::vector<uint8_t> out;
+    {
+        std::lock_guard lock(m_output_lock);
+        out.swap(m_output_buffer);
+    }
+    write_all(m_config.console_out, out);
+}
+
+Result<void> Vm::setup_console_output() {
+    auto ready = RV_TRY(EventFd::create(EFD_NONBLOCK));
+    RV_TRY_VOID(m_loop->add(ready.fd(), EPOLLIN, [this](uint32_t) {
+        (void)m_output_ready->read();
+        flush_console_output();
+    }));
+    std::lock_guard lock(m_output_lock);
+    m_output_ready = std::move(ready);
+    return {};
 }
 
 Result<void> Vm::setup_console_input() {
@@ -148,6 +191,7 @@ Result<VmOutcome> Vm::run() {
     }));
 
     RawTerminal terminal(m_config.console_in >= 0 ? m_config.console_in : -1);
+    RV_TRY_VOID(setup_console_output());
     RV_TRY_VOID(setup_console_input());
 
     for (auto& v : m_vcpus) v->start();
@@ -155,6 +199,7 @@ Result<VmOutcome> Vm::run() {
     if (!loop_result) request_exit(VmExitReason::Error, loop_result.error().message());
     for (auto& v : m_vcpus) v->kick();
     for (auto& v : m_vcpus) v->join();
+    flush_console_output();
     ::pthread_sigmask(SIG_UNBLOCK, &mask, nullptr);
 
     std::lock_guard lock(m_outcome_lock);

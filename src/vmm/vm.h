@@ -50,7 +50,9 @@ private:
     Result<void> setup_console_input();
     void on_console_input();
     void flush_console_input();
+    Result<void> setup_console_output();
     void on_console_output(std::span<const uint8_t> bytes);
+    void flush_console_output();
 
     VmConfig m_config;
     kvm::Kvm m_kvm;
@@ -62,8 +64,10 @@ private:
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;
     std::shared_ptr<Uart16550> m_uart;
 
-    ConsoleMonitor m_monitor;  // vCPU threads only, under m_output_lock
-    std::mutex m_output_lock;
+    std::mutex m_output_lock;  // guards the three below
+    ConsoleMonitor m_monitor;
+    std::vector<uint8_t> m_output_buffer;  // guest console bytes not yet written
+    std::optional<EventFd> m_output_ready;  // wakes the event loop to write them
 
     std::string m_pending_input;  // console bytes waiting for UART FIFO space
     bool m_escape{false};         // saw Ctrl-A on an interactive console
