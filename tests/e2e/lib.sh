@@ -27,16 +27,20 @@ run_case() {
     local name=$1 log rc reason
     shift
     log=$E2E_LOGDIR/$name.log
+    # The case runs in a subshell with errexit on, so the first failing
+    # command (e.g. `check || e2e_fail why`) ends it.
+    local had_e=0
+    [[ $- == *e* ]] && had_e=1
     set +e
-    ("$@") >"$log" 2>&1
+    (set -e; "$@") >"$log" 2>&1
     rc=$?
-    set -e
+    ((had_e)) && set -e
     if ((rc == 0)); then
         E2E_PASSED=$((E2E_PASSED + 1))
         echo "E2E PASS $name"
     else
         E2E_FAILED=$((E2E_FAILED + 1))
-        reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r')
+        reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r' || true)
         echo "E2E FAIL $name: exit $rc${reason:+: $reason}"
         tail -n 20 "$log" | sed 's/^/    | /'
     fi

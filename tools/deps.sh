@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages that tools/guest, tools/testhost and tests/e2e
+# need. Idempotent and quick when everything is already installed.
+set -euo pipefail
+
+PKGS=(qemu-system-x86 qemu-utils busybox-static cpio gzip zstd xz-utils kmod
+      e2fsprogs coreutils apt)
+
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)
+missing=()
+for p in "${PKGS[@]}"; do
+    grep -qx "$p installed" <<<"$installed" || missing+=("$p")
+done
+
+# apt-cache needs package lists to resolve linux-image-amd64 (guest/build.sh).
+have_lists=0
+compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null && have_lists=1
+
+if ((${#missing[@]} == 0 && have_lists)); then
+    exit 0
+fi
+if ((EUID != 0)); then
+    echo "deps.sh: need root to install: ${missing[*]:-(apt lists)}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if ((${#missing[@]})); then
+    echo "deps.sh: installing ${missing[*]}" >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Run COMMAND inside the test host: an L1 Debian Linux under QEMU TCG with an
+# emulated AMD-V CPU, where kvm-amd provides /dev/kvm. The host's / is the L1
+# root (read-only 9p, chroot), the working directory is preserved, and a
+# writable results directory is mounted at its own path (also $RV_RESULTS).
+#
+#   tools/testhost/run.sh [--timeout SECS] [--smp N] [--mem MiB] [--results DIR]
+#                         [--9p-cache loose|none|mmap] [--append KERNEL-ARGS]
+#                         -- COMMAND...
+#
+# Exit status: COMMAND's status; 124 if the test host timed out (QEMU killed);
+# 125 if L1 failed to boot or died before COMMAND finished (see stderr).
+# COMMAND's output goes to stdout; L1 diagnostics ("rv-l1: ...") to stderr.
+# The full L1 console is kept in DIR/testhost-console.log.
+set -euo pipefail
+RV_TOOL=testhost
+. "$(dirname "$0")/../lib/common.sh"
+
+timeout=900 smp=2 mem=2048 results= cache=loose extra=
+while (($#)); do
+    case $1 in
+        --timeout) timeout=$2; shift 2 ;;
+        --smp) smp=$2; shift 2 ;;
+        --mem) mem=$2; shift 2 ;;
+        --results) results=$2; shift 2 ;;
+        --9p-cache) cache=$2; shift 2 ;;
+        --append) extra=$2; shift 2 ;;
+        --) shift; break ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) rv_die "unknown argument: $1 (usage: run.sh [options] -- COMMAND...)" ;;
+    esac
+done
+(($#)) || rv_die "no COMMAND given (usage: run.sh [options] -- COMMAND...)"
+
+th=$RV_ROOT/build/testhost
+buildlog=$(mktemp)
+if ! "$RV_ROOT/tools/testhost/build.sh" "$th" >"$buildlog" 2>&1; then
+    cat "$buildlog" >&2; rm -f "$buildlog"; rv_die "tools/testhost/build.sh failed"
+fi
+rm -f "$buildlog"
+
+mkdir -p "$th/runs"
+priv=$(mktemp -d "$th/runs/run.XXXXXX")
+if [[ -n "$results" ]]; then
+    mkdir -p "$results"; results=$(realpath "$results"); keep=1
+else
+    results=$priv/results; mkdir -p "$results"; keep=0
+fi
+rm -f "$results/.rv-exit-status"
+console=$results/testhost-console.log
+
+main_pid=$BASHPID pipe_pid=
+cleanup() {
+    local pid
+    [[ $BASHPID == "$main_pid" ]] || return 0   # not in the pipeline's subshells
+    if [[ -s "$priv/qemu.pid" ]] && pid=$(cat "$priv/qemu.pid") && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    [[ -z "$pipe_pid" ]] || wait "$pipe_pid" 2>/dev/null || true
+    rm -rf "$priv"
+    ((keep)) || rm -rf "$results"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+b64() { printf '%s' "$1" | base64 -w0; }
+cmd=$(printf '%q ' "$@")
+# maxcpus=1: the other vCPUs are onlined by init after the modules are loaded
+# (module loading is several times slower with 2 vCPUs under TCG). The
+# crypto self-tests cost ~0.5 s under TCG.
+append="console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off maxcpus=1"
+append+=" cryptomgr.notests=1 initcall_blacklist=crypto_kdf108_init rv.9p=cache=$cache $extra"
+append+=" rv.cmd=$(b64 "$cmd") rv.cwd=$(b64 "$PWD") rv.res=$(b64 "$results")"
+((${#append} < 2000)) || rv_die "COMMAND too long for the kernel command line; put it in a script"
+
+# Output filter: COMMAND's output (between the markers) to stdout, rv-l1
+# diagnostics to stderr, everything to the console log.
+t0=$EPOCHREALTIME
+filter() {
+    local line on=0 rest
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        printf '%s\n' "$line" >>"$console"
+        line=${line%$'\r'}; line=${line%$'\r'}
+        if ((on)); then
+            if [[ "$line" == *@@RV-L1-END@@* ]]; then
+                rest=${line%%@@RV-L1-END@@*}; [[ -z "$rest" ]] || printf '%s\n' "$rest"
+                on=0
+            else
+                printf '%s\n' "$line"
+            fi
+        elif [[ "$line" == @@RV-L1-BEGIN@@ ]]; then
+            on=1
+        elif [[ "$line" == rv-l1:* ]]; then
+            printf '%s\n' "$line" >&2
+            [[ "$line" != "rv-l1: ready"* ]] ||
+                printf 'testhost: L1 ready after %.1f s wall time\n' "$(bc_sub "$EPOCHREALTIME" "$t0")" >&2
+        fi
+    done
+}
+# tail of the console without terminal control sequences
+console_tail() { tail -n "$1" "$console" | sed 's/\x1b[[?0-9;]*[a-zA-Z]//g; s/\x1bc//g; s/\r$//' >&2; }
+bc_sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+
+: >"$console"
+# In the background + wait, so that a signal to run.sh runs the traps (which
+# kill QEMU) at once; bash defers traps while a foreground pipeline runs.
+{
+    timeout -k 5 "$timeout" qemu-system-x86_64 \
+        -accel tcg,thread=multi -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
+        -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
+        -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \
+        -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+        -virtfs local,path="$results",mount_tag=results,security_model=none,multidevs=remap \
+        </dev/null 2>"$priv/qemu.stderr"
+    echo $? >"$priv/qemu.rc"
+} 2>/dev/null | filter &
+pipe_pid=$!
+wait "$pipe_pid"
+qrc=$(cat "$priv/qemu.rc" 2>/dev/null || echo 1)
+total=$(bc_sub "$EPOCHREALTIME" "$t0")
+
+if ((qrc == 124 || qrc == 137)); then
+    echo "testhost: TIMEOUT: killed QEMU after ${timeout} s; last console lines:" >&2
+    console_tail 15
+    exit 124
+fi
+status=$(cat "$results/.rv-exit-status" 2>/dev/null || true)
+if [[ ! "$status" =~ ^[0-9]+$ ]]; then
+    if [[ -z "$status" ]]; then
+        echo "testhost: L1 FAILED before running the command (QEMU exit $qrc); last console lines:" >&2
+    else
+        echo "testhost: L1 DIED while the command was running (QEMU exit $qrc); last console lines:" >&2
+    fi
+    console_tail 25
+    # QEMU's stderr minus the harmless "TCG doesn't support requested feature" noise
+    if grep -qv "TCG doesn't support" "$priv/qemu.stderr"; then
+        echo "testhost: QEMU stderr:" >&2
+        grep -v "TCG doesn't support" "$priv/qemu.stderr" >&2
+    fi
+    exit 125
+fi
+echo "testhost: command exited $status, total ${total} s" >&2
+exit "$status"
