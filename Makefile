@@ -30,7 +30,7 @@ testhost: deps
 demo: build guest testhost
 	tools/demo.sh $(RINGVISOR) $(GUEST) $(MEMORY) $(CPUS)
 
-unit: build
+unit: build guest
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 e2e: build guest testhost
