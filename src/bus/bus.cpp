@@ -1,6 +1,7 @@
 #include "bus/bus.h"
 
 #include <algorithm>
+#include <mutex>
 
 namespace rv {
 
@@ -10,6 +11,7 @@ Result<void> Bus<Space>::insert(std::shared_ptr<BusDevice> device, Address base,
     uint64_t end;
     if (len == 0 || __builtin_add_overflow(base.value, len - 1, &end))
         return make_error("bus: bad range {:#x}+{:#x} for {}", base.value, len, device->name());
+    std::unique_lock lock(m_lock);
     // The next range must start after our end; the previous must end before our base.
     auto next = m_ranges.lower_bound(base.value);
     if (next != m_ranges.end() && next->first <= end)
@@ -27,6 +29,7 @@ Result<void> Bus<Space>::insert(std::shared_ptr<BusDevice> device, Address base,
 
 template <typename Space>
 Result<void> Bus<Space>::remove(Address base) {
+    std::unique_lock lock(m_lock);
     if (m_ranges.erase(base.value) == 0) return make_error("bus: no device at {:#x}", base.value);
     return {};
 }
@@ -45,21 +48,30 @@ auto Bus<Space>::resolve(uint64_t addr, uint64_t len, uint64_t& offset) const ->
 template <typename Space>
 bool Bus<Space>::read(Address addr, std::span<uint8_t> data) const {
     uint64_t offset = 0;
-    const Range* r = resolve(addr.value, data.size(), offset);
-    if (!r) {
+    std::shared_ptr<BusDevice> device;
+    {
+        std::shared_lock lock(m_lock);
+        if (const Range* r = resolve(addr.value, data.size(), offset)) device = r->device;
+    }
+    if (!device) {
         std::fill(data.begin(), data.end(), 0);
         return false;
     }
-    r->device->read(offset, data);
+    // Called without the lock, so a device may move its own ranges.
+    device->read(offset, data);
     return true;
 }
 
 template <typename Space>
 bool Bus<Space>::write(Address addr, std::span<const uint8_t> data) const {
     uint64_t offset = 0;
-    const Range* r = resolve(addr.value, data.size(), offset);
-    if (!r) return false;
-    r->device->write(offset, data);
+    std::shared_ptr<BusDevice> device;
+    {
+        std::shared_lock lock(m_lock);
+        if (const Range* r = resolve(addr.value, data.size(), offset)) device = r->device;
+    }
+    if (!device) return false;
+    device->write(offset, data);
     return true;
 }
 

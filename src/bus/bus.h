@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <shared_mutex>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,7 +43,9 @@ public:
     using Address = BusAddress<Space>;
 
     // Claims [base, base + len) for device. Fails on empty or overflowing
-    // ranges and on overlap with an existing range.
+    // ranges and on overlap with an existing range. insert/remove may run
+    // while vCPUs dispatch (a guest moving a PCI BAR): a shared lock guards
+    // the map, and dispatch holds it only shared.
     Result<void> insert(std::shared_ptr<BusDevice> device, Address base, uint64_t len);
     Result<void> remove(Address base);
 
@@ -52,7 +55,10 @@ public:
     bool read(Address addr, std::span<uint8_t> data) const;
     bool write(Address addr, std::span<const uint8_t> data) const;
 
-    size_t size() const { return m_ranges.size(); }
+    size_t size() const {
+        std::shared_lock lock(m_lock);
+        return m_ranges.size();
+    }
 
 private:
     struct Range {
@@ -62,6 +68,7 @@ private:
     // Finds the device whose range holds [addr, addr + len); sets offset.
     const Range* resolve(uint64_t addr, uint64_t len, uint64_t& offset) const;
 
+    mutable std::shared_mutex m_lock;
     std::map<uint64_t, Range> m_ranges;  // base -> range
 };
 

@@ -1,0 +1,1 @@
+// Anchors rv_backends so the library exists before any backend does.

@@ -1,0 +1,40 @@
+// A function on the PCI bus: its configuration space and its BARs. Kept apart
+// from BusDevice: the root complex routes config cycles here, and BAR
+// accesses arrive through bus ranges the root maps at the BAR addresses.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace rv {
+
+struct PciBarInfo {
+    uint8_t index{0};        // 0..5; a 64-bit BAR uses index and index + 1
+    uint64_t size{0};        // power of two, >= 16 (MMIO) or >= 4 (I/O)
+    bool io{false};          // I/O space BAR
+    bool is_64bit{false};
+    bool prefetchable{false};
+};
+
+class PciDevice {
+public:
+    virtual ~PciDevice() = default;
+    virtual std::string_view name() const = 0;
+
+    // Configuration space, 256 bytes (4096 through ECAM). Accesses are 1, 2
+    // or 4 bytes, naturally aligned; the root complex guarantees both.
+    virtual void config_read(uint16_t offset, std::span<uint8_t> data) = 0;
+    virtual void config_write(uint16_t offset, std::span<const uint8_t> data) = 0;
+
+    virtual std::vector<PciBarInfo> bars() const = 0;
+    // The VMM placed BAR `index` at `address` (before boot, or because the
+    // guest reprogrammed it). Devices that register ioeventfds re-register.
+    virtual void bar_moved(uint8_t index, uint64_t address) { (void)index, (void)address; }
+    // Accesses inside BAR `index`; offset is relative to the BAR's base.
+    virtual void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) = 0;
+    virtual void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) = 0;
+};
+
+}  // namespace rv

@@ -1,0 +1,159 @@
+// The split virtqueue (virtio 1.2, 2.7), device side. A Queue is validated
+// once when the driver enables it (size a power of two, at most the device's
+// maximum, ring alignment 16/2/4, all three rings inside guest memory); afterwards every descriptor index and buffer is still checked,
+// chains are capped in length, and guest memory is passed in, never stored.
+// Anything malformed is an error value: the device then reports
+// DEVICE_NEEDS_RESET; nothing a guest writes can crash or hang the VMM.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "base/error.h"
+#include "memory/guest_memory.h"
+
+namespace rv::virtio {
+
+// Wire layout of one descriptor (2.7.5).
+struct VirtqDesc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+static_assert(sizeof(VirtqDesc) == 16);
+
+inline constexpr uint16_t kDescFNext = 1;
+inline constexpr uint16_t kDescFWrite = 2;
+inline constexpr uint16_t kDescFIndirect = 4;
+inline constexpr uint16_t kAvailFNoInterrupt = 1;
+inline constexpr uint16_t kUsedFNoNotify = 1;
+inline constexpr uint16_t kMaxQueueSize = 32768;
+
+// One buffer of a chain, bounds-checked against guest memory at pop time.
+struct DescriptorBuffer {
+    GuestAddress addr;
+    uint32_t len{0};
+    bool device_writable{false};
+};
+
+// An available chain, flattened (indirect tables inlined). The spec puts
+// device-readable buffers before device-writable ones; pop() enforces it.
+struct DescriptorChain {
+    uint16_t head{0};
+    std::vector<DescriptorBuffer> buffers;
+    uint64_t readable_bytes() const;
+    uint64_t writable_bytes() const;
+};
+
+// Sequential copy-out of a chain's device-readable bytes.
+class ChainReader {
+public:
+    ChainReader(const GuestMemory& memory, const DescriptorChain& chain);
+    // Copies min(out.size(), remaining) bytes; returns how many.
+    Result<size_t> read(std::span<uint8_t> out);
+    // Reads exactly sizeof(T) bytes or fails.
+    template <typename T>
+    Result<T> read_obj() {
+        T value{};
+        size_t n = RV_TRY(read(std::span(reinterpret_cast<uint8_t*>(&value), sizeof(T))));
+        if (n != sizeof(T)) return make_error("descriptor chain too short for a {}-byte header", sizeof(T));
+        return value;
+    }
+    Result<void> skip(uint64_t bytes);
+    uint64_t remaining() const { return m_remaining; }
+
+private:
+    const GuestMemory& m_memory;
+    std::vector<DescriptorBuffer> m_buffers;  // readable ones only
+    size_t m_index{0};
+    uint64_t m_offset{0};
+    uint64_t m_remaining{0};
+};
+
+// Sequential copy-in to a chain's device-writable bytes.
+class ChainWriter {
+public:
+    ChainWriter(const GuestMemory& memory, const DescriptorChain& chain);
+    // Copies min(in.size(), remaining) bytes; returns how many.
+    Result<size_t> write(std::span<const uint8_t> in);
+    uint64_t remaining() const { return m_remaining; }
+    uint64_t written() const { return m_written; }
+    // The writable buffers from the current position on, for scatter I/O
+    // (e.g. readv into guest memory); advance() after filling them.
+    std::vector<DescriptorBuffer> remaining_buffers() const;
+    Result<void> advance(uint64_t bytes);
+
+private:
+    const GuestMemory& m_memory;
+    std::vector<DescriptorBuffer> m_buffers;  // writable ones only
+    size_t m_index{0};
+    uint64_t m_offset{0};
+    uint64_t m_remaining{0};
+    uint64_t m_written{0};
+};
+
+// What the driver programmed through the transport's common configuration.
+struct QueueConfig {
+    uint16_t size{0};
+    GuestAddress desc;
+    GuestAddress avail;  // "driver area"
+    GuestAddress used;   // "device area"
+};
+
+class Queue {
+public:
+    // Validates the layout against guest memory. max_size is the device's
+    // maximum; event_idx / indirect are the negotiated ring features.
+    static Result<Queue> create(const GuestMemory& memory, const QueueConfig& config,
+                                uint16_t max_size, bool event_idx, bool indirect);
+
+    uint16_t size() const { return m_config.size; }
+    const QueueConfig& config() const { return m_config; }
+
+    // The next available chain, nullopt if the driver has published none.
+    // Errors: avail index moved by more than the queue size, descriptor index
+    // out of range, a loop or a chain longer than the queue size (indirect
+    // tables: longer than their own length), buffers outside guest memory or
+    // wrapping, a nested indirect table, readable after writable, a zero-sized
+    // indirect table.
+    Result<std::optional<DescriptorChain>> pop(const GuestMemory& memory);
+    // Gives a chain back to the ring unconsumed (e.g. no room for a packet yet).
+    void undo_pop();
+
+    // Returns a chain to the driver with `len` bytes written.
+    Result<void> add_used(const GuestMemory& memory, uint16_t head, uint32_t len);
+    // After one or more add_used: whether the driver wants an interrupt now
+    // (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX). Tracks what
+    // was signalled, so call it once per batch and signal if true.
+    Result<bool> needs_notification(const GuestMemory& memory);
+    // Asks the driver to (not) notify us of new buffers: the used ring's
+    // NO_NOTIFY flag, or avail_event with EVENT_IDX. Enabling returns
+    // whether buffers arrived meanwhile (re-check before sleeping).
+    Result<bool> enable_notification(const GuestMemory& memory);
+    Result<void> disable_notification(const GuestMemory& memory);
+
+    // Index arithmetic of 2.7.10 (vring_need_event), exposed for tests.
+    static bool need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx) {
+        return static_cast<uint16_t>(new_idx - event_idx - 1) < static_cast<uint16_t>(new_idx - old_idx);
+    }
+
+    uint16_t next_avail() const { return m_next_avail; }
+    uint16_t next_used() const { return m_next_used; }
+
+private:
+    Queue(const QueueConfig& config, bool event_idx, bool indirect)
+        : m_config(config), m_event_idx(event_idx), m_indirect(indirect) {}
+
+    QueueConfig m_config;
+    bool m_event_idx{false};
+    bool m_indirect{false};
+    uint16_t m_next_avail{0};
+    uint16_t m_next_used{0};
+    uint16_t m_signalled_used{0};  // used idx when we last decided about an interrupt
+    bool m_signalled_valid{false};
+};
+
+}  // namespace rv::virtio
