@@ -8,15 +8,16 @@
 #                         [--9p-cache loose|none|mmap] [--append KERNEL-ARGS]
 #                         -- COMMAND...
 #
-# Exit status: COMMAND's status; 124 if the test host timed out (QEMU killed);
-# 125 if L1 failed to boot or died before COMMAND finished (see stderr).
+# Exit status: COMMAND's status; 124 if the test host timed out (default
+# 600 s; QEMU is killed); 125 if L1 failed to boot or died before COMMAND
+# finished (see stderr).
 # COMMAND's output goes to stdout; L1 diagnostics ("rv-l1: ...") to stderr.
 # The full L1 console is kept in DIR/testhost-console.log.
 set -euo pipefail
 RV_TOOL=testhost
 . "$(dirname "$0")/../lib/common.sh"
 
-timeout=900 smp=2 mem=2048 results= cache=loose extra=
+timeout=600 smp=2 mem=2048 results= cache=loose extra=
 while (($#)); do
     case $1 in
         --timeout) timeout=$2; shift 2 ;;
