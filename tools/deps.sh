@@ -3,8 +3,16 @@
 # need. Idempotent and quick when everything is already installed.
 set -euo pipefail
 
-PKGS=(qemu-system-x86 qemu-utils busybox-static cpio gzip zstd xz-utils kmod
-      e2fsprogs coreutils apt)
+PKGS=(
+    # build
+    cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev libcli11-dev
+    liburing-dev liblzma-dev libzstd-dev zlib1g-dev python3
+    # fuzzing (libFuzzer): clang 16 understands libstdc++ 12's <expected>
+    clang-16 libclang-rt-16-dev
+    # guest assets, test host, e2e, benchmarks
+    qemu-system-x86 qemu-utils busybox-static cpio gzip zstd xz-utils kmod
+    e2fsprogs coreutils apt iproute2 gnuplot-nox
+)
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)
 missing=()

@@ -8,6 +8,8 @@
 
 #include "app/size_parse.h"
 #include "base/log.h"
+#include "base/fd.h"
+#include "vmm/kernel_cache.h"
 #include "vmm/kvm_probe.h"
 #include "vmm/vm.h"
 
@@ -40,6 +42,19 @@ int run_check(const std::string& kvm_path) {
     return 0;
 }
 
+int run_prepare(const std::string& kernel_path, const std::string& cache_dir) {
+    auto kernel = rv::read_file(kernel_path);
+    if (!kernel) return fail("cannot read kernel: " + kernel.error().message());
+    auto bytes = std::span(reinterpret_cast<const uint8_t*>(kernel->data()), kernel->size());
+    auto cached = rv::cached_vmlinux(bytes, cache_dir);
+    if (!cached) return fail(kernel_path + ": " + cached.error().message());
+    if (!*cached || (*cached)->path.empty())
+        return fail(fmt::format("cannot cache {} in {} (unsupported compression or not writable)",
+                                kernel_path, cache_dir), 1);
+    std::printf("%s %s\n", (*cached)->hit ? "cached:" : "decompressed:", (*cached)->path.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +77,18 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--cpus", config.cpus, "number of vCPUs")->capture_default_str();
     run->add_option("--kvm", config.kvm_path, "KVM device")->capture_default_str();
+    std::string cache_dir = rv::default_kernel_cache_dir();
+    bool no_cache = false;
+    run->add_option("--kernel-cache", cache_dir,
+                    "directory caching decompressed kernels (boots skip the guest's decompression)")
+        ->capture_default_str();
+    run->add_flag("--no-kernel-cache", no_cache, "boot the bzImage as is; the guest decompresses it");
+
+    std::string prep_kernel;
+    auto* prepare = app.add_subcommand(
+        "prepare-kernel", "decompress a bzImage into the kernel cache (e.g. before a read-only run)");
+    prepare->add_option("-k,--kernel", prep_kernel, "bzImage")->required();
+    prepare->add_option("--kernel-cache", cache_dir, "cache directory")->capture_default_str();
 
     try {
         app.parse(argc, argv);
@@ -75,6 +102,8 @@ int main(int argc, char** argv) {
     rv::log::set_level(verbose ? rv::log::Level::Debug : rv::log::Level::Warn);
 
     if (*check) return run_check(kvm_path);
+    if (*prepare) return run_prepare(prep_kernel, cache_dir);
+    if (!no_cache) config.kernel_cache_dir = cache_dir;
 
     // Checked here rather than by CLI11 so an unknown flag is reported first.
     if (config.kernel_path.empty()) return fail("run: --kernel is required (see ringvisor --help)");

@@ -20,6 +20,7 @@
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/uart16550.h"
+#include "vmm/kernel_cache.h"
 #include "vmm/vm.h"
 
 namespace rv {
@@ -151,9 +152,18 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, /*pci_host_bridge=*/false));
     std::optional<std::span<const uint8_t>> initrd_bytes;
     if (initrd) initrd_bytes = as_bytes(*initrd);
-    auto boot = RV_TRY(with_context(
-        x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline, layout, rsdp),
-        "cannot load the kernel"));
+    std::optional<CachedKernel> vmlinux;
+    if (config.kernel_cache_dir)
+        vmlinux = RV_TRY(cached_vmlinux(as_bytes(kernel), *config.kernel_cache_dir));
+    auto loaded = vmlinux ? x86::load_linux_elf(vm->m_memory, as_bytes(kernel),
+                                                as_bytes(vmlinux->vmlinux), initrd_bytes,
+                                                config.cmdline, layout, rsdp)
+                          : x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes,
+                                            config.cmdline, layout, rsdp);
+    auto boot = RV_TRY(with_context(std::move(loaded), "cannot load the kernel"));
+    if (vmlinux)
+        log::info("booting the decompressed kernel ({}, {})", vmlinux->hit ? "cached" : "decompressed now",
+                  vmlinux->path);
 
     auto supported = RV_TRY(vm->m_kvm.supported_cpuid());
     // KVM emulates the TSC-deadline LAPIC timer on every host but leaves it

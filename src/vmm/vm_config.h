@@ -14,6 +14,9 @@ struct VmConfig {
     uint64_t memory_bytes{512ull << 20};
     unsigned cpus{1};
     std::string kvm_path{"/dev/kvm"};
+    // Where decompressed kernels are cached (vmm/kernel_cache.h); nullopt
+    // boots the bzImage as is and lets the guest decompress it.
+    std::optional<std::string> kernel_cache_dir;
     int console_in{0};   // guest console input (stdin); -1 for none
     int console_out{1};  // guest console output (stdout)
 };

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "arch/x86_64/cpu_setup.h"
+#include "arch/x86_64/kernel_payload.h"
 
 namespace rv::x86 {
 
@@ -96,39 +97,16 @@ Result<BootParams> make_boot_params(const BzImage& kernel, const MemoryLayout& l
     return bp;
 }
 
-Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> kernel,
-                            std::optional<std::span<const uint8_t>> initrd,
-                            std::string_view cmdline, const MemoryLayout& layout,
-                            std::optional<GuestAddress> acpi_rsdp) {
-    BzImage image = RV_TRY(parse_bzimage(kernel));
+namespace {
 
-    if (cmdline.find('\0') != std::string_view::npos)
-        return make_error("kernel command line contains a NUL byte");
-    if (cmdline.size() > image.cmdline_size)
-        return make_error("kernel command line is {} bytes; this kernel accepts at most {}",
-                          cmdline.size(), image.cmdline_size);
-    if (cmdline.size() + 1 > kCmdlineMaxSize)
-        return make_error("kernel command line is {} bytes; at most {} fit at {:#x}",
-                          cmdline.size(), kCmdlineMaxSize - 1, kCmdlineAddr);
-
-    auto [load, kernel_end] = RV_TRY(kernel_footprint(image, layout));
-
-    BootInfo info;
-    info.protocol_version = image.version;
-    info.kernel_load = GuestAddress(load);
-    info.kernel_end = kernel_end;
-    info.entry = GuestAddress(load + kStartup64Offset);
-    info.boot_params = GuestAddress(kBootParamsAddr);
-    info.page_table_root = GuestAddress(kPml4Addr);
-    info.cmdline = GuestAddress(kCmdlineAddr);
-    info.cmdline_size = cmdline.size() + 1;
-
-    RV_TRY_VOID(with_context(
-        memory.write(info.kernel_load, kernel.subspan(image.kernel_offset, image.kernel_size)),
-        "loading kernel"));
-
+// Everything after the kernel itself is in place: initrd, command line, zero
+// page, page tables and GDT.
+Result<BootInfo> finish_loading(const GuestMemory& memory, const BzImage& image, BootInfo info,
+                                std::optional<std::span<const uint8_t>> initrd,
+                                std::string_view cmdline, const MemoryLayout& layout,
+                                std::optional<GuestAddress> acpi_rsdp) {
     if (initrd && !initrd->empty()) {
-        info.initrd = RV_TRY(place_initrd(image, layout, kernel_end, initrd->size()));
+        info.initrd = RV_TRY(place_initrd(image, layout, info.kernel_end, initrd->size()));
         info.initrd_size = initrd->size();
         RV_TRY_VOID(with_context(memory.write(info.initrd, *initrd), "loading initrd"));
     }
@@ -143,6 +121,78 @@ Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> 
     RV_TRY_VOID(write_page_tables(memory));
     RV_TRY_VOID(write_gdt_idt(memory));
     return info;
+}
+
+Result<void> check_cmdline(const BzImage& image, std::string_view cmdline) {
+    if (cmdline.find('\0') != std::string_view::npos)
+        return make_error("kernel command line contains a NUL byte");
+    if (cmdline.size() > image.cmdline_size)
+        return make_error("kernel command line is {} bytes; this kernel accepts at most {}",
+                          cmdline.size(), image.cmdline_size);
+    if (cmdline.size() + 1 > kCmdlineMaxSize)
+        return make_error("kernel command line is {} bytes; at most {} fit at {:#x}",
+                          cmdline.size(), kCmdlineMaxSize - 1, kCmdlineAddr);
+    return {};
+}
+
+BootInfo base_info(const BzImage& image, std::string_view cmdline) {
+    BootInfo info;
+    info.protocol_version = image.version;
+    info.boot_params = GuestAddress(kBootParamsAddr);
+    info.page_table_root = GuestAddress(kPml4Addr);
+    info.cmdline = GuestAddress(kCmdlineAddr);
+    info.cmdline_size = cmdline.size() + 1;
+    return info;
+}
+
+}  // namespace
+
+Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> kernel,
+                            std::optional<std::span<const uint8_t>> initrd,
+                            std::string_view cmdline, const MemoryLayout& layout,
+                            std::optional<GuestAddress> acpi_rsdp) {
+    BzImage image = RV_TRY(parse_bzimage(kernel));
+    RV_TRY_VOID(check_cmdline(image, cmdline));
+    auto [load, kernel_end] = RV_TRY(kernel_footprint(image, layout));
+
+    BootInfo info = base_info(image, cmdline);
+    info.kernel_load = GuestAddress(load);
+    info.kernel_end = kernel_end;
+    info.entry = GuestAddress(load + kStartup64Offset);
+    RV_TRY_VOID(with_context(
+        memory.write(info.kernel_load, kernel.subspan(image.kernel_offset, image.kernel_size)),
+        "loading kernel"));
+    return finish_loading(memory, image, info, initrd, cmdline, layout, acpi_rsdp);
+}
+
+Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8_t> bzimage,
+                                std::span<const uint8_t> vmlinux,
+                                std::optional<std::span<const uint8_t>> initrd,
+                                std::string_view cmdline, const MemoryLayout& layout,
+                                std::optional<GuestAddress> acpi_rsdp) {
+    BzImage image = RV_TRY(parse_bzimage(bzimage));
+    RV_TRY_VOID(check_cmdline(image, cmdline));
+    ElfKernel elf = RV_TRY(parse_elf_kernel(vmlinux));
+    if (elf.lowest < kHighMemStart)
+        return make_error("ELF kernel loads at {:#x}, below 1 MiB", elf.lowest);
+    // The running kernel uses init_size bytes from its load address (BSS,
+    // early page tables and brk beyond the file's segments).
+    uint64_t end = std::max(elf.end, elf.lowest + image.init_size);
+    if (end > layout.low_ram_end)
+        return make_error("kernel needs memory up to {:#x} but low RAM ends at {:#x}", end,
+                          layout.low_ram_end);
+
+    BootInfo info = base_info(image, cmdline);
+    info.kernel_load = GuestAddress(elf.lowest);
+    info.kernel_end = end;
+    info.entry = GuestAddress(elf.entry);
+    for (const auto& seg : elf.segments) {
+        RV_TRY_VOID(with_context(memory.write(GuestAddress(seg.paddr),
+                                              vmlinux.subspan(seg.offset, seg.filesz)),
+                                 "loading kernel segment"));
+        RV_TRY_VOID(memory.fill(GuestAddress(seg.paddr + seg.filesz), 0, seg.memsz - seg.filesz));
+    }
+    return finish_loading(memory, image, info, initrd, cmdline, layout, acpi_rsdp);
 }
 
 }  // namespace rv::x86

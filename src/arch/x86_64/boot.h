@@ -49,4 +49,13 @@ Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> 
                             std::string_view cmdline, const MemoryLayout& layout,
                             std::optional<GuestAddress> acpi_rsdp = std::nullopt);
 
+// The same boot, but from the bzImage's decompressed ELF payload (vmlinux):
+// segments at their physical addresses, entry at the ELF's startup_64. The
+// bzImage still supplies the setup header for the zero page.
+Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8_t> bzimage,
+                                std::span<const uint8_t> vmlinux,
+                                std::optional<std::span<const uint8_t>> initrd,
+                                std::string_view cmdline, const MemoryLayout& layout,
+                                std::optional<GuestAddress> acpi_rsdp = std::nullopt);
+
 }  // namespace rv::x86

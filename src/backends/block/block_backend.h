@@ -1,0 +1,150 @@
+// The host side of a disk: a raw image file (or block device) served
+// asynchronously through io_uring, or synchronously where io_uring is
+// unavailable. Device-neutral: virtio-blk uses it today, an IDE disk later.
+//
+// Every submit_*() produces exactly one completion, later, with the caller's
+// 64-bit tag: the result is the number of bytes transferred (read/write),
+// 0 (flush, discard, write-zeroes) or -errno (-EINVAL for a range outside the
+// disk or a malformed request, -EROFS for a write to a read-only disk).
+// Completions are delivered only from process_completions(), which a device
+// calls when completion_fd() becomes readable. Single-threaded: all calls
+// come from the thread that owns the device (the event loop), except that
+// drain() may be called by whoever holds the device's lock during reset.
+//
+// Durability: flush() is fdatasync; it covers every write that completed
+// before the flush was submitted. Writes still in flight when a flush is
+// submitted are not covered: callers that need a barrier (virtio-blk does)
+// wait for earlier writes before submitting the flush.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/block/io_engine.h"
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace rv {
+
+struct BlockOptions {
+    bool read_only{false};
+    enum class Cache { None /* O_DIRECT */, Writeback } cache{Cache::Writeback};
+    enum class Engine { IoUring, Sync } engine{Engine::IoUring};
+};
+
+class BlockBackend {
+public:
+    static constexpr uint64_t kSectorSize = 512;
+    static constexpr unsigned kQueueDepth = 128;
+    static constexpr size_t kMaxIovecs = 1024;  // UIO_MAXIOV
+
+    // Opens the image. Engine::IoUring falls back to Sync (with a log line)
+    // when the kernel refuses io_uring; engine() tells which one runs.
+    static Result<std::unique_ptr<BlockBackend>> open(const std::string& path,
+                                                      const BlockOptions& options);
+    ~BlockBackend();
+    BlockBackend(const BlockBackend&) = delete;
+    BlockBackend& operator=(const BlockBackend&) = delete;
+
+    uint64_t size() const { return m_size; }  // bytes, a multiple of 512
+    uint64_t sectors() const { return m_size / kSectorSize; }
+    bool read_only() const { return m_options.read_only; }
+    BlockOptions::Cache cache() const { return m_options.cache; }
+    BlockOptions::Engine engine() const { return m_engine_kind; }
+    // O_DIRECT alignment of memory, offsets and lengths (1 with cache=writeback).
+    uint64_t alignment() const { return m_align; }
+
+    // Readable when completions are waiting; register it with the event loop.
+    int completion_fd() const { return m_event.fd(); }
+
+    // The iovecs point at host memory (e.g. guest RAM) that must stay mapped
+    // until the completion is delivered; the iovec array itself is copied.
+    void submit_read(uint64_t offset, std::span<const iovec> iov, uint64_t tag);
+    void submit_write(uint64_t offset, std::span<const iovec> iov, uint64_t tag);
+    void submit_flush(uint64_t tag);
+    // Deallocates the range (PUNCH_HOLE); reads then return zeroes. A
+    // filesystem without hole punching makes this a successful no-op.
+    void submit_discard(uint64_t offset, uint64_t len, uint64_t tag);
+    // The range reads back as zeroes (ZERO_RANGE, or writing zeroes where the
+    // filesystem lacks it).
+    void submit_write_zeroes(uint64_t offset, uint64_t len, uint64_t tag);
+
+    // Delivers every finished request as on_complete(tag, result); returns
+    // how many. Safe to submit from inside the callback (those complete in a
+    // later call; the fd becomes readable again).
+    template <typename F>
+    size_t process_completions(F&& on_complete) {
+        std::vector<Completion> done = collect();
+        for (const Completion& c : done) on_complete(c.tag, c.result);
+        return done.size();
+    }
+
+    // Requests submitted and not yet delivered by process_completions.
+    size_t pending() const { return m_pending; }
+    // Blocks until every submitted request has finished; their completions
+    // are then delivered by the next process_completions(). For reset paths.
+    void drain();
+
+private:
+    struct Completion {
+        uint64_t tag;
+        int64_t result;
+    };
+    enum class OpKind { Read, Write, Flush, Discard, WriteZeroes };
+    struct AlignedFree {
+        void operator()(uint8_t* p) const { std::free(p); }
+    };
+    struct Op {
+        OpKind kind{OpKind::Read};
+        uint64_t tag{0};
+        uint64_t offset{0};
+        uint64_t len{0};
+        uint64_t done{0};
+        std::vector<iovec> iov;       // what the engine transfers (advanced on short I/O)
+        std::vector<iovec> user_iov;  // the caller's buffers when bouncing
+        std::unique_ptr<uint8_t, AlignedFree> bounce;
+        bool zero_fallback{false};  // write-zeroes done as writes of a zero buffer
+        bool active{false};
+    };
+
+    BlockBackend(Fd file, EventFd event, uint64_t size, const BlockOptions& options,
+                 uint64_t align)
+        : m_file(std::move(file)),
+          m_event(std::move(event)),
+          m_size(size),
+          m_options(options),
+          m_align(align) {}
+
+    void submit_rw(OpKind kind, uint64_t offset, std::span<const iovec> iov, uint64_t tag);
+    void submit_range(OpKind kind, uint64_t offset, uint64_t len, uint64_t tag);
+    void fail_now(uint64_t tag, int err);
+    bool range_ok(uint64_t offset, uint64_t len) const;
+    bool needs_bounce(uint64_t offset, std::span<const iovec> iov, uint64_t len) const;
+    uint32_t alloc_op();
+    void start_step(uint32_t index);
+    void on_step(uint32_t index, int64_t result);
+    void finish(uint32_t index, int64_t result);
+    std::vector<Completion> collect();
+
+    Fd m_file;
+    EventFd m_event;
+    uint64_t m_size;
+    BlockOptions m_options;
+    uint64_t m_align;
+    BlockOptions::Engine m_engine_kind{BlockOptions::Engine::Sync};
+    std::unique_ptr<block_detail::IoEngine> m_engine;
+    std::vector<Op> m_ops;  // indexed by the engine's user value
+    std::vector<uint32_t> m_free_ops;
+    std::vector<Completion> m_ready;  // finished, not yet delivered
+    std::vector<block_detail::StepResult> m_results;
+    size_t m_pending{0};
+    bool m_zero_range_ok{true};
+    std::unique_ptr<uint8_t, AlignedFree> m_zero_buffer;  // for the write-zeroes fallback
+};
+
+}  // namespace rv

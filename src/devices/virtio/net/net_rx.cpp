@@ -1,0 +1,193 @@
+// RX path: backend packets into guest chains, through the bounce buffer.
+#include <cstddef>
+#include <cstring>
+
+#include "base/log.h"
+#include "devices/virtio/net/net_wire.h"
+#include "devices/virtio/net/virtio_net.h"
+
+namespace rv::virtio {
+
+void VirtioNet::process_rx(Active& a) {
+    bool used = false;
+    while (!a.failed && !a.backend_gone) {
+        if (!a.rx_pending) {
+            // Only take a packet off the backend with a guest buffer in hand,
+            // so a slow guest leaves packets queued in the tap, not dropped.
+            if (a.rx_chains.empty()) {
+                PopResult got = pop_rx_chain(a, used);
+                if (got == PopResult::Failed) return;
+                if (got == PopResult::Empty) {
+                    a.rx_stalled = true;
+                    break;
+                }
+            }
+            if (!take_rx_packet(a)) break;
+            if (!a.rx_pending) continue;  // dropped a bad packet; try the next
+        }
+        const bool mergeable = a.features & kNetFMrgRxbuf;
+        bool wait_for_buffers = false;
+        while (a.rx_capacity < a.rx_len) {
+            // Without MRG_RXBUF a packet must fit one chain; a driver that
+            // posts smaller buffers than its features promise loses it. With
+            // it, holding the whole ring and still lacking room is the same.
+            if ((!mergeable && !a.rx_chains.empty()) || a.rx_chains.size() >= a.rx.size()) {
+                ++m_counters.rx_dropped;
+                warn_once(kWarnRxTooBig,
+                          fmt::format("virtio-net: dropping a {}-byte packet: the guest's rx "
+                                      "buffers are too small",
+                                      a.rx_len));
+                a.rx_pending = false;
+                break;
+            }
+            PopResult got = pop_rx_chain(a, used);
+            if (got == PopResult::Failed) return;
+            if (got == PopResult::Empty) {
+                a.rx_stalled = true;
+                wait_for_buffers = true;
+                break;
+            }
+        }
+        if (wait_for_buffers) break;
+        if (!a.rx_pending) continue;
+        if (!deliver_rx_packet(a)) return;
+        used = true;
+    }
+    if (used) signal_used(a, a.rx, kRxQueue);
+    update_interest(a);
+}
+
+VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used) {
+    const GuestMemory& mem = *a.memory;
+    for (;;) {
+        auto popped = a.rx.pop(mem);
+        if (!popped) {
+            fail(a, "rx queue", popped.error());
+            return PopResult::Failed;
+        }
+        if (!*popped) {
+            auto more = a.rx.enable_notification(mem);
+            if (!more) {
+                fail(a, "rx queue", more.error());
+                return PopResult::Failed;
+            }
+            if (*more) continue;
+            return PopResult::Empty;
+        }
+        DescriptorChain& chain = **popped;
+        // Every rx buffer must be device-writable and hold at least the
+        // header (5.1.6.3.1), so the header never straddles chains.
+        if (chain.readable_bytes() != 0 || chain.writable_bytes() < kNetHdrSize) {
+            ++m_counters.rx_errors;
+            warn_once(kWarnRxBadChain,
+                      fmt::format("virtio-net: returning unusable rx chain {} ({} readable, {} "
+                                  "writable bytes)",
+                                  chain.head, chain.readable_bytes(), chain.writable_bytes()));
+            if (auto r = a.rx.add_used(mem, chain.head, 0); !r) {
+                fail(a, "rx queue", r.error());
+                return PopResult::Failed;
+            }
+            used = true;
+            continue;
+        }
+        a.rx_capacity += chain.writable_bytes();
+        a.rx_chains.push_back(std::move(chain));
+        return PopResult::Got;
+    }
+}
+
+// Reads one packet into the bounce buffer. Returns false when the backend
+// has nothing (or is gone); true with rx_pending set when a packet is ready,
+// or unset when a bad packet was dropped.
+bool VirtioNet::take_rx_packet(Active& a) {
+    iovec iov{m_bounce.data(), m_bounce.size()};
+    auto got = m_backend->readv(std::span(&iov, 1));
+    if (!got) {
+        // tun read errors are not transient (EBADFD: the interface is gone);
+        // polling on would spin the event loop.
+        ++m_counters.rx_errors;
+        warn_once(kWarnBackendGone, fmt::format("virtio-net: backend read failed: {}; no more "
+                                                "packets for the guest",
+                                                got.error().message()));
+        a.backend_gone = true;
+        return false;
+    }
+    if (!*got) return false;  // EAGAIN: EPOLLIN brings us back
+    const size_t n = **got;
+    if (n == 0) {
+        warn_once(kWarnBackendGone, "virtio-net: backend closed; no more packets for the guest");
+        a.backend_gone = true;
+        return false;
+    }
+    if (n < kNetHdrSize || n > kNetMaxPacketLen) {
+        ++m_counters.rx_dropped;
+        warn_once(kWarnRxBadPacket,
+                  fmt::format("virtio-net: dropping a {}-byte packet from the backend", n));
+        return true;
+    }
+    VirtioNetHdr hdr;
+    std::memcpy(&hdr, m_bounce.data(), sizeof(hdr));
+    if (!rx_offloads_allowed(a)) {
+        ++m_counters.rx_dropped;
+        warn_once(kWarnRxBadPacket, fmt::format("virtio-net: dropping a packet with gso type "
+                                                "{:#x} the guest did not negotiate",
+                                                hdr.gso_type));
+        return true;
+    }
+    // DATA_VALID / NEEDS_CSUM mean nothing to a driver without GUEST_CSUM,
+    // which must then see flags 0 (5.1.6.4.1).
+    if (!(a.features & kNetFGuestCsum)) hdr.flags = 0;
+    std::memcpy(m_bounce.data(), &hdr, sizeof(hdr));
+    a.rx_len = n;
+    a.rx_pending = true;
+    return true;
+}
+
+// Whether the packet in the bounce buffer only uses offloads the driver
+// accepted. Packets queued in the tap before a reset may carry old ones.
+bool VirtioNet::rx_offloads_allowed(const Active& a) const {
+    const uint8_t gso = m_bounce[offsetof(VirtioNetHdr, gso_type)];
+    if ((gso & kNetHdrGsoEcn) && !(a.features & kNetFGuestEcn)) return false;
+    switch (gso & ~kNetHdrGsoEcn) {
+        case kNetHdrGsoNone:
+            return !(gso & kNetHdrGsoEcn);
+        case kNetHdrGsoTcpv4:
+            return a.features & kNetFGuestTso4;
+        case kNetHdrGsoTcpv6:
+            return a.features & kNetFGuestTso6;
+        default:
+            return false;  // UDP (UFO) is not offered; anything else is unknown
+    }
+}
+
+// Copies the pending packet into the held chains (all of which it needs)
+// and returns them to the driver.
+bool VirtioNet::deliver_rx_packet(Active& a) {
+    const GuestMemory& mem = *a.memory;
+    const uint16_t num_buffers = static_cast<uint16_t>(a.rx_chains.size());
+    m_bounce[kNetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
+    m_bounce[kNetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
+
+    size_t offset = 0;
+    for (const DescriptorChain& chain : a.rx_chains) {
+        ChainWriter writer(mem, chain);
+        auto written = writer.write(std::span(m_bounce.data() + offset, a.rx_len - offset));
+        if (!written) {
+            fail(a, "writing an rx packet", written.error());
+            return false;
+        }
+        offset += *written;
+        if (auto r = a.rx.add_used(mem, chain.head, static_cast<uint32_t>(*written)); !r) {
+            fail(a, "rx queue", r.error());
+            return false;
+        }
+    }
+    ++m_counters.rx_packets;
+    m_counters.rx_bytes += a.rx_len - kNetHdrSize;
+    a.rx_pending = false;
+    a.rx_chains.clear();
+    a.rx_capacity = 0;
+    return true;
+}
+
+}  // namespace rv::virtio

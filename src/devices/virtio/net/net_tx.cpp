@@ -1,0 +1,84 @@
+// TX path: guest chains to the backend, zero-copy.
+#include <climits>
+
+#include "base/log.h"
+#include "devices/virtio/net/guest_iovec.h"
+#include "devices/virtio/net/net_wire.h"
+#include "devices/virtio/net/virtio_net.h"
+
+namespace rv::virtio {
+
+namespace {
+
+// Why a TX chain cannot be sent, or nullptr if it can.
+const char* tx_chain_problem(const DescriptorChain& chain) {
+    if (chain.writable_bytes() != 0) return "has device-writable buffers";
+    const uint64_t len = chain.readable_bytes();
+    if (len < kNetHdrSize) return "is shorter than the 12-byte virtio-net header";
+    if (len > kNetMaxPacketLen) return "holds a frame larger than 64 KiB";
+    return nullptr;
+}
+
+}  // namespace
+
+void VirtioNet::process_tx(Active& a) {
+    if (a.tx_blocked) return;  // the EPOLLOUT handler resumes
+    const GuestMemory& mem = *a.memory;
+    bool used = false;
+    for (;;) {
+        auto popped = a.tx.pop(mem);
+        if (!popped) return fail(a, "tx queue", popped.error());
+        if (!*popped) {
+            // Ring empty: ask for a kick, then re-check for buffers the
+            // driver published without kicking meanwhile.
+            auto more = a.tx.enable_notification(mem);
+            if (!more) return fail(a, "tx queue", more.error());
+            if (*more) continue;
+            break;
+        }
+        const DescriptorChain& chain = **popped;
+
+        const char* problem = tx_chain_problem(chain);
+        m_tx_iov.clear();
+        if (!problem) {
+            for (const DescriptorBuffer& b : chain.buffers) {
+                if (!append_guest_iovecs(mem, b.addr, b.len, m_tx_iov)) {
+                    problem = "has a buffer outside guest memory";
+                    break;
+                }
+            }
+            if (!problem && m_tx_iov.size() > IOV_MAX) problem = "has more than 1024 segments";
+        }
+        if (problem) {
+            ++m_counters.tx_errors;
+            warn_once(kWarnTxBadChain,
+                      fmt::format("virtio-net: dropping tx chain {} that {}", chain.head, problem));
+        } else {
+            // The header goes to the backend as the guest wrote it: a tap
+            // validates it (gso fields, csum offsets) and applies the offloads.
+            auto sent = m_backend->writev(m_tx_iov);
+            if (!sent) {
+                ++m_counters.tx_dropped;
+                warn_once(kWarnTxRefused, fmt::format("virtio-net: backend refused a tx packet: {}",
+                                                      sent.error().message()));
+            } else if (!*sent) {
+                // Backend full: give the chain back and wait for EPOLLOUT
+                // rather than drop; the guest's own queue absorbs the burst.
+                a.tx.undo_pop();
+                a.tx_blocked = true;
+                ++m_counters.tx_backpressure;
+                break;
+            } else {
+                ++m_counters.tx_packets;
+                m_counters.tx_bytes += chain.readable_bytes() - kNetHdrSize;
+            }
+        }
+        // TX chains have no device-writable part: used length 0.
+        if (auto r = a.tx.add_used(mem, chain.head, 0); !r) return fail(a, "tx queue", r.error());
+        used = true;
+    }
+    if (used) signal_used(a, a.tx, kTxQueue);
+    update_interest(a);
+}
+
+}  // namespace rv::virtio

@@ -1,0 +1,147 @@
+// virtio-net (device type 1) over a NetBackend (a TAP in the VMM, a socketpair
+// in tests): one rx/tx queue pair, no control queue. The virtio-net header
+// goes to and from the backend unchanged, so checksum and segmentation
+// offloads are negotiated end to end: HOST_* features are what the backend
+// accepts from the guest (a tap takes any), GUEST_* features acked by the
+// driver become the backend's offloads.
+//
+// TX (queue 1): each chain's readable part (12-byte header + frame) is
+// gathered straight from guest memory into one writev. When the backend is
+// full (EAGAIN) the chain goes back to the ring and TX waits for the fd to
+// become writable (EPOLLOUT is registered only then): no packet is dropped
+// for backpressure.
+//
+// RX (queue 0): a packet is read into a bounce buffer (one per device, sized
+// for the largest packet), then copied into as many chains as it needs
+// (MRG_RXBUF, num_buffers set in the first) or into one chain. The copy is
+// the price of knowing a packet's size before committing guest buffers: a
+// tap cannot peek. A packet is taken off the backend only once an rx chain
+// is in hand; when the ring runs dry the device stops polling the backend
+// (packets wait in the tap) until the driver's next rx notify.
+//
+// Threads: activate/reset run on a vCPU thread; queue_notify and the backend
+// handler on the event-loop thread; one mutex serializes them. The registrar
+// must not hold its own lock while running handlers.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "backends/net/net_backend.h"
+#include "devices/virtio/virtio_device.h"
+
+namespace rv::virtio {
+
+struct VirtioNetConfig {
+    std::array<uint8_t, 6> mac{};
+    std::optional<uint16_t> mtu;  // offered as VIRTIO_NET_F_MTU when set
+};
+
+// Counters, readable from any thread.
+struct NetStats {
+    uint64_t rx_packets{0};
+    uint64_t rx_bytes{0};  // frame bytes, without the virtio-net header
+    uint64_t tx_packets{0};
+    uint64_t tx_bytes{0};
+    uint64_t rx_dropped{0};   // packets that fit no guest buffer, or bad offload types
+    uint64_t tx_dropped{0};   // the backend refused a packet (e.g. tap down)
+    uint64_t rx_errors{0};    // malformed rx chains, backend read failures
+    uint64_t tx_errors{0};    // malformed tx chains
+    uint64_t tx_backpressure{0};  // times TX waited for the backend to drain
+    uint64_t notifications{0};    // driver queue notifications
+    uint64_t interrupts{0};       // used-buffer interrupts sent
+};
+
+class VirtioNet final : public VirtioDevice {
+public:
+    static constexpr uint16_t kRxQueue = 0;
+    static constexpr uint16_t kTxQueue = 1;
+    static constexpr uint16_t kQueueSize = 256;
+
+    // Sets the backend's header size to 12. Fails on a multicast or all-zero
+    // MAC, an MTU below 68, or a backend that rejects the header size.
+    static Result<std::unique_ptr<VirtioNet>> create(std::unique_ptr<NetBackend> backend,
+                                                     const VirtioNetConfig& config);
+    ~VirtioNet() override;
+
+    std::string_view name() const override { return "virtio-net"; }
+    uint32_t device_type() const override { return kTypeNet; }
+    uint64_t device_features() const override;
+    std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize, kQueueSize}; }
+    void read_config(uint64_t offset, std::span<uint8_t> data) override;
+    void write_config(uint64_t offset, std::span<const uint8_t> data) override;
+    Result<void> activate(ActivateArgs args) override;
+    void reset() override;
+    void queue_notify(uint16_t index) override;
+    bool needs_reset() const override { return m_needs_reset.load(); }
+
+    NetStats stats() const;
+
+private:
+    // Whatever exists only between DRIVER_OK and reset.
+    struct Active {
+        const GuestMemory* memory;
+        std::shared_ptr<Interrupt> interrupt;
+        EventRegistrar* events;
+        Queue rx;
+        Queue tx;
+        uint64_t features;
+        uint32_t interest{0};     // epoll events currently registered for the backend fd
+        bool rx_stalled{false};   // rx ring ran dry: backend not polled until an rx notify
+        bool tx_blocked{false};   // backend full: TX waits for EPOLLOUT
+        bool failed{false};       // a queue error; NEEDS_RESET reported, nothing processed
+        bool backend_gone{false};  // backend hung up or failed reading: stop polling it
+        // RX in progress: a packet in m_bounce and the chains held for it.
+        bool rx_pending{false};
+        size_t rx_len{0};
+        std::vector<DescriptorChain> rx_chains;
+        uint64_t rx_capacity{0};
+    };
+    enum class PopResult { Got, Empty, Failed };
+    // warn_once bits.
+    enum Warn : unsigned {
+        kWarnTxBadChain = 1u << 0,
+        kWarnTxRefused = 1u << 1,
+        kWarnRxBadChain = 1u << 2,
+        kWarnRxTooBig = 1u << 3,
+        kWarnRxBadPacket = 1u << 4,
+        kWarnBackendGone = 1u << 5,
+    };
+    struct Counters {
+        std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
+        std::atomic<uint64_t> rx_dropped{0}, tx_dropped{0}, rx_errors{0}, tx_errors{0};
+        std::atomic<uint64_t> tx_backpressure{0}, notifications{0}, interrupts{0};
+    };
+
+    VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig& config);
+
+    void on_backend_event(uint32_t events);
+    void process_tx(Active& a);
+    void process_rx(Active& a);
+    PopResult pop_rx_chain(Active& a, bool& used);
+    bool take_rx_packet(Active& a);
+    bool deliver_rx_packet(Active& a);
+    bool rx_offloads_allowed(const Active& a) const;
+    void signal_used(Active& a, Queue& queue, uint16_t index);
+    void update_interest(Active& a);
+    void fail(Active& a, std::string_view what, const Error& error);
+    void warn_once(unsigned bit, std::string_view text);
+    void stop(Active& a);
+
+    const std::unique_ptr<NetBackend> m_backend;
+    const VirtioNetConfig m_config;
+    Counters m_counters;
+    std::atomic<bool> m_needs_reset{false};
+
+    std::mutex m_mutex;  // guards everything below
+    std::optional<Active> m_active;
+    std::vector<uint8_t> m_bounce;  // one rx packet, kNetMaxPacketLen + 1 (to see truncation)
+    std::vector<iovec> m_tx_iov;    // reused per TX chain
+    unsigned m_warned{0};           // warn_once bits: log each kind of guest error once
+};
+
+}  // namespace rv::virtio
