@@ -1,10 +1,9 @@
-#include "devices/virtio/console/console_device.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "devices/virtio/console/console_device.h"
 #include "support/fake_driver_queue.h"
 #include "test_fakes.h"
 
@@ -20,7 +19,7 @@ std::span<const uint8_t> bytes_of(std::string_view s) {
 }
 
 class ConsoleTest : public ::testing::Test {
-protected:
+  protected:
     void activate(bool event_idx = false) {
         std::vector<Queue> queues;
         for (auto* q : {&rx, &tx}) {
@@ -28,8 +27,8 @@ protected:
             ASSERT_TRUE(queue) << queue.error().message();
             queues.push_back(std::move(*queue));
         }
-        auto result = console.activate(ActivateArgs{memory, interrupt, std::move(queues),
-                                                    console.device_features(), events});
+        auto result = console.activate(
+            ActivateArgs{memory, interrupt, std::move(queues), console.device_features(), events});
         ASSERT_TRUE(result) << result.error().message();
     }
     void input(std::string_view text) { console.enqueue_input(bytes_of(text)); }

@@ -16,7 +16,7 @@
 namespace rv::test {
 
 class RecordingInterrupt final : public virtio::Interrupt {
-public:
+  public:
     void signal_used_queue(uint16_t queue_index) override {
         std::lock_guard lock(m_mutex);
         m_used.push_back(queue_index);
@@ -36,14 +36,14 @@ public:
         return m_config_changes;
     }
 
-private:
+  private:
     mutable std::mutex m_mutex;
     std::vector<uint16_t> m_used;
     size_t m_config_changes{0};
 };
 
 class FakeEventRegistrar final : public EventRegistrar {
-public:
+  public:
     Result<void> add(int fd, uint32_t, std::function<void(uint32_t)> handler) override {
         std::lock_guard lock(m_mutex);
         if (m_handlers.contains(fd)) return make_error("fd {} registered twice", fd);
@@ -73,7 +73,7 @@ public:
         return ready.size();
     }
 
-private:
+  private:
     mutable std::mutex m_mutex;
     std::map<int, std::function<void(uint32_t)>> m_handlers;
 };
