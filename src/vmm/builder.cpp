@@ -1,6 +1,8 @@
 // Vm::create: validates the configuration, then builds the VM in a fixed,
 // explicit order — memory, KVM VM and irqchip, devices on the buses, the
 // kernel and boot tables, vCPUs. No device registers itself.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -107,6 +109,46 @@ Result<void> setup_vcpu(kvm::VcpuFd& vcpu, const std::vector<kvm_cpuid_entry2>& 
     return {};
 }
 
+// Loads the decompressed ELF: from memory right after decompressing it, or
+// segment by segment from the cache file straight into guest RAM.
+Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory, std::span<const uint8_t> bzimage,
+                                         const CachedKernel& cached,
+                                         std::optional<std::span<const uint8_t>> initrd,
+                                         std::string_view cmdline, const x86::MemoryLayout& layout,
+                                         std::optional<GuestAddress> rsdp) {
+    if (cached.contents) {
+        auto elf_bytes = std::span(reinterpret_cast<const uint8_t*>(cached.contents->data()),
+                                   cached.contents->size());
+        auto elf = RV_TRY(x86::parse_elf_kernel(elf_bytes));
+        auto copy = [&](const x86::ElfSegment& seg) {
+            return memory.write(GuestAddress(seg.paddr), elf_bytes.subspan(seg.offset, seg.filesz));
+        };
+        return x86::load_linux_elf(memory, bzimage, elf, copy, initrd, cmdline, layout, rsdp);
+    }
+    auto fd = RV_TRY(Fd::open(cached.path, O_RDONLY));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return errno_error(cached.path);
+    std::vector<uint8_t> head(64 * 1024);
+    ssize_t n = ::pread(fd.get(), head.data(), head.size(), 0);
+    if (n < 0) return errno_error(cached.path);
+    head.resize(static_cast<size_t>(n));
+    auto elf = RV_TRY(with_context(x86::parse_elf_kernel(head, static_cast<uint64_t>(st.st_size)),
+                                   cached.path));
+    auto copy = [&](const x86::ElfSegment& seg) -> Result<void> {
+        uint8_t* dst = RV_TRY(memory.host_range(GuestAddress(seg.paddr), seg.filesz));
+        uint64_t done = 0;
+        while (done < seg.filesz) {
+            ssize_t r = ::pread(fd.get(), dst + done, seg.filesz - done,
+                                static_cast<off_t>(seg.offset + done));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return make_error("{}: short read", cached.path);
+            done += static_cast<uint64_t>(r);
+        }
+        return {};
+    };
+    return x86::load_linux_elf(memory, bzimage, elf, copy, initrd, cmdline, layout, rsdp);
+}
+
 }  // namespace
 
 class VmBuilder {
@@ -155,14 +197,14 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     std::optional<CachedKernel> vmlinux;
     if (config.kernel_cache_dir)
         vmlinux = RV_TRY(cached_vmlinux(as_bytes(kernel), *config.kernel_cache_dir));
-    auto loaded = vmlinux ? x86::load_linux_elf(vm->m_memory, as_bytes(kernel),
-                                                as_bytes(vmlinux->vmlinux), initrd_bytes,
-                                                config.cmdline, layout, rsdp)
-                          : x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes,
-                                            config.cmdline, layout, rsdp);
-    auto boot = RV_TRY(with_context(std::move(loaded), "cannot load the kernel"));
+    auto boot = RV_TRY(with_context(
+        vmlinux ? load_cached_kernel(vm->m_memory, as_bytes(kernel), *vmlinux, initrd_bytes,
+                                     config.cmdline, layout, rsdp)
+                : x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline,
+                                  layout, rsdp),
+        "cannot load the kernel"));
     if (vmlinux)
-        log::info("booting the decompressed kernel ({}, {})", vmlinux->hit ? "cached" : "decompressed now",
+        log::info("booted the decompressed kernel ({}: {})", vmlinux->hit ? "cache hit" : "cached now",
                   vmlinux->path);
 
     auto supported = RV_TRY(vm->m_kvm.supported_cpuid());

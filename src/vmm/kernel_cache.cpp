@@ -62,9 +62,9 @@ Result<std::optional<CachedKernel>> cached_vmlinux(std::span<const uint8_t> bzim
         std::string_view(reinterpret_cast<const char*>(bzimage.data()), bzimage.size()));
     std::string path = fmt::format("{}/vmlinux-{:016x}-{}", dir, hash, bzimage.size());
 
-    if (auto cached = read_file(path)) {
+    if (::access(path.c_str(), R_OK) == 0) {
         log::debug("kernel cache hit: {}", path);
-        return CachedKernel{std::move(*cached), path, true};
+        return CachedKernel{path, std::nullopt, true};
     }
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
@@ -74,8 +74,8 @@ Result<std::optional<CachedKernel>> cached_vmlinux(std::span<const uint8_t> bzim
     }
     auto elf = RV_TRY(with_context(x86::decompress(*payload), "decompressing the kernel"));
     RV_TRY(with_context(x86::parse_elf_kernel(elf), "kernel payload"));
-    CachedKernel result{std::string(elf.begin(), elf.end()), path, false};
-    if (auto stored = store(path, result.vmlinux); !stored) {
+    CachedKernel result{path, std::string(elf.begin(), elf.end()), false};
+    if (auto stored = store(path, *result.contents); !stored) {
         log::warn("kernel cache: {}", stored.error().message());
         result.path.clear();
     }

@@ -16,12 +16,14 @@ namespace rv {
 std::string default_kernel_cache_dir();
 
 struct CachedKernel {
-    std::string vmlinux;  // the decompressed ELF
-    std::string path;     // where it is cached ("" if it could not be stored)
+    std::string path;                     // the cached ELF ("" if it could not be stored)
+    std::optional<std::string> contents;  // set on a miss: the ELF just decompressed
     bool hit{false};
 };
 
-// The decompressed kernel of `bzimage`. On a miss it decompresses and stores
+// The decompressed kernel of `bzimage`. A hit returns only the path: the
+// loader reads segments from the file straight into guest memory, so the
+// VMM never holds the (large) ELF in its own memory. On a miss it decompresses and stores
 // the result when `dir` is writable; when it is not (e.g. a read-only root),
 // or the payload format is not supported, returns nullopt so the caller
 // boots the bzImage itself. Errors are for corrupt images only.

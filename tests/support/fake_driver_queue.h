@@ -68,11 +68,11 @@ struct UsedElem {
 };
 
 class FakeDriverQueue {
-public:
+  public:
     // Explicit layout: rings where `config` says, buffers bump-allocated from
     // [data, data + data_size). Clears the rings.
-    FakeDriverQueue(const GuestMemory& memory, const virtio::QueueConfig& config,
-                    GuestAddress data, uint64_t data_size)
+    FakeDriverQueue(const GuestMemory& memory, const virtio::QueueConfig& config, GuestAddress data,
+                    uint64_t data_size)
         : m_memory(memory),
           m_config(config),
           m_data(data),
@@ -221,7 +221,9 @@ public:
     }
     void set_avail_idx(uint16_t idx) { write16(m_config.avail, 2, idx); }
     uint16_t avail_idx() const { return read16(m_config.avail, 2); }
-    void set_avail_ring(uint16_t slot, uint16_t head) { write16(m_config.avail, 4 + 2ull * slot, head); }
+    void set_avail_ring(uint16_t slot, uint16_t head) {
+        write16(m_config.avail, 4 + 2ull * slot, head);
+    }
     void set_avail_flags(uint16_t flags) { write16(m_config.avail, 0, flags); }
     void set_used_event(uint16_t idx) { write16(m_config.avail, 4 + 2ull * size(), idx); }
     // Publishes a raw head (no descriptors written), e.g. an out-of-range one.
@@ -249,7 +251,7 @@ public:
         return n;
     }
 
-private:
+  private:
     struct Buffer {
         GuestAddress addr;
         uint32_t len;

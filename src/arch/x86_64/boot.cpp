@@ -166,13 +166,12 @@ Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> 
 }
 
 Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8_t> bzimage,
-                                std::span<const uint8_t> vmlinux,
+                                const ElfKernel& elf, const SegmentWriter& write_segment,
                                 std::optional<std::span<const uint8_t>> initrd,
                                 std::string_view cmdline, const MemoryLayout& layout,
                                 std::optional<GuestAddress> acpi_rsdp) {
     BzImage image = RV_TRY(parse_bzimage(bzimage));
     RV_TRY_VOID(check_cmdline(image, cmdline));
-    ElfKernel elf = RV_TRY(parse_elf_kernel(vmlinux));
     if (elf.lowest < kHighMemStart)
         return make_error("ELF kernel loads at {:#x}, below 1 MiB", elf.lowest);
     // The running kernel uses init_size bytes from its load address (BSS,
@@ -187,9 +186,9 @@ Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8
     info.kernel_end = end;
     info.entry = GuestAddress(elf.entry);
     for (const auto& seg : elf.segments) {
-        RV_TRY_VOID(with_context(memory.write(GuestAddress(seg.paddr),
-                                              vmlinux.subspan(seg.offset, seg.filesz)),
-                                 "loading kernel segment"));
+        if (!memory.check_range(GuestAddress(seg.paddr), seg.memsz))
+            return make_error("kernel segment {:#x}+{:#x} outside guest memory", seg.paddr, seg.memsz);
+        RV_TRY_VOID(with_context(write_segment(seg), "loading kernel segment"));
         RV_TRY_VOID(memory.fill(GuestAddress(seg.paddr + seg.filesz), 0, seg.memsz - seg.filesz));
     }
     return finish_loading(memory, image, info, initrd, cmdline, layout, acpi_rsdp);

@@ -5,6 +5,8 @@
 // addresses.
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -12,6 +14,7 @@
 
 #include "arch/x86_64/boot_params.h"
 #include "arch/x86_64/bzimage.h"
+#include "arch/x86_64/kernel_payload.h"
 #include "arch/x86_64/layout.h"
 #include "base/error.h"
 #include "memory/guest_memory.h"
@@ -51,9 +54,12 @@ Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> 
 
 // The same boot, but from the bzImage's decompressed ELF payload (vmlinux):
 // segments at their physical addresses, entry at the ELF's startup_64. The
-// bzImage still supplies the setup header for the zero page.
+// bzImage still supplies the setup header for the zero page. write_segment
+// fills one segment's file bytes into guest memory (so a cached vmlinux can
+// be read straight from its file); the loader zeroes the rest (BSS).
+using SegmentWriter = std::function<Result<void>(const ElfSegment& segment)>;
 Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8_t> bzimage,
-                                std::span<const uint8_t> vmlinux,
+                                const ElfKernel& elf, const SegmentWriter& write_segment,
                                 std::optional<std::span<const uint8_t>> initrd,
                                 std::string_view cmdline, const MemoryLayout& layout,
                                 std::optional<GuestAddress> acpi_rsdp = std::nullopt);

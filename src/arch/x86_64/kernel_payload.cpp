@@ -107,7 +107,7 @@ Result<std::vector<uint8_t>> decompress(const Payload& payload, uint64_t max_out
     return make_error("kernel payload compression not supported (only gzip, xz, zstd)");
 }
 
-Result<ElfKernel> parse_elf_kernel(std::span<const uint8_t> file) {
+Result<ElfKernel> parse_elf_kernel(std::span<const uint8_t> file, uint64_t file_size) {
     Elf64_Ehdr eh;
     if (file.size() < sizeof eh) return make_error("ELF: file too short");
     // SAFETY: Elf64_Ehdr is a plain wire struct; any bytes are a valid value.
@@ -126,8 +126,8 @@ Result<ElfKernel> parse_elf_kernel(std::span<const uint8_t> file) {
         std::memcpy(&ph, file.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
         if (ph.p_type != PT_LOAD) continue;
         uint64_t end;
-        if (ph.p_filesz > ph.p_memsz || ph.p_offset > file.size() ||
-            ph.p_filesz > file.size() - ph.p_offset ||
+        if (ph.p_filesz > ph.p_memsz || ph.p_offset > file_size ||
+            ph.p_filesz > file_size - ph.p_offset ||
             __builtin_add_overflow(ph.p_paddr, ph.p_memsz, &end))
             return make_error("ELF: segment {} out of bounds", i);
         k.segments.push_back({ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz});

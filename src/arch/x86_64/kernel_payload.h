@@ -44,6 +44,11 @@ struct ElfKernel {
     uint64_t lowest{0};  // lowest paddr
     uint64_t end{0};     // highest paddr + memsz
 };
-Result<ElfKernel> parse_elf_kernel(std::span<const uint8_t> file);
+// `head` holds at least the ELF and program headers (the first 64 KiB
+// suffice for a kernel); segment extents are checked against file_size.
+Result<ElfKernel> parse_elf_kernel(std::span<const uint8_t> head, uint64_t file_size);
+inline Result<ElfKernel> parse_elf_kernel(std::span<const uint8_t> file) {
+    return parse_elf_kernel(file, file.size());
+}
 
 }  // namespace rv::x86

@@ -91,8 +91,8 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path
         new BlockBackend(std::move(file), std::move(event), size, options, align));
 
     if (options.engine == BlockOptions::Engine::IoUring) {
-        auto engine = block_detail::make_uring_engine(backend->m_file.get(),
-                                                      backend->m_event.fd(), kQueueDepth);
+        auto engine = block_detail::make_uring_engine(backend->m_file.get(), backend->m_event.fd(),
+                                                      kQueueDepth);
         if (engine) {
             backend->m_engine = std::move(*engine);
             backend->m_engine_kind = BlockOptions::Engine::IoUring;
@@ -102,8 +102,8 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path
         }
     }
     if (!backend->m_engine)
-        backend->m_engine = block_detail::make_sync_engine(backend->m_file.get(),
-                                                           backend->m_event.fd());
+        backend->m_engine =
+            block_detail::make_sync_engine(backend->m_file.get(), backend->m_event.fd());
     return backend;
 }
 
@@ -200,7 +200,9 @@ void BlockBackend::submit_rw(OpKind kind, uint64_t offset, std::span<const iovec
     start_step(index);
 }
 
-void BlockBackend::submit_flush(uint64_t tag) { submit_range(OpKind::Flush, 0, 0, tag); }
+void BlockBackend::submit_flush(uint64_t tag) {
+    submit_range(OpKind::Flush, 0, 0, tag);
+}
 
 void BlockBackend::submit_discard(uint64_t offset, uint64_t len, uint64_t tag) {
     submit_range(OpKind::Discard, offset, len, tag);
@@ -295,7 +297,8 @@ void BlockBackend::on_step(uint32_t index, int64_t result) {
     // Short transfer: 0 means the file shrank under us; otherwise continue.
     if (result == 0) return finish(index, -EIO);
     op.done += static_cast<uint64_t>(result);
-    if (op.done >= op.len) return finish(index, op.zero_fallback ? 0 : static_cast<int64_t>(op.len));
+    if (op.done >= op.len)
+        return finish(index, op.zero_fallback ? 0 : static_cast<int64_t>(op.len));
     if (!op.zero_fallback) {
         uint64_t skip = static_cast<uint64_t>(result);
         auto it = op.iov.begin();

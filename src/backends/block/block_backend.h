@@ -38,7 +38,7 @@ struct BlockOptions {
 };
 
 class BlockBackend {
-public:
+  public:
     static constexpr uint64_t kSectorSize = 512;
     static constexpr unsigned kQueueDepth = 128;
     static constexpr size_t kMaxIovecs = 1024;  // UIO_MAXIOV
@@ -90,7 +90,7 @@ public:
     // are then delivered by the next process_completions(). For reset paths.
     void drain();
 
-private:
+  private:
     struct Completion {
         uint64_t tag;
         int64_t result;
@@ -112,8 +112,7 @@ private:
         bool active{false};
     };
 
-    BlockBackend(Fd file, EventFd event, uint64_t size, const BlockOptions& options,
-                 uint64_t align)
+    BlockBackend(Fd file, EventFd event, uint64_t size, const BlockOptions& options, uint64_t align)
         : m_file(std::move(file)),
           m_event(std::move(event)),
           m_size(size),

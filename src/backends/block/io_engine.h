@@ -31,7 +31,7 @@ struct StepResult {
 };
 
 class IoEngine {
-public:
+  public:
     virtual ~IoEngine() = default;
     // Starts a step; its result arrives through reap(). Never fails: a step
     // that cannot start completes with -errno.

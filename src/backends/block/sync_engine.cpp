@@ -41,7 +41,7 @@ int64_t run_step(int fd, const IoStep& step) {
 }
 
 class SyncEngine final : public IoEngine {
-public:
+  public:
     SyncEngine(int file_fd, int event_fd) : m_file_fd(file_fd), m_event_fd(event_fd) {}
 
     void start(const IoStep& step) override {
@@ -58,7 +58,7 @@ public:
 
     void wait() override {}  // everything finished inside start()
 
-private:
+  private:
     int m_file_fd;
     int m_event_fd;
     std::vector<StepResult> m_done;

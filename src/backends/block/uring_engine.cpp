@@ -14,7 +14,7 @@ namespace rv::block_detail {
 namespace {
 
 class UringEngine final : public IoEngine {
-public:
+  public:
     UringEngine(int file_fd, unsigned depth) : m_file_fd(file_fd), m_depth(depth) {}
     ~UringEngine() override {
         if (m_initialized) io_uring_queue_exit(&m_ring);
@@ -61,10 +61,11 @@ public:
         if (m_in_kernel == 0) return;
         io_uring_cqe* cqe;
         int err = io_uring_wait_cqe(&m_ring, &cqe);
-        if (err < 0 && err != -EINTR) log::warn("block: io_uring_wait_cqe: {}", std::strerror(-err));
+        if (err < 0 && err != -EINTR)
+            log::warn("block: io_uring_wait_cqe: {}", std::strerror(-err));
     }
 
-private:
+  private:
     void prepare(const IoStep& step) {
         // Cannot fail: fewer than `depth` entries are in the kernel and each
         // prepared entry is submitted before the next start().

@@ -28,7 +28,7 @@ struct NetOffloads {
 };
 
 class NetBackend {
-public:
+  public:
     virtual ~NetBackend() = default;
 
     // Pollable fd: readable when a packet is queued for the guest, writable

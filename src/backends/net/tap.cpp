@@ -35,9 +35,8 @@ Result<std::unique_ptr<Tap>> Tap::open(const std::string& name) {
     if (raw < 0) {
         int err = errno;
         if (err == ENOENT || err == ENODEV || err == ENXIO)
-            return errno_error(fmt::format("{} is missing (load the tun module: modprobe tun)",
-                                           kTunPath),
-                               err);
+            return errno_error(
+                fmt::format("{} is missing (load the tun module: modprobe tun)", kTunPath), err);
         if (err == EACCES || err == EPERM)
             return errno_error(fmt::format("opening {} is not permitted", kTunPath), err);
         return errno_error(fmt::format("opening {}", kTunPath), err);

@@ -12,7 +12,7 @@
 namespace rv {
 
 class Tap final : public NetBackend {
-public:
+  public:
     // Attaches to the tap `name` (a persistent one made with `ip tuntap add`)
     // or creates it (needs CAP_NET_ADMIN). The fd is non-blocking and
     // close-on-exec. The interface is not brought up: that, addresses and
@@ -30,7 +30,7 @@ public:
     // may hand us; everything else it checksums and segments itself.
     Result<void> set_offloads(const NetOffloads& offloads) override;
 
-private:
+  private:
     Tap(Fd fd, std::string name) : m_fd(std::move(fd)), m_name(std::move(name)) {}
 
     Fd m_fd;

@@ -57,9 +57,8 @@ PciConfigSpace::PciConfigSpace(const PciHeader& h) {
     set8(pci_reg::kInterruptPin, h.interrupt_pin);
     // Guest-writable: decode enables, bus master, INTx disable; the
     // interrupt line (firmware's note to the OS); cache line size, latency.
-    set_write_mask16(pci_reg::kCommand,
-                     kPciCommandIo | kPciCommandMemory | kPciCommandBusMaster |
-                         kPciCommandIntxDisable);
+    set_write_mask16(pci_reg::kCommand, kPciCommandIo | kPciCommandMemory | kPciCommandBusMaster |
+                                            kPciCommandIntxDisable);
     set_write_mask8(pci_reg::kInterruptLine, 0xFF);
     set_write_mask8(0x0C, 0xFF);
     set_write_mask8(0x0D, 0xFF);
@@ -84,7 +83,8 @@ Result<void> PciConfigSpace::add_bar(const PciBarInfo& bar) {
     if (bar.is_64bit) {
         set32(reg + 4, 0);
         uint32_t high = pci_bar_high_mask(bar);
-        for (int i = 0; i < 4; ++i) m_write_mask[reg + 4 + i] = static_cast<uint8_t>(high >> (8 * i));
+        for (int i = 0; i < 4; ++i)
+            m_write_mask[reg + 4 + i] = static_cast<uint8_t>(high >> (8 * i));
     }
     m_bars.push_back(bar);
     return {};

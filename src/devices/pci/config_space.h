@@ -62,7 +62,7 @@ struct PciHeader {
 };
 
 class PciConfigSpace {
-public:
+  public:
     explicit PciConfigSpace(const PciHeader& header);
 
     // Declares a BAR: size a power of two (>= 16 MMIO, >= 4 I/O), index free
@@ -97,11 +97,11 @@ public:
 
     uint16_t command() const { return read16(pci_reg::kCommand); }
 
-private:
+  private:
     std::array<uint8_t, kPciConfigSize> m_bytes{};
     std::array<uint8_t, kPciConfigSize> m_write_mask{};
     std::vector<PciBarInfo> m_bars;
-    uint8_t m_last_cap{0};    // offset of the last capability, 0 if none
+    uint8_t m_last_cap{0};      // offset of the last capability, 0 if none
     uint16_t m_next_cap{0x40};  // where the next capability goes
 };
 
@@ -122,7 +122,8 @@ inline uint32_t load_le(std::span<const uint8_t> bytes) {
     return v;
 }
 inline void store_le(std::span<uint8_t> bytes, uint64_t value) {
-    for (size_t i = 0; i < bytes.size() && i < 8; ++i) bytes[i] = static_cast<uint8_t>(value >> (8 * i));
+    for (size_t i = 0; i < bytes.size() && i < 8; ++i)
+        bytes[i] = static_cast<uint8_t>(value >> (8 * i));
 }
 
 }  // namespace rv

@@ -43,7 +43,7 @@ class MsixTable;
 // message control (table size - 1, function mask bit 14, enable bit 15),
 // table offset/BIR, PBA offset/BIR.
 class MsixCapability {
-public:
+  public:
     // Adds the capability to `config`; only bits 15:14 of message control
     // are guest-writable.
     static Result<MsixCapability> add_to(PciConfigSpace& config, const MsixLayout& layout);
@@ -55,7 +55,7 @@ public:
     void config_written(const PciConfigSpace& config, uint16_t offset, size_t len,
                         MsixTable& table) const;
 
-private:
+  private:
     explicit MsixCapability(uint8_t offset) : m_offset(offset) {}
     uint8_t m_offset;
 };
@@ -63,7 +63,7 @@ private:
 // The vector table and PBA. Thread-safe: vCPU threads access the table,
 // the event loop calls trigger().
 class MsixTable {
-public:
+  public:
     // `router` must outlive the table.
     MsixTable(uint16_t vectors, MsiRouter& router);
 
@@ -90,7 +90,7 @@ public:
     MsiMessage message(uint16_t vector) const;
     bool vector_masked(uint16_t vector) const;
 
-private:
+  private:
     struct Entry {
         // addr lo, addr hi, data, vector control, as the guest sees them.
         // Vectors start masked (6.8.2.9).

@@ -38,7 +38,7 @@ struct PciWindows {
 };
 
 class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciRoot> {
-public:
+  public:
     using IrqLineFactory = std::function<std::shared_ptr<IrqLine>(unsigned irq)>;
     // The IRQs slots rotate over for INTA#: not 4 (COM1), 8 (RTC), 9 (ACPI
     // SCI), 14/15 (IDE).
@@ -78,7 +78,7 @@ public:
 
     PciRoot(MmioBus& mmio, PioBus& pio, IrqLineFactory irq_factory);  // use create()
 
-private:
+  private:
     struct Mapping {
         PciBarInfo info;
         std::optional<uint64_t> address;  // where it is on the bus

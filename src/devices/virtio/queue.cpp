@@ -32,9 +32,15 @@ struct UsedElem {
 };
 static_assert(sizeof(UsedElem) == 8);
 
-uint64_t desc_table_bytes(uint16_t size) { return kDescSize * size; }
-uint64_t avail_ring_bytes(uint16_t size) { return kRingHeader + 2ull * size + 2; }
-uint64_t used_ring_bytes(uint16_t size) { return kRingHeader + kUsedElemSize * size + 2; }
+uint64_t desc_table_bytes(uint16_t size) {
+    return kDescSize * size;
+}
+uint64_t avail_ring_bytes(uint16_t size) {
+    return kRingHeader + 2ull * size + 2;
+}
+uint64_t used_ring_bytes(uint16_t size) {
+    return kRingHeader + kUsedElemSize * size + 2;
+}
 
 // Half-open ranges; callers have already checked that start + len does not wrap.
 bool overlaps(uint64_t a, uint64_t a_len, uint64_t b, uint64_t b_len) {
@@ -75,8 +81,7 @@ struct ChainBuilder {
         // Zero-length buffers are legal but carry no bytes: they are validated
         // (including the readable/writable order) and then dropped, so devices
         // never see an empty DescriptorBuffer.
-        if (desc.len != 0)
-            chain.buffers.push_back({GuestAddress(desc.addr), desc.len, writable});
+        if (desc.len != 0) chain.buffers.push_back({GuestAddress(desc.addr), desc.len, writable});
         return {};
     }
 };
@@ -84,17 +89,17 @@ struct ChainBuilder {
 // The device MUST handle zero or more direct descriptors followed by one
 // indirect descriptor (2.7.5.3.2); this walks that last one's table.
 Result<void> walk_indirect(const GuestMemory& memory, const VirtqDesc& desc, bool negotiated,
-                          ChainBuilder& builder) {
+                           ChainBuilder& builder) {
     const uint16_t head = builder.chain.head;
     if (!negotiated)
-        return make_error("descriptor chain {}: indirect descriptor, feature not negotiated",
-                          head);
+        return make_error("descriptor chain {}: indirect descriptor, feature not negotiated", head);
     if (desc.flags & kDescFNext)
         return make_error("descriptor chain {}: indirect descriptor with NEXT set", head);
     if (desc.len == 0 || desc.len % kDescSize)
-        return make_error("descriptor chain {}: indirect table length {} not a non-zero "
-                          "multiple of 16",
-                          head, desc.len);
+        return make_error(
+            "descriptor chain {}: indirect table length {} not a non-zero "
+            "multiple of 16",
+            head, desc.len);
     uint64_t count = desc.len / kDescSize;
     if (count > kMaxIndirectDescs)
         return make_error("descriptor chain {}: indirect table of {} entries exceeds {}", head,
@@ -147,8 +152,8 @@ uint64_t DescriptorChain::writable_bytes() const {
 
 // ---- Queue -------------------------------------------------------------
 
-Result<Queue> Queue::create(const GuestMemory& memory, const QueueConfig& config,
-                            uint16_t max_size, bool event_idx, bool indirect) {
+Result<Queue> Queue::create(const GuestMemory& memory, const QueueConfig& config, uint16_t max_size,
+                            bool event_idx, bool indirect) {
     uint16_t limit = std::min(max_size, kMaxQueueSize);
     if (config.size == 0 || !std::has_single_bit(config.size) || config.size > limit)
         return make_error("queue size {} is not a power of two in 1..{}", config.size, limit);
@@ -188,8 +193,7 @@ Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
     uint16_t avail_idx = RV_TRY(read_u16(memory, m_config.avail, 2));
     uint16_t pending = static_cast<uint16_t>(avail_idx - m_next_avail);
     if (pending == 0) return std::optional<DescriptorChain>{};
-    if (pending > size)
-        return make_error("avail index moved by {} (queue size {})", pending, size);
+    if (pending > size) return make_error("avail index moved by {} (queue size {})", pending, size);
     // Pairs with the driver's write barrier before its idx store: the ring
     // entry and descriptors it published are read only after idx (2.7.13.3).
     std::atomic_thread_fence(std::memory_order_acquire);
@@ -199,7 +203,8 @@ Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
     // The entry is consumed whatever its contents: a device that logs a bad
     // chain and carries on must not trip over the same one forever.
     ++m_next_avail;
-    if (head >= size) return make_error("avail ring entry {} has head {} >= size {}", slot, head, size);
+    if (head >= size)
+        return make_error("avail ring entry {} has head {} >= size {}", slot, head, size);
 
     ChainBuilder builder{memory, DescriptorChain{head, {}}};
     uint16_t index = head;
@@ -208,8 +213,8 @@ Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
     for (uint32_t visited = 0;; ++visited) {
         if (visited >= size)
             return make_error("descriptor chain {} longer than queue size {} (loop?)", head, size);
-        auto desc = RV_TRY(memory.read_obj<VirtqDesc>(
-            GuestAddress(m_config.desc.value + kDescSize * index)));
+        auto desc = RV_TRY(
+            memory.read_obj<VirtqDesc>(GuestAddress(m_config.desc.value + kDescSize * index)));
         if (desc.flags & kDescFIndirect) {
             RV_TRY_VOID(walk_indirect(memory, desc, m_indirect, builder));
             break;  // an indirect descriptor never has NEXT, so it ends the chain
@@ -224,15 +229,17 @@ Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
     return std::optional<DescriptorChain>(std::move(builder.chain));
 }
 
-void Queue::undo_pop() { --m_next_avail; }
+void Queue::undo_pop() {
+    --m_next_avail;
+}
 
 Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t len) {
     const uint16_t size = m_config.size;
     if (head >= size) return make_error("add_used: head {} >= queue size {}", head, size);
     uint16_t slot = m_next_used % size;
-    RV_TRY_VOID(memory.write_obj(
-        GuestAddress(m_config.used.value + kRingHeader + kUsedElemSize * slot),
-        UsedElem{head, len}));
+    RV_TRY_VOID(
+        memory.write_obj(GuestAddress(m_config.used.value + kRingHeader + kUsedElemSize * slot),
+                         UsedElem{head, len}));
     ++m_next_used;
     // The element must be visible before the index that publishes it (2.7.8.2).
     std::atomic_thread_fence(std::memory_order_release);
@@ -265,8 +272,8 @@ Result<bool> Queue::needs_notification(const GuestMemory& memory) {
 Result<bool> Queue::enable_notification(const GuestMemory& memory) {
     if (m_event_idx) {
         // Ask to be notified once the driver publishes past next_avail.
-        RV_TRY_VOID(write_u16(memory, m_config.used, kRingHeader + kUsedElemSize * size(),
-                              m_next_avail));
+        RV_TRY_VOID(
+            write_u16(memory, m_config.used, kRingHeader + kUsedElemSize * size(), m_next_avail));
     } else {
         RV_TRY_VOID(write_u16(memory, m_config.used, 0, 0));
     }

@@ -118,7 +118,10 @@ public:
     // out of range, a loop or a chain longer than the queue size (indirect
     // tables: longer than their own length), buffers outside guest memory or
     // wrapping, a nested indirect table, readable after writable, a zero-sized
-    // indirect table.
+    // indirect table. A malformed chain is still consumed (next_avail moves
+    // past it) so a caller that logs and continues cannot spin on it; a bad
+    // avail index consumes nothing. Zero-length buffers are accepted at any
+    // address and left out of `buffers` (they carry no bytes).
     Result<std::optional<DescriptorChain>> pop(const GuestMemory& memory);
     // Gives a chain back to the ring unconsumed (e.g. no room for a packet yet).
     void undo_pop();

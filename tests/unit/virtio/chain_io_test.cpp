@@ -14,7 +14,7 @@ using test::FakeDriverQueue;
 using test::make_test_memory;
 
 class ChainIo : public ::testing::Test {
-protected:
+  protected:
     GuestMemory m_mem = make_test_memory();
     FakeDriverQueue m_driver{m_mem, 16};
     Queue m_queue = *m_driver.create_queue();
@@ -90,8 +90,8 @@ TEST_F(ChainIo, WriteAcrossBuffers) {
     EXPECT_EQ(w.written(), 5u);
     EXPECT_EQ(w.remaining(), 4u);
     std::string more = "world!";
-    ASSERT_EQ(w.write(std::span(reinterpret_cast<const uint8_t*>(more.data()), more.size())).value(),
-              4u);
+    ASSERT_EQ(
+        w.write(std::span(reinterpret_cast<const uint8_t*>(more.data()), more.size())).value(), 4u);
     EXPECT_EQ(w.remaining(), 0u);
     EXPECT_EQ(w.written(), 9u);
     EXPECT_EQ(m_driver.writable_string(head), "helloworl");
@@ -141,7 +141,8 @@ TEST_F(ChainIo, ByteCountsAreExact64BitSums) {
 
 TEST_F(ChainIo, IndirectChainIo) {
     auto q = *m_driver.create_queue(256, false, /*indirect=*/true);
-    uint16_t head = m_driver.add_indirect_chain({{"xy", false}, {"z", false}, {2, true}, {2, true}});
+    uint16_t head =
+        m_driver.add_indirect_chain({{"xy", false}, {"z", false}, {2, true}, {2, true}});
     auto chain = q.pop(m_mem);
     ASSERT_TRUE(chain && *chain);
     ChainReader reader(m_mem, **chain);

@@ -14,7 +14,7 @@ using test::FakeDriverQueue;
 using test::make_test_memory;
 
 class QueueBadRing : public ::testing::Test {
-protected:
+  protected:
     static constexpr uint16_t kSize = 8;
     GuestMemory m_mem = make_test_memory(256 * 1024);
     FakeDriverQueue m_driver{m_mem, kSize};
@@ -197,7 +197,8 @@ TEST_F(QueueBadRing, IndirectTableAddressOverflows) {
 TEST_F(QueueBadRing, IndirectLoop) {
     GuestAddress table = m_driver.alloc_data(32, 16);
     ASSERT_TRUE(m_mem.write_obj(table, VirtqDesc{buf(), 4, kDescFNext, 1}));
-    ASSERT_TRUE(m_mem.write_obj(GuestAddress(table.value + 16), VirtqDesc{buf(), 4, kDescFNext, 0}));
+    ASSERT_TRUE(
+        m_mem.write_obj(GuestAddress(table.value + 16), VirtqDesc{buf(), 4, kDescFNext, 0}));
     publish_desc0({table.value, 32, kDescFIndirect, 0});
     expect_bad_chain("longer than its table");
 }

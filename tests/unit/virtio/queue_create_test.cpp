@@ -118,8 +118,8 @@ TEST(QueueCreate, RejectsOverlappingRings) {
     // Avail ring inside the descriptor table.
     EXPECT_FALSE(create(m, {16, GuestAddress(0x1000), GuestAddress(0x1008), GuestAddress(0x3000)}));
     // Avail's trailing used_event field touching the used ring.
-    EXPECT_FALSE(create(m, {16, GuestAddress(0x1000), GuestAddress(0x2000),
-                            GuestAddress(0x2000 + 4 + 2 * 16)}));
+    EXPECT_FALSE(create(
+        m, {16, GuestAddress(0x1000), GuestAddress(0x2000), GuestAddress(0x2000 + 4 + 2 * 16)}));
     EXPECT_TRUE(create(m, {16, GuestAddress(0x1000), GuestAddress(0x2000),
                            GuestAddress(0x2000 + 6 + 2 * 16 + 2)}));
     // Descriptor table starting inside the used ring.

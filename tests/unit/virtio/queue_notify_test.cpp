@@ -44,7 +44,7 @@ TEST(NeedEvent, Table) {
 }
 
 class QueueNotify : public ::testing::TestWithParam<bool> {
-protected:
+  protected:
     GuestMemory m_mem = make_test_memory();
     FakeDriverQueue m_driver{m_mem, 16};
     Queue m_queue = *m_driver.create_queue(256, GetParam(), false);
@@ -85,11 +85,12 @@ TEST_P(QueueNotify, EnableReportsBuffersThatArrived) {
     EXPECT_FALSE(m_queue.enable_notification(m_mem).value());
 }
 
-INSTANTIATE_TEST_SUITE_P(EventIdx, QueueNotify, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "EventIdx" : "Flags"; });
+INSTANTIATE_TEST_SUITE_P(EventIdx, QueueNotify, ::testing::Bool(), [](const auto& param_info) {
+    return param_info.param ? "EventIdx" : "Flags";
+});
 
 class QueueNotifyFlags : public ::testing::Test {
-protected:
+  protected:
     GuestMemory m_mem = make_test_memory();
     FakeDriverQueue m_driver{m_mem, 16};
     Queue m_queue = *m_driver.create_queue(256, false, false);
@@ -130,7 +131,7 @@ TEST_F(QueueNotifyFlags, DisableSetsNoNotifyEnableClearsIt) {
 }
 
 class QueueNotifyEventIdx : public ::testing::Test {
-protected:
+  protected:
     GuestMemory m_mem = make_test_memory();
     FakeDriverQueue m_driver{m_mem, 16};
     Queue m_queue = *m_driver.create_queue(256, true, false);

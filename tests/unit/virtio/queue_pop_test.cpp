@@ -31,7 +31,7 @@ std::string read_all(const GuestMemory& m, const DescriptorChain& c) {
 }
 
 class QueuePop : public ::testing::Test {
-protected:
+  protected:
     GuestMemory m_mem = make_test_memory();
     FakeDriverQueue m_driver{m_mem, 16};
     Queue m_queue = *m_driver.create_queue(256, false, true);

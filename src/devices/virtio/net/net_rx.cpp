@@ -160,16 +160,20 @@ bool VirtioNet::rx_offloads_allowed(const Active& a) const {
     }
 }
 
-// Copies the pending packet into the held chains (all of which it needs)
-// and returns them to the driver.
+// Copies the pending packet into the first held chains that together hold
+// it and returns them to the driver. Any chains beyond those stay held for
+// the next packet (possible after a drop left the whole ring held).
 bool VirtioNet::deliver_rx_packet(Active& a) {
     const GuestMemory& mem = *a.memory;
-    const uint16_t num_buffers = static_cast<uint16_t>(a.rx_chains.size());
+    size_t needed = 0;
+    for (uint64_t room = 0; room < a.rx_len; ++needed) room += a.rx_chains[needed].writable_bytes();
+    const uint16_t num_buffers = static_cast<uint16_t>(needed);
     m_bounce[kNetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
     m_bounce[kNetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
 
     size_t offset = 0;
-    for (const DescriptorChain& chain : a.rx_chains) {
+    for (size_t i = 0; i < needed; ++i) {
+        const DescriptorChain& chain = a.rx_chains[i];
         ChainWriter writer(mem, chain);
         auto written = writer.write(std::span(m_bounce.data() + offset, a.rx_len - offset));
         if (!written) {
@@ -181,12 +185,12 @@ bool VirtioNet::deliver_rx_packet(Active& a) {
             fail(a, "rx queue", r.error());
             return false;
         }
+        a.rx_capacity -= chain.writable_bytes();
     }
     ++m_counters.rx_packets;
     m_counters.rx_bytes += a.rx_len - kNetHdrSize;
     a.rx_pending = false;
-    a.rx_chains.clear();
-    a.rx_capacity = 0;
+    a.rx_chains.erase(a.rx_chains.begin(), a.rx_chains.begin() + static_cast<long>(needed));
     return true;
 }
 

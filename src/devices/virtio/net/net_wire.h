@@ -6,8 +6,8 @@
 namespace rv::virtio {
 
 // Feature bits (5.1.3).
-inline constexpr uint64_t kNetFCsum = 1ull << 0;        // device handles partial csum
-inline constexpr uint64_t kNetFGuestCsum = 1ull << 1;   // driver handles partial csum
+inline constexpr uint64_t kNetFCsum = 1ull << 0;       // device handles partial csum
+inline constexpr uint64_t kNetFGuestCsum = 1ull << 1;  // driver handles partial csum
 inline constexpr uint64_t kNetFMtu = 1ull << 3;
 inline constexpr uint64_t kNetFMac = 1ull << 5;
 inline constexpr uint64_t kNetFGuestTso4 = 1ull << 7;

@@ -47,17 +47,17 @@ struct NetStats {
     uint64_t rx_bytes{0};  // frame bytes, without the virtio-net header
     uint64_t tx_packets{0};
     uint64_t tx_bytes{0};
-    uint64_t rx_dropped{0};   // packets that fit no guest buffer, or bad offload types
-    uint64_t tx_dropped{0};   // the backend refused a packet (e.g. tap down)
-    uint64_t rx_errors{0};    // malformed rx chains, backend read failures
-    uint64_t tx_errors{0};    // malformed tx chains
+    uint64_t rx_dropped{0};       // packets that fit no guest buffer, or bad offload types
+    uint64_t tx_dropped{0};       // the backend refused a packet (e.g. tap down)
+    uint64_t rx_errors{0};        // malformed rx chains, backend read failures
+    uint64_t tx_errors{0};        // malformed tx chains
     uint64_t tx_backpressure{0};  // times TX waited for the backend to drain
     uint64_t notifications{0};    // driver queue notifications
     uint64_t interrupts{0};       // used-buffer interrupts sent
 };
 
 class VirtioNet final : public VirtioDevice {
-public:
+  public:
     static constexpr uint16_t kRxQueue = 0;
     static constexpr uint16_t kTxQueue = 1;
     static constexpr uint16_t kQueueSize = 256;
@@ -81,7 +81,7 @@ public:
 
     NetStats stats() const;
 
-private:
+  private:
     // Whatever exists only between DRIVER_OK and reset.
     struct Active {
         const GuestMemory* memory;
@@ -90,10 +90,10 @@ private:
         Queue rx;
         Queue tx;
         uint64_t features;
-        uint32_t interest{0};     // epoll events currently registered for the backend fd
-        bool rx_stalled{false};   // rx ring ran dry: backend not polled until an rx notify
-        bool tx_blocked{false};   // backend full: TX waits for EPOLLOUT
-        bool failed{false};       // a queue error; NEEDS_RESET reported, nothing processed
+        uint32_t interest{0};      // epoll events currently registered for the backend fd
+        bool rx_stalled{false};    // rx ring ran dry: backend not polled until an rx notify
+        bool tx_blocked{false};    // backend full: TX waits for EPOLLOUT
+        bool failed{false};        // a queue error; NEEDS_RESET reported, nothing processed
         bool backend_gone{false};  // backend hung up or failed reading: stop polling it
         // RX in progress: a packet in m_bounce and the chains held for it.
         bool rx_pending{false};

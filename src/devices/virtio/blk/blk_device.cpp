@@ -1,0 +1,307 @@
+#include "devices/virtio/blk/blk_device.h"
+
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/log.h"
+
+namespace rv::virtio {
+
+using namespace blk;
+
+VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial)
+    : m_backend(std::move(backend)), m_serial(std::move(serial)) {
+    m_config.capacity = m_backend->sectors();
+    m_config.size_max = kSizeMax;
+    m_config.seg_max = kSegMax;
+    // With O_DIRECT on a 4K-sector host disk the guest must not issue
+    // smaller I/O: advertise the host's alignment as the logical block size.
+    m_config.blk_size =
+        static_cast<uint32_t>(std::max<uint64_t>(kSectorSize, m_backend->alignment()));
+    m_config.num_queues = 1;
+    m_config.max_discard_sectors = kMaxDiscardSectors;
+    m_config.max_discard_seg = kMaxDiscardSeg;
+    m_config.discard_sector_alignment = 4096 / kSectorSize;  // hole-punching granularity
+    m_config.max_write_zeroes_sectors = kMaxDiscardSectors;
+    m_config.max_write_zeroes_seg = kMaxDiscardSeg;
+    m_limits.capacity_sectors = m_config.capacity;
+    m_limits.read_only = m_backend->read_only();
+    m_limits.max_discard_sectors = kMaxDiscardSectors;
+    m_limits.max_discard_seg = kMaxDiscardSeg;
+    m_limits.max_write_zeroes_sectors = kMaxDiscardSectors;
+    m_limits.max_write_zeroes_seg = kMaxDiscardSeg;
+    m_limits.max_iovecs = BlockBackend::kMaxIovecs;
+}
+
+VirtioBlk::~VirtioBlk() {
+    reset();
+}
+
+uint64_t VirtioBlk::device_features() const {
+    uint64_t features = kFVersion1 | kFRingIndirectDesc | kFRingEventIdx | kFSizeMax | kFSegMax |
+                        kFBlkSize | kFFlush;
+    if (m_backend->read_only())
+        features |= kFRo;
+    else
+        features |= kFDiscard | kFWriteZeroes;
+    return features;
+}
+
+void VirtioBlk::read_config(uint64_t offset, std::span<uint8_t> data) {
+    std::fill(data.begin(), data.end(), 0);
+    if (offset >= sizeof(m_config)) return;
+    size_t n = std::min<uint64_t>(data.size(), sizeof(m_config) - offset);
+    std::memcpy(data.data(), reinterpret_cast<const uint8_t*>(&m_config) + offset, n);
+}
+
+void VirtioBlk::write_config(uint64_t offset, std::span<const uint8_t> data) {
+    // Only `writeback` is writable, and only with CONFIG_WCE, which we do not offer.
+    log::debug("virtio-blk: ignoring config write of {} bytes at {:#x}", data.size(), offset);
+}
+
+Result<void> VirtioBlk::activate(ActivateArgs args) {
+    if (args.queues.size() != 1)
+        return make_error("virtio-blk: expected 1 queue, driver enabled {}", args.queues.size());
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_active) return make_error("virtio-blk: activated twice without a reset");
+        m_active.emplace(Active{&args.memory, args.interrupt, std::move(args.queues[0]),
+                                args.acked_features, &args.events});
+        m_limits.acked_features = args.acked_features;
+        m_needs_reset = false;
+    }
+    // Outside the lock: the registrar may synchronize with the event loop,
+    // which may be waiting for our lock in queue_notify.
+    auto added = args.events.add(m_backend->completion_fd(), EPOLLIN,
+                                 [this](uint32_t) { process_completions(); });
+    if (!added) {
+        std::lock_guard lock(m_mutex);
+        m_active.reset();
+        return with_context(std::move(added), "virtio-blk: registering the completion fd");
+    }
+    return {};
+}
+
+void VirtioBlk::reset() {
+    EventRegistrar* events = nullptr;
+    {
+        std::lock_guard lock(m_mutex);
+        m_needs_reset = false;
+        if (!m_active) return;
+        events = m_active->events;
+        // In-flight I/O may still write into guest RAM: wait for it before
+        // forgetting the guest's buffers; its completions are dropped.
+        m_backend->drain();
+        m_backend->process_completions([](uint64_t, int64_t) {});
+        m_slots.clear();
+        m_free_slots.clear();
+        m_waiting.clear();
+        m_in_flight = 0;
+        m_flush_in_flight = false;
+        m_active.reset();
+    }
+    events->remove(m_backend->completion_fd());
+}
+
+void VirtioBlk::queue_notify(uint16_t index) {
+    std::lock_guard lock(m_mutex);
+    ++m_stats.notifications;
+    if (!m_active || index != 0) return;
+    drain_queue();
+    signal_if_needed();
+}
+
+void VirtioBlk::drain_queue() {
+    Active& a = *m_active;
+    // Event-idx dance: no kicks while we drain, then re-enable and look again
+    // for buffers published in between.
+    while (!m_needs_reset) {
+        if (auto r = a.queue.disable_notification(*a.memory); !r)
+            return fail_device(r.error().message());
+        for (;;) {
+            auto chain = a.queue.pop(*a.memory);
+            if (!chain) return fail_device(chain.error().message());
+            if (!*chain) break;
+            ++m_stats.requests;
+            // An honest driver cannot have more requests outstanding than
+            // descriptors; more means it republished heads we still hold.
+            if (outstanding() >= a.queue.size())
+                return fail_device("driver published more requests than the queue holds");
+            handle_chain(**chain);
+            if (m_needs_reset) return;
+        }
+        auto more = a.queue.enable_notification(*a.memory);
+        if (!more) return fail_device(more.error().message());
+        if (!*more) break;
+    }
+}
+
+void VirtioBlk::handle_chain(const DescriptorChain& chain) {
+    Active& a = *m_active;
+    auto request = parse_request(*a.memory, chain, m_limits);
+    if (!request) {
+        // No status byte to report through: hand the descriptors back empty.
+        ++m_stats.malformed;
+        if (auto r = a.queue.add_used(*a.memory, chain.head, 0); r) a.used_dirty = true;
+        return fail_device(request.error().message());
+    }
+    if (request->status != kSOk) {
+        return complete(request->head, request->status_addr, request->status, request->used_len);
+    }
+    if (request->type == kTGetId) {
+        auto written = write_id(*a.memory, *request, m_serial);
+        return complete(request->head, request->status_addr, written ? kSOk : kSIoErr,
+                        request->used_len);
+    }
+    if ((request->type == kTIn || request->type == kTOut) && request->data_len == 0)
+        return complete(request->head, request->status_addr, kSOk, request->used_len);
+    enqueue(std::move(*request));
+}
+
+void VirtioBlk::enqueue(Request&& request) {
+    bool flush = request.type == kTFlush;
+    if (!m_waiting.empty() || m_flush_in_flight || (flush && m_in_flight > 0)) {
+        m_waiting.push_back(std::move(request));
+        return;
+    }
+    submit(std::move(request));
+}
+
+// Submits held-back requests in order, up to (and including) the next FLUSH
+// that can go, i.e. once nothing before it is in flight.
+void VirtioBlk::pump() {
+    while (!m_waiting.empty() && !m_flush_in_flight) {
+        if (m_waiting.front().type == kTFlush && m_in_flight > 0) break;
+        Request request = std::move(m_waiting.front());
+        m_waiting.pop_front();
+        submit(std::move(request));
+    }
+}
+
+void VirtioBlk::submit(Request&& request) {
+    uint32_t index;
+    if (!m_free_slots.empty()) {
+        index = m_free_slots.back();
+        m_free_slots.pop_back();
+    } else {
+        index = static_cast<uint32_t>(m_slots.size());
+        m_slots.emplace_back();
+    }
+    bool ranged = request.type == kTDiscard || request.type == kTWriteZeroes;
+    m_slots[index] = Slot{true,
+                          request.head,
+                          request.type,
+                          request.used_len,
+                          request.status_addr,
+                          ranged ? static_cast<uint32_t>(request.segments.size()) : 1u,
+                          request.data_len,
+                          kSOk};
+    ++m_in_flight;
+    ++m_stats.submitted;
+    uint64_t offset = request.sector * kSectorSize;
+    switch (request.type) {
+        case kTIn:
+            m_backend->submit_read(offset, request.data, index);
+            break;
+        case kTOut:
+            m_backend->submit_write(offset, request.data, index);
+            break;
+        case kTFlush:
+            m_flush_in_flight = true;
+            m_backend->submit_flush(index);
+            break;
+        case kTDiscard:
+            for (const Segment& s : request.segments)
+                m_backend->submit_discard(s.offset, s.len, index);
+            break;
+        case kTWriteZeroes:
+            for (const Segment& s : request.segments)
+                m_backend->submit_write_zeroes(s.offset, s.len, index);
+            break;
+        default:
+            break;  // parse_request only lets the types above through
+    }
+}
+
+void VirtioBlk::on_complete(uint64_t tag, int64_t result) {
+    if (tag >= m_slots.size() || !m_slots[tag].busy) {
+        log::warn("virtio-blk: completion for unknown request {}", tag);
+        return;
+    }
+    Slot& slot = m_slots[tag];
+    if (result < 0) {
+        log::debug("virtio-blk: request {} failed: {}", slot.head, std::strerror(-result));
+        slot.status = kSIoErr;
+    }
+    if (--slot.ops_left > 0) return;
+    if (slot.status == kSOk) {
+        if (slot.type == kTIn) m_stats.read_bytes += slot.bytes;
+        if (slot.type == kTOut) m_stats.write_bytes += slot.bytes;
+    }
+    if (slot.type == kTFlush) {
+        ++m_stats.flushes;
+        m_flush_in_flight = false;
+    }
+    slot.busy = false;
+    m_free_slots.push_back(static_cast<uint32_t>(tag));
+    --m_in_flight;
+    complete(slot.head, slot.status_addr, slot.status, slot.used_len);
+    pump();
+}
+
+void VirtioBlk::complete(uint16_t head, GuestAddress status_addr, uint8_t status,
+                         uint32_t used_len) {
+    Active& a = *m_active;
+    if (status != kSOk) ++m_stats.errors;
+    if (auto r = a.memory->write_obj(status_addr, status); !r)
+        return fail_device(r.error().message());  // validated at pop; memory cannot shrink
+    if (auto r = a.queue.add_used(*a.memory, head, used_len); !r)
+        return fail_device(r.error().message());
+    a.used_dirty = true;
+}
+
+void VirtioBlk::signal_if_needed() {
+    Active& a = *m_active;
+    if (!a.used_dirty) return;
+    a.used_dirty = false;
+    auto notify = a.queue.needs_notification(*a.memory);
+    if (!notify) return fail_device(notify.error().message());
+    if (*notify) {
+        a.interrupt->signal_used_queue(0);
+        ++m_stats.interrupts;
+    }
+}
+
+void VirtioBlk::fail_device(std::string_view why) {
+    if (m_needs_reset.exchange(true)) return;
+    log::warn("virtio-blk: {}; device needs reset", why);
+    if (m_active) m_active->interrupt->signal_config_change();
+}
+
+void VirtioBlk::process_completions() {
+    std::lock_guard lock(m_mutex);
+    if (!m_active) {
+        // A wake-up racing with reset(): just clear the eventfd.
+        m_backend->process_completions([](uint64_t, int64_t) {});
+        return;
+    }
+    m_backend->process_completions(
+        [this](uint64_t tag, int64_t result) { on_complete(tag, result); });
+    signal_if_needed();
+}
+
+bool VirtioBlk::idle() const {
+    std::lock_guard lock(m_mutex);
+    return m_in_flight == 0 && m_waiting.empty() && m_backend->pending() == 0;
+}
+
+BlkStats VirtioBlk::stats() const {
+    return BlkStats{
+        m_stats.requests.load(),  m_stats.read_bytes.load(),    m_stats.write_bytes.load(),
+        m_stats.flushes.load(),   m_stats.submitted.load(),     m_stats.errors.load(),
+        m_stats.malformed.load(), m_stats.notifications.load(), m_stats.interrupts.load()};
+}
+
+}  // namespace rv::virtio

@@ -1,0 +1,130 @@
+// virtio-blk (virtio 1.2, 5.2): one request queue of up to 256 entries over
+// a BlockBackend. Requests go straight between guest RAM and the backend
+// (host iovecs, no copy) and may complete out of order, except around a
+// FLUSH, which is a barrier: it is submitted only once every earlier request
+// has completed, and later requests wait until it has completed.
+//
+// Malformed requests: anything that still has a writable status byte gets
+// VIRTIO_BLK_S_IOERR (bad layout, lengths, sector ranges; writes to a
+// read-only disk) or VIRTIO_BLK_S_UNSUPP (unknown or unnegotiated types).
+// A chain without a status byte cannot be answered: it is returned with used
+// length 0 (so the driver does not lose the descriptors), logged, and the
+// device flags DEVICE_NEEDS_RESET (as QEMU does for a missing header) and
+// stops taking new requests until the driver resets it; in-flight requests
+// still complete. Queue corruption (pop/add_used errors) is handled the same
+// way.
+//
+// Threading: activate/reset run on a vCPU thread, queue_notify and the
+// backend completion handler on the event loop; one mutex serializes them.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "backends/block/block_backend.h"
+#include "devices/virtio/blk/blk_wire.h"
+#include "devices/virtio/blk/request.h"
+#include "devices/virtio/virtio_device.h"
+
+namespace rv::virtio {
+
+struct BlkStats {
+    uint64_t requests{0};  // chains popped
+    uint64_t read_bytes{0};
+    uint64_t write_bytes{0};
+    uint64_t flushes{0};
+    uint64_t submitted{0};      // requests handed to the backend
+    uint64_t errors{0};         // completed with IOERR or UNSUPP
+    uint64_t malformed{0};      // returned without a status (device needs reset)
+    uint64_t notifications{0};  // queue_notify calls
+    uint64_t interrupts{0};     // signal_used_queue calls
+};
+
+class VirtioBlk final : public VirtioDevice {
+  public:
+    static constexpr uint16_t kQueueSize = 256;
+    static constexpr uint32_t kSizeMax = 1u << 20;
+    static constexpr uint32_t kSegMax = kQueueSize - 2;       // minus header and status
+    static constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per segment
+    static constexpr uint32_t kMaxDiscardSeg = 16;
+
+    // `serial` is the GET_ID string (at most 20 bytes are used).
+    VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial);
+    ~VirtioBlk() override;
+
+    std::string_view name() const override { return "virtio-blk"; }
+    uint32_t device_type() const override { return kTypeBlock; }
+    uint64_t device_features() const override;
+    std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
+    void read_config(uint64_t offset, std::span<uint8_t> data) override;
+    void write_config(uint64_t offset, std::span<const uint8_t> data) override;
+    Result<void> activate(ActivateArgs args) override;
+    void reset() override;
+    void queue_notify(uint16_t index) override;
+    bool needs_reset() const override { return m_needs_reset.load(); }
+
+    // Delivers finished backend requests to the guest. Registered with the
+    // event loop on completion_fd; public so tests can drive it directly.
+    void process_completions();
+
+    BlkStats stats() const;
+    // No request in flight or held back by a barrier.
+    bool idle() const;
+    const blk::BlkConfig& config() const { return m_config; }
+
+  private:
+    struct Active {
+        const GuestMemory* memory;
+        std::shared_ptr<Interrupt> interrupt;
+        Queue queue;
+        uint64_t features;
+        EventRegistrar* events;
+        bool used_dirty{false};  // add_used since the last interrupt decision
+    };
+    struct Slot {
+        bool busy{false};
+        uint16_t head{0};
+        uint32_t type{0};
+        uint32_t used_len{0};
+        GuestAddress status_addr;
+        uint32_t ops_left{0};
+        uint64_t bytes{0};
+        uint8_t status{blk::kSOk};
+    };
+
+    void drain_queue();
+    void handle_chain(const DescriptorChain& chain);
+    void enqueue(blk::Request&& request);
+    void submit(blk::Request&& request);
+    void pump();
+    void on_complete(uint64_t tag, int64_t result);
+    void complete(uint16_t head, GuestAddress status_addr, uint8_t status, uint32_t used_len);
+    void signal_if_needed();
+    void fail_device(std::string_view why);
+    size_t outstanding() const { return m_in_flight + m_waiting.size(); }
+
+    std::unique_ptr<BlockBackend> m_backend;
+    std::string m_serial;
+    blk::BlkConfig m_config{};
+    blk::RequestLimits m_limits;
+
+    mutable std::mutex m_mutex;
+    std::optional<Active> m_active;
+    std::vector<Slot> m_slots;  // indexed by backend tag
+    std::vector<uint32_t> m_free_slots;
+    std::deque<blk::Request> m_waiting;  // held back by a FLUSH barrier
+    size_t m_in_flight{0};
+    bool m_flush_in_flight{false};
+    std::atomic<bool> m_needs_reset{false};
+
+    struct Counters {
+        std::atomic<uint64_t> requests, read_bytes, write_bytes, flushes, submitted, errors,
+            malformed, notifications, interrupts;
+    } m_stats{};
+};
+
+}  // namespace rv::virtio
