@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "app/device_args.h"
 #include "app/size_parse.h"
 #include "base/log.h"
 #include "base/fd.h"
@@ -77,6 +78,14 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--cpus", config.cpus, "number of vCPUs")->capture_default_str();
     run->add_option("--kvm", config.kvm_path, "KVM device")->capture_default_str();
+    std::vector<std::string> disks, nets;
+    std::string console = "serial";
+    run->add_option("--disk", disks, "PATH[,ro][,iface=virtio][,cache=none|writeback] (repeatable)");
+    run->add_option("--net", nets, "tap=NAME[,mac=XX:XX:XX:XX:XX:XX] (repeatable; the TAP must exist)");
+    run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
+        ->check(CLI::IsMember({"serial", "virtio"}))
+        ->capture_default_str();
+    run->add_flag("--rng", config.rng, "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
     std::string cache_dir = rv::default_kernel_cache_dir();
     bool no_cache = false;
     run->add_option("--kernel-cache", cache_dir,
@@ -107,6 +116,17 @@ int main(int argc, char** argv) {
 
     // Checked here rather than by CLI11 so an unknown flag is reported first.
     if (config.kernel_path.empty()) return fail("run: --kernel is required (see ringvisor --help)");
+    for (const auto& d : disks) {
+        auto disk = rv::parse_disk_arg(d);
+        if (!disk) return fail(disk.error().message());
+        config.disks.push_back(*disk);
+    }
+    for (const auto& n : nets) {
+        auto net = rv::parse_net_arg(n);
+        if (!net) return fail(net.error().message());
+        config.nets.push_back(*net);
+    }
+    config.console = console == "virtio" ? rv::ConsoleKind::Virtio : rv::ConsoleKind::Serial;
     auto bytes = rv::parse_memory_size(memory);
     if (!bytes) return fail(bytes.error().message());
     config.memory_bytes = *bytes;

@@ -29,6 +29,12 @@ static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16);
 constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+struct RoutingHeader {
+    uint32_t nr;
+    uint32_t flags;
+};
+static_assert(sizeof(RoutingHeader) == 8);
+constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, RoutingHeader);
 
 // A header followed by n entries, laid out as the kernel expects.
 template <typename Header, typename Entry>
@@ -176,6 +182,31 @@ Result<void> VmFd::register_ioeventfd(int event_fd, uint64_t addr, uint32_t len,
         io.datamatch = *datamatch;
     }
     if (do_ioctl(m_fd.get(), KVM_IOEVENTFD, &io) < 0) return errno_error("KVM_IOEVENTFD");
+    return {};
+}
+
+Result<void> VmFd::unregister_ioeventfd(int event_fd, uint64_t addr, uint32_t len, bool pio,
+                                        std::optional<uint64_t> datamatch) const {
+    kvm_ioeventfd io{};
+    io.fd = event_fd;
+    io.addr = addr;
+    io.len = len;
+    io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+    if (pio) io.flags |= KVM_IOEVENTFD_FLAG_PIO;
+    if (datamatch) {
+        io.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+        io.datamatch = *datamatch;
+    }
+    if (do_ioctl(m_fd.get(), KVM_IOEVENTFD, &io) < 0) return errno_error("KVM_IOEVENTFD deassign");
+    return {};
+}
+
+Result<void> VmFd::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const {
+    VarBuffer<RoutingHeader, kvm_irq_routing_entry> buf(entries.size());
+    buf.header()->nr = static_cast<uint32_t>(entries.size());
+    std::memcpy(buf.entries(), entries.data(), entries.size_bytes());
+    if (do_ioctl(m_fd.get(), kSetGsiRouting, buf.bytes.data()) < 0)
+        return errno_error("KVM_SET_GSI_ROUTING");
     return {};
 }
 

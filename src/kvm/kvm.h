@@ -49,8 +49,13 @@ public:
     Result<void> create_pit2() const;
     Result<void> set_irq_line(uint32_t irq, bool level) const;
     Result<void> register_irqfd(int event_fd, uint32_t gsi, int resample_fd = -1) const;
+    // len 0 matches an access of any width (KVM_CAP_IOEVENTFD_ANY_LENGTH).
     Result<void> register_ioeventfd(int event_fd, uint64_t addr, uint32_t len, bool pio,
                                     std::optional<uint64_t> datamatch = std::nullopt) const;
+    Result<void> unregister_ioeventfd(int event_fd, uint64_t addr, uint32_t len, bool pio,
+                                      std::optional<uint64_t> datamatch = std::nullopt) const;
+    // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
+    Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const;
     Result<void> set_clock(uint64_t ns) const;
     Result<VcpuFd> create_vcpu(unsigned id, size_t mmap_size) const;
 

@@ -22,6 +22,14 @@
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/uart16550.h"
+#include "devices/pci/pci_root.h"
+#include "devices/virtio/blk/blk_device.h"
+#include "devices/virtio/console/console_device.h"
+#include "devices/virtio/net/virtio_net.h"
+#include "devices/virtio/pci_transport.h"
+#include "devices/virtio/rng/rng_device.h"
+#include "backends/net/tap.h"
+#include "vmm/msi_router.h"
 #include "vmm/kernel_cache.h"
 #include "vmm/vm.h"
 
@@ -149,6 +157,14 @@ Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory, std::span<co
     return x86::load_linux_elf(memory, bzimage, elf, copy, initrd, cmdline, layout, rsdp);
 }
 
+
+// A stable, locally administered MAC for a TAP that was given none:
+// 02:72:76 ("rv") followed by a hash of the TAP's name.
+std::array<uint8_t, 6> mac_for(const std::string& tap) {
+    size_t h = std::hash<std::string>{}(tap);
+    return {0x02, 0x72, 0x76, uint8_t(h >> 16), uint8_t(h >> 8), uint8_t(h)};
+}
+
 }  // namespace
 
 class VmBuilder {
@@ -157,7 +173,10 @@ public:
 
 private:
     static Result<void> add_devices(Vm& vm);
+    static Result<void> add_pci_devices(Vm& vm);
+    static Result<void> add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice> device);
 };
+
 
 Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) { return VmBuilder::build(config); }
 
@@ -189,9 +208,10 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     std::unique_ptr<Vm> vm(
         new Vm(config, std::move(kvm), std::move(vm_fd), std::move(memory), std::move(loop)));
     RV_TRY_VOID(add_devices(*vm));
+    RV_TRY_VOID(add_pci_devices(*vm));
 
     // Boot tables and the kernel.
-    auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, /*pci_host_bridge=*/false));
+    auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, /*pci_host_bridge=*/vm->m_pci != nullptr));
     std::optional<std::span<const uint8_t>> initrd_bytes;
     if (initrd) initrd_bytes = as_bytes(*initrd);
     std::optional<CachedKernel> vmlinux;
@@ -235,6 +255,11 @@ Result<void> VmBuilder::add_devices(Vm& vm) {
     RV_TRY_VOID(vm.m_pio.insert(vm.m_uart, PioAddress(Uart16550::kCom1Base),
                                 Uart16550::kRegisterCount));
 
+    vm.m_console_input = ConsoleInput{
+        [uart = vm.m_uart](std::span<const uint8_t> b) { uart->enqueue_input(b); },
+        [uart = vm.m_uart] { return uart->input_capacity(); },
+        [uart = vm.m_uart](std::function<void()> f) { uart->set_input_space_callback(std::move(f)); }};
+
     auto i8042 = I8042::create([&vm] {
         vm.request_exit(VmExitReason::Reset, "guest reset through the i8042 controller");
     });
@@ -253,6 +278,60 @@ Result<void> VmBuilder::add_devices(Vm& vm) {
         irq(x86::kSciIrq));
     RV_TRY_VOID(vm.m_pio.insert(pm, PioAddress(x86::kPm1aEvtBlk), AcpiPmDevice::kLength));
     return {};
+}
+
+Result<void> VmBuilder::add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice> device) {
+    auto transport =
+        RV_TRY(virtio::VirtioPciTransport::create(std::move(device), vm.m_memory, *vm.m_msi, *vm.m_loop));
+    uint8_t slot_no = RV_TRY(vm.m_pci->add_device(transport));
+    transport->set_intx(vm.m_pci->intx_line(slot_no));
+    auto slot = std::make_unique<VirtioSlot>();
+    slot->transport = transport;
+    auto* raw = slot.get();
+    // Queue notifications arrive as ioeventfds at the notify addresses, which
+    // move with the BAR; the guest may move it after boot.
+    transport->set_bar_moved_handler([&vm, raw](uint64_t base) {
+        if (auto r = vm.register_notifiers(*raw, base); !r)
+            log::warn("{}: queue notifications: {}", raw->transport->name(), r.error().message());
+    });
+    vm.m_virtio.push_back(std::move(slot));
+    return {};
+}
+
+Result<void> VmBuilder::add_pci_devices(Vm& vm) {
+    const VmConfig& config = vm.m_config;
+    if (config.disks.empty() && config.nets.empty() && config.console == ConsoleKind::Serial && !config.rng)
+        return {};
+    vm.m_pci = PciRoot::create(vm.m_mmio, vm.m_pio, [&vm](unsigned irq) -> std::shared_ptr<IrqLine> {
+        return std::make_shared<KvmIrqLine>(vm.m_vm, irq);
+    });
+    RV_TRY_VOID(vm.m_pio.insert(vm.m_pci, PioAddress(kPciConfigAddressPort), kPciConfigPortCount));
+
+    for (size_t i = 0; i < config.disks.size(); ++i) {
+        const auto& disk = config.disks[i];
+        BlockOptions options{disk.read_only, disk.cache, BlockOptions::Engine::IoUring};
+        auto backend = RV_TRY(with_context(BlockBackend::open(disk.path, options),
+                                           fmt::format("--disk {}", disk.path)));
+        RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioBlk>(std::move(backend),
+                                                                       fmt::format("ringvisor-vd{}", char('a' + i)))));
+    }
+    for (const auto& net : config.nets) {
+        auto tap = RV_TRY(with_context(Tap::open(net.tap), fmt::format("--net tap={}", net.tap)));
+        virtio::VirtioNetConfig net_config{net.mac.value_or(mac_for(net.tap)), std::nullopt};
+        auto device = RV_TRY(virtio::VirtioNet::create(std::move(tap), net_config));
+        RV_TRY_VOID(add_virtio(vm, std::shared_ptr<virtio::VirtioDevice>(std::move(device))));
+    }
+    if (config.console == ConsoleKind::Virtio) {
+        auto console = std::make_shared<virtio::VirtioConsole>(
+            [&vm](std::span<const uint8_t> b) { vm.on_console_output(b); });
+        vm.m_console_input = ConsoleInput{
+            [console](std::span<const uint8_t> b) { console->enqueue_input(b); },
+            [console] { return console->input_capacity(); },
+            [console](std::function<void()> f) { console->set_input_space_callback(std::move(f)); }};
+        RV_TRY_VOID(add_virtio(vm, console));
+    }
+    if (config.rng) RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioRng>()));
+    return vm.m_pci->allocate_bars(PciWindows{});
 }
 
 }  // namespace rv

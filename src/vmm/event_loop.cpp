@@ -22,12 +22,18 @@ Result<void> EventLoop::add(int fd, uint32_t events, Handler handler) {
     epoll_event ev{};
     ev.events = events;
     ev.data.fd = fd;
-    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) return errno_error("epoll_ctl add");
+    std::lock_guard lock(m_lock);
+    // Register the handler before epoll can report the fd.
     m_handlers[fd] = std::make_shared<Handler>(std::move(handler));
+    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
+        m_handlers.erase(fd);
+        return errno_error("epoll_ctl add");
+    }
     return {};
 }
 
 void EventLoop::remove(int fd) {
+    std::lock_guard lock(m_lock);
     ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
     m_handlers.erase(fd);
 }
@@ -48,9 +54,13 @@ Result<void> EventLoop::run() {
                 (void)m_stop.read();
                 return {};
             }
-            auto it = m_handlers.find(fd);
-            if (it == m_handlers.end()) continue;  // removed by an earlier handler
-            auto handler = it->second;             // keep alive if it removes itself
+            std::shared_ptr<Handler> handler;  // kept alive if it removes itself
+            {
+                std::lock_guard lock(m_lock);
+                auto it = m_handlers.find(fd);
+                if (it == m_handlers.end()) continue;  // removed by an earlier handler
+                handler = it->second;
+            }
             (*handler)(events[static_cast<size_t>(i)].events);
         }
     }

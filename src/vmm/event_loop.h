@@ -8,20 +8,24 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "devices/event_registrar.h"
 
 namespace rv {
 
-class EventLoop {
+// Thread-safe: devices add and remove fds from vCPU threads (activation,
+// reset) and from inside handlers. Handlers run without the lock held.
+class EventLoop final : public EventRegistrar {
 public:
     using Handler = std::function<void(uint32_t events)>;
 
     static Result<std::unique_ptr<EventLoop>> create();
 
-    Result<void> add(int fd, uint32_t events, Handler handler);
-    void remove(int fd);
+    Result<void> add(int fd, uint32_t events, Handler handler) override;
+    void remove(int fd) override;
 
     // Runs until stop() is called (from any thread) or a handler fails.
     Result<void> run();
@@ -33,8 +37,8 @@ private:
 
     Fd m_epoll;
     EventFd m_stop;
+    std::mutex m_lock;  // guards m_handlers
     std::map<int, std::shared_ptr<Handler>> m_handlers;
-    bool m_running{false};
 };
 
 }  // namespace rv

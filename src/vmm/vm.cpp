@@ -8,6 +8,9 @@
 
 #include "base/log.h"
 #include "devices/legacy/uart16550.h"
+#include "devices/pci/pci_root.h"
+#include "devices/virtio/pci_transport.h"
+#include "vmm/msi_router.h"
 #include "vmm/terminal.h"
 
 namespace rv {
@@ -16,9 +19,48 @@ namespace {
 constexpr uint8_t kCtrlA = 0x01;  // console escape: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A
 }
 
+Vm::Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,
+       std::unique_ptr<EventLoop> loop)
+    : m_config(config),
+      m_kvm(std::move(kvm)),
+      m_vm(std::move(vm)),
+      m_memory(std::move(memory)),
+      m_loop(std::move(loop)),
+      m_msi(std::make_unique<KvmMsiRouter>(m_vm)) {}
+
 Vm::~Vm() {
     for (auto& v : m_vcpus) v->kick();
     m_vcpus.clear();  // joins the threads before devices go away
+    // Stop devices while the loop, memory and MSI router they use still exist.
+    for (auto& slot : m_virtio) {
+        for (auto& fd : slot->notify) m_loop->remove(fd.fd());
+        slot->transport->device().reset();
+    }
+}
+
+Result<void> Vm::register_notifiers(VirtioSlot& slot, uint64_t bar_base) {
+    uint16_t queues = slot.transport->queue_count();
+    if (slot.notify.empty()) {
+        slot.notify.reserve(queues);  // the handlers keep pointers to the elements
+        for (uint16_t q = 0; q < queues; ++q) {
+            slot.notify.push_back(RV_TRY(EventFd::create(EFD_NONBLOCK)));
+            auto* transport = slot.transport.get();
+            auto* fd = &slot.notify.back();
+            RV_TRY_VOID(m_loop->add(fd->fd(), EPOLLIN, [transport, fd, q](uint32_t) {
+                (void)fd->read();
+                transport->device().queue_notify(q);
+            }));
+        }
+    }
+    for (uint16_t q = 0; q < queues; ++q) {
+        int fd = slot.notify[q].fd();
+        uint64_t offset = virtio::VirtioPciTransport::notify_offset(q);
+        if (slot.notify_base)
+            (void)m_vm.unregister_ioeventfd(fd, *slot.notify_base + offset, 0, false);
+        RV_TRY_VOID(m_vm.register_ioeventfd(fd, bar_base + offset, 0, false));
+    }
+    slot.notify_base = bar_base;
+    return {};
 }
 
 void Vm::request_exit(VmExitReason reason, std::string message) {
@@ -104,7 +146,7 @@ Result<void> Vm::setup_console_input() {
     // The UART tells us (on a vCPU thread) when its FIFO drains; the event
     // loop then feeds it more. Input waits while the FIFO is full: never dropped.
     m_input_space = RV_TRY(EventFd::create(EFD_NONBLOCK));
-    m_uart->set_input_space_callback([this] { (void)m_input_space->write(1); });
+    m_console_input.set_space_callback([this] { (void)m_input_space->write(1); });
     RV_TRY_VOID(m_loop->add(m_input_space->fd(), EPOLLIN, [this](uint32_t) {
         (void)m_input_space->read();
         flush_console_input();
@@ -151,9 +193,9 @@ void Vm::on_console_input() {
 }
 
 void Vm::flush_console_input() {
-    size_t n = std::min(m_uart->input_capacity(), m_pending_input.size());
+    size_t n = std::min(m_console_input.capacity(), m_pending_input.size());
     if (n > 0) {
-        m_uart->enqueue_input(std::span(reinterpret_cast<const uint8_t*>(m_pending_input.data()), n));
+        m_console_input.enqueue(std::span(reinterpret_cast<const uint8_t*>(m_pending_input.data()), n));
         m_pending_input.erase(0, n);
     }
     if (m_input_eof) return;

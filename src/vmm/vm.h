@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,26 @@
 namespace rv {
 
 class Uart16550;
+class PciRoot;
+class KvmMsiRouter;
+namespace virtio {
+class VirtioPciTransport;
+}
+
+// A virtio device on PCI and the ioeventfds that carry its queue notifications.
+struct VirtioSlot {
+    std::shared_ptr<virtio::VirtioPciTransport> transport;
+    std::vector<EventFd> notify;           // one per queue, served by the event loop
+    std::optional<uint64_t> notify_base;   // BAR base the ioeventfds are registered at
+};
+
+// Where console input goes: the UART or virtio-console (same host-side API).
+struct ConsoleInput {
+    std::function<void(std::span<const uint8_t>)> enqueue;
+    std::function<size_t()> capacity;
+    // Called with a function the device runs when it has room again.
+    std::function<void(std::function<void()>)> set_space_callback;
+};
 
 class Vm final : public VmControl {
 public:
@@ -38,12 +59,8 @@ public:
 
 private:
     Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,
-       std::unique_ptr<EventLoop> loop)
-        : m_config(config),
-          m_kvm(std::move(kvm)),
-          m_vm(std::move(vm)),
-          m_memory(std::move(memory)),
-          m_loop(std::move(loop)) {}
+       std::unique_ptr<EventLoop> loop);
+    Result<void> register_notifiers(VirtioSlot& slot, uint64_t bar_base);
 
     friend class VmBuilder;
 
@@ -59,10 +76,14 @@ private:
     kvm::VmFd m_vm;
     GuestMemory m_memory;
     std::unique_ptr<EventLoop> m_loop;
+    std::unique_ptr<KvmMsiRouter> m_msi;  // outlives the buses and devices that use it
     PioBus m_pio;
     MmioBus m_mmio;
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;
     std::shared_ptr<Uart16550> m_uart;
+    std::shared_ptr<PciRoot> m_pci;
+    std::vector<std::unique_ptr<VirtioSlot>> m_virtio;
+    ConsoleInput m_console_input;
 
     std::mutex m_output_lock;  // guards the three below
     ConsoleMonitor m_monitor;

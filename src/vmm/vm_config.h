@@ -1,11 +1,30 @@
 // What the user asked for: everything needed to build and boot one VM.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "backends/block/block_backend.h"
 
 namespace rv {
+
+struct DiskConfig {
+    enum class Interface { Virtio };  // iface=ide arrives with the emulated IDE controller
+    std::string path;
+    bool read_only{false};
+    Interface iface{Interface::Virtio};
+    BlockOptions::Cache cache{BlockOptions::Cache::Writeback};
+};
+
+struct NetConfig {
+    std::string tap;
+    std::optional<std::array<uint8_t, 6>> mac;  // default: derived from the TAP name
+};
+
+enum class ConsoleKind { Serial, Virtio };
 
 struct VmConfig {
     std::string kernel_path;
@@ -17,6 +36,10 @@ struct VmConfig {
     // Where decompressed kernels are cached (vmm/kernel_cache.h); nullopt
     // boots the bzImage as is and lets the guest decompress it.
     std::optional<std::string> kernel_cache_dir;
+    std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
+    ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
+    bool rng{false};
     int console_in{0};   // guest console input (stdin); -1 for none
     int console_out{1};  // guest console output (stdout)
 };
