@@ -3,12 +3,15 @@
 # modules with their transitive dependencies, and extra files.
 #
 #   mkinitramfs.sh --out FILE [--modules "mod1 mod2"] [--moddir DIR]
-#                  [--init FILE] [--extra SRC:DST ...]
+#                  [--init FILE] [--extra SRC:DST ...] [--bin PATH ...]
 #
 #   --moddir  lib/modules/<ver> directory (default: the one under
 #             build/guest/rootfs-kernel, made by tools/guest/build.sh)
 #   --init    script installed as /init (default: tools/guest/init)
 #   --extra   copy host file or directory SRC to DST inside the image
+#   --bin     copy the host's dynamically linked program PATH (symlinks to it
+#             are followed) to the same path, with the shared libraries `ldd`
+#             lists and the dynamic loader; it replaces a busybox applet link
 #
 # Modules end up as plain .ko files in /lib/modules/rv/ and their load order
 # (dependencies first) in /etc/rv-modules; the init scripts insmod them.
@@ -17,7 +20,7 @@ RV_TOOL=mkinitramfs
 . "$(dirname "$0")/../lib/common.sh"
 
 out= modules= moddir= init=$RV_ROOT/tools/guest/init
-extras=()
+extras=() bins=()
 while (($#)); do
     case $1 in
         --out) out=$2; shift 2 ;;
@@ -25,7 +28,8 @@ while (($#)); do
         --moddir) moddir=$2; shift 2 ;;
         --init) init=$2; shift 2 ;;
         --extra) extras+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --bin) bins+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) rv_die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -103,8 +107,26 @@ for e in "${extras[@]}"; do
     [[ "$e" == *:* && -n "$src" && -n "$dst" ]] || rv_die "--extra wants SRC:DST, got '$e'"
     [[ -e "$src" ]] || rv_die "--extra source not found: $src"
     mkdir -p "$stage/$(dirname "$dst")"
+    # never write through a busybox applet link (it points at the host's /bin/busybox)
+    [[ ! -L "$stage/$dst" ]] || rm -f "$stage/$dst"
     cp -a "$src" "$stage/$dst"
 done
+
+# ---- dynamically linked programs -------------------------------------------
+# ldd lines: "libx.so.N => /path (0x...)", "/lib64/ld-linux-x86-64.so.2 (0x...)",
+# "linux-vdso.so.1 (0x...)" (no file).
+for b in "${bins[@]}"; do
+    [[ -f "$b" && -x "$b" ]] || rv_die "--bin: not an executable file: $b"
+    libs=$(ldd "$b" 2>/dev/null) || rv_die "--bin: ldd failed on $b (statically linked?)"
+    for f in "$b" $(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$libs"); do
+        dst=$stage/${f#/}
+        [[ ! -L "$dst" ]] || rm -f "$dst"
+        [[ -e "$dst" ]] && continue
+        mkdir -p "$(dirname "$dst")"
+        cp -L "$f" "$dst"
+    done
+done
+((${#bins[@]} == 0)) || rv_log "programs: ${bins[*]}"
 
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --quiet -o -H newc -R 0:0 | gzip -6 -n) >"$out.tmp"

@@ -6,6 +6,7 @@
 #
 #   tools/testhost/run.sh [--timeout SECS] [--smp N] [--mem MiB] [--results DIR]
 #                         [--9p-cache loose|none|mmap] [--append KERNEL-ARGS]
+#                         [--interactive]
 #                         -- COMMAND...
 #
 # Exit status: COMMAND's status; 124 if the test host timed out (default
@@ -17,7 +18,7 @@ set -euo pipefail
 RV_TOOL=testhost
 . "$(dirname "$0")/../lib/common.sh"
 
-timeout=600 smp=2 mem=2048 results= cache=loose extra=
+timeout=600 smp=2 mem=2048 results= cache=loose extra= interactive=0
 while (($#)); do
     case $1 in
         --timeout) timeout=$2; shift 2 ;;
@@ -26,6 +27,7 @@ while (($#)); do
         --results) results=$2; shift 2 ;;
         --9p-cache) cache=$2; shift 2 ;;
         --append) extra=$2; shift 2 ;;
+        --interactive) interactive=1; shift ;;
         --) shift; break ;;
         -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) rv_die "unknown argument: $1 (usage: run.sh [options] -- COMMAND...)" ;;
@@ -74,6 +76,24 @@ append="console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off maxcpus=1"
 append+=" cryptomgr.notests=1 initcall_blacklist=crypto_kdf108_init rv.9p=cache=$cache $extra"
 append+=" rv.cmd=$(b64 "$cmd") rv.cwd=$(b64 "$PWD") rv.res=$(b64 "$results")"
 ((${#append} < 2000)) || rv_die "COMMAND too long for the kernel command line; put it in a script"
+
+# Interactive: the terminal is L1's serial console and COMMAND's stdin
+# (QEMU's escape is Ctrl-A: Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A).
+if ((interactive)); then
+    [[ -t 0 ]] || rv_die "--interactive needs a terminal on stdin"
+    append+=" rv.tty=1"
+    set +e
+    timeout -k 5 --foreground "$timeout" qemu-system-x86_64 \
+        -accel tcg,thread=multi -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
+        -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
+        -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \
+        -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+        -virtfs local,path="$results",mount_tag=results,security_model=none,multidevs=remap \
+        2>"$priv/qemu.stderr"
+    set -e
+    status=$(cat "$results/.rv-exit-status" 2>/dev/null || echo 125)
+    exit "$status"
+fi
 
 # Output filter: COMMAND's output (between the markers) to stdout, rv-l1
 # diagnostics to stderr, everything to the console log.
