@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest testhost demo test unit e2e bench clean
+.PHONY: all deps build guest testhost demo test unit fuzz e2e bench clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -36,7 +36,12 @@ unit: build guest
 e2e: build guest testhost
 	tests/e2e/run.sh $(BUILD)
 
-test: unit e2e
+# libFuzzer targets (clang 16, ASan+UBSan), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	fuzz/run.sh $(BUILD) $(FUZZ_SECONDS)
+
+test: unit fuzz e2e
 
 bench: build guest testhost
 	bench/boot/run.sh $(BUILD)
