@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
     run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
         ->check(CLI::IsMember({"serial", "virtio"}))
         ->capture_default_str();
+    run->add_option("--stats", config.stats_path, "write exit and interrupt counters as JSON at exit");
     run->add_flag("--rng", config.rng, "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
     std::string cache_dir = rv::default_kernel_cache_dir();
     bool no_cache = false;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <memory>
@@ -348,6 +349,46 @@ Result<void> VcpuFd::set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msr
     if (static_cast<size_t>(ret) != msrs.size())
         return make_error("KVM_SET_MSRS: MSR {:#x} rejected", msrs[static_cast<size_t>(ret)].first);
     return {};
+}
+
+Result<std::vector<std::pair<std::string, uint64_t>>> VcpuFd::stats() const {
+    int sfd = ::ioctl(m_fd.get(), KVM_GET_STATS_FD, 0);
+    if (sfd < 0) return errno_error("KVM_GET_STATS_FD");
+    Fd fd(sfd);
+    // The binary stats format: a header, descriptors (each followed by a
+    // name of header.name_size bytes), then the data. Our own structs: the
+    // uapi's kvm_stats_desc ends in a flexible array.
+    struct Header {
+        uint32_t flags, name_size, num_desc, id_offset, desc_offset, data_offset;
+    };
+    struct Desc {
+        uint32_t flags;
+        int16_t exponent;
+        uint16_t size;
+        uint32_t offset;
+        uint32_t bucket_size;
+    };
+    static_assert(sizeof(Header) == 24 && sizeof(Desc) == 16);
+    Header h{};
+    if (::pread(sfd, &h, sizeof h, 0) != sizeof h) return errno_error("reading KVM stats header");
+    if (h.num_desc > 4096 || h.name_size > 4096) return make_error("KVM stats: implausible header");
+    size_t desc_bytes = sizeof(Desc) + h.name_size;
+    std::vector<uint8_t> descs(desc_bytes * h.num_desc);
+    if (::pread(sfd, descs.data(), descs.size(), h.desc_offset) != ssize_t(descs.size()))
+        return errno_error("reading KVM stats descriptors");
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (uint32_t i = 0; i < h.num_desc; ++i) {
+        Desc d;
+        std::memcpy(&d, descs.data() + i * desc_bytes, sizeof d);
+        constexpr uint32_t kTypeMask = 0xF, kTypeCumulative = 0, kTypePeak = 2;
+        uint32_t type = d.flags & kTypeMask;
+        if (d.size != 1 || (type != kTypeCumulative && type != kTypePeak)) continue;
+        const char* name = reinterpret_cast<const char*>(descs.data() + i * desc_bytes + sizeof d);
+        uint64_t value = 0;
+        if (::pread(sfd, &value, sizeof value, h.data_offset + d.offset) != sizeof value) continue;
+        out.emplace_back(std::string(name, strnlen(name, h.name_size)), value);
+    }
+    return out;
 }
 
 Result<kvm_lapic_state> VcpuFd::get_lapic() const {

@@ -113,6 +113,9 @@ public:
     Result<void> set_fpu(const kvm_fpu& fpu) const;
     Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
     Result<void> set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) const;
+    // Cumulative KVM statistics of this vCPU (KVM_GET_STATS_FD): exits,
+    // io_exits, mmio_exits, halt_exits, irq_injections, ... by name.
+    Result<std::vector<std::pair<std::string, uint64_t>>> stats() const;
     Result<kvm_lapic_state> get_lapic() const;
     Result<void> set_lapic(const kvm_lapic_state& lapic) const;
 

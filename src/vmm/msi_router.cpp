@@ -65,7 +65,11 @@ void KvmMsiRouter::trigger(uint32_t gsi) {
         if (it != m_irqfds.end()) fd = it->second.get();
     }
     // irqfds live as long as the router, so writing outside the lock is safe.
-    if (!fd || !fd->write(1)) log::warn("MSI: cannot raise GSI {}", gsi);
+    if (!fd || !fd->write(1)) {
+        log::warn("MSI: cannot raise GSI {}", gsi);
+        return;
+    }
+    m_triggered.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace rv

@@ -5,6 +5,7 @@
 
 #include <linux/kvm.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@ public:
     Result<uint32_t> allocate_gsi() override;
     Result<void> set_route(uint32_t gsi, MsiMessage message) override;
     void trigger(uint32_t gsi) override;
+    uint64_t triggered() const { return m_triggered.load(std::memory_order_relaxed); }
 
     // The routes KVM sets up with its in-kernel irqchip (GSI n -> IOAPIC pin
     // n, and PIC pin n for n < 16): KVM_SET_GSI_ROUTING replaces the whole
@@ -40,6 +42,7 @@ private:
     uint32_t m_next_gsi{kFirstMsiGsi};
     std::map<uint32_t, MsiMessage> m_routes;             // gsi -> message (routed ones)
     std::map<uint32_t, std::unique_ptr<EventFd>> m_irqfds;  // gsi -> irqfd
+    std::atomic<uint64_t> m_triggered{0};
 };
 
 }  // namespace rv

@@ -26,6 +26,7 @@ public:
     ~Vcpu() { join(); }
 
     kvm::VcpuFd& fd() { return m_fd; }
+    const kvm::VcpuFd& fd() const { return m_fd; }
     const VcpuStats& stats() const { return m_stats; }
 
     void start();

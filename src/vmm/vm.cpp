@@ -11,6 +11,7 @@
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/pci_transport.h"
 #include "vmm/msi_router.h"
+#include "vmm/stats.h"
 #include "vmm/terminal.h"
 
 namespace rv {
@@ -37,6 +38,8 @@ Vm::~Vm() {
         slot->transport->device().reset();
     }
 }
+
+uint64_t Vm::msi_interrupts() const { return m_msi->triggered(); }
 
 Result<void> Vm::register_notifiers(VirtioSlot& slot, uint64_t bar_base) {
     uint16_t queues = slot.transport->queue_count();
@@ -242,6 +245,10 @@ Result<VmOutcome> Vm::run() {
     for (auto& v : m_vcpus) v->kick();
     for (auto& v : m_vcpus) v->join();
     flush_console_output();
+    if (m_config.stats_path) {
+        if (auto r = write_stats(*this, *m_config.stats_path); !r)
+            log::warn("--stats: {}", r.error().message());
+    }
     ::pthread_sigmask(SIG_UNBLOCK, &mask, nullptr);
 
     std::lock_guard lock(m_outcome_lock);

@@ -56,6 +56,7 @@ public:
 
     const GuestMemory& memory() const { return m_memory; }
     const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return m_vcpus; }
+    uint64_t msi_interrupts() const;
 
 private:
     Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,

@@ -40,6 +40,7 @@ struct VmConfig {
     std::vector<NetConfig> nets;
     ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
     bool rng{false};
+    std::optional<std::string> stats_path;  // JSON counters written at exit
     int console_in{0};   // guest console input (stdin); -1 for none
     int console_out{1};  // guest console output (stdout)
 };

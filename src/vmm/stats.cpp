@@ -1,0 +1,40 @@
+#include "vmm/stats.h"
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "vmm/msi_router.h"
+#include "vmm/vm.h"
+
+namespace rv {
+
+Result<void> write_stats(const Vm& vm, const std::string& path) {
+    nlohmann::json doc;
+    std::map<std::string, uint64_t> totals;
+    doc["vcpus"] = nlohmann::json::array();
+    for (const auto& vcpu : vm.vcpus()) {
+        nlohmann::json entry;
+        entry["id"] = vcpu->fd().id();
+        if (auto kvm_stats = vcpu->fd().stats()) {
+            for (const auto& [name, value] : *kvm_stats) {
+                entry["kvm"][name] = value;
+                totals[name] += value;
+            }
+        } else {
+            entry["kvm_error"] = kvm_stats.error().message();
+        }
+        entry["vmm"]["pio_exits"] = vcpu->stats().pio_exits.load();
+        entry["vmm"]["mmio_exits"] = vcpu->stats().mmio_exits.load();
+        doc["vcpus"].push_back(entry);
+    }
+    doc["totals"] = totals;
+    doc["msi_interrupts"] = vm.msi_interrupts();
+    std::ofstream out(path);
+    if (!out) return errno_error(path);
+    out << doc.dump(2) << '\n';
+    if (!out) return errno_error(path);
+    return {};
+}
+
+}  // namespace rv
