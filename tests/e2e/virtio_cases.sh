@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# End-to-end virtio cases for ringvisor, run inside the test host (one L1 boot
+# serves them all; tests/e2e/run.sh runs them after boot_cases.sh). Each case
+# boots the Debian kernel with build/guest/initramfs-virtio.cpio.gz (virtio
+# drivers, ext4, e2fsprogs) and some virtio-pci devices, and checks both the
+# guest's view and the host (L1) side: disk images, the TAP, the console.
+#   tests/e2e/run.sh                          (from the host: builds, boots L1, runs this)
+#   tools/testhost/run.sh -- tests/e2e/virtio_cases.sh [CASE...]   (only these cases)
+#   VIRTIO_VMM=qemu ...                       the same cases with QEMU as the L2 VMM
+#                                             (checks the cases and the guest side)
+# Disk images and transfer files go to $VIRTIO_WORK (default $RV_RESULTS/virtio,
+# removed when every case passed).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+cd "$E2E_ROOT"
+
+RINGVISOR=${RINGVISOR:-$E2E_ROOT/build/ringvisor}
+GUEST=${GUEST:-$E2E_ROOT/build/guest}
+INITRD=${VIRTIO_INITRD:-$GUEST/initramfs-virtio.cpio.gz}
+KERNEL_CACHE=${KERNEL_CACHE:-$E2E_ROOT/build/kernel-cache}
+VMM=${VIRTIO_VMM:-ringvisor}
+WORK=${VIRTIO_WORK:-${RV_RESULTS:-/tmp}/virtio}
+L2_TIMEOUT=${L2_TIMEOUT:-240}
+NET_BYTES=${NET_BYTES:-104857600}   # 100 MiB each way
+TAP=rvtap0 HOST_IP=10.0.2.1 GUEST_IP=10.0.2.15 GUEST_MAC=52:54:00:12:34:56
+mkdir -p "$WORK"
+
+# vm_boot LOG 'guest command' [DEVICE...]: boots the guest (1 vCPU, 256M) with
+#   disk=PATH[,ro]  net=TAP[,mac=MAC]  console (virtio, hvc0)  rng
+# console output to LOG (stdout+stderr); returns the VMM's exit status.
+vm_boot() {
+    local log=$1 cmd=$2 d n=0 con=ttyS0 args=()
+    shift 2
+    for d; do
+        case $VMM:$d in
+            ringvisor:disk=*) args+=(--disk "${d#disk=}") ;;
+            ringvisor:net=*) args+=(--net "tap=${d#net=}") ;;
+            ringvisor:console) args+=(--console virtio) ;;
+            ringvisor:rng) args+=(--rng) ;;
+            qemu:disk=*)
+                local p=${d#disk=} ro=
+                [[ $p == *,ro ]] && { p=${p%,ro}; ro=,readonly=on; }
+                args+=(-drive "file=$p,format=raw,if=none,id=d$n$ro" -device "virtio-blk-pci,drive=d$n") ;;
+            qemu:net=*)
+                local t=${d#net=} mac=
+                [[ $t == *,mac=* ]] && { mac=,mac=${t#*,mac=}; t=${t%%,*}; }
+                args+=(-netdev "tap,id=n$n,ifname=$t,script=no,downscript=no"
+                       -device "virtio-net-pci,netdev=n$n$mac") ;;
+            qemu:console)
+                args+=(-device virtio-serial-pci -chardev stdio,id=c0 -device virtconsole,chardev=c0) ;;
+            qemu:rng) args+=(-device virtio-rng-pci) ;;
+            *) e2e_fail "vm_boot: unknown device '$d' for $VMM"; return ;;
+        esac
+        [[ $d != console ]] || con=hvc0
+        n=$((n + 1))
+    done
+    local cmdline="console=$con panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$cmd")"
+    if [[ $VMM == qemu ]]; then
+        [[ $con == hvc0 ]] && args+=(-serial null) || args+=(-serial stdio)
+        timeout -k 5 "$L2_TIMEOUT" qemu-system-x86_64 -accel kvm -cpu host \
+            -M microvm,rtc=on,pcie=on -m 256 -smp 1 -nodefaults -no-user-config -display none \
+            -no-reboot -kernel "$GUEST/vmlinuz" -initrd "$INITRD" -append "$cmdline" "${args[@]}" \
+            </dev/null >"$log" 2>&1
+    else
+        [[ -d $KERNEL_CACHE ]] && args+=(--kernel-cache "$KERNEL_CACHE")
+        timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$INITRD" \
+            --cpus 1 --memory 256M "${args[@]}" --cmdline "$cmdline" </dev/null >"$log" 2>&1
+    fi
+}
+
+# The value printed by the guest as KEY=value.
+guest_value() { grep -a -o "$2=[^[:space:]]*" "$1" | tail -n 1 | cut -d= -f2- | tr -d '\r'; }
+
+expect_clean_exit() {  # LOG STATUS
+    [[ $2 -eq 0 ]] || e2e_fail "$VMM exited $2: $(tail -n 3 "$1" | tr -d '\r')"
+    grep -aq RINGVISOR-GUEST-INIT "$1" || e2e_fail "guest never reached init"
+    grep -aq "RINGVISOR-CMD-EXIT=0" "$1" ||
+        e2e_fail "guest command failed: $(grep -a -B2 RINGVISOR-CMD-EXIT "$1" | tr -d '\r' | tr '\n' ' ')"
+}
+
+# Guest shell snippet: wait up to 5 s for the named /dev entries.
+wait_dev() { echo "for d in $*; do i=0; while [ ! -e /dev/\$d ] && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i+1)); done; done;"; }
+
+# ---- block -----------------------------------------------------------------
+
+# A fresh raw image: the guest makes ext4 on /dev/vda, writes files, records
+# their checksums, syncs, unmounts and powers off. Then L1 checks the file
+# system (e2fsck -fn) and the files (debugfs dump) against those checksums.
+case_blk_ext4() {
+    local img=$WORK/ext4.img log=$E2E_LOGDIR/blk-ext4.console rc=0 out=$WORK/ext4-out
+    rm -rf "$img" "$out"; mkdir -p "$out"
+    truncate -s 64M "$img"
+    vm_boot "$log" "set -e; $(wait_dev vda) mkfs.ext4 -q -F /dev/vda; mount -t ext4 /dev/vda /mnt; cd /mnt
+echo hello from the guest >small.txt; head -c 8388608 /dev/urandom >big.bin
+mkdir dir; seq 1 20000 >dir/seq.txt; dd if=/dev/urandom of=dir/odd.bin bs=1000 count=777 2>/dev/null
+sha256sum small.txt big.bin dir/seq.txt dir/odd.bin | sed 's/^/SUM /'; cd /; sync; umount /mnt" \
+        "disk=$img" || rc=$?
+    expect_clean_exit "$log" $rc
+    local sums; sums=$(grep -a '^SUM ' "$log" | tr -d '\r')
+    [[ $(wc -l <<<"$sums") -eq 4 ]] || e2e_fail "expected 4 checksums from the guest, got: $sums"
+    e2fsck -fn "$img" || e2e_fail "e2fsck -fn found problems in the image after power-off"
+    local hash name
+    while read -r _ hash name; do
+        mkdir -p "$out/$(dirname "$name")"
+        debugfs -R "dump /$name $out/$name" "$img" 2>/dev/null
+        [[ -f "$out/$name" ]] || e2e_fail "$name is missing from the image"
+        [[ $(sha256sum <"$out/$name" | cut -d' ' -f1) == "$hash" ]] ||
+            e2e_fail "$name differs from what the guest wrote ($(stat -c %s "$out/$name") bytes in the image)"
+        echo "ok: $name ($(stat -c %s "$out/$name") bytes) $hash"
+    done <<<"$sums"
+}
+
+# An ext4 image made on L1 (mkfs.ext4 -d), attached read-only: the guest reads
+# a file (checksum matches), but a raw write and a read-write mount fail, and
+# the image is unchanged afterwards.
+case_blk_readonly() {
+    local img=$WORK/ro.img src=$WORK/ro-src log=$E2E_LOGDIR/blk-readonly.console rc=0
+    rm -rf "$img" "$src"; mkdir -p "$src"
+    head -c 3000000 /dev/urandom >"$src/data.bin"
+    mkfs.ext4 -q -F -d "$src" "$img" 32M
+    local want before after
+    want=$(sha256sum <"$src/data.bin" | cut -d' ' -f1)
+    before=$(sha256sum <"$img" | cut -d' ' -f1)
+    vm_boot "$log" "$(wait_dev vda) echo GETRO=\$(blockdev --getro /dev/vda)
+mount -t ext4 -o ro /dev/vda /mnt && echo RSUM=\$(sha256sum </mnt/data.bin | cut -d' ' -f1); umount /mnt
+if dd if=/dev/zero of=/dev/vda bs=4096 count=16 conv=fsync 2>/dev/null; then echo DDWRITE=ok; else echo DDWRITE=failed; fi
+if mount -t ext4 -o rw /dev/vda /mnt 2>/dev/null && touch /mnt/new 2>/dev/null; then echo RWMOUNT=ok; else echo RWMOUNT=failed; fi
+umount /mnt 2>/dev/null; true" "disk=$img,ro" || rc=$?
+    expect_clean_exit "$log" $rc
+    after=$(sha256sum <"$img" | cut -d' ' -f1)
+    echo "guest: RSUM=$(guest_value "$log" RSUM) GETRO=$(guest_value "$log" GETRO) DDWRITE=$(guest_value "$log" DDWRITE) RWMOUNT=$(guest_value "$log" RWMOUNT)"
+    [[ $(guest_value "$log" RSUM) == "$want" ]] || e2e_fail "guest read data.bin wrong: $(guest_value "$log" RSUM) != $want"
+    [[ $(guest_value "$log" DDWRITE) == failed ]] || e2e_fail "a raw write to the read-only disk succeeded"
+    [[ $(guest_value "$log" RWMOUNT) == failed ]] || e2e_fail "a read-write mount of the read-only disk worked"
+    [[ $before == "$after" ]] || e2e_fail "the read-only image changed"
+}
+
+# Two images (32 and 48 MiB) at once: /dev/vda and /dev/vdb have the right
+# sizes, each reads its own image, and what the guest writes lands in the right one.
+case_blk_two_disks() {
+    local a=$WORK/two-a.img b=$WORK/two-b.img log=$E2E_LOGDIR/blk-two-disks.console rc=0
+    rm -f "$a" "$b"
+    truncate -s 32M "$a"; truncate -s 48M "$b"
+    printf 'HOST-WROTE-A' | dd of="$a" conv=notrunc status=none
+    printf 'HOST-WROTE-B' | dd of="$b" conv=notrunc status=none
+    vm_boot "$log" "set -e; $(wait_dev vda vdb) echo SIZES=\$(cat /sys/block/vda/size),\$(cat /sys/block/vdb/size)
+echo READ=\$(head -c 12 /dev/vda),\$(head -c 12 /dev/vdb)
+printf GUEST-WROTE-A | dd of=/dev/vda bs=512 seek=4096 conv=fsync 2>/dev/null
+printf GUEST-WROTE-B | dd of=/dev/vdb bs=512 seek=4096 conv=fsync 2>/dev/null" "disk=$a" "disk=$b" || rc=$?
+    expect_clean_exit "$log" $rc
+    local sizes reads wa wb
+    sizes=$(guest_value "$log" SIZES) reads=$(guest_value "$log" READ)
+    wa=$(dd if="$a" bs=512 skip=4096 count=1 status=none | head -c 13)
+    wb=$(dd if="$b" bs=512 skip=4096 count=1 status=none | head -c 13)
+    echo "sizes (sectors) $sizes, guest read $reads, images now hold '$wa' / '$wb'"
+    [[ $sizes == 65536,98304 ]] || e2e_fail "disk sizes $sizes sectors, expected 65536,98304"
+    [[ $reads == HOST-WROTE-A,HOST-WROTE-B ]] || e2e_fail "guest read $reads from vda,vdb"
+    [[ $wa == GUEST-WROTE-A && $wb == GUEST-WROTE-B ]] || e2e_fail "writes landed wrong: a.img '$wa', b.img '$wb'"
+}
+
+# ---- net -------------------------------------------------------------------
+
+# TAP $TAP with $HOST_IP on L1; the guest configures eth0, pings L1, then
+# streams NET_BYTES of random data to L1 and receives NET_BYTES from it
+# (busybox nc in the guest, socat in L1); SHA-256 must match on both ends.
+# The guest hashes while it streams: nothing that size is kept in guest RAM
+# (L1 keeps both files in its /tmp).
+case_net() {
+    # (not local: the EXIT trap of run_case's subshell uses them)
+    local log=$E2E_LOGDIR/net.console rc=0
+    dir=$(mktemp -d /tmp/rv-net.XXXXXX) pids=()
+    trap 'ip link del "$TAP" 2>/dev/null; ((${#pids[@]} == 0)) || kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
+    ip link del "$TAP" 2>/dev/null
+    ip tuntap add dev "$TAP" mode tap
+    ip addr add "$HOST_IP/24" dev "$TAP"
+    ip link set "$TAP" up
+    head -c "$NET_BYTES" /dev/urandom >"$dir/h2g.bin"
+    local t=$((L2_TIMEOUT + 10))
+    # socat -u: one direction only, so the guest's half-close does not end it.
+    timeout "$t" socat -u "TCP-LISTEN:5001,bind=$HOST_IP,reuseaddr" "CREATE:$dir/g2h.bin" &
+    pids+=($!)
+    timeout "$t" socat -u "OPEN:$dir/h2g.bin,rdonly" "TCP-LISTEN:5002,bind=$HOST_IP,reuseaddr" &
+    pids+=($!)
+    local t0=$SECONDS
+    vm_boot "$log" "set -e; $(wait_dev eth0) ip link set lo up; ip addr add $GUEST_IP/24 dev eth0; ip link set eth0 up
+ping -c 3 -w 30 $HOST_IP | tail -n 2; echo MAC=\$(cat /sys/class/net/eth0/address)
+up() { cut -d' ' -f1 /proc/uptime; }
+mkfifo /tmp/f; sha256sum </tmp/f >/tmp/s & t=\$(up)
+head -c $NET_BYTES /dev/urandom | tee /tmp/f | nc $HOST_IP 5001; wait; echo G2H=\$(cut -d' ' -f1 /tmp/s) G2H_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')
+t=\$(up); echo H2G=\$(nc $HOST_IP 5002 </dev/null | sha256sum | cut -d' ' -f1) H2G_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')" \
+        "net=$TAP,mac=$GUEST_MAC" || rc=$?
+    local secs=$((SECONDS - t0))
+    expect_clean_exit "$log" $rc
+    wait "${pids[@]}" || true
+    pids=()
+    local g2h_guest g2h_host h2g_guest h2g_host
+    g2h_guest=$(guest_value "$log" G2H) h2g_guest=$(guest_value "$log" H2G)
+    g2h_host=$(sha256sum <"$dir/g2h.bin" | cut -d' ' -f1) h2g_host=$(sha256sum <"$dir/h2g.bin" | cut -d' ' -f1)
+    echo "boot+test ${secs} s; $NET_BYTES bytes guest->host in $(guest_value "$log" G2H_S) s, host->guest in $(guest_value "$log" H2G_S) s"
+    echo "g2h guest $g2h_guest host $g2h_host ($(stat -c %s "$dir/g2h.bin") bytes); h2g host $h2g_host guest $h2g_guest"
+    grep -aqE '[1-9][0-9]* packets received' "$log" || e2e_fail "no ping replies from $HOST_IP"
+    [[ $(guest_value "$log" MAC) == "$GUEST_MAC" ]] || e2e_fail "guest MAC $(guest_value "$log" MAC), expected $GUEST_MAC"
+    [[ -n $g2h_guest && $g2h_guest == "$g2h_host" ]] || e2e_fail "guest->host data differ: guest $g2h_guest, host $g2h_host"
+    [[ -n $h2g_guest && $h2g_host == "$h2g_guest" ]] || e2e_fail "host->guest data differ: host $h2g_host, guest $h2g_guest"
+}
+
+# ---- console, rng ----------------------------------------------------------
+
+# virtio console as the only guest console: the init marker and a command's
+# output arrive through hvc0.
+case_console_hvc0() {
+    local log=$E2E_LOGDIR/console-hvc0.console rc=0
+    vm_boot "$log" 'echo ACTIVE=$(cat /sys/class/tty/console/active); echo COMPUTED-$((6 * 7))' console || rc=$?
+    expect_clean_exit "$log" $rc
+    echo "active console: $(guest_value "$log" ACTIVE)"
+    [[ $(guest_value "$log" ACTIVE) == hvc0 ]] || e2e_fail "guest console is '$(guest_value "$log" ACTIVE)', expected hvc0"
+    grep -aq COMPUTED-42 "$log" || e2e_fail "the command's output did not arrive"
+}
+
+# virtio-rng: /dev/hwrng is backed by virtio_rng and yields 4096 bytes that
+# look random (nearly all 256 byte values occur).
+case_hwrng() {
+    local log=$E2E_LOGDIR/hwrng.console rc=0
+    vm_boot "$log" 'set -e; echo RNG=$(cat /sys/class/misc/hw_random/rng_current)
+echo NBYTES=$(head -c 4096 /dev/hwrng | wc -c)
+echo DISTINCT=$(head -c 4096 /dev/hwrng | od -An -v -tu1 | tr -s " " "\n" | grep . | sort -u | wc -l)' rng || rc=$?
+    expect_clean_exit "$log" $rc
+    local rng n distinct
+    rng=$(guest_value "$log" RNG) n=$(guest_value "$log" NBYTES) distinct=$(guest_value "$log" DISTINCT)
+    echo "rng_current=$rng bytes=$n distinct byte values=$distinct"
+    [[ $rng == virtio_rng* ]] || e2e_fail "hwrng is '$rng', expected virtio_rng"
+    [[ $n == 4096 ]] || e2e_fail "read $n bytes from /dev/hwrng, expected 4096"
+    ((distinct >= 200)) || e2e_fail "only $distinct distinct byte values in 4096 bytes from /dev/hwrng"
+}
+
+CASES=(
+    "blk_ext4_survives_poweroff case_blk_ext4"
+    "blk_readonly_refuses_writes case_blk_readonly"
+    "blk_two_disks case_blk_two_disks"
+    "net_ping_and_transfer case_net"
+    "console_hvc0 case_console_hvc0"
+    "hwrng_yields_data case_hwrng"
+)
+[[ -s $INITRD ]] || { echo "virtio cases: $INITRD missing (tools/guest/build.sh)"; exit 1; }
+if [[ $VMM == qemu ]]; then
+    echo "e2e virtio cases under QEMU: $(qemu-system-x86_64 --version | head -1)"
+else
+    echo "ringvisor e2e virtio cases: $("$RINGVISOR" check | head -2 | tr '\n' ' ')"
+fi
+for c in "${CASES[@]}"; do
+    read -r name fn <<<"$c"
+    if (($#)) && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
+    t0=$SECONDS
+    run_case "$name" "$fn"
+    echo "    ($((SECONDS - t0)) s)"
+done
+((E2E_FAILED)) || rm -rf "$WORK"
+e2e_summary
