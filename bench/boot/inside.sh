@@ -15,7 +15,7 @@ MEM_MIB=${MEM_MIB:-256}
 CPUS=${CPUS:-1}
 out=${RV_RESULTS:-/tmp}/bench-boot
 mkdir -p "$out"
-cmdline="console=ttyS0 panic=-1 quiet rv.cmd=$(printf 'sleep 4' | base64 -w0)"
+cmdline="console=ttyS0 panic=-1 quiet rv.cmd=$(printf 'sleep 8' | base64 -w0)"
 
 # ringvisor as users run it: the bzImage's payload decompressed once on the
 # host (bench/boot/run.sh warms the cache before the test host starts).
@@ -56,8 +56,10 @@ one() {
     done
     t_init=$EPOCHREALTIME
     sleep 1  # let the guest settle in its idle `sleep`
-    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
-    guest=$(guest_rss_kib "$pid")
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    guest=$(guest_rss_kib "$pid" 2>/dev/null || true)
+    # A VMM that already exited (a very slow host) gives no memory sample.
+    if [[ -z "$hwm" || -z "$guest" || "$guest" == 0 ]]; then hwm=-1 guest=0; fi
     wait "$pid" || true
     awk -v a="$t_init" -v b="$t0" -v h="$hwm" -v g="$guest" \
         'BEGIN { printf "%.3f %d %d %d\n", a - b, h - g, h, g }'

@@ -16,7 +16,7 @@ RUNS=${RUNS:-5} MEM_MIB=${MEM_MIB:-256} CPUS=${CPUS:-1}
     CPUS="$CPUS" "$root/bench/boot/inside.sh" >&2
 raw=$results/bench-boot/raw.txt
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-col() { awk -v vmm="$1" -v c="$2" '$1 == vmm { print $c }' "$raw" | median; }
+col() { awk -v vmm="$1" -v c="$2" '$1 == vmm && (c == 3 || $5 > 0) { print $c }' "$raw" | median; }
 rb=$(col rv 3) zb=$(col rvbz 3) qb=$(col qemu 3)
 ro=$(col rv 4) zo=$(col rvbz 4) qo=$(col qemu 4)
 echo "| median of $RUNS runs, ${MEM_MIB} MiB, $CPUS vCPU | ringvisor | ringvisor --no-kernel-cache | QEMU microvm | ringvisor / QEMU |"
