@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Runs inside the test host (bench/io/run.sh starts it): boots the same kernel,
+# bench initramfs, disk image and TAP under ringvisor and under QEMU, RUNS
+# times each, alternating which goes first, and runs the guest workloads of
+# bench/io/guest.sh in each boot. At each of the guest's sync points it reads
+# KVM's per-VM exit counters from debugfs (when it can be mounted).
+# Output in $RV_RESULTS/bench-io (or OUT):
+#   raw.txt     one line per VMM, run and workload:
+#               vmm run workload value unit mib seconds irqs exits io_exits mmio_exits halt_exits irq_exits irq_injections
+#               (value: MB/s, or IOPS for randread; exits "na" without debugfs;
+#               idle = the sync points alone, spin = a busy vCPU without I/O for 2 s)
+#   exits.txt   every counter snapshot;  <vmm>-<run>.console  the guest console
+#   timeline.txt  the guest's marker lines with ms since the VMM started
+#   rv-<run>.stats.json  ringvisor --stats (whole boot), if ringvisor has it
+#   env.txt     what was run, and why exits are n/a if they are
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+RINGVISOR=${RINGVISOR:-$root/build/ringvisor}
+GUEST=${GUEST:-$root/build/guest}
+KERNEL_CACHE=${KERNEL_CACHE:-$root/build/kernel-cache}
+INITRD=${INITRD:-$root/build/bench-io/initramfs.cpio.gz}
+RVIO=${RVIO:-$root/build/bench-io/rvio}
+IMG=${IMG:-}        # empty: a loop device over IMG_MIB in L1's tmpfs (see below)
+IMG_MIB=${IMG_MIB:-1024}
+CACHE=${CACHE:-none}
+RUNS=${RUNS:-3} MEM_MIB=${MEM_MIB:-512}
+SEQ=${SEQ:-256M} RAND_S=${RAND_S:-10} QDS=${QDS:-1 8} NET=${NET:-200M}
+PHASES=${PHASES:-idle spin seqwrite seqread randread tcp-g2h tcp-h2g}
+VMMS=${VMMS:-rv qemu}
+L2_TIMEOUT=${L2_TIMEOUT:-300}
+out=${OUT:-${RV_RESULTS:-/tmp}/bench-io}
+TAP=rvtap-io HOST_IP=10.0.3.1 GUEST_IP=10.0.3.15 MAC=52:54:00:12:34:57
+mkdir -p "$out"
+: >"$out/raw.txt"; : >"$out/exits.txt"; : >"$out/timeline.txt"
+
+# ---- KVM exit counters -------------------------------------------------------
+dbg=/sys/kernel/debug/kvm
+exits_why=
+if [[ ! -d $dbg ]]; then
+    mount -t debugfs none /sys/kernel/debug 2>"$out/debugfs-mount.err" ||
+        exits_why="mount -t debugfs failed in the test host: $(cat "$out/debugfs-mount.err")"
+fi
+[[ -n $exits_why || -r $dbg/exits ]] || exits_why="no $dbg/exits after mounting debugfs"
+# exits: all VM exits (to L1's KVM, handled in kernel or not); io/mmio_exits:
+# those that went on to the VMM in user space (ioeventfd kicks do not);
+# irq_exits: host (L1) interrupts; irq_injections: interrupts injected into the guest.
+COUNTERS=(exits io_exits mmio_exits halt_exits irq_exits irq_injections)
+# The debugfs directory of the one running VM ("<pid>-<vm fd>"): its files sum
+# the vCPU counters of that VM.
+vm_dir() {
+    local d name found=
+    for d in "$dbg"/[0-9]*-[0-9]*; do
+        name=${d##*/}
+        [[ -d $d && -d /proc/${name%%-*} ]] || continue
+        [[ -z $found ]] || { echo "bench-io: more than one VM in $dbg" >&2; return 1; }
+        found=$d
+    done
+    [[ -n $found ]] && echo "$found"
+}
+snapshot() {  # VMM RUN PHASE WORKLOAD -> a line in exits.txt
+    local d c v line="$1 $2 $3 $4"
+    if [[ -z $exits_why ]] && d=$(vm_dir); then
+        for c in "${COUNTERS[@]}"; do read -r v <"$d/$c"; line+=" $v"; done
+    else
+        for c in "${COUNTERS[@]}"; do line+=" na"; done
+    fi
+    echo "$line" >>"$out/exits.txt"
+}
+
+# ---- the disk -------------------------------------------------------------------
+# Default: a raw image in L1's tmpfs, filled with data (no holes), exposed as a
+# loop device, which (unlike tmpfs in L1's 6.1 kernel) takes O_DIRECT, so both
+# cache modes work on the same image. A file on the results share (9p) works
+# too (IMG=...), but 9p then bounds every workload at a few MB/s.
+loopdev=
+cleanup() {
+    ip link del "$TAP" 2>/dev/null || true
+    [[ -z $loopdev ]] || losetup -d "$loopdev" 2>/dev/null || true
+    rm -f /tmp/bench-io-disk.img
+}
+trap cleanup EXIT
+if [[ -z $IMG ]]; then
+    [[ -e /dev/loop-control ]] ||
+        insmod "$GUEST/rootfs-kernel/lib/modules/$(uname -r)/kernel/drivers/block/loop.ko"
+    "$RVIO" fill -f /tmp/bench-io-disk.img -n "${IMG_MIB}M" >"$out/fill.txt"
+    loopdev=$(losetup -f --show /tmp/bench-io-disk.img)
+    IMG=$loopdev
+fi
+
+# ---- network -------------------------------------------------------------------
+ip link del "$TAP" 2>/dev/null || true
+ip tuntap add dev "$TAP" mode tap
+ip addr add "$HOST_IP/24" dev "$TAP"
+ip link set "$TAP" up
+
+b64() { printf '%s' "$1" | base64 -w0; }
+cmdline="console=ttyS0 panic=-1 quiet rv.cmd=$(b64 "SEQ=$SEQ RAND_S=$RAND_S QDS='$QDS' NET=$NET HOST_IP=$HOST_IP GUEST_IP=$GUEST_IP PHASES='$PHASES' rvio-guest")"
+
+# --stats (when this ringvisor has it): its whole-boot counters at exit, kept
+# as <vmm>-<run>.stats.json and compared with debugfs by run.sh. The
+# per-workload windows need debugfs: --stats is written only at exit.
+rv_stats=0
+"$RINGVISOR" run --help 2>/dev/null | grep -q -- '--stats' && rv_stats=1
+rv_cmd() {
+    local stats=()
+    ((rv_stats)) && stats=(--stats "$out/rv-$run.stats.json")
+    exec timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --kernel-cache "$KERNEL_CACHE" --kernel "$GUEST/vmlinuz" \
+        --initrd "$INITRD" --memory "${MEM_MIB}M" --cpus 1 --disk "$IMG,cache=$CACHE" \
+        --net "tap=$TAP,mac=$MAC" "${stats[@]}" --cmdline "$cmdline"
+}
+# QEMU boots the same kernel's decompressed payload (PVH entry), as ringvisor
+# does from its kernel cache: only boot time differs, which is not measured.
+qemu_cmd() {
+    exec timeout -k 5 "$L2_TIMEOUT" qemu-system-x86_64 -accel kvm -cpu host -M microvm,rtc=on,pcie=on \
+        -m "$MEM_MIB" -smp 1 -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+        -kernel "$GUEST/vmlinux" -initrd "$INITRD" -append "$cmdline" \
+        -drive "file=$IMG,if=none,id=d0,format=raw,cache=$CACHE,aio=io_uring" -device virtio-blk-pci,drive=d0 \
+        -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off" -device "virtio-net-pci,netdev=n0,mac=$MAC"
+}
+
+{
+    echo "date: $(date -u +%FT%TZ)  L1 kernel: $(uname -r)  nproc: $(nproc)  MemTotal: $(awk '/MemTotal/ { print $2 }' /proc/meminfo) kB"
+    echo "ringvisor: $RINGVISOR ($(stat -c '%y' "$RINGVISOR"))"
+    echo "qemu: $(qemu-system-x86_64 --version | head -1)"
+    if [[ -n $loopdev ]]; then echo "disk: $IMG over /tmp/bench-io-disk.img (${IMG_MIB} MiB, tmpfs), filled: $(cat "$out/fill.txt"), cache=$CACHE"
+    else echo "disk: $IMG ($(stat -c %s "$IMG") bytes, $(stat -f -c %T "$(dirname "$IMG")")) cache=$CACHE"; fi
+    echo "RUNS=$RUNS MEM_MIB=$MEM_MIB SEQ=$SEQ RAND_S=$RAND_S QDS=$QDS NET=$NET PHASES=$PHASES"
+    echo "exits: ${exits_why:-from $dbg/<pid>-<fd>/{${COUNTERS[*]}}}"
+    declare -f rv_cmd qemu_cmd
+} >"$out/env.txt"
+
+# one VMM RUN: boot, answer the guest's sync points, then turn the console's
+# RVB-RESULT lines and the counter snapshots into raw.txt lines.
+one() {
+    local vmm=$1 run=$2 log=$out/$1-$2.console fifo ofifo pids=() line rc=0 t0=$SECONDS
+    # (no process substitution: the chroot's /dev has no /dev/fd)
+    fifo=$(mktemp -u /tmp/rvio-in.XXXXXX) ofifo=$(mktemp -u /tmp/rvio-out.XXXXXX)
+    mkfifo "$fifo" "$ofifo"
+    exec 3<>"$fifo"; rm -f "$fifo"
+    : >"$log"
+    "$RVIO" tcpsink -a "$HOST_IP:5001" >"$out/$vmm-$run.tcpsink" 2>&1 & pids+=($!)
+    "$RVIO" tcpsource -a "$HOST_IP:5002" -n "$NET" >"$out/$vmm-$run.tcpsource" 2>&1 & pids+=($!)
+    local start_ms=$(( ${EPOCHREALTIME/./} / 1000 ))
+    (s=0; ("${vmm}_cmd") <&3 2>&1 || s=$?; echo "RVB-VMM-EXIT $s") >"$ofifo" &
+    while IFS= read -r line; do
+        line=${line//$'\r'/}
+        printf '%s\n' "$line" >>"$log"
+        [[ $line != *RVB-* && $line != *RINGVISOR-* ]] ||
+            echo "$vmm $run $(( ${EPOCHREALTIME/./} / 1000 - start_ms )) ms $line" >>"$out/timeline.txt"
+        if [[ $line == RVB-SYNC\ * ]]; then
+            read -r _ phase w <<<"$line"
+            snapshot "$vmm" "$run" "$phase" "$w"
+            echo >&3
+        fi
+    done <"$ofifo"
+    wait $! || true
+    exec 3>&-; rm -f "$ofifo"
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    grep -q '^RVB-VMM-EXIT 0$' "$log" && grep -q 'RINGVISOR-CMD-EXIT=0' "$log" || rc=1
+    echo "bench-io: $vmm run $run: $((SECONDS - t0)) s$( ((rc == 0)) || echo ", FAILED: $(grep -E 'RVB-ERROR|RVB-VMM-EXIT|CMD-EXIT' "$log" | tr '\n' ' ')")" >&2
+    # raw.txt: the window's counters minus nothing (the idle row is the baseline)
+    awk -v vmm="$vmm" -v run="$run" '
+        FILENAME == ARGV[1] {
+            if ($1 == vmm && $2 == run) { k = $4; for (i = 5; i <= NF; i++) c[$3, k, i] = $i; n = NF }
+            next }
+        $1 == "RVB-RESULT" {
+            w = $2; delete f
+            for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            if (w ~ /^randread/) { val = f["iops"]; unit = "iops" } else { val = f["mbps"]; unit = "MB/s" }
+            line = sprintf("%s %s %s %s %s %.3f %s %s", vmm, run, w, val == "" ? 0 : val, unit, f["bytes"] / 1048576, f["seconds"] + 0, f["irqs"])
+            for (i = 5; i <= n; i++) {
+                a = c["pre", w, i]; b = c["post", w, i]
+                line = line " " ((a == "na" || b == "na" || a == "" || b == "") ? "na" : b - a)
+            }
+            print line
+        }' "$out/exits.txt" "$log" >>"$out/raw.txt"
+    return $rc
+}
+
+status=0
+for ((i = 1; i <= RUNS; i++)); do
+    order=$VMMS
+    ((i % 2)) || order=$(echo "$VMMS" | awk '{ for (j = NF; j > 0; j--) printf "%s%s", $j, (j > 1 ? " " : "") }')
+    for vmm in $order; do
+        one "$vmm" "$i" || status=1
+    done
+done
+cat "$out/raw.txt"
+exit $status
