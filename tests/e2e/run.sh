@@ -1,20 +1,65 @@
 #!/usr/bin/env bash
-# Runs every e2e case file inside one test-host boot and reports
-# "N passed, N failed" for them all. Usage: tests/e2e/run.sh [BUILD_DIR]
+# Runs every e2e case file inside one test-host boot: one results line per
+# file ("boot_cases: N passed, N failed (T s)"), then the combined
+# "N passed, N failed" as the last line. Exit status non-zero on any failure.
+# Usage: tests/e2e/run.sh [BUILD_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+CASE_FILES=(boot_cases.sh virtio_cases.sh)
+
+# ---- inside the test host: run the case files, record their counts --------
+if [[ ${1:-} == --inside ]]; then
+    counts=${RV_RESULTS:?}/e2e-counts
+    : >"$counts"
+    # relabel NAME: pass the case file's output through, prefix its summary
+    # line with NAME and record the counts (or a failure if there was none).
+    relabel() {
+        local line got=
+        while IFS= read -r line; do
+            if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+                echo "$1: $line ($((SECONDS - t0)) s)"
+                echo "$1 ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}" >>"$counts"
+                got=1
+            else
+                printf '%s\n' "$line"
+            fi
+        done
+        [[ -n $got ]] || { echo "$1: ended without a summary line"; echo "$1 0 1" >>"$counts"; }
+    }
+    for f in "${CASE_FILES[@]}"; do
+        t0=$SECONDS
+        "$root/tests/e2e/$f" | relabel "${f%.sh}" || true
+    done
+    exit 0
+fi
+
+# ---- on the host -------------------------------------------------------------
 build=$(realpath "${1:-$root/build}")
 [[ -x "$build/ringvisor" ]] || { echo "e2e: $build/ringvisor not built" >&2; exit 1; }
 "$root/tools/guest/build.sh" "$build/guest" >/dev/null
 "$root/tools/testhost/build.sh" >/dev/null
+# The decompressed guest kernel, cached here (the test host's root is
+# read-only); virtio_cases.sh boots with --kernel-cache.
+"$build/ringvisor" prepare-kernel --kernel "$build/guest/vmlinuz" \
+    --kernel-cache "$build/kernel-cache" >/dev/null
 results="$build/e2e-results"
 rm -rf "$results"; mkdir -p "$results"
 # 5 GiB for L1 so a 4 GiB guest (RAM split around the PCI hole) fits.
 set +e
-RINGVISOR="$build/ringvisor" GUEST="$build/guest" \
-    "$root/tools/testhost/run.sh" --timeout 2400 --mem 5120 --results "$results" -- \
-    env RINGVISOR="$build/ringvisor" GUEST="$build/guest" "$root/tests/e2e/boot_cases.sh"
+"$root/tools/testhost/run.sh" --timeout 2400 --mem 5120 --results "$results" -- \
+    env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" \
+    "$root/tests/e2e/run.sh" --inside
 rc=$?
 set -e
 echo "e2e: console logs in $results/e2e-logs" >&2
-exit $rc
+passed=0 failed=0
+while read -r _ p f; do
+    passed=$((passed + p)) failed=$((failed + f))
+done < <(cat "$results/e2e-counts" 2>/dev/null)
+ran=$(wc -l <"$results/e2e-counts" 2>/dev/null || echo 0)
+if ((rc != 0 || ran < ${#CASE_FILES[@]})); then
+    echo "e2e: the test host run failed (exit $rc) after $ran of ${#CASE_FILES[@]} case files" >&2
+    failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))
