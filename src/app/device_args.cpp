@@ -33,15 +33,17 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
             disk.read_only = false;
         } else if (opt == "iface=virtio") {
             disk.iface = DiskConfig::Interface::Virtio;
+        } else if (opt == "iface=ide") {
+            disk.iface = DiskConfig::Interface::Ide;
         } else if (opt == "cache=none") {
             disk.cache = BlockOptions::Cache::None;
         } else if (opt == "cache=writeback") {
             disk.cache = BlockOptions::Cache::Writeback;
         } else if (opt.starts_with("iface=")) {
-            return make_error("--disk '{}': unsupported interface '{}' (supported: virtio)", text,
+            return make_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)", text,
                               opt.substr(6));
         } else {
-            return make_error("--disk '{}': unknown option '{}' (ro, iface=virtio, cache=none|writeback)",
+            return make_error("--disk '{}': unknown option '{}' (ro, iface=virtio|ide, cache=none|writeback)",
                               text, opt);
         }
     }
@@ -72,9 +74,16 @@ Result<NetConfig> parse_net_arg(std::string_view text) {
         } else if (opt.starts_with("mac=")) {
             net.mac = RV_TRY(with_context(parse_mac(opt.substr(4)), fmt::format("--net '{}'", text)));
         } else if (opt == "model=virtio") {
-            // the default
+            net.model = NetConfig::Model::Virtio;
+        } else if (opt == "model=e1000") {
+            net.model = NetConfig::Model::E1000;
+        } else if (opt.starts_with("model=")) {
+            return make_error("--net '{}': unsupported model '{}' (supported: virtio, e1000)", text,
+                              opt.substr(6));
         } else {
-            return make_error("--net '{}': unknown option '{}' (tap=NAME, mac=XX:XX:XX:XX:XX:XX)", text, opt);
+            return make_error(
+                "--net '{}': unknown option '{}' (tap=NAME, mac=XX:XX:XX:XX:XX:XX, model=virtio|e1000)",
+                text, opt);
         }
     }
     if (net.tap.empty()) return make_error("--net '{}': tap=NAME is required", text);

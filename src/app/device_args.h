@@ -1,6 +1,6 @@
 // Parsing of the device options of `ringvisor run`:
-//   --disk PATH[,ro][,iface=virtio][,cache=none|writeback]
-//   --net tap=NAME[,mac=52:54:00:12:34:56]
+//   --disk PATH[,ro][,iface=virtio|ide][,cache=none|writeback]
+//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000]
 #pragma once
 
 #include <string_view>

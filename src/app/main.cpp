@@ -1,4 +1,5 @@
 // ringvisor: command-line entry point. Subcommands: run, check.
+#include <algorithm>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -80,8 +81,8 @@ int main(int argc, char** argv) {
     run->add_option("--kvm", config.kvm_path, "KVM device")->capture_default_str();
     std::vector<std::string> disks, nets;
     std::string console = "serial";
-    run->add_option("--disk", disks, "PATH[,ro][,iface=virtio][,cache=none|writeback] (repeatable)");
-    run->add_option("--net", nets, "tap=NAME[,mac=XX:XX:XX:XX:XX:XX] (repeatable; the TAP must exist)");
+    run->add_option("--disk", disks, "PATH[,ro][,iface=virtio|ide][,cache=none|writeback] (repeatable; up to 4 IDE)");
+    run->add_option("--net", nets, "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000] (repeatable)");
     run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
         ->check(CLI::IsMember({"serial", "virtio"}))
         ->capture_default_str();
@@ -122,6 +123,12 @@ int main(int argc, char** argv) {
         if (!disk) return fail(disk.error().message());
         config.disks.push_back(*disk);
     }
+    auto ide = std::count_if(config.disks.begin(), config.disks.end(), [](const auto& d) {
+        return d.iface == rv::DiskConfig::Interface::Ide;
+    });
+    if (ide > static_cast<long>(rv::DiskConfig::kMaxIdeDisks))
+        return fail(fmt::format("--disk: {} IDE disks, but the IDE controller has room for {}", ide,
+                                rv::DiskConfig::kMaxIdeDisks));
     for (const auto& n : nets) {
         auto net = rv::parse_net_arg(n);
         if (!net) return fail(net.error().message());

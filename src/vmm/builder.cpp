@@ -211,7 +211,14 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     RV_TRY_VOID(add_pci_devices(*vm));
 
     // Boot tables and the kernel.
-    auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, /*pci_host_bridge=*/vm->m_pci != nullptr));
+    std::optional<x86::PciHostBridge> pci;
+    if (vm->m_pci) {
+        pci.emplace();
+        for (uint8_t dev = 1; dev < kPciMaxSlots; ++dev)
+            for (uint8_t pin = 1; pin <= 4; ++pin)
+                pci->intx_routes.push_back({dev, uint8_t(pin - 1), PciRoot::intx_irq(dev, pin)});
+    }
+    auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, pci));
     std::optional<std::span<const uint8_t>> initrd_bytes;
     if (initrd) initrd_bytes = as_bytes(*initrd);
     std::optional<CachedKernel> vmlinux;

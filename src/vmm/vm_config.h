@@ -12,7 +12,10 @@
 namespace rv {
 
 struct DiskConfig {
-    enum class Interface { Virtio };  // iface=ide arrives with the emulated IDE controller
+    // Virtio: a virtio-blk PCI device each. Ide: an ATA disk on the PIIX IDE
+    // controller (primary master, primary slave, secondary master, slave).
+    enum class Interface { Virtio, Ide };
+    static constexpr size_t kMaxIdeDisks = 4;
     std::string path;
     bool read_only{false};
     Interface iface{Interface::Virtio};
@@ -22,6 +25,7 @@ struct DiskConfig {
 struct NetConfig {
     std::string tap;
     std::optional<std::array<uint8_t, 6>> mac;  // default: derived from the TAP name
+    enum class Model { Virtio, E1000 } model{Model::Virtio};
 };
 
 enum class ConsoleKind { Serial, Virtio };

@@ -55,5 +55,10 @@ if [[ -w /dev/kvm && "$kernel" != "$tmp/garbage" ]]; then
     expect too_many_cpus "--cpus 100000: must be between 1 and" run -k "$kernel" --cpus 100000
 fi
 expect negative_cpus "cpus" run -k "$kernel" --cpus -3
+expect bad_disk_iface "unsupported interface 'scsi'" run -k "$kernel" --disk "$tmp/garbage,iface=scsi"
+expect five_ide_disks "5 IDE disks, but the IDE controller has room for 4" run -k "$kernel" \
+    --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide" \
+    --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide"
+expect bad_net_model "unsupported model 'rtl8139'" run -k "$kernel" --net tap=t0,model=rtl8139
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -85,6 +85,8 @@ void append_name_seg(std::vector<uint8_t>& out, const char* seg) {
 
 constexpr uint8_t kAmlNameOp = 0x08;
 constexpr uint8_t kAmlZeroOp = 0x00;
+constexpr uint8_t kAmlOneOp = 0x01;
+constexpr uint8_t kAmlWordPrefix = 0x0B;
 constexpr uint8_t kAmlBytePrefix = 0x0A;
 constexpr uint8_t kAmlDWordPrefix = 0x0C;
 constexpr uint8_t kAmlScopeOp = 0x10;
@@ -158,10 +160,10 @@ std::vector<uint8_t> build_facs() {
     return out;
 }
 
-std::vector<uint8_t> build_dsdt(bool pci_host_bridge) {
+std::vector<uint8_t> build_dsdt(const std::optional<PciHostBridge>& pci) {
     std::vector<uint8_t> out;
     append(out, make_header("DSDT", 0, 2));
-    std::vector<uint8_t> aml = dsdt_aml(pci_host_bridge);
+    std::vector<uint8_t> aml = dsdt_aml(pci);
     out.insert(out.end(), aml.begin(), aml.end());
     finish_table(out);
     return out;
@@ -189,6 +191,44 @@ std::vector<uint8_t> build_madt(unsigned num_cpus) {
     return out;
 }
 
+// An Integer in its shortest AML encoding.
+void append_integer(std::vector<uint8_t>& out, uint32_t v) {
+    if (v <= 1) {
+        out.push_back(v ? kAmlOneOp : kAmlZeroOp);
+    } else if (v <= 0xFF) {
+        out.push_back(kAmlBytePrefix);
+        out.push_back(static_cast<uint8_t>(v));
+    } else if (v <= 0xFFFF) {
+        out.push_back(kAmlWordPrefix);
+        append(out, static_cast<uint16_t>(v));
+    } else {
+        out.push_back(kAmlDWordPrefix);
+        append(out, v);
+    }
+}
+
+// Name (_PRT, Package () { Package () { 0xSSSSFFFF, pin, Zero, gsi }, ... }):
+// each entry wires a slot's pin straight to an I/O APIC input (no link
+// devices), which Linux registers as level-triggered.
+std::vector<uint8_t> prt_aml(const std::vector<PciIntxRoute>& routes) {
+    std::vector<uint8_t> body;
+    body.push_back(static_cast<uint8_t>(routes.size()));
+    for (const auto& r : routes) {
+        std::vector<uint8_t> entry;
+        entry.push_back(4);
+        append_integer(entry, (uint32_t{r.slot} << 16) | 0xFFFF);
+        append_integer(entry, r.pin);
+        append_integer(entry, 0);  // Source: none, the GSI is fixed
+        append_integer(entry, r.gsi);
+        append_package(body, {kAmlPackageOp}, entry);
+    }
+    std::vector<uint8_t> out;
+    out.push_back(kAmlNameOp);
+    append_name_seg(out, "_PRT");
+    append_package(out, {kAmlPackageOp}, body);
+    return out;
+}
+
 }  // namespace
 
 uint8_t acpi_checksum(std::span<const uint8_t> bytes) {
@@ -196,7 +236,7 @@ uint8_t acpi_checksum(std::span<const uint8_t> bytes) {
                            [](uint8_t a, uint8_t b) { return static_cast<uint8_t>(a + b); });
 }
 
-std::vector<uint8_t> dsdt_aml(bool pci_host_bridge) {
+std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci) {
     std::vector<uint8_t> aml;
     // Name (_S5, Package (4) { 5, 5, 0, 0 }): SLP_TYPa, SLP_TYPb, reserved.
     aml.push_back(kAmlNameOp);
@@ -205,9 +245,9 @@ std::vector<uint8_t> dsdt_aml(bool pci_host_bridge) {
                                 kS5SlpTyp, kAmlZeroOp,     kAmlZeroOp};
     append_package(aml, {kAmlPackageOp}, pkg);
 
-    if (pci_host_bridge) {
+    if (pci) {
         // Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03"))
-        //   Name (_ADR, 0)  Name (_UID, 0) } }
+        //   Name (_ADR, 0)  Name (_UID, 0)  [Name (_PRT, ...)] } }
         // No _CRS: Linux then uses all I/O and memory space as the bridge's windows.
         std::vector<uint8_t> dev;
         append_name_seg(dev, "PCI0");
@@ -220,6 +260,10 @@ std::vector<uint8_t> dsdt_aml(bool pci_host_bridge) {
             append_name_seg(dev, name);
             dev.push_back(kAmlZeroOp);
         }
+        if (!pci->intx_routes.empty()) {
+            auto prt = prt_aml(pci->intx_routes);
+            dev.insert(dev.end(), prt.begin(), prt.end());
+        }
         std::vector<uint8_t> scope;
         append_name_seg(scope, "_SB_");
         append_package(scope, {kAmlExtOpPrefix, kAmlDeviceOp}, dev);
@@ -229,7 +273,7 @@ std::vector<uint8_t> dsdt_aml(bool pci_host_bridge) {
 }
 
 Result<GuestAddress> setup_acpi(const GuestMemory& memory, unsigned num_cpus,
-                                bool pci_host_bridge) {
+                                const std::optional<PciHostBridge>& pci) {
     if (num_cpus == 0 || num_cpus > kMaxAcpiCpus)
         return make_error("ACPI: {} vCPUs not supported (1..{})", num_cpus, kMaxAcpiCpus);
     struct Placed {
@@ -241,9 +285,9 @@ Result<GuestAddress> setup_acpi(const GuestMemory& memory, unsigned num_cpus,
         {kRsdpAddr, kFacsAddr, build_rsdp()},
         {kFacsAddr, kXsdtAddr, build_facs()},
         {kXsdtAddr, kFadtAddr, build_xsdt()},
-        {kFadtAddr, kDsdtAddr, build_fadt()},
-        {kDsdtAddr, kMadtAddr, build_dsdt(pci_host_bridge)},
-        {kMadtAddr, kAcpiEnd, build_madt(num_cpus)},
+        {kFadtAddr, kMadtAddr, build_fadt()},
+        {kMadtAddr, kDsdtAddr, build_madt(num_cpus)},
+        {kDsdtAddr, kAcpiEnd, build_dsdt(pci)},
     };
     for (const auto& t : tables) {
         if (t.addr + t.bytes.size() > t.limit)

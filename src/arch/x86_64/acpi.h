@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -33,8 +34,8 @@ inline constexpr uint64_t kRsdpAddr = 0xE0000;  // 16-byte aligned, found by the
 inline constexpr uint64_t kFacsAddr = 0xE0040;  // FACS must be 64-byte aligned
 inline constexpr uint64_t kXsdtAddr = 0xE0080;
 inline constexpr uint64_t kFadtAddr = 0xE0100;
-inline constexpr uint64_t kDsdtAddr = 0xE0280;
-inline constexpr uint64_t kMadtAddr = 0xE0400;
+inline constexpr uint64_t kMadtAddr = 0xE0400;  // up to 2.1 KiB with 254 CPUs
+inline constexpr uint64_t kDsdtAddr = 0xE1000;  // grows with the PCI _PRT
 
 // One Processor Local APIC entry holds an 8-bit APIC id; 0xFF is broadcast,
 // and the I/O APIC takes the id after the last CPU.
@@ -43,15 +44,27 @@ inline constexpr unsigned kMaxAcpiCpus = 254;
 // Sum of all bytes mod 256; a table is valid when this is 0.
 uint8_t acpi_checksum(std::span<const uint8_t> bytes);
 
-// The DSDT's AML body (after the 36-byte header). With pci_host_bridge, it
-// also declares \_SB.PCI0 (PNP0A03): without a PCI root bridge in the
-// namespace, Linux with ACPI enabled never scans PCI bus 0.
-std::vector<uint8_t> dsdt_aml(bool pci_host_bridge);
+// One legacy interrupt wire: INTx pin `pin` (0 = INTA#) of the device in
+// PCI slot `slot` drives I/O APIC input `gsi` (level-triggered).
+struct PciIntxRoute {
+    uint8_t slot{0};
+    uint8_t pin{0};
+    uint32_t gsi{0};
+};
+struct PciHostBridge {
+    std::vector<PciIntxRoute> intx_routes;  // becomes PCI0._PRT
+};
+
+// The DSDT's AML body (after the 36-byte header). With a PCI host bridge, it
+// also declares \_SB.PCI0 (PNP0A03) — without a PCI root bridge in the
+// namespace, Linux with ACPI enabled never scans PCI bus 0 — and its _PRT,
+// without which Linux cannot route INTx ("no GSI").
+std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci);
 
 // Builds and writes all tables; returns the RSDP address for
 // boot_params.acpi_rsdp_addr. num_cpus must be 1..kMaxAcpiCpus; the CPUs get
 // local APIC ids 0..num_cpus-1 (matching filter_cpuid) and the I/O APIC id num_cpus.
 Result<GuestAddress> setup_acpi(const GuestMemory& memory, unsigned num_cpus,
-                                bool pci_host_bridge = true);
+                                const std::optional<PciHostBridge>& pci = PciHostBridge{});
 
 }  // namespace rv::x86

@@ -143,7 +143,7 @@ Result<uint8_t> PciRoot::add_device(std::shared_ptr<PciDevice> device) {
         uint8_t pin = 0;
         device->config_read(pci_reg::kInterruptPin, std::span(&pin, 1));
         if (pin != 0) {
-            uint8_t line = intx_irq(slot);
+            uint8_t line = intx_irq(slot, pin);
             device->config_write(pci_reg::kInterruptLine, std::span(&line, 1));
         }
         return slot;
@@ -158,7 +158,7 @@ std::shared_ptr<IrqLine> PciRoot::intx_line(uint8_t slot) {
     uint8_t pin = 0;
     m_slots[slot].device->config_read(pci_reg::kInterruptPin, std::span(&pin, 1));
     if (pin == 0) return nullptr;
-    unsigned irq = intx_irq(slot);
+    unsigned irq = intx_irq(slot, pin);
     auto& shared = m_irqs[irq];
     if (!shared) {
         auto line = m_irq_factory(irq);

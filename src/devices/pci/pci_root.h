@@ -40,11 +40,12 @@ struct PciWindows {
 class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciRoot> {
   public:
     using IrqLineFactory = std::function<std::shared_ptr<IrqLine>(unsigned irq)>;
-    // The IRQs slots rotate over for INTA#: not 4 (COM1), 8 (RTC), 9 (ACPI
-    // SCI), 14/15 (IDE).
-    static constexpr std::array<uint8_t, 3> kIntxIrqs{5, 10, 11};
+    // INTx# lines go to I/O APIC inputs 16..23, above the ISA IRQs, rotated
+    // by slot and pin as a PCI-to-PCI bridge swizzles them; the DSDT's _PRT
+    // tells the guest the same mapping (intx_irq for every slot and pin).
+    static constexpr unsigned kIntxFirstGsi = 16;
+    static constexpr unsigned kIntxGsiCount = 8;
 
-    // The buses must outlive the root. irq_factory may be empty (no INTx).
     static std::shared_ptr<PciRoot> create(MmioBus& mmio, PioBus& pio, IrqLineFactory irq_factory);
 
     // Puts `device` in the lowest free slot and writes its Interrupt Line
@@ -53,7 +54,10 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
     // The INTx line of the device in `slot` (nullptr: no device, no pin or
     // no factory). Lines of slots sharing an IRQ are ORed together.
     std::shared_ptr<IrqLine> intx_line(uint8_t slot);
-    static uint8_t intx_irq(uint8_t slot) { return kIntxIrqs[(slot + 2) % kIntxIrqs.size()]; }
+    // pin: 1 = INTA# .. 4 = INTD#, as in the Interrupt Pin register.
+    static uint8_t intx_irq(uint8_t slot, uint8_t pin = 1) {
+        return static_cast<uint8_t>(kIntxFirstGsi + (slot + pin - 1u) % kIntxGsiCount);
+    }
 
     // Places every BAR naturally aligned in its window, programs the BAR
     // registers and the command register's decode bits, maps the BARs on the

@@ -234,6 +234,11 @@ void Queue::undo_pop() {
 }
 
 Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t len) {
+    RV_TRY_VOID(add_used_unpublished(memory, head, len));
+    return publish_used(memory);
+}
+
+Result<void> Queue::add_used_unpublished(const GuestMemory& memory, uint16_t head, uint32_t len) {
     const uint16_t size = m_config.size;
     if (head >= size) return make_error("add_used: head {} >= queue size {}", head, size);
     uint16_t slot = m_next_used % size;
@@ -241,13 +246,16 @@ Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t 
         memory.write_obj(GuestAddress(m_config.used.value + kRingHeader + kUsedElemSize * slot),
                          UsedElem{head, len}));
     ++m_next_used;
-    // The element must be visible before the index that publishes it (2.7.8.2).
-    std::atomic_thread_fence(std::memory_order_release);
-    RV_TRY_VOID(write_u16(memory, m_config.used, 2, m_next_used));
     // After 65536 unsignalled completions the old/new comparison of
     // need_event becomes meaningless; force the next decision to notify.
     if (m_next_used == m_signalled_used) m_signalled_valid = false;
     return {};
+}
+
+Result<void> Queue::publish_used(const GuestMemory& memory) {
+    // The elements must be visible before the index that publishes them (2.7.8.2).
+    std::atomic_thread_fence(std::memory_order_release);
+    return write_u16(memory, m_config.used, 2, m_next_used);
 }
 
 Result<bool> Queue::needs_notification(const GuestMemory& memory) {

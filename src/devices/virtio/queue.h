@@ -128,6 +128,11 @@ public:
 
     // Returns a chain to the driver with `len` bytes written.
     Result<void> add_used(const GuestMemory& memory, uint16_t head, uint32_t len);
+    // Writes the used element but leaves the used index alone until
+    // publish_used: buffers that belong together (a merged rx packet, 5.1.6.4)
+    // become visible to the driver at once.
+    Result<void> add_used_unpublished(const GuestMemory& memory, uint16_t head, uint32_t len);
+    Result<void> publish_used(const GuestMemory& memory);
     // After one or more add_used: whether the driver wants an interrupt now
     // (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX). Tracks what
     // was signalled, so call it once per batch and signal if true.

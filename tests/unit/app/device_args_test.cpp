@@ -21,6 +21,13 @@ TEST(DiskArg, ParsesOptions) {
     EXPECT_EQ(d->cache, BlockOptions::Cache::None);
 }
 
+TEST(DiskArg, IdeInterface) {
+    auto d = parse_disk_arg("x.img,iface=ide,cache=none");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->iface, DiskConfig::Interface::Ide);
+    EXPECT_EQ(d->cache, BlockOptions::Cache::None);
+}
+
 TEST(DiskArg, RejectsUnknownOptions) {
     EXPECT_FALSE(parse_disk_arg(""));
     EXPECT_FALSE(parse_disk_arg(",ro"));
@@ -41,6 +48,15 @@ TEST(NetArg, ParsesTapAndMac) {
     auto plain = parse_net_arg("tap=rv1");
     ASSERT_TRUE(plain);
     EXPECT_FALSE(plain->mac);
+}
+
+TEST(NetArg, Model) {
+    EXPECT_EQ(parse_net_arg("tap=t0")->model, NetConfig::Model::Virtio);
+    EXPECT_EQ(parse_net_arg("tap=t0,model=e1000")->model, NetConfig::Model::E1000);
+    EXPECT_EQ(parse_net_arg("model=virtio,tap=t0")->model, NetConfig::Model::Virtio);
+    auto bad = parse_net_arg("tap=t0,model=rtl8139");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find("unsupported model 'rtl8139'"), std::string::npos);
 }
 
 TEST(NetArg, RejectsBadInput) {

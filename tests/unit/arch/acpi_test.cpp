@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -126,7 +127,7 @@ TEST_F(AcpiTest, FadtDescribesPm1Blocks) {
 }
 
 TEST_F(AcpiTest, DsdtHasS5Package) {
-    ASSERT_TRUE(setup_acpi(m_mem, 1, /*pci_host_bridge=*/false));
+    ASSERT_TRUE(setup_acpi(m_mem, 1, std::nullopt));
     auto dsdt = read_table(kDsdtAddr, "DSDT");
     EXPECT_EQ(read<AcpiTableHeader>(kDsdtAddr).revision, 2);
     // NameOp "_S5_" PackageOp PkgLength(8: itself + count + 6 element bytes)
@@ -147,7 +148,23 @@ TEST(Acpi, DsdtWithPciHostBridge) {
         0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x03,
         // Name (_ADR, Zero)  Name (_UID, Zero)
         0x08, '_', 'A', 'D', 'R', 0x00, 0x08, '_', 'U', 'I', 'D', 0x00};
-    EXPECT_EQ(dsdt_aml(true), expected);
+    EXPECT_EQ(dsdt_aml(PciHostBridge{}), expected);
+}
+
+TEST(Acpi, DsdtPciRoutingTable) {
+    PciHostBridge pci{{{.slot = 1, .pin = 0, .gsi = 17}, {.slot = 31, .pin = 3, .gsi = 0x1234}}};
+    auto aml = dsdt_aml(pci);
+    // Name (_PRT, Package (2) { Package (4) { 0x0001FFFF, Zero, Zero, 17 },
+    //                           Package (4) { 0x001FFFFF, 3, Zero, 0x1234 } })
+    std::vector<uint8_t> prt = {
+        0x08, '_', 'P', 'R', 'T', 0x12, 0x1C, 0x02,
+        0x12, 0x0B, 0x04, 0x0C, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00, 0x0A, 0x11,
+        0x12, 0x0D, 0x04, 0x0C, 0xFF, 0xFF, 0x1F, 0x00, 0x0A, 0x03, 0x00, 0x0B, 0x34, 0x12};
+    ASSERT_GE(aml.size(), prt.size());
+    EXPECT_EQ(std::vector<uint8_t>(aml.end() - static_cast<long>(prt.size()), aml.end()), prt);
+    // Device (PCI0)'s length covers it: 1 + 4 + 10 + 6 + 6 + 34.
+    std::vector<uint8_t> device = {0x5B, 0x82, 0x3D, 'P', 'C', 'I', '0'};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), device.begin(), device.end()), aml.end());
 }
 
 struct MadtContents {

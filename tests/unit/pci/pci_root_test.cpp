@@ -140,28 +140,28 @@ TEST_F(RootFixture, SlotsAndInterruptLines) {
     EXPECT_EQ(*root->add_device(none), 5);
     std::vector<unsigned> irqs;
     for (uint8_t s = 1; s <= 4; ++s) irqs.push_back(cfg_read32(s, 0x3C) & 0xFF);
-    EXPECT_EQ(irqs, (std::vector<unsigned>{5, 10, 11, 5}));
-    for (unsigned irq : irqs) EXPECT_TRUE(irq != 4 && irq != 8 && irq != 9 && irq < 14);
+    // Above the ISA IRQs, one I/O APIC input per slot (mod 8).
+    EXPECT_EQ(irqs, (std::vector<unsigned>{17, 18, 19, 20}));
     EXPECT_EQ(cfg_read32(5, 0x3C) & 0xFF, 0u);
     EXPECT_EQ(root->intx_line(5), nullptr);
     EXPECT_EQ(root->intx_line(9), nullptr);
 }
 
 TEST_F(RootFixture, SharedIntxIsWiredOr) {
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 9; ++i)
         ASSERT_TRUE(root->add_device(std::make_shared<FakePciDevice>(std::vector<PciBarInfo>{})));
     auto l1 = root->intx_line(1);
-    auto l4 = root->intx_line(4);  // also IRQ 5
+    auto l4 = root->intx_line(9);  // also GSI 17: eight inputs for 31 slots
     ASSERT_TRUE(l1 && l4);
-    auto& irq5 = *lines.at(5);
+    auto& irq17 = *lines.at(17);
     l1->set_level(true);
-    EXPECT_TRUE(irq5.level());
+    EXPECT_TRUE(irq17.level());
     l4->set_level(true);
     l1->set_level(false);
-    EXPECT_TRUE(irq5.level());  // slot 4 still asserts
+    EXPECT_TRUE(irq17.level());  // slot 9 still asserts
     l4->set_level(false);
-    EXPECT_FALSE(irq5.level());
-    EXPECT_EQ(irq5.rising_edges(), 1u);
+    EXPECT_FALSE(irq17.level());
+    EXPECT_EQ(irq17.rising_edges(), 1u);
 }
 
 TEST_F(RootFixture, BarAllocationAlignedAndDisjoint) {

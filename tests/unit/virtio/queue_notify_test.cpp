@@ -71,6 +71,22 @@ TEST_P(QueueNotify, NothingNewNeedsNoInterrupt) {
     EXPECT_FALSE(needs());  // same used idx as last decision
 }
 
+TEST_P(QueueNotify, UnpublishedUsedEntriesAppearTogether) {
+    uint16_t a = m_driver.add_chain({{1, true}});
+    uint16_t b = m_driver.add_chain({{1, true}});
+    ASSERT_TRUE(m_queue.pop(m_mem).value());
+    ASSERT_TRUE(m_queue.pop(m_mem).value());
+    ASSERT_TRUE(m_queue.add_used_unpublished(m_mem, a, 1));
+    EXPECT_EQ(m_driver.used_idx(), 0);  // the driver sees nothing yet
+    ASSERT_TRUE(m_queue.add_used_unpublished(m_mem, b, 1));
+    EXPECT_EQ(m_driver.used_idx(), 0);
+    ASSERT_TRUE(m_queue.publish_used(m_mem));
+    EXPECT_EQ(m_driver.used_idx(), 2);
+    EXPECT_EQ(m_driver.pop_used()->id, a);
+    EXPECT_EQ(m_driver.pop_used()->id, b);
+    EXPECT_TRUE(needs());
+}
+
 TEST_P(QueueNotify, EnableReportsBuffersThatArrived) {
     ASSERT_TRUE(m_queue.disable_notification(m_mem));
     auto none = m_queue.enable_notification(m_mem);

@@ -181,11 +181,17 @@ bool VirtioNet::deliver_rx_packet(Active& a) {
             return false;
         }
         offset += *written;
-        if (auto r = a.rx.add_used(mem, chain.head, static_cast<uint32_t>(*written)); !r) {
+        // A merged packet's buffers reach the driver together (5.1.6.4): it
+        // reads num_buffers from the first and takes the rest at once.
+        if (auto r = a.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(*written)); !r) {
             fail(a, "rx queue", r.error());
             return false;
         }
         a.rx_capacity -= chain.writable_bytes();
+    }
+    if (auto r = a.rx.publish_used(mem); !r) {
+        fail(a, "rx queue", r.error());
+        return false;
     }
     ++m_counters.rx_packets;
     m_counters.rx_bytes += a.rx_len - kNetHdrSize;
