@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest testhost demo test unit fuzz e2e bench clean
+.PHONY: all deps build guest testhost demo test unit fuzz e2e bench bench-io bench-io-models clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -43,8 +43,16 @@ fuzz: deps
 
 test: unit fuzz e2e
 
+# Benchmarks against QEMU in the same test-host run (docs/BENCHMARKS.md).
 bench: build guest testhost
 	bench/boot/run.sh $(BUILD)
+
+bench-io: build guest testhost
+	bench/io/run.sh $(BUILD)
+
+# IDE PIO / IDE DMA / virtio-blk / e1000 / virtio-net; table + docs/io-models.png.
+bench-io-models: build guest testhost
+	bench/io-models/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

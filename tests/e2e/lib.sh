@@ -62,3 +62,24 @@ e2e_wait_line() {
         sleep 0.2
     done
 }
+
+# run_cases KIND [NAME...]: runs the cases listed in the CASES array ("name
+# function" strings), or only those named (found in CASES or EXTRA_CASES).
+run_cases() {
+    local kind=$1 c name fn t0 selected=()
+    shift
+    if (($#)); then
+        for c in "${CASES[@]}" "${EXTRA_CASES[@]}"; do
+            printf '%s\n' "$@" | grep -qx "${c%% *}" && selected+=("$c")
+        done
+        ((${#selected[@]})) || { echo "$kind cases: no case named $*"; return 1; }
+    else
+        selected=("${CASES[@]}")
+    fi
+    for c in "${selected[@]}"; do
+        read -r name fn <<<"$c"
+        t0=$SECONDS
+        run_case "$name" "$fn"
+        echo "    ($((SECONDS - t0)) s)"
+    done
+}

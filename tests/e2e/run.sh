@@ -5,7 +5,7 @@
 # Usage: tests/e2e/run.sh [BUILD_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-CASE_FILES=(boot_cases.sh virtio_cases.sh)
+CASE_FILES=(boot_cases.sh virtio_cases.sh emulated_cases.sh)
 
 # ---- inside the test host: run the case files, record their counts --------
 if [[ ${1:-} == --inside ]]; then
@@ -52,7 +52,7 @@ for attempt in 1 2; do
     set +e
     "$root/tools/testhost/run.sh" --timeout 1200 --mem 5120 --results "$results" -- \
         env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" \
-            E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-0}" \
+            E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-1}" \
         "$root/tests/e2e/run.sh" --inside
     rc=$?
     set -e

@@ -6,8 +6,8 @@
 # guest's view and the host (L1) side: disk images, the TAP, the console.
 #   tests/e2e/run.sh                          (from the host: builds, boots L1, runs this)
 #   tools/testhost/run.sh -- tests/e2e/virtio_cases.sh [CASE...]   (only these cases)
-#   E2E_NET_TRANSFER=1 tests/e2e/run.sh      adds net_ping_and_transfer (100 MiB each
-#                                            way, about 3 min); net_full_duplex_echo
+#   E2E_NET_TRANSFER=0 tests/e2e/run.sh      only pings instead of the 100 MiB each
+#                                            way (about 3 min); net_full_duplex_echo
 #                                            runs only when named
 #   VIRTIO_VMM=qemu ...                       the same cases with QEMU as the L2 VMM
 #                                             (checks the cases and the guest side)
@@ -17,104 +17,15 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+. "$here/guest_vm.sh"
 cd "$E2E_ROOT"
 
-RINGVISOR=${RINGVISOR:-$E2E_ROOT/build/ringvisor}
-GUEST=${GUEST:-$E2E_ROOT/build/guest}
 INITRD=${VIRTIO_INITRD:-$GUEST/initramfs-virtio.cpio.gz}
-KERNEL_CACHE=${KERNEL_CACHE:-$E2E_ROOT/build/kernel-cache}
-VMM=${VIRTIO_VMM:-ringvisor}
-WORK=${VIRTIO_WORK:-$(mktemp -d /tmp/rv-virtio.XXXXXX)}
-L2_TIMEOUT=${L2_TIMEOUT:-240}
-NET_BYTES=${NET_BYTES:-104857600}   # 100 MiB each way
-NET_TIMEOUT=${NET_TIMEOUT:-420}     # the net cases' L2 timeout (about 200 s needed)
-TAP=rvtap0 HOST_IP=10.0.2.1 GUEST_IP=10.0.2.15 GUEST_MAC=52:54:00:12:34:56
-mkdir -p "$WORK"
-
-# vm_boot LOG 'guest command' [DEVICE...]: boots the guest (1 vCPU, 256M) with
-#   disk=PATH[,ro]  net=TAP[,mac=MAC]  console (virtio, hvc0)  rng
-# console output to LOG (stdout+stderr); returns the VMM's exit status.
-vm_boot() {
-    local log=$1 cmd=$2 d n=0 con=ttyS0 args=()
-    shift 2
-    for d; do
-        case $VMM:$d in
-            ringvisor:disk=*) args+=(--disk "${d#disk=}") ;;
-            ringvisor:net=*) args+=(--net "tap=${d#net=}") ;;
-            ringvisor:console) args+=(--console virtio) ;;
-            ringvisor:rng) args+=(--rng) ;;
-            qemu:disk=*)
-                local p=${d#disk=} ro=
-                [[ $p == *,ro ]] && { p=${p%,ro}; ro=,readonly=on; }
-                args+=(-drive "file=$p,format=raw,if=none,id=d$n$ro" -device "virtio-blk-pci,drive=d$n") ;;
-            qemu:net=*)
-                local t=${d#net=} mac=
-                [[ $t == *,mac=* ]] && { mac=,mac=${t#*,mac=}; t=${t%%,*}; }
-                args+=(-netdev "tap,id=n$n,ifname=$t,script=no,downscript=no"
-                       -device "virtio-net-pci,netdev=n$n$mac") ;;
-            qemu:console)
-                args+=(-device virtio-serial-pci -chardev stdio,id=c0 -device virtconsole,chardev=c0) ;;
-            qemu:rng) args+=(-device virtio-rng-pci) ;;
-            *) e2e_fail "vm_boot: unknown device '$d' for $VMM"; return ;;
-        esac
-        [[ $d != console ]] || con=hvc0
-        n=$((n + 1))
-    done
-    local cmdline="console=$con panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$cmd")"
-    if [[ $VMM == qemu ]]; then
-        [[ $con == hvc0 ]] && args+=(-serial null) || args+=(-serial stdio)
-        timeout -k 5 "$L2_TIMEOUT" qemu-system-x86_64 -accel kvm -cpu host \
-            -M microvm,rtc=on,pcie=on -m 256 -smp 1 -nodefaults -no-user-config -display none \
-            -no-reboot -kernel "$GUEST/vmlinuz" -initrd "$INITRD" -append "$cmdline" "${args[@]}" \
-            </dev/null >"$log" 2>&1
-    else
-        [[ -d $KERNEL_CACHE ]] && args+=(--kernel-cache "$KERNEL_CACHE")
-        timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$INITRD" \
-            --cpus 1 --memory 256M "${args[@]}" --cmdline "$cmdline" </dev/null >"$log" 2>&1
-    fi
-}
-
-# The value printed by the guest as KEY=value.
-guest_value() { grep -a -o "$2=[^[:space:]]*" "$1" | tail -n 1 | cut -d= -f2- | tr -d '\r'; }
-
-expect_clean_exit() {  # LOG STATUS
-    [[ $2 -eq 0 ]] || e2e_fail "$VMM exited $2: $(tail -n 3 "$1" | tr -d '\r')"
-    grep -aq RINGVISOR-GUEST-INIT "$1" || e2e_fail "guest never reached init"
-    grep -aq "RINGVISOR-CMD-EXIT=0" "$1" ||
-        e2e_fail "guest command failed: $(grep -a -B2 RINGVISOR-CMD-EXIT "$1" | tr -d '\r' | tr '\n' ' ')"
-}
-
-# Guest shell snippet: wait up to 5 s for the named /dev entries.
-wait_dev() { echo "for d in $*; do i=0; while [ ! -e /dev/\$d ] && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i+1)); done; done;"; }
 
 # ---- block -----------------------------------------------------------------
 
-# A fresh raw image: the guest makes ext4 on /dev/vda, writes files, records
-# their checksums, syncs, unmounts and powers off. Then L1 checks the file
-# system (e2fsck -fn) and the files (debugfs dump) against those checksums.
-case_blk_ext4() {
-    local img=$WORK/ext4.img log=$E2E_LOGDIR/blk-ext4.console rc=0 out=$WORK/ext4-out
-    rm -rf "$img" "$out"; mkdir -p "$out"
-    truncate -s 64M "$img"
-    vm_boot "$log" "set -e; $(wait_dev vda) mkfs.ext4 -q -F /dev/vda; mount -t ext4 /dev/vda /mnt; cd /mnt
-echo hello from the guest >small.txt; head -c 8388608 /dev/urandom >big.bin
-mkdir dir; seq 1 20000 >dir/seq.txt; dd if=/dev/urandom of=dir/odd.bin bs=1000 count=777 2>/dev/null
-sha256sum small.txt big.bin dir/seq.txt dir/odd.bin | sed 's/^/SUM /'; cd /; sync; umount /mnt" \
-        "disk=$img" || rc=$?
-    expect_clean_exit "$log" $rc
-    local sums; sums=$(grep -a '^SUM ' "$log" | tr -d '\r')
-    [[ $(wc -l <<<"$sums") -eq 4 ]] || e2e_fail "expected 4 checksums from the guest, got: $sums"
-    e2fsck -fn "$img" || e2e_fail "e2fsck -fn found problems in the image after power-off"
-    local hash name
-    while read -r _ hash name; do
-        mkdir -p "$out/$(dirname "$name")"
-        debugfs -R "dump /$name $out/$name" "$img" 2>/dev/null
-        [[ -f "$out/$name" ]] || e2e_fail "$name is missing from the image"
-        [[ $(sha256sum <"$out/$name" | cut -d' ' -f1) == "$hash" ]] ||
-            e2e_fail "$name differs from what the guest wrote ($(stat -c %s "$out/$name") bytes in the image)"
-        echo "ok: $name ($(stat -c %s "$out/$name") bytes) $hash"
-    done <<<"$sums"
-}
+# ext4 on /dev/vda survives power-off (guest_vm.sh).
+case_blk_ext4() { ext4_poweroff_case blk-ext4 vda ""; }
 
 # An ext4 image made on L1 (mkfs.ext4 -d), attached read-only: the guest reads
 # a file (checksum matches), but a raw write and a read-write mount fail, and
@@ -166,59 +77,8 @@ printf GUEST-WROTE-B | dd of=/dev/vdb bs=512 seek=4096 conv=fsync 2>/dev/null" "
 
 # ---- net -------------------------------------------------------------------
 
-# net_setup: TAP $TAP with $HOST_IP on L1, a scratch dir $dir in L1's /tmp
-# and an EXIT trap (run_case's subshell) that removes both and stops $pids.
-net_setup() {
-    dir=$(mktemp -d /tmp/rv-net.XXXXXX) pids=()   # not local: the trap uses them
-    trap 'ip link del "$TAP" 2>/dev/null; ((${#pids[@]} == 0)) || kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
-    ip link del "$TAP" 2>/dev/null || true
-    ip tuntap add dev "$TAP" mode tap
-    ip addr add "$HOST_IP/24" dev "$TAP"
-    ip link set "$TAP" up
-}
-# Guest shell: eth0 up with $GUEST_IP, ping L1, print the MAC; up() = uptime.
-GUEST_NET_UP="ip link set lo up; ip addr add $GUEST_IP/24 dev eth0; ip link set eth0 up
-ping -c 3 -w 30 $HOST_IP | tail -n 2; echo MAC=\$(cat /sys/class/net/eth0/address)
-up() { cut -d' ' -f1 /proc/uptime; }"
-net_checks() {  # LOG: ping replies and the MAC
-    grep -aqE '[1-9][0-9]* packets received' "$1" || e2e_fail "no ping replies from $HOST_IP"
-    [[ $(guest_value "$1" MAC) == "$GUEST_MAC" ]] || e2e_fail "guest MAC $(guest_value "$1" MAC), expected $GUEST_MAC"
-}
-
-# The guest configures eth0, pings L1, streams NET_BYTES from its
-# /dev/urandom to L1 (port 5001), then receives NET_BYTES of L1's random data
-# (port 5002): busybox nc in the guest, socat -u in L1 (one direction only,
-# so the guest nc's half-close does not end it). SHA-256 must match on both
-# ends. The guest hashes while it streams: nothing that size stays in its RAM.
-case_net() {
-    local L2_TIMEOUT=$NET_TIMEOUT   # (vm_boot sees it: dynamic scope)
-    local log=$E2E_LOGDIR/net.console rc=0 t=$((L2_TIMEOUT + 10))
-    net_setup
-    head -c "$NET_BYTES" /dev/urandom >"$dir/h2g.bin"
-    timeout "$t" socat -u "TCP-LISTEN:5001,bind=$HOST_IP,reuseaddr" "CREATE:$dir/g2h.bin" &
-    pids+=($!)
-    timeout "$t" socat -u "OPEN:$dir/h2g.bin,rdonly" "TCP-LISTEN:5002,bind=$HOST_IP,reuseaddr" &
-    pids+=($!)
-    local t0=$SECONDS
-    vm_boot "$log" "set -e; $(wait_dev eth0) $GUEST_NET_UP
-mkfifo /tmp/f; sha256sum </tmp/f >/tmp/s & t=\$(up)
-head -c $NET_BYTES /dev/urandom | tee /tmp/f | nc $HOST_IP 5001; wait
-echo G2H=\$(cut -d' ' -f1 /tmp/s) G2H_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}'); t=\$(up)
-echo H2G=\$(nc $HOST_IP 5002 </dev/null | sha256sum | cut -d' ' -f1) H2G_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')" \
-        "net=$TAP,mac=$GUEST_MAC" || rc=$?
-    local secs=$((SECONDS - t0))
-    expect_clean_exit "$log" $rc
-    wait "${pids[@]}" || true
-    pids=()
-    local g2h_guest g2h_host h2g_guest h2g_host
-    g2h_guest=$(guest_value "$log" G2H) h2g_guest=$(guest_value "$log" H2G)
-    g2h_host=$(sha256sum <"$dir/g2h.bin" | cut -d' ' -f1) h2g_host=$(sha256sum <"$dir/h2g.bin" | cut -d' ' -f1)
-    echo "boot+test ${secs} s; $NET_BYTES bytes guest->host in $(guest_value "$log" G2H_S) s (incl. urandom and hashing), host->guest in $(guest_value "$log" H2G_S) s"
-    echo "g2h guest $g2h_guest host $g2h_host ($(stat -c %s "$dir/g2h.bin") bytes); h2g host $h2g_host guest $h2g_guest"
-    net_checks "$log"
-    [[ -n $g2h_guest && $g2h_guest == "$g2h_host" ]] || e2e_fail "guest->host data differ: guest $g2h_guest, host $g2h_host"
-    [[ -n $h2g_guest && $h2g_guest == "$h2g_host" ]] || e2e_fail "host->guest data differ: host $h2g_host, guest $h2g_guest"
-}
+# 100 MiB each way (guest_vm.sh: net_transfer_case).
+case_net() { net_transfer_case net ""; }
 
 # Not run by default (name it on the command line): both directions at once.
 # L1 sends NET_BYTES (port 5002) and the guest echoes the stream back as it
@@ -250,16 +110,8 @@ echo RECEIVED=\$(cut -d' ' -f1 /tmp/s) ECHO_S=\$(echo \$(up) \$t | awk '{print \
     [[ $back == "$sent" ]] || e2e_fail "guest->host data differ: sent $sent, came back $back"
 }
 
-# The network smoke test run by default: eth0 with the configured MAC on the
-# TAP, pings to L1. (The 100 MiB transfer above runs with E2E_NET_TRANSFER=1.)
-case_net_ping() {
-    local log=$E2E_LOGDIR/net-ping.console rc=0
-    net_setup
-    vm_boot "$log" "set -e; $(wait_dev eth0) $GUEST_NET_UP" "net=$TAP,mac=$GUEST_MAC" || rc=$?
-    expect_clean_exit "$log" $rc
-    net_checks "$log"
-    grep -a "packets received" "$log"
-}
+# The network smoke test: eth0 with the configured MAC on the TAP, pings to L1.
+case_net_ping() { net_ping_case net-ping ""; }
 
 # ---- console, rng ----------------------------------------------------------
 
@@ -294,33 +146,21 @@ CASES=(
     "blk_ext4_survives_poweroff case_blk_ext4"
     "blk_readonly_refuses_writes case_blk_readonly"
     "blk_two_disks case_blk_two_disks"
-    "net_ping case_net_ping"
+    "net_ping_and_transfer case_net"
     "console_hvc0 case_console_hvc0"
     "hwrng_yields_data case_hwrng"
 )
-# Run only when named on the command line; the transfer also with E2E_NET_TRANSFER=1.
-EXTRA_CASES=("net_ping_and_transfer case_net" "net_full_duplex_echo case_net_duplex")
-[[ ${E2E_NET_TRANSFER:-0} == 1 ]] && CASES+=("net_ping_and_transfer case_net")
+# Run only when named on the command line. E2E_NET_TRANSFER=0 trades the
+# 100 MiB transfer (about 3 min) for the ping alone.
+EXTRA_CASES=("net_ping case_net_ping" "net_full_duplex_echo case_net_duplex")
+[[ ${E2E_NET_TRANSFER:-1} == 0 ]] && CASES[3]="net_ping case_net_ping"
 [[ -s $INITRD ]] || { echo "virtio cases: $INITRD missing (tools/guest/build.sh)"; exit 1; }
 if [[ $VMM == qemu ]]; then
     echo "e2e virtio cases under QEMU: $(qemu-system-x86_64 --version | head -1)"
 else
     echo "ringvisor e2e virtio cases: $("$RINGVISOR" check | head -2 | tr '\n' ' ')"
 fi
-if (($#)); then
-    selected=()
-    for c in "${CASES[@]}" "${EXTRA_CASES[@]}"; do
-        printf '%s\n' "$@" | grep -qx "${c%% *}" && selected+=("$c")
-    done
-    ((${#selected[@]})) || { echo "virtio cases: no case named $*"; exit 1; }
-    CASES=("${selected[@]}")
-fi
-for c in "${CASES[@]}"; do
-    read -r name fn <<<"$c"
-    t0=$SECONDS
-    run_case "$name" "$fn"
-    echo "    ($((SECONDS - t0)) s)"
-done
+run_cases virtio "$@" || exit 1
 if ((E2E_FAILED)) && [[ -z ${VIRTIO_WORK:-} ]]; then
     mkdir -p "$E2E_LOGDIR/virtio-images" && cp "$WORK"/*.img "$E2E_LOGDIR/virtio-images/" 2>/dev/null
 fi
