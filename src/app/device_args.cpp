@@ -40,11 +40,12 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
         } else if (opt == "cache=writeback") {
             disk.cache = BlockOptions::Cache::Writeback;
         } else if (opt.starts_with("iface=")) {
-            return make_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)", text,
-                              opt.substr(6));
+            return make_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)",
+                              text, opt.substr(6));
         } else {
-            return make_error("--disk '{}': unknown option '{}' (ro, iface=virtio|ide, cache=none|writeback)",
-                              text, opt);
+            return make_error(
+                "--disk '{}': unknown option '{}' (ro, iface=virtio|ide, cache=none|writeback)",
+                text, opt);
         }
     }
     return disk;
@@ -53,7 +54,8 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
 Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
     auto parts = split(text, ':');
     std::array<uint8_t, 6> mac{};
-    if (parts.size() != 6) return make_error("invalid MAC address '{}': expected six hex bytes", text);
+    if (parts.size() != 6)
+        return make_error("invalid MAC address '{}': expected six hex bytes", text);
     for (size_t i = 0; i < 6; ++i) {
         auto p = parts[i];
         unsigned v = 0;
@@ -72,7 +74,8 @@ Result<NetConfig> parse_net_arg(std::string_view text) {
         if (opt.starts_with("tap=")) {
             net.tap = std::string(opt.substr(4));
         } else if (opt.starts_with("mac=")) {
-            net.mac = RV_TRY(with_context(parse_mac(opt.substr(4)), fmt::format("--net '{}'", text)));
+            net.mac =
+                RV_TRY(with_context(parse_mac(opt.substr(4)), fmt::format("--net '{}'", text)));
         } else if (opt == "model=virtio") {
             net.model = NetConfig::Model::Virtio;
         } else if (opt == "model=e1000") {
@@ -82,7 +85,8 @@ Result<NetConfig> parse_net_arg(std::string_view text) {
                               opt.substr(6));
         } else {
             return make_error(
-                "--net '{}': unknown option '{}' (tap=NAME, mac=XX:XX:XX:XX:XX:XX, model=virtio|e1000)",
+                "--net '{}': unknown option '{}' (tap=NAME, mac=XX:XX:XX:XX:XX:XX, "
+                "model=virtio|e1000)",
                 text, opt);
         }
     }

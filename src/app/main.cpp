@@ -1,16 +1,16 @@
 // ringvisor: command-line entry point. Subcommands: run, check.
-#include <algorithm>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <string>
 
 #include "app/device_args.h"
 #include "app/size_parse.h"
-#include "base/log.h"
 #include "base/fd.h"
+#include "base/log.h"
 #include "vmm/kernel_cache.h"
 #include "vmm/kvm_probe.h"
 #include "vmm/vm.h"
@@ -26,8 +26,9 @@ int run_check(const std::string& kvm_path) {
     auto probe = rv::probe_kvm(kvm_path);
     if (!probe) {
         std::printf("KVM: not usable: %s\n", probe.error().message().c_str());
-        std::printf("advice: run guests inside the test host (make demo does this for you):\n"
-                    "        tools/testhost/run.sh -- ./build/ringvisor run ...\n");
+        std::printf(
+            "advice: run guests inside the test host (make demo does this for you):\n"
+            "        tools/testhost/run.sh -- ./build/ringvisor run ...\n");
         return 1;
     }
     std::printf("KVM: %s usable (up to %u vCPUs per VM)\n", kvm_path.c_str(), probe->max_vcpus);
@@ -37,9 +38,10 @@ int run_check(const std::string& kvm_path) {
     if (probe->ring0_native) {
         std::printf("advice: Linux guests can run directly with `ringvisor run`.\n");
     } else {
-        std::printf("advice: a Linux guest would boot very slowly here; run it inside the test host\n"
-                    "        (an L1 Linux under QEMU with an emulated AMD-V CPU):\n"
-                    "        tools/testhost/run.sh -- ./build/ringvisor run ...   (make demo does this)\n");
+        std::printf(
+            "advice: a Linux guest would boot very slowly here; run it inside the test host\n"
+            "        (an L1 Linux under QEMU with an emulated AMD-V CPU):\n"
+            "        tools/testhost/run.sh -- ./build/ringvisor run ...   (make demo does this)\n");
     }
     return 0;
 }
@@ -52,7 +54,8 @@ int run_prepare(const std::string& kernel_path, const std::string& cache_dir) {
     if (!cached) return fail(kernel_path + ": " + cached.error().message());
     if (!*cached || (*cached)->path.empty())
         return fail(fmt::format("cannot cache {} in {} (unsupported compression or not writable)",
-                                kernel_path, cache_dir), 1);
+                                kernel_path, cache_dir),
+                    1);
     std::printf("%s %s\n", (*cached)->hit ? "cached:" : "decompressed:", (*cached)->path.c_str());
     return 0;
 }
@@ -81,23 +84,30 @@ int main(int argc, char** argv) {
     run->add_option("--kvm", config.kvm_path, "KVM device")->capture_default_str();
     std::vector<std::string> disks, nets;
     std::string console = "serial";
-    run->add_option("--disk", disks, "PATH[,ro][,iface=virtio|ide][,cache=none|writeback] (repeatable; up to 4 IDE)");
-    run->add_option("--net", nets, "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000] (repeatable)");
+    run->add_option(
+        "--disk", disks,
+        "PATH[,ro][,iface=virtio|ide][,cache=none|writeback] (repeatable; up to 4 IDE)");
+    run->add_option("--net", nets,
+                    "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000] (repeatable)");
     run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
         ->check(CLI::IsMember({"serial", "virtio"}))
         ->capture_default_str();
-    run->add_option("--stats", config.stats_path, "write exit and interrupt counters as JSON at exit");
-    run->add_flag("--rng", config.rng, "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
+    run->add_option("--stats", config.stats_path,
+                    "write exit and interrupt counters as JSON at exit");
+    run->add_flag("--rng", config.rng,
+                  "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
     std::string cache_dir = rv::default_kernel_cache_dir();
     bool no_cache = false;
     run->add_option("--kernel-cache", cache_dir,
                     "directory caching decompressed kernels (boots skip the guest's decompression)")
         ->capture_default_str();
-    run->add_flag("--no-kernel-cache", no_cache, "boot the bzImage as is; the guest decompresses it");
+    run->add_flag("--no-kernel-cache", no_cache,
+                  "boot the bzImage as is; the guest decompresses it");
 
     std::string prep_kernel;
     auto* prepare = app.add_subcommand(
-        "prepare-kernel", "decompress a bzImage into the kernel cache (e.g. before a read-only run)");
+        "prepare-kernel",
+        "decompress a bzImage into the kernel cache (e.g. before a read-only run)");
     prepare->add_option("-k,--kernel", prep_kernel, "bzImage")->required();
     prepare->add_option("--kernel-cache", cache_dir, "cache directory")->capture_default_str();
 

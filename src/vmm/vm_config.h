@@ -45,8 +45,8 @@ struct VmConfig {
     ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
     bool rng{false};
     std::optional<std::string> stats_path;  // JSON counters written at exit
-    int console_in{0};   // guest console input (stdin); -1 for none
-    int console_out{1};  // guest console output (stdout)
+    int console_in{0};                      // guest console input (stdin); -1 for none
+    int console_out{1};                     // guest console output (stdout)
 };
 
 inline constexpr uint64_t kMinMemoryBytes = 32ull << 20;

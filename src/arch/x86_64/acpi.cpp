@@ -282,12 +282,9 @@ Result<GuestAddress> setup_acpi(const GuestMemory& memory, unsigned num_cpus,
         std::vector<uint8_t> bytes;
     };
     Placed tables[] = {
-        {kRsdpAddr, kFacsAddr, build_rsdp()},
-        {kFacsAddr, kXsdtAddr, build_facs()},
-        {kXsdtAddr, kFadtAddr, build_xsdt()},
-        {kFadtAddr, kMadtAddr, build_fadt()},
-        {kMadtAddr, kDsdtAddr, build_madt(num_cpus)},
-        {kDsdtAddr, kAcpiEnd, build_dsdt(pci)},
+        {kRsdpAddr, kFacsAddr, build_rsdp()},         {kFacsAddr, kXsdtAddr, build_facs()},
+        {kXsdtAddr, kFadtAddr, build_xsdt()},         {kFadtAddr, kMadtAddr, build_fadt()},
+        {kMadtAddr, kDsdtAddr, build_madt(num_cpus)}, {kDsdtAddr, kAcpiEnd, build_dsdt(pci)},
     };
     for (const auto& t : tables) {
         if (t.addr + t.bytes.size() > t.limit)

@@ -1,9 +1,9 @@
 // The split virtqueue (virtio 1.2, 2.7), device side. A Queue is validated
 // once when the driver enables it (size a power of two, at most the device's
-// maximum, ring alignment 16/2/4, all three rings inside guest memory); afterwards every descriptor index and buffer is still checked,
-// chains are capped in length, and guest memory is passed in, never stored.
-// Anything malformed is an error value: the device then reports
-// DEVICE_NEEDS_RESET; nothing a guest writes can crash or hang the VMM.
+// maximum, ring alignment 16/2/4, all three rings inside guest memory); afterwards every descriptor
+// index and buffer is still checked, chains are capped in length, and guest memory is passed in,
+// never stored. Anything malformed is an error value: the device then reports DEVICE_NEEDS_RESET;
+// nothing a guest writes can crash or hang the VMM.
 #pragma once
 
 #include <cstdint>
@@ -50,7 +50,7 @@ struct DescriptorChain {
 
 // Sequential copy-out of a chain's device-readable bytes.
 class ChainReader {
-public:
+  public:
     ChainReader(const GuestMemory& memory, const DescriptorChain& chain);
     // Copies min(out.size(), remaining) bytes; returns how many.
     Result<size_t> read(std::span<uint8_t> out);
@@ -59,13 +59,14 @@ public:
     Result<T> read_obj() {
         T value{};
         size_t n = RV_TRY(read(std::span(reinterpret_cast<uint8_t*>(&value), sizeof(T))));
-        if (n != sizeof(T)) return make_error("descriptor chain too short for a {}-byte header", sizeof(T));
+        if (n != sizeof(T))
+            return make_error("descriptor chain too short for a {}-byte header", sizeof(T));
         return value;
     }
     Result<void> skip(uint64_t bytes);
     uint64_t remaining() const { return m_remaining; }
 
-private:
+  private:
     const GuestMemory& m_memory;
     std::vector<DescriptorBuffer> m_buffers;  // readable ones only
     size_t m_index{0};
@@ -75,7 +76,7 @@ private:
 
 // Sequential copy-in to a chain's device-writable bytes.
 class ChainWriter {
-public:
+  public:
     ChainWriter(const GuestMemory& memory, const DescriptorChain& chain);
     // Copies min(in.size(), remaining) bytes; returns how many.
     Result<size_t> write(std::span<const uint8_t> in);
@@ -86,7 +87,7 @@ public:
     std::vector<DescriptorBuffer> remaining_buffers() const;
     Result<void> advance(uint64_t bytes);
 
-private:
+  private:
     const GuestMemory& m_memory;
     std::vector<DescriptorBuffer> m_buffers;  // writable ones only
     size_t m_index{0};
@@ -104,7 +105,7 @@ struct QueueConfig {
 };
 
 class Queue {
-public:
+  public:
     // Validates the layout against guest memory. max_size is the device's
     // maximum; event_idx / indirect are the negotiated ring features.
     static Result<Queue> create(const GuestMemory& memory, const QueueConfig& config,
@@ -145,13 +146,14 @@ public:
 
     // Index arithmetic of 2.7.10 (vring_need_event), exposed for tests.
     static bool need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx) {
-        return static_cast<uint16_t>(new_idx - event_idx - 1) < static_cast<uint16_t>(new_idx - old_idx);
+        return static_cast<uint16_t>(new_idx - event_idx - 1) <
+               static_cast<uint16_t>(new_idx - old_idx);
     }
 
     uint16_t next_avail() const { return m_next_avail; }
     uint16_t next_used() const { return m_next_used; }
 
-private:
+  private:
     Queue(const QueueConfig& config, bool event_idx, bool indirect)
         : m_config(config), m_event_idx(event_idx), m_indirect(indirect) {}
 

@@ -183,7 +183,8 @@ bool VirtioNet::deliver_rx_packet(Active& a) {
         offset += *written;
         // A merged packet's buffers reach the driver together (5.1.6.4): it
         // reads num_buffers from the first and takes the rest at once.
-        if (auto r = a.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(*written)); !r) {
+        if (auto r = a.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(*written));
+            !r) {
             fail(a, "rx queue", r.error());
             return false;
         }
