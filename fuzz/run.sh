@@ -20,11 +20,13 @@ declare -A sources=(
     [virtqueue]=""
     [virtio_blk]="$(echo "$root"/src/devices/virtio/blk/*.cpp "$root"/src/backends/block/*.cpp)"
     [virtio_net]="$(echo "$root"/src/devices/virtio/net/*.cpp "$root"/src/backends/net/*.cpp)"
+    [ide]="$(echo "$root"/src/devices/legacy/ide/*.cpp "$root"/src/backends/block/*.cpp "$root"/src/devices/pci/config_space.cpp)"
+    [e1000]="$(echo "$root"/src/devices/legacy/e1000/*.cpp "$root"/src/devices/pci/config_space.cpp)"
 )
-declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="")
+declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="" [ide]="-luring" [e1000]="")
 
 status=0 summary=()
-for name in virtqueue virtio_blk virtio_net; do
+for name in virtqueue virtio_blk virtio_net ide e1000; do
     bin=$out/${name}_fuzz
     # shellcheck disable=SC2086
     if ! "$cxx" "${flags[@]}" "$root/fuzz/${name}_fuzz.cpp" "${base[@]}" ${sources[$name]} \
@@ -33,7 +35,10 @@ for name in virtqueue virtio_blk virtio_net; do
         status=1; summary+=("$name: BUILD FAILED"); continue
     fi
     mkdir -p "$out/corpus/$name"
-    if "$bin" "$out/corpus/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    # Hand-made seeds (fuzz/seeds/NAME) reach paths random bytes rarely do.
+    seeds=()
+    [[ -d $root/fuzz/seeds/$name ]] && seeds=("$root/fuzz/seeds/$name")
+    if "$bin" "$out/corpus/$name" "${seeds[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
             -print_final_stats=1 >"$out/$name.log" 2>&1; then
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$name.log" | grep -o '[0-9]*$')
         summary+=("$name: ok, ${runs:-?} runs in ${seconds}s")

@@ -16,11 +16,14 @@
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/msrs.h"
+#include "backends/net/tap.h"
 #include "base/fd.h"
 #include "base/log.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
+#include "devices/legacy/e1000/e1000.h"
 #include "devices/legacy/i8042.h"
+#include "devices/legacy/ide/piix_ide.h"
 #include "devices/legacy/uart16550.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/blk/blk_device.h"
@@ -28,9 +31,8 @@
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng/rng_device.h"
-#include "backends/net/tap.h"
-#include "vmm/msi_router.h"
 #include "vmm/kernel_cache.h"
+#include "vmm/msi_router.h"
 #include "vmm/vm.h"
 
 namespace rv {
@@ -46,14 +48,14 @@ constexpr unsigned kMaxCpus = x86::kMaxAcpiCpus;
 
 // An interrupt line into KVM's in-kernel PIC + IOAPIC.
 class KvmIrqLine final : public IrqLine {
-public:
+  public:
     KvmIrqLine(const kvm::VmFd& vm, uint32_t gsi) : m_vm(vm), m_gsi(gsi) {}
     void set_level(bool high) override {
         if (auto r = m_vm.set_irq_line(m_gsi, high); !r)
             log::warn("IRQ {}: {}", m_gsi, r.error().message());
     }
 
-private:
+  private:
     const kvm::VmFd& m_vm;
     uint32_t m_gsi;
 };
@@ -67,7 +69,8 @@ uint64_t host_memory_bytes() {
 Result<void> validate(const VmConfig& config, const kvm::Kvm& kvm) {
     unsigned max_cpus = std::min(kvm.max_vcpus(), kMaxCpus);
     if (config.cpus < 1 || config.cpus > max_cpus)
-        return make_error("--cpus {}: must be between 1 and {} on this host", config.cpus, max_cpus);
+        return make_error("--cpus {}: must be between 1 and {} on this host", config.cpus,
+                          max_cpus);
     if (config.memory_bytes < kMinMemoryBytes)
         return make_error("--memory {} MiB is too small: a Linux guest needs at least {} MiB",
                           config.memory_bytes >> 20, kMinMemoryBytes >> 20);
@@ -119,7 +122,8 @@ Result<void> setup_vcpu(kvm::VcpuFd& vcpu, const std::vector<kvm_cpuid_entry2>& 
 
 // Loads the decompressed ELF: from memory right after decompressing it, or
 // segment by segment from the cache file straight into guest RAM.
-Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory, std::span<const uint8_t> bzimage,
+Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory,
+                                         std::span<const uint8_t> bzimage,
                                          const CachedKernel& cached,
                                          std::optional<std::span<const uint8_t>> initrd,
                                          std::string_view cmdline, const x86::MemoryLayout& layout,
@@ -140,8 +144,8 @@ Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory, std::span<co
     ssize_t n = ::pread(fd.get(), head.data(), head.size(), 0);
     if (n < 0) return errno_error(cached.path);
     head.resize(static_cast<size_t>(n));
-    auto elf = RV_TRY(with_context(x86::parse_elf_kernel(head, static_cast<uint64_t>(st.st_size)),
-                                   cached.path));
+    auto elf = RV_TRY(
+        with_context(x86::parse_elf_kernel(head, static_cast<uint64_t>(st.st_size)), cached.path));
     auto copy = [&](const x86::ElfSegment& seg) -> Result<void> {
         uint8_t* dst = RV_TRY(memory.host_range(GuestAddress(seg.paddr), seg.filesz));
         uint64_t done = 0;
@@ -157,7 +161,6 @@ Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory, std::span<co
     return x86::load_linux_elf(memory, bzimage, elf, copy, initrd, cmdline, layout, rsdp);
 }
 
-
 // A stable, locally administered MAC for a TAP that was given none:
 // 02:72:76 ("rv") followed by a hash of the TAP's name.
 std::array<uint8_t, 6> mac_for(const std::string& tap) {
@@ -168,17 +171,21 @@ std::array<uint8_t, 6> mac_for(const std::string& tap) {
 }  // namespace
 
 class VmBuilder {
-public:
+  public:
     static Result<std::unique_ptr<Vm>> build(const VmConfig& config);
 
-private:
+  private:
     static Result<void> add_devices(Vm& vm);
     static Result<void> add_pci_devices(Vm& vm);
     static Result<void> add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice> device);
+    static Result<void> add_ide(Vm& vm, std::array<std::optional<IdeDrive>, 4> drives);
+    static Result<void> add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
+                                  const std::array<uint8_t, 6>& mac);
 };
 
-
-Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) { return VmBuilder::build(config); }
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
+    return VmBuilder::build(config);
+}
 
 Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     // Inputs first: bad files are the commonest mistake and need no KVM.
@@ -202,7 +209,8 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     RV_TRY_VOID(vm_fd.create_pit2());
     uint32_t slot = 0;
     for (const auto& region : memory.regions())
-        RV_TRY_VOID(vm_fd.set_user_memory_region(slot++, region.start.value, region.size, region.host));
+        RV_TRY_VOID(
+            vm_fd.set_user_memory_region(slot++, region.start.value, region.size, region.host));
 
     auto loop = RV_TRY(EventLoop::create());
     std::unique_ptr<Vm> vm(
@@ -224,15 +232,15 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     std::optional<CachedKernel> vmlinux;
     if (config.kernel_cache_dir)
         vmlinux = RV_TRY(cached_vmlinux(as_bytes(kernel), *config.kernel_cache_dir));
-    auto boot = RV_TRY(with_context(
-        vmlinux ? load_cached_kernel(vm->m_memory, as_bytes(kernel), *vmlinux, initrd_bytes,
-                                     config.cmdline, layout, rsdp)
-                : x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline,
-                                  layout, rsdp),
-        "cannot load the kernel"));
+    auto boot =
+        RV_TRY(with_context(vmlinux ? load_cached_kernel(vm->m_memory, as_bytes(kernel), *vmlinux,
+                                                         initrd_bytes, config.cmdline, layout, rsdp)
+                                    : x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes,
+                                                      config.cmdline, layout, rsdp),
+                            "cannot load the kernel"));
     if (vmlinux)
-        log::info("booted the decompressed kernel ({}: {})", vmlinux->hit ? "cache hit" : "cached now",
-                  vmlinux->path);
+        log::info("booted the decompressed kernel ({}: {})",
+                  vmlinux->hit ? "cache hit" : "cached now", vmlinux->path);
 
     auto supported = RV_TRY(vm->m_kvm.supported_cpuid());
     // KVM emulates the TSC-deadline LAPIC timer on every host but leaves it
@@ -259,13 +267,15 @@ Result<void> VmBuilder::add_devices(Vm& vm) {
 
     vm.m_uart = std::make_shared<Uart16550>(
         irq(Uart16550::kCom1Irq), [&vm](std::span<const uint8_t> b) { vm.on_console_output(b); });
-    RV_TRY_VOID(vm.m_pio.insert(vm.m_uart, PioAddress(Uart16550::kCom1Base),
-                                Uart16550::kRegisterCount));
+    RV_TRY_VOID(
+        vm.m_pio.insert(vm.m_uart, PioAddress(Uart16550::kCom1Base), Uart16550::kRegisterCount));
 
-    vm.m_console_input = ConsoleInput{
-        [uart = vm.m_uart](std::span<const uint8_t> b) { uart->enqueue_input(b); },
-        [uart = vm.m_uart] { return uart->input_capacity(); },
-        [uart = vm.m_uart](std::function<void()> f) { uart->set_input_space_callback(std::move(f)); }};
+    vm.m_console_input =
+        ConsoleInput{[uart = vm.m_uart](std::span<const uint8_t> b) { uart->enqueue_input(b); },
+                     [uart = vm.m_uart] { return uart->input_capacity(); },
+                     [uart = vm.m_uart](std::function<void()> f) {
+                         uart->set_input_space_callback(std::move(f));
+                     }};
 
     auto i8042 = I8042::create([&vm] {
         vm.request_exit(VmExitReason::Reset, "guest reset through the i8042 controller");
@@ -288,8 +298,8 @@ Result<void> VmBuilder::add_devices(Vm& vm) {
 }
 
 Result<void> VmBuilder::add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice> device) {
-    auto transport =
-        RV_TRY(virtio::VirtioPciTransport::create(std::move(device), vm.m_memory, *vm.m_msi, *vm.m_loop));
+    auto transport = RV_TRY(
+        virtio::VirtioPciTransport::create(std::move(device), vm.m_memory, *vm.m_msi, *vm.m_loop));
     uint8_t slot_no = RV_TRY(vm.m_pci->add_device(transport));
     transport->set_intx(vm.m_pci->intx_line(slot_no));
     auto slot = std::make_unique<VirtioSlot>();
@@ -305,36 +315,81 @@ Result<void> VmBuilder::add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice>
     return {};
 }
 
+// The PIIX IDE function sits on the PCI bus but, in compatibility mode,
+// decodes the legacy ISA ports and raises ISA IRQs 14 and 15.
+Result<void> VmBuilder::add_ide(Vm& vm, std::array<std::optional<IdeDrive>, 4> drives) {
+    auto irq = [&vm](uint32_t gsi) { return std::make_shared<KvmIrqLine>(vm.m_vm, gsi); };
+    auto ide =
+        RV_TRY(PiixIde::create(vm.m_memory, std::move(drives), irq(14), irq(15), *vm.m_loop));
+    RV_TRY_VOID(vm.m_pci->add_device(ide));
+    const uint16_t command[] = {PiixIde::kPrimaryCommandBase, PiixIde::kSecondaryCommandBase};
+    const uint16_t control[] = {PiixIde::kPrimaryControlPort, PiixIde::kSecondaryControlPort};
+    for (unsigned ch = 0; ch < 2; ++ch) {
+        RV_TRY_VOID(vm.m_pio.insert(ide->command_block(ch), PioAddress(command[ch]), 8));
+        RV_TRY_VOID(vm.m_pio.insert(ide->control_block(ch), PioAddress(control[ch]), 1));
+    }
+    return {};
+}
+
+Result<void> VmBuilder::add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
+                                  const std::array<uint8_t, 6>& mac) {
+    auto nic =
+        RV_TRY(E1000::create(vm.m_memory, std::move(tap), E1000Config{.mac = mac}, *vm.m_loop));
+    uint8_t slot = RV_TRY(vm.m_pci->add_device(nic));
+    nic->set_intx(vm.m_pci->intx_line(slot));
+    return {};
+}
+
 Result<void> VmBuilder::add_pci_devices(Vm& vm) {
     const VmConfig& config = vm.m_config;
-    if (config.disks.empty() && config.nets.empty() && config.console == ConsoleKind::Serial && !config.rng)
+    if (config.disks.empty() && config.nets.empty() && config.console == ConsoleKind::Serial &&
+        !config.rng)
         return {};
-    vm.m_pci = PciRoot::create(vm.m_mmio, vm.m_pio, [&vm](unsigned irq) -> std::shared_ptr<IrqLine> {
-        return std::make_shared<KvmIrqLine>(vm.m_vm, irq);
-    });
+    vm.m_pci =
+        PciRoot::create(vm.m_mmio, vm.m_pio, [&vm](unsigned irq) -> std::shared_ptr<IrqLine> {
+            return std::make_shared<KvmIrqLine>(vm.m_vm, irq);
+        });
     RV_TRY_VOID(vm.m_pio.insert(vm.m_pci, PioAddress(kPciConfigAddressPort), kPciConfigPortCount));
 
-    for (size_t i = 0; i < config.disks.size(); ++i) {
-        const auto& disk = config.disks[i];
+    std::array<std::optional<IdeDrive>, 4> ide_drives;
+    size_t ide_count = 0, virtio_count = 0;
+    for (const auto& disk : config.disks) {
         BlockOptions options{disk.read_only, disk.cache, BlockOptions::Engine::IoUring};
         auto backend = RV_TRY(with_context(BlockBackend::open(disk.path, options),
                                            fmt::format("--disk {}", disk.path)));
-        RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioBlk>(std::move(backend),
-                                                                       fmt::format("ringvisor-vd{}", char('a' + i)))));
+        if (disk.iface == DiskConfig::Interface::Ide) {
+            if (ide_count == ide_drives.size())
+                return make_error("--disk {}: the IDE controller has room for {} disks", disk.path,
+                                  ide_drives.size());
+            ide_drives[ide_count] = IdeDrive{std::move(backend), fmt::format("RV-HD{}", ide_count)};
+            ++ide_count;
+            continue;
+        }
+        auto serial = fmt::format("ringvisor-vd{}", char('a' + virtio_count++));
+        RV_TRY_VOID(
+            add_virtio(vm, std::make_shared<virtio::VirtioBlk>(std::move(backend), serial)));
     }
+    if (ide_count) RV_TRY_VOID(add_ide(vm, std::move(ide_drives)));
     for (const auto& net : config.nets) {
         auto tap = RV_TRY(with_context(Tap::open(net.tap), fmt::format("--net tap={}", net.tap)));
-        virtio::VirtioNetConfig net_config{net.mac.value_or(mac_for(net.tap)), std::nullopt};
+        auto mac = net.mac.value_or(mac_for(net.tap));
+        if (net.model == NetConfig::Model::E1000) {
+            RV_TRY_VOID(add_e1000(vm, std::move(tap), mac));
+            continue;
+        }
+        virtio::VirtioNetConfig net_config{mac, std::nullopt};
         auto device = RV_TRY(virtio::VirtioNet::create(std::move(tap), net_config));
         RV_TRY_VOID(add_virtio(vm, std::shared_ptr<virtio::VirtioDevice>(std::move(device))));
     }
     if (config.console == ConsoleKind::Virtio) {
         auto console = std::make_shared<virtio::VirtioConsole>(
             [&vm](std::span<const uint8_t> b) { vm.on_console_output(b); });
-        vm.m_console_input = ConsoleInput{
-            [console](std::span<const uint8_t> b) { console->enqueue_input(b); },
-            [console] { return console->input_capacity(); },
-            [console](std::function<void()> f) { console->set_input_space_callback(std::move(f)); }};
+        vm.m_console_input =
+            ConsoleInput{[console](std::span<const uint8_t> b) { console->enqueue_input(b); },
+                         [console] { return console->input_capacity(); },
+                         [console](std::function<void()> f) {
+                             console->set_input_space_callback(std::move(f));
+                         }};
         RV_TRY_VOID(add_virtio(vm, console));
     }
     if (config.rng) RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioRng>()));

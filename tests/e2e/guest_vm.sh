@@ -27,9 +27,9 @@ vm_boot() {
     for d; do
         case $VMM:$d in
             *:cmdline=*) extra+=" ${d#cmdline=}" ;;
-            ringvisor:disk=*,ide) args+=(--disk "${d%,ide},iface=ide") ;;
+            ringvisor:disk=*,ide) d=${d#disk=}; args+=(--disk "${d%,ide},iface=ide") ;;
             ringvisor:disk=*) args+=(--disk "${d#disk=}") ;;
-            ringvisor:net=*,e1000) args+=(--net "tap=${d%,e1000},model=e1000") ;;
+            ringvisor:net=*,e1000) d=${d#net=}; args+=(--net "tap=${d%,e1000},model=e1000") ;;
             ringvisor:net=*) args+=(--net "tap=${d#net=}") ;;
             ringvisor:console) args+=(--console virtio) ;;
             ringvisor:rng) args+=(--rng) ;;

@@ -64,7 +64,9 @@ e2e_wait_line() {
 }
 
 # run_cases KIND [NAME...]: runs the cases listed in the CASES array ("name
-# function" strings), or only those named (found in CASES or EXTRA_CASES).
+# function" strings), or only those named (found in CASES or EXTRA_CASES);
+# exits when a name is unknown. (Call it plainly, not in `run_cases || ...`:
+# that context would switch off errexit inside every case.)
 run_cases() {
     local kind=$1 c name fn t0 selected=()
     shift
@@ -72,7 +74,7 @@ run_cases() {
         for c in "${CASES[@]}" "${EXTRA_CASES[@]}"; do
             printf '%s\n' "$@" | grep -qx "${c%% *}" && selected+=("$c")
         done
-        ((${#selected[@]})) || { echo "$kind cases: no case named $*"; return 1; }
+        ((${#selected[@]})) || { echo "$kind cases: no case named $*"; exit 1; }
     else
         selected=("${CASES[@]}")
     fi

@@ -7,9 +7,11 @@
 // 0 (flush, discard, write-zeroes) or -errno (-EINVAL for a range outside the
 // disk or a malformed request, -EROFS for a write to a read-only disk).
 // Completions are delivered only from process_completions(), which a device
-// calls when completion_fd() becomes readable. Single-threaded: all calls
-// come from the thread that owns the device (the event loop), except that
-// drain() may be called by whoever holds the device's lock during reset.
+// calls when completion_fd() becomes readable. Not thread-safe: calls must
+// be serialised by the owner — virtio-blk makes them all from the event loop
+// (drain() also under the device's lock during reset); the IDE controller
+// submits from vCPU threads and completes on the event loop, every call under
+// its device mutex.
 //
 // Durability: flush() is fdatasync; it covers every write that completed
 // before the flush was submitted. Writes still in flight when a flush is

@@ -1,5 +1,4 @@
-// Test doubles for virtio-net: a NetBackend over a SOCK_SEQPACKET socketpair
-// (packet boundaries preserved, as with a tap), an Interrupt that records
+// Test doubles for virtio-net: the shared socketpair NetBackend, an Interrupt that records
 // what the device signalled, and an EventRegistrar that remembers the epoll
 // events asked for and runs handlers level-triggered, like the event loop.
 // Also used by fuzz/virtio_net_fuzz.cpp.
@@ -20,75 +19,12 @@
 #include "base/fd.h"
 #include "devices/event_registrar.h"
 #include "devices/virtio/virtio_device.h"
+#include "support/fake_net_backend.h"
 
 namespace rv::test {
 
-// What the test sees of the backend after the device owns it: the "network"
-// end of the socketpair and the settings the device made.
-struct FakeNetState {
-    Fd device_end;  // the backend's fd (owned here so tests can fill it)
-    Fd peer;        // the host network side
-    int vnet_hdr_size{0};
-    std::vector<NetOffloads> offloads;  // every set_offloads call, in order
-
-    // Queues a packet (header + frame) for the guest.
-    void send(const std::vector<uint8_t>& packet) {
-        if (::send(peer.get(), packet.data(), packet.size(), MSG_DONTWAIT) !=
-            static_cast<ssize_t>(packet.size()))
-            throw std::runtime_error("FakeNetState: send failed");
-    }
-    // The next packet the guest sent, if any.
-    std::optional<std::vector<uint8_t>> receive() {
-        std::vector<uint8_t> buf(70000);
-        ssize_t n = ::recv(peer.get(), buf.data(), buf.size(), MSG_DONTWAIT);
-        if (n < 0) return std::nullopt;
-        buf.resize(static_cast<size_t>(n));
-        return buf;
-    }
-    // Whether a packet is still waiting for the device to read it.
-    bool device_readable() const {
-        pollfd p{device_end.get(), POLLIN, 0};
-        return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-    }
-};
-
-class FakeNetBackend final : public NetBackend {
-  public:
-    static std::pair<std::unique_ptr<FakeNetBackend>, std::shared_ptr<FakeNetState>> create() {
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
-            throw std::runtime_error("socketpair failed");
-        auto state = std::make_shared<FakeNetState>();
-        state->device_end = Fd(fds[0]);
-        state->peer = Fd(fds[1]);
-        return {std::unique_ptr<FakeNetBackend>(new FakeNetBackend(state)), state};
-    }
-
-    int fd() const override { return m_state->device_end.get(); }
-    Result<std::optional<size_t>> readv(std::span<const iovec> iov) override {
-        return io(::readv(fd(), iov.data(), static_cast<int>(iov.size())), "readv");
-    }
-    Result<std::optional<size_t>> writev(std::span<const iovec> iov) override {
-        return io(::writev(fd(), iov.data(), static_cast<int>(iov.size())), "writev");
-    }
-    Result<void> set_vnet_hdr_size(int size) override {
-        m_state->vnet_hdr_size = size;
-        return {};
-    }
-    Result<void> set_offloads(const NetOffloads& offloads) override {
-        m_state->offloads.push_back(offloads);
-        return {};
-    }
-
-  private:
-    explicit FakeNetBackend(std::shared_ptr<FakeNetState> state) : m_state(std::move(state)) {}
-    static Result<std::optional<size_t>> io(ssize_t n, std::string_view what) {
-        if (n >= 0) return static_cast<size_t>(n);
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
-        return errno_error(what);
-    }
-    std::shared_ptr<FakeNetState> m_state;
-};
+// The backend double is the shared one (support/fake_net_backend.h).
+using FakeNetState = FakeNetPeer;
 
 class NetRecordingInterrupt final : public virtio::Interrupt {
   public:

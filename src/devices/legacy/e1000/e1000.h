@@ -1,0 +1,142 @@
+// An emulated Intel 82540EM gigabit NIC (the "e1000" every OS has a driver
+// for) on the PCI bus: BAR0 is the 128 KiB register file, BAR1 the 64-byte
+// I/O window (IOADDR/IODATA) that Linux uses for the reset on this chip.
+// The device raises its level-triggered INTx line while ICR & IMS is
+// non-zero, no more often than ITR allows.
+//
+// Pieces: eeprom (microwire + EERD), phy (MDIC), tx (ring walk, offloads,
+// TSO), rx (filters, ring fill); this class is the register file,
+// interrupts and the glue to the backend and event loop.
+//
+// Threads: vCPU threads access config space and BARs, and run TX on a TDT
+// write (as QEMU does: the guest pays for its own transmits). RX runs on the
+// event-loop thread when the backend fd is readable; the fd is registered
+// only while RCTL.EN is set and the ring has free descriptors, so a full
+// ring leaves packets queued in the tap until the guest writes RDT. The ITR
+// timer is a timerfd on the same loop. One mutex guards all device state;
+// handlers hold only a weak reference to the device.
+#pragma once
+
+#include <array>
+#include <bitset>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backends/net/net_backend.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "devices/event_registrar.h"
+#include "devices/interrupt.h"
+#include "devices/legacy/e1000/e1000_regs.h"
+#include "devices/legacy/e1000/eeprom.h"
+#include "devices/legacy/e1000/phy.h"
+#include "devices/legacy/e1000/rx.h"
+#include "devices/legacy/e1000/tx.h"
+#include "devices/pci/config_space.h"
+#include "devices/pci/pci_device.h"
+#include "memory/guest_memory.h"
+
+namespace rv {
+
+struct E1000Config {
+    std::array<uint8_t, 6> mac{};
+    // Monotonic time in nanoseconds, for interrupt throttling (ITR). Empty:
+    // CLOCK_MONOTONIC. Tests inject a manual clock.
+    std::function<uint64_t()> clock_ns;
+};
+
+struct E1000Stats {
+    uint64_t tx_packets{0};
+    uint64_t tx_dropped{0};
+    uint64_t rx_packets{0};
+    uint64_t rx_filtered{0};  // not for us (address / VLAN filter)
+    uint64_t rx_dropped{0};   // too long, or could never fit the ring
+    uint64_t interrupts{0};   // INTx assertions
+    uint64_t throttled{0};    // assertions ITR held back
+};
+
+class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000> {
+  public:
+    // memory and events must outlive the device.
+    static Result<std::shared_ptr<E1000>> create(const GuestMemory& memory,
+                                                 std::unique_ptr<NetBackend> backend,
+                                                 const E1000Config& config, EventRegistrar& events);
+    ~E1000() override;
+
+    // The INTx line (PciRoot::intx_line); called once the device is placed.
+    void set_intx(std::shared_ptr<IrqLine> line);
+
+    // PciDevice
+    std::string_view name() const override { return "e1000"; }
+    void config_read(uint16_t offset, std::span<uint8_t> data) override;
+    void config_write(uint16_t offset, std::span<const uint8_t> data) override;
+    std::vector<PciBarInfo> bars() const override;
+    void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
+    void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
+
+    // Event-loop entry points (registered by the device; public for tests).
+    void on_backend_event(uint32_t events);
+    void on_itr_timer();
+    int itr_timer_fd() const { return m_timer.get(); }
+
+    E1000Stats stats() const;
+
+  private:
+    E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend, const E1000Config& config,
+          EventRegistrar& events, Fd timer);
+
+    // registers.cpp: the register file with its side effects.
+    void access(uint64_t offset, std::span<uint8_t> data, bool write);
+    uint32_t read_reg(uint32_t offset);
+    uint32_t peek_reg(uint32_t offset) const;
+    void write_reg(uint32_t offset, uint32_t value);
+    void io_access(uint64_t offset, std::span<uint8_t> data, bool write);
+    void reset_locked();
+    void note_unknown(uint32_t offset, bool write);
+
+    // e1000.cpp: interrupts, TX/RX glue.
+    void raise(uint32_t causes);
+    void update_irq();
+    void set_line(bool high);
+    void arm_timer(uint64_t delay_ns);
+    uint64_t now_ns() const;
+    void process_tx();
+    void process_rx(bool read_backend);
+    void update_rx_interest();
+
+    const GuestMemory& m_memory;
+    const std::unique_ptr<NetBackend> m_backend;
+    EventRegistrar& m_events;
+    const E1000Config m_config;
+    const Fd m_timer;
+
+    mutable std::mutex m_mutex;  // everything below
+    PciConfigSpace m_pci;
+    e1000::RegisterFile m_regs;
+    e1000::Eeprom m_eeprom;
+    e1000::Phy m_phy;
+    e1000::TxEngine m_tx;
+    e1000::RxEngine m_rx;
+    uint32_t m_icr{0};
+    uint32_t m_ims{0};
+    uint32_t m_mdic{0};
+    uint32_t m_io_addr{0};
+
+    std::shared_ptr<IrqLine> m_intx;
+    bool m_level{false};
+    bool m_timer_armed{false};
+    uint64_t m_next_irq_ns{0};  // ITR: no new assertion before this
+
+    bool m_rx_registered{false};
+    bool m_backend_gone{false};
+    bool m_rx_pending{false};  // m_rx_buf holds a packet waiting for descriptors
+    size_t m_rx_len{0};
+    std::vector<uint8_t> m_rx_buf;
+
+    E1000Stats m_stats;
+    std::bitset<e1000::kMmioBarSize / 4> m_unknown_logged;
+};
+
+}  // namespace rv

@@ -1,0 +1,210 @@
+#include "devices/legacy/e1000/tx.h"
+
+#include <algorithm>
+#include <array>
+
+#include "base/log.h"
+
+namespace rv::e1000 {
+
+namespace {
+
+enum WarnBit : unsigned {
+    kWarnRing = 1 << 0,
+    kWarnIndex = 1 << 1,
+    kWarnDrop = 1 << 2,
+    kWarnBackend = 1 << 3,
+};
+
+constexpr uint32_t kMinFrame = 60;  // Ethernet minimum without FCS (TCTL.PSP pads to it)
+constexpr uint32_t kEthAddrs = 12;  // destination + source MAC
+
+}  // namespace
+
+void TxEngine::reset() {
+    m_ctx = {};
+    m_tso_ctx = {};
+    m_packet.clear();
+    m_in_packet = false;
+    m_drop_reason = nullptr;
+}
+
+void TxEngine::warn_once(unsigned bit, std::string_view text) {
+    if (m_warned & bit) {
+        log::debug("e1000 tx: {}", text);
+        return;
+    }
+    m_warned |= bit;
+    log::warn("e1000 tx: {} (further occurrences at debug level)", text);
+}
+
+uint32_t TxEngine::process(const Env& env) {
+    RegisterFile& regs = env.regs;
+    if (!(regs.get(reg::kTctl) & kTctlEn)) return 0;
+    const uint32_t len = regs.get(reg::kTdlen) & 0xFFF80;  // bits 19:7; 128-byte units
+    const uint64_t base = (uint64_t{regs.get(reg::kTdbah)} << 32) | (regs.get(reg::kTdbal) & ~0xFu);
+    if (len == 0 || regs.get(reg::kTdlen) != len ||
+        !env.memory.check_range(GuestAddress(base), len)) {
+        warn_once(kWarnRing, fmt::format("bad ring: TDBA {:#x} TDLEN {:#x} (ignored)", base,
+                                         regs.get(reg::kTdlen)));
+        return 0;
+    }
+    const uint32_t count = len / kDescSize;
+    uint32_t head = regs.get(reg::kTdh);
+    const uint32_t tail = regs.get(reg::kTdt);
+    if (head >= count || tail >= count) {
+        warn_once(kWarnIndex,
+                  fmt::format("TDH {} / TDT {} outside a ring of {} (ignored)", head, tail, count));
+        return 0;
+    }
+    uint32_t causes = 0;
+    uint32_t n = 0;
+    // At most one lap: head == tail ends it, and it cannot take longer.
+    for (; n < count && head != tail; ++n) {
+        GuestAddress at(base + uint64_t{head} * kDescSize);
+        auto desc = env.memory.read_obj<RawDesc>(at);
+        if (!desc) break;  // the ring was checked above; cannot happen
+        if (handle_descriptor(env, *desc)) {
+            // DD in the status byte (offset 12 in every descriptor format).
+            uint8_t status = static_cast<uint8_t>(desc->bytes[12] | kTxStaDd);
+            (void)env.memory.write(GuestAddress(at.value + 12), std::span(&status, 1));
+            causes |= kIntTxdw;
+        }
+        head = (head + 1) % count;
+        regs.set(reg::kTdh, head);
+    }
+    if (n > 0 && head == tail) causes |= kIntTxqe;
+    return causes;
+}
+
+bool TxEngine::handle_descriptor(const Env& env, const RawDesc& desc) {
+    const uint8_t* b = desc.bytes;
+    const uint32_t dword = le32(b + 8);
+    const uint8_t cmd = b[11];
+    const bool rs = cmd & kTxCmdRs;
+    if (cmd & kTxCmdDext) {
+        uint32_t dtyp = (dword >> 20) & 0xF;
+        if (dtyp == kTxDtypContext) {
+            TxContext ctx = parse_context(desc);
+            (ctx.tucmd & kTxCmdTse ? m_tso_ctx : m_ctx) = ctx;
+            return rs;
+        }
+        if (dtyp != kTxDtypData) {
+            warn_once(kWarnDrop, fmt::format("descriptor type {} (skipped)", dtyp));
+            return rs;
+        }
+    }
+    if (!m_in_packet) {
+        // POPTS and TSE count in the first descriptor of a packet.
+        m_in_packet = true;
+        m_extended = cmd & kTxCmdDext;
+        m_tse = m_extended && (cmd & kTxCmdTse);
+        m_popts = m_extended ? b[13] : 0;
+        m_packet.clear();
+        m_drop_reason = nullptr;
+    }
+    const uint32_t length = (cmd & kTxCmdDext) ? (dword & 0xFFFFF) : le16(b + 8);
+    gather(env, le64(b), length);
+    if (cmd & kTxCmdEop) finish_packet(env, desc);
+    return rs;
+}
+
+void TxEngine::gather(const Env& env, uint64_t addr, uint32_t len) {
+    if (m_drop_reason || len == 0) return;
+    if (m_packet.size() + len > kMaxTxPacket) {
+        m_drop_reason = "packet larger than 64 KiB + headers";
+        return;
+    }
+    size_t at = m_packet.size();
+    m_packet.resize(at + len);
+    if (!env.memory.read(GuestAddress(addr), std::span(m_packet).subspan(at, len))) {
+        m_drop_reason = "buffer outside guest memory";
+        m_packet.resize(at);
+    }
+}
+
+void TxEngine::drop_packet(std::string_view why) {
+    ++m_counters.dropped;
+    warn_once(kWarnDrop, fmt::format("dropping a {}-byte packet: {}", m_packet.size(), why));
+}
+
+void TxEngine::finish_packet(const Env& env, const RawDesc& eop) {
+    m_in_packet = false;
+    std::span<uint8_t> packet(m_packet);
+    if (m_drop_reason) return drop_packet(m_drop_reason);
+    if (packet.empty()) return drop_packet("no data");
+    // VLAN insertion: VLE in the last descriptor, honoured with CTRL.VME.
+    m_vlan = (eop.bytes[11] & kTxCmdVle) && (env.regs.get(reg::kCtrl) & kCtrlVme);
+    m_vlan_tci = le16(eop.bytes + 14);
+    if (m_tse) {
+        if (!(m_tso_ctx.tucmd & kTxCmdTse)) return drop_packet("TSO without a TSO context");
+        bool ok = tso_segment(packet, m_tso_ctx, m_popts, m_scratch,
+                              [&](std::span<const uint8_t> seg) { send_frame(env, seg); });
+        if (!ok) return drop_packet("TSO context does not fit the packet");
+        return;
+    }
+    bool ok = true;
+    if (!m_extended) {
+        // Legacy: CSO/CSS/IC of the last descriptor.
+        if (eop.bytes[11] & kTxCmdIc) ok = insert_checksum(packet, eop.bytes[13], eop.bytes[10], 0);
+    } else {
+        if (m_popts & kTxPoptsIxsm)
+            ok = ok && insert_checksum(packet, m_ctx.ipcss, m_ctx.ipcso, m_ctx.ipcse);
+        if (m_popts & kTxPoptsTxsm)
+            ok = ok && insert_checksum(packet, m_ctx.tucss, m_ctx.tucso, m_ctx.tucse,
+                                       !(m_ctx.tucmd & kTuCmdTcp));
+    }
+    if (!ok) return drop_packet("checksum offsets outside the frame");
+    send_frame(env, packet);
+}
+
+void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame) {
+    static constexpr std::array<uint8_t, kVnetHdrSize> kHeader{};
+    static constexpr std::array<uint8_t, kMinFrame> kZeros{};
+    std::array<uint8_t, 4> tag{};
+    std::array<iovec, 5> iov{};
+    size_t n = 0;
+    auto add = [&](const uint8_t* p, size_t len) {
+        if (len) iov[n++] = iovec{const_cast<uint8_t*>(p), len};
+    };
+    add(kHeader.data(), kHeader.size());
+    size_t wire = frame.size();
+    if (m_vlan && frame.size() >= kEthAddrs) {
+        uint16_t vet = static_cast<uint16_t>(env.regs.get(reg::kVet));
+        tag = {static_cast<uint8_t>(vet >> 8), static_cast<uint8_t>(vet),
+               static_cast<uint8_t>(m_vlan_tci >> 8), static_cast<uint8_t>(m_vlan_tci)};
+        add(frame.data(), kEthAddrs);
+        add(tag.data(), tag.size());
+        add(frame.data() + kEthAddrs, frame.size() - kEthAddrs);
+        wire += tag.size();
+    } else {
+        add(frame.data(), frame.size());
+    }
+    if ((env.regs.get(reg::kTctl) & kTctlPsp) && wire < kMinFrame) {
+        add(kZeros.data(), kMinFrame - wire);
+        wire = kMinFrame;
+    }
+    auto written = env.backend.writev(std::span(iov.data(), n));
+    if (!written || !*written) {
+        ++m_counters.dropped;
+        warn_once(kWarnBackend, written ? std::string("backend full, frame dropped")
+                                        : "backend write: " + written.error().message());
+        return;
+    }
+    ++m_counters.packets;
+    RegisterFile& regs = env.regs;
+    regs.count(stat::kGptc);
+    regs.count(stat::kTpt);
+    regs.count64(stat::kGotcl, wire + 4);  // counted with the FCS, as on the wire
+    regs.count64(stat::kTotl, wire + 4);
+    if (frame.size() >= 6) {
+        bool broadcast =
+            std::all_of(frame.begin(), frame.begin() + 6, [](uint8_t x) { return x == 0xFF; });
+        if (broadcast)
+            regs.count(stat::kBptc);
+        else if (frame[0] & 1)
+            regs.count(stat::kMptc);
+    }
+}
+
+}  // namespace rv::e1000

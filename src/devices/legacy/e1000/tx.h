@@ -1,0 +1,79 @@
+// The 82540's transmit path: walks the descriptor ring from TDH to TDT,
+// keeps the two offload contexts (one for TSO, one for plain checksum
+// offload, as the hardware does), gathers each packet's buffers until EOP,
+// applies the offloads in software and hands finished Ethernet frames to the
+// backend behind a zeroed virtio-net header.
+//
+// Everything read from the ring is hostile: the ring is validated on every
+// walk (TDLEN a non-zero multiple of 128 inside guest RAM, TDH/TDT inside
+// it), a walk stops after one lap, packets past kMaxTxPacket and contexts
+// whose offsets fall outside the frame are dropped with a log line.
+// Not synchronised: the device calls it under its lock.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backends/net/net_backend.h"
+#include "devices/legacy/e1000/e1000_regs.h"
+#include "devices/legacy/e1000/tx_offload.h"
+#include "memory/guest_memory.h"
+
+namespace rv::e1000 {
+
+// Largest packet one descriptor chain may gather: a 64 KiB TSO payload
+// plus the headers (hdr_len is at most 255) and a VLAN tag.
+inline constexpr uint32_t kMaxTxPacket = 65536 + 256;
+
+// What the virtio-net header the backend expects looks like on the wire;
+// we always send and receive it zeroed (no offloads to the host).
+inline constexpr uint32_t kVnetHdrSize = 12;
+
+struct TxCounters {
+    uint64_t packets{0};
+    uint64_t dropped{0};  // malformed, oversized, or refused by the backend
+};
+
+class TxEngine {
+  public:
+    struct Env {
+        const GuestMemory& memory;
+        NetBackend& backend;
+        RegisterFile& regs;
+    };
+
+    // Processes descriptors from TDH up to TDT (updating TDH in regs) and
+    // returns the interrupt causes to raise (TXDW, TXQE).
+    uint32_t process(const Env& env);
+    // Forgets both contexts and any half-gathered packet (CTRL.RST).
+    void reset();
+
+    const TxCounters& counters() const { return m_counters; }
+
+  private:
+    // Returns true if the descriptor asked for a status write-back (RS).
+    bool handle_descriptor(const Env& env, const RawDesc& desc);
+    void gather(const Env& env, uint64_t addr, uint32_t len);
+    void finish_packet(const Env& env, const RawDesc& eop);
+    void send_frame(const Env& env, std::span<const uint8_t> frame);
+    void drop_packet(std::string_view why);
+    void warn_once(unsigned bit, std::string_view text);
+
+    TxContext m_ctx;      // plain checksum offload
+    TxContext m_tso_ctx;  // TCP segmentation
+    // The packet being gathered and what its first descriptor said.
+    std::vector<uint8_t> m_packet;
+    bool m_in_packet{false};
+    bool m_extended{false};
+    bool m_tse{false};
+    uint8_t m_popts{0};
+    bool m_vlan{false};  // insert an 802.1Q tag (VLE with CTRL.VME)
+    uint16_t m_vlan_tci{0};
+    const char* m_drop_reason{nullptr};  // set: drop the packet at EOP
+    std::vector<uint8_t> m_scratch;      // TSO segment / VLAN-tagged frame
+    TxCounters m_counters;
+    unsigned m_warned{0};
+};
+
+}  // namespace rv::e1000

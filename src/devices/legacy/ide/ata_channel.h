@@ -1,0 +1,171 @@
+// One IDE channel: the shared ATA task-file registers, a master and a slave
+// disk, the command state machine (PIO in/out, bus-master DMA, non-data
+// commands) and the channel's bus-master (BMIDE) registers. Independent of
+// PCI: PiixIde owns two channels and routes port, BAR and completion events
+// here.
+//
+// Not synchronised: every call is made with the controller's mutex held, on
+// a vCPU thread (register accesses) or the event-loop thread (completions).
+// Disk I/O never runs on the caller's thread: a command that needs data
+// submits to the disk's BlockBackend and stays BSY until the completion.
+//
+// Reset and cancellation: a command in flight when the guest resets the
+// channel (SRST) or stops the bus master mid-transfer is cancelled by
+// draining its backend (the I/O may still be writing into guest RAM or our
+// buffer, so we wait for it) and discarding the completion; every
+// submission also carries a fresh tag, and a completion whose tag is not the
+// one awaited is ignored, so nothing from a cancelled command can touch the
+// device state afterwards.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "backends/block/block_backend.h"
+#include "devices/interrupt.h"
+#include "devices/legacy/ide/ata.h"
+#include "devices/legacy/ide/bmdma.h"
+#include "memory/guest_memory.h"
+
+namespace rv::ide {
+
+struct AtaDisk {
+    std::unique_ptr<BlockBackend> backend;
+    std::string serial;
+    uint8_t status{ata::kStatusReady};
+    uint8_t error{ata::kErrDiagPassed};
+    uint8_t multiple{ata::kMaxMultipleSectors};  // READ/WRITE MULTIPLE block, 0 = off
+    bool write_cache{true};
+    uint8_t transfer_mode{0};  // SET FEATURES 0x03 value (for IDENTIFY words 63/88)
+    uint16_t heads{ata::kDefaultHeads};
+    uint16_t sectors_per_track{ata::kDefaultSectorsPerTrack};
+};
+
+class AtaChannel {
+  public:
+    // Sectors buffered for PIO: one backend read fills up to this many, and
+    // the guest drains them a DRQ block at a time.
+    static constexpr uint64_t kBufferSectors = 256;
+
+    AtaChannel(const GuestMemory& memory, std::array<std::optional<AtaDisk>, 2> disks,
+               std::shared_ptr<IrqLine> irq);
+    ~AtaChannel();
+    AtaChannel(const AtaChannel&) = delete;
+    AtaChannel& operator=(const AtaChannel&) = delete;
+
+    // Command block (8 ports) and control block (alt status / device control).
+    void command_read(unsigned reg, std::span<uint8_t> data);
+    void command_write(unsigned reg, std::span<const uint8_t> data);
+    uint8_t alt_status() const;
+    void control_write(uint8_t value);
+
+    // This channel's 8 bytes of the BMIDE BAR.
+    void bm_read(unsigned offset, std::span<uint8_t> data) const;
+    void bm_write(unsigned offset, std::span<const uint8_t> data);
+    // PCI command register's bus-master enable: without it no DMA starts.
+    void set_bus_master_enabled(bool enabled) { m_bus_master = enabled; }
+
+    // The event loop saw disk `unit`'s completion fd readable.
+    void process_completions(unsigned unit);
+
+    BlockBackend* backend(unsigned unit) const;
+    bool has_disks() const { return m_disks[0] || m_disks[1]; }
+    // No command in progress (for tests and the fuzzer).
+    bool idle() const { return m_phase == Phase::Idle; }
+
+  private:
+    enum class Phase {
+        Idle,
+        Backend,   // BSY: waiting for a backend completion
+        PioIn,     // DRQ: the guest reads a block from m_buffer
+        PioOut,    // DRQ: the guest writes a block into m_buffer
+        DmaReady,  // a DMA command waits for the bus master to be started
+        Dma,       // bus-master transfer submitted
+    };
+    enum class Pending { None, PioRead, PioWrite, Dma, Flush, WriteThrough };
+
+    struct Transfer {
+        unsigned unit{0};
+        uint8_t opcode{0};
+        uint64_t lba{0};        // next sector the backend reads or writes
+        uint64_t remaining{0};  // sectors not yet read or written by the backend
+        uint64_t block{1};      // sectors per DRQ block (PIO)
+        bool write{false};
+        bool dma{false};
+    };
+
+    // Registers.
+    unsigned selected() const { return (m_device & ata::kDevSlave) ? 1 : 0; }
+    AtaDisk* disk(unsigned unit) { return m_disks[unit] ? &*m_disks[unit] : nullptr; }
+    uint8_t read_register(unsigned reg);
+    void write_register(unsigned reg, uint8_t value);
+    void data_read(std::span<uint8_t> data);
+    void data_write(std::span<const uint8_t> data);
+    void set_signature();
+    void bm_write_byte(unsigned offset, uint8_t value);
+
+    // Interrupts: INTRQ is a level the channel raises when a command wants
+    // the host's attention; reading Status or issuing a command lowers it,
+    // and nIEN masks it.
+    void raise_irq();
+    void clear_irq();
+    void update_irq();
+
+    // Commands (ata_commands.cpp).
+    void execute(uint8_t opcode);
+    void execute_diagnostic();
+    void set_features(AtaDisk& d);
+    void start_transfer(uint8_t opcode, bool write, bool dma, bool lba48, uint64_t block);
+    void start_identify(AtaDisk& d);
+    void submit_pio_read();
+    void submit_pio_write();
+    void begin_in_block();
+    void begin_out_block();
+    void begin_dma();
+    void submit_dma_chunk();
+    void submit_flush(Pending kind);
+    void on_complete(uint64_t tag, int64_t result);
+    void after_write();
+    void complete_ok();
+    void complete_error(uint8_t error);
+    void fail_dma(const Error& why);
+    void cancel();
+    uint64_t next_tag() { return ++m_tag; }
+
+    const GuestMemory& m_memory;
+    std::array<std::optional<AtaDisk>, 2> m_disks;
+    std::shared_ptr<IrqLine> m_irq;
+
+    // Task file: "current" and "previous" (HOB) bytes of each LBA48 register.
+    uint8_t m_feature{0}, m_count{0}, m_lba_low{0}, m_lba_mid{0}, m_lba_high{0};
+    uint8_t m_hob_feature{0}, m_hob_count{0}, m_hob_lba_low{0}, m_hob_lba_mid{0}, m_hob_lba_high{0};
+    uint8_t m_device{0};
+    uint8_t m_control{0};
+    bool m_intrq{false};
+    bool m_irq_level{false};
+
+    // Command state.
+    Phase m_phase{Phase::Idle};
+    Pending m_pending{Pending::None};
+    uint64_t m_tag{0};  // tag of the awaited completion
+    uint64_t m_pending_sectors{0};
+    Transfer m_xfer;
+    std::unique_ptr<uint8_t[]> m_buffer;
+    uint64_t m_buf_pos{0};
+    uint64_t m_buf_len{0};
+    uint64_t m_block_end{0};
+
+    // Bus master.
+    uint8_t m_bm_command{0};
+    uint8_t m_bm_status{0};
+    uint32_t m_bm_prd{0};
+    bool m_bus_master{false};
+    DmaCursor m_dma;
+    bool m_dma_table_longer{false};
+};
+
+}  // namespace rv::ide

@@ -1,0 +1,106 @@
+// The PIIX4 IDE function (8086:7111) in legacy ("compatibility") mode, as
+// Linux's ata_piix drives it: two channels at the ISA ports 0x1F0/0x3F6
+// (IRQ 14) and 0x170/0x376 (IRQ 15), bus-master DMA through the 16-byte I/O
+// BAR 4, and up to four ATA disks on block backends. PIIX4 rather than PIIX3
+// so ata_piix allows UDMA33 (it treats the PIIX3 as MWDMA-only).
+//
+// Wiring (the VMM):
+//   auto ide = PiixIde::create(memory, std::move(drives), irq14, irq15, event_loop);
+//   pci_root->add(ide);                                   // BAR 4 = BMIDE
+//   pio.insert(ide->command_block(0), PioAddress{PiixIde::kPrimaryCommandBase}, 8);
+//   pio.insert(ide->control_block(0), PioAddress{PiixIde::kPrimaryControlPort}, 1);
+//   ... the same for channel 1 with the secondary addresses.
+// The backends' completion fds are registered with `events` in create() and
+// removed when the device is destroyed.
+//
+// One mutex guards the whole controller; port, BAR and config accesses (vCPU
+// threads) and backend completions (event loop) all take it.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "backends/block/block_backend.h"
+#include "base/error.h"
+#include "bus/bus.h"
+#include "devices/event_registrar.h"
+#include "devices/interrupt.h"
+#include "devices/legacy/ide/ata_channel.h"
+#include "devices/pci/config_space.h"
+#include "devices/pci/pci_device.h"
+#include "memory/guest_memory.h"
+
+namespace rv {
+
+struct IdeDrive {  // one ATA disk
+    std::unique_ptr<BlockBackend> backend;
+    std::string serial;  // up to 20 characters; empty = generated
+};
+
+class PiixIde final : public PciDevice {
+  public:
+    static constexpr uint16_t kPrimaryCommandBase = 0x1F0;
+    static constexpr uint16_t kPrimaryControlPort = 0x3F6;
+    static constexpr uint16_t kSecondaryCommandBase = 0x170;
+    static constexpr uint16_t kSecondaryControlPort = 0x376;
+    static constexpr uint16_t kVendorId = 0x8086;
+    static constexpr uint16_t kDeviceId = 0x7111;  // 82371AB/EB/MB PIIX4 IDE
+    static constexpr uint8_t kBmBar = 4;
+    static constexpr uint64_t kBmBarSize = 16;
+    // PIIX config registers: IDETIM (primary 0x40, secondary 0x42), SIDETIM,
+    // UDMACTL, UDMATIM. Bit 15 of IDETIM enables the channel's decode.
+    static constexpr uint16_t kIdeTimPrimary = 0x40;
+    static constexpr uint16_t kIdeTimSecondary = 0x42;
+    static constexpr uint16_t kIdeTimDecodeEnable = 0x8000;
+
+    // drives[0] primary master, [1] primary slave, [2] secondary master,
+    // [3] secondary slave; an empty optional is an absent disk. Each drive
+    // needs a backend.
+    static Result<std::shared_ptr<PiixIde>> create(const GuestMemory& memory,
+                                                   std::array<std::optional<IdeDrive>, 4> drives,
+                                                   std::shared_ptr<IrqLine> irq14,
+                                                   std::shared_ptr<IrqLine> irq15,
+                                                   EventRegistrar& events);
+    ~PiixIde() override;
+
+    // Port-I/O devices for channel 0 (primary) or 1 (secondary): the
+    // 8-port command block and the 1-port control block.
+    std::shared_ptr<BusDevice> command_block(unsigned channel);
+    std::shared_ptr<BusDevice> control_block(unsigned channel);
+
+    std::string_view name() const override { return "piix4-ide"; }
+    void config_read(uint16_t offset, std::span<uint8_t> data) override;
+    void config_write(uint16_t offset, std::span<const uint8_t> data) override;
+    std::vector<PciBarInfo> bars() const override;
+    void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
+    void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
+
+    // The event loop's view, public for tests that pump completions
+    // themselves: the completion fd of `drive` (0..3) became readable.
+    void process_completions(unsigned drive);
+    // True when neither channel has a command in progress.
+    bool idle() const;
+
+  private:
+    class PortBlock;
+
+    PiixIde(const GuestMemory& memory, std::array<std::optional<IdeDrive>, 4> drives,
+            std::shared_ptr<IrqLine> irq14, std::shared_ptr<IrqLine> irq15);
+    void port_read(unsigned channel, bool control, uint64_t offset, std::span<uint8_t> data);
+    void port_write(unsigned channel, bool control, uint64_t offset, std::span<const uint8_t> data);
+    bool decodes(unsigned channel) const;
+    void sync_bus_master();
+
+    mutable std::mutex m_lock;
+    PciConfigSpace m_config;
+    std::array<std::unique_ptr<ide::AtaChannel>, 2> m_channels;
+    std::array<std::shared_ptr<BusDevice>, 2> m_command_blocks;
+    std::array<std::shared_ptr<BusDevice>, 2> m_control_blocks;
+    EventRegistrar* m_events{nullptr};
+    std::vector<int> m_registered_fds;
+};
+
+}  // namespace rv
