@@ -221,7 +221,12 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     // Boot tables and the kernel.
     std::optional<x86::PciHostBridge> pci;
     if (vm->m_pci) {
+        const PciWindows windows;  // the same defaults allocate_bars uses
         pci.emplace();
+        pci->mmio32_start = windows.mmio32_start;
+        pci->mmio32_end = windows.mmio32_end;
+        pci->mmio64_start = windows.mmio64_start;
+        pci->mmio64_end = windows.mmio64_end;
         for (uint8_t dev = 1; dev < kPciMaxSlots; ++dev)
             for (uint8_t pin = 1; pin <= 4; ++pin)
                 pci->intx_routes.push_back({dev, uint8_t(pin - 1), PciRoot::intx_irq(dev, pin)});

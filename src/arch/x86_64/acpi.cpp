@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "arch/x86_64/acpi_tables.h"
+#include "arch/x86_64/aml.h"
 #include "arch/x86_64/layout.h"
 
 namespace rv::x86 {
@@ -50,50 +51,6 @@ void finish_table(std::vector<uint8_t>& table) {
     table[offsetof(AcpiTableHeader, checksum)] = 0;
     table[offsetof(AcpiTableHeader, checksum)] = static_cast<uint8_t>(-acpi_checksum(table));
 }
-
-// AML PkgLength (ACPI 6, 20.2.4): the length counts its own encoding bytes.
-// Up to 63 it is one byte; otherwise the lead byte holds the count of
-// following bytes in bits 7..6 and the low nibble, the rest follows LSB first.
-void append_pkg_length(std::vector<uint8_t>& out, size_t body) {
-    for (size_t n = 1; n <= 4; ++n) {
-        size_t total = body + n;
-        if (n == 1 && total <= 0x3F) {
-            out.push_back(static_cast<uint8_t>(total));
-            return;
-        }
-        if (n > 1 && total < (size_t{1} << (4 + 8 * (n - 1)))) {
-            out.push_back(static_cast<uint8_t>(((n - 1) << 6) | (total & 0xF)));
-            for (size_t i = 1; i < n; ++i)
-                out.push_back(static_cast<uint8_t>(total >> (4 + 8 * (i - 1))));
-            return;
-        }
-    }
-}
-
-// <opcode bytes> PkgLength <body>
-void append_package(std::vector<uint8_t>& out, std::initializer_list<uint8_t> opcode,
-                    const std::vector<uint8_t>& body) {
-    out.insert(out.end(), opcode);
-    append_pkg_length(out, body.size());
-    out.insert(out.end(), body.begin(), body.end());
-}
-
-// Pushed byte by byte: GCC 12 reports a false -Warray-bounds for a ranged insert here.
-void append_name_seg(std::vector<uint8_t>& out, const char* seg) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(seg[i]));
-}
-
-constexpr uint8_t kAmlNameOp = 0x08;
-constexpr uint8_t kAmlZeroOp = 0x00;
-constexpr uint8_t kAmlOneOp = 0x01;
-constexpr uint8_t kAmlWordPrefix = 0x0B;
-constexpr uint8_t kAmlBytePrefix = 0x0A;
-constexpr uint8_t kAmlDWordPrefix = 0x0C;
-constexpr uint8_t kAmlScopeOp = 0x10;
-constexpr uint8_t kAmlPackageOp = 0x12;
-constexpr uint8_t kAmlExtOpPrefix = 0x5B;
-constexpr uint8_t kAmlDeviceOp = 0x82;
-constexpr uint32_t kEisaIdPnp0A03 = 0x030AD041;  // EisaId("PNP0A03"), PCI host bridge
 
 std::vector<uint8_t> build_rsdp() {
     AcpiRsdp rsdp{};
@@ -191,44 +148,6 @@ std::vector<uint8_t> build_madt(unsigned num_cpus) {
     return out;
 }
 
-// An Integer in its shortest AML encoding.
-void append_integer(std::vector<uint8_t>& out, uint32_t v) {
-    if (v <= 1) {
-        out.push_back(v ? kAmlOneOp : kAmlZeroOp);
-    } else if (v <= 0xFF) {
-        out.push_back(kAmlBytePrefix);
-        out.push_back(static_cast<uint8_t>(v));
-    } else if (v <= 0xFFFF) {
-        out.push_back(kAmlWordPrefix);
-        append(out, static_cast<uint16_t>(v));
-    } else {
-        out.push_back(kAmlDWordPrefix);
-        append(out, v);
-    }
-}
-
-// Name (_PRT, Package () { Package () { 0xSSSSFFFF, pin, Zero, gsi }, ... }):
-// each entry wires a slot's pin straight to an I/O APIC input (no link
-// devices), which Linux registers as level-triggered.
-std::vector<uint8_t> prt_aml(const std::vector<PciIntxRoute>& routes) {
-    std::vector<uint8_t> body;
-    body.push_back(static_cast<uint8_t>(routes.size()));
-    for (const auto& r : routes) {
-        std::vector<uint8_t> entry;
-        entry.push_back(4);
-        append_integer(entry, (uint32_t{r.slot} << 16) | 0xFFFF);
-        append_integer(entry, r.pin);
-        append_integer(entry, 0);  // Source: none, the GSI is fixed
-        append_integer(entry, r.gsi);
-        append_package(body, {kAmlPackageOp}, entry);
-    }
-    std::vector<uint8_t> out;
-    out.push_back(kAmlNameOp);
-    append_name_seg(out, "_PRT");
-    append_package(out, {kAmlPackageOp}, body);
-    return out;
-}
-
 }  // namespace
 
 uint8_t acpi_checksum(std::span<const uint8_t> bytes) {
@@ -237,39 +156,23 @@ uint8_t acpi_checksum(std::span<const uint8_t> bytes) {
 }
 
 std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci) {
-    std::vector<uint8_t> aml;
+    std::vector<uint8_t> out;
     // Name (_S5, Package (4) { 5, 5, 0, 0 }): SLP_TYPa, SLP_TYPb, reserved.
-    aml.push_back(kAmlNameOp);
-    append_name_seg(aml, "_S5_");
-    std::vector<uint8_t> pkg = {4,         kAmlBytePrefix, kS5SlpTyp, kAmlBytePrefix,
-                                kS5SlpTyp, kAmlZeroOp,     kAmlZeroOp};
-    append_package(aml, {kAmlPackageOp}, pkg);
+    out.push_back(aml::kNameOp);
+    aml::name_seg(out, "_S5_");
+    std::vector<uint8_t> pkg = {4,         aml::kBytePrefix, kS5SlpTyp,   aml::kBytePrefix,
+                                kS5SlpTyp, aml::kZeroOp,     aml::kZeroOp};
+    aml::package(out, {aml::kPackageOp}, pkg);
 
     if (pci) {
-        // Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03"))
-        //   Name (_ADR, 0)  Name (_UID, 0)  [Name (_PRT, ...)] } }
-        // No _CRS: Linux then uses all I/O and memory space as the bridge's windows.
-        std::vector<uint8_t> dev;
-        append_name_seg(dev, "PCI0");
-        dev.push_back(kAmlNameOp);
-        append_name_seg(dev, "_HID");
-        dev.push_back(kAmlDWordPrefix);
-        append(dev, kEisaIdPnp0A03);
-        for (const auto& name : {"_ADR", "_UID"}) {
-            dev.push_back(kAmlNameOp);
-            append_name_seg(dev, name);
-            dev.push_back(kAmlZeroOp);
-        }
-        if (!pci->intx_routes.empty()) {
-            auto prt = prt_aml(pci->intx_routes);
-            dev.insert(dev.end(), prt.begin(), prt.end());
-        }
+        // Scope (\_SB) { Device (PCI0) { ... } }
         std::vector<uint8_t> scope;
-        append_name_seg(scope, "_SB_");
-        append_package(scope, {kAmlExtOpPrefix, kAmlDeviceOp}, dev);
-        append_package(aml, {kAmlScopeOp}, scope);
+        aml::name_seg(scope, "_SB_");
+        auto dev = pci_host_bridge_aml(*pci);
+        scope.insert(scope.end(), dev.begin(), dev.end());
+        aml::package(out, {aml::kScopeOp}, scope);
     }
-    return aml;
+    return out;
 }
 
 Result<GuestAddress> setup_acpi(const GuestMemory& memory, unsigned num_cpus,

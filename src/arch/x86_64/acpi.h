@@ -53,12 +53,20 @@ struct PciIntxRoute {
 };
 struct PciHostBridge {
     std::vector<PciIntxRoute> intx_routes;  // becomes PCI0._PRT
+    // The MMIO windows BARs are placed in, [start, end); with I/O ports
+    // 0-0xCF7 and 0xD00-0xFFFF they become PCI0._CRS. Empty: left out.
+    uint64_t mmio32_start{0}, mmio32_end{0};
+    uint64_t mmio64_start{0}, mmio64_end{0};
 };
+
+// Device (PCI0) with _HID, _ADR, _UID, _CRS and _PRT, for the DSDT's \_SB scope.
+std::vector<uint8_t> pci_host_bridge_aml(const PciHostBridge& pci);
 
 // The DSDT's AML body (after the 36-byte header). With a PCI host bridge, it
 // also declares \_SB.PCI0 (PNP0A03) — without a PCI root bridge in the
-// namespace, Linux with ACPI enabled never scans PCI bus 0 — and its _PRT,
-// without which Linux cannot route INTx ("no GSI").
+// namespace, Linux with ACPI enabled never scans PCI bus 0 — with its
+// windows (_CRS: without them Linux cannot claim BARs or the legacy IDE
+// ports) and its _PRT (without it Linux cannot route INTx: "no GSI").
 std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci);
 
 // Builds and writes all tables; returns the RSDP address for
