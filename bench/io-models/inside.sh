@@ -17,7 +17,7 @@ KERNEL_CACHE=${KERNEL_CACHE:-$root/build/kernel-cache}
 INITRD=${INITRD:-$root/build/io-models/initramfs.cpio.gz}
 RVIO=${RVIO:-$root/build/bench-io/rvio}
 IMG_MIB=${IMG_MIB:-512} CACHE=${CACHE:-none} RUNS=${RUNS:-3} MEM_MIB=${MEM_MIB:-512}
-SEQ=${SEQ:-128M} SEQ_PIO=${SEQ_PIO:-16M} RAND_S=${RAND_S:-8} NET=${NET:-100M}
+SEQ=${SEQ:-64M} SEQ_PIO=${SEQ_PIO:-2M} RAND_S=${RAND_S:-5} NET=${NET:-30M}
 MODELS=${MODELS:-ide-pio ide-dma virtio-blk e1000 virtio-net}
 VMMS=${VMMS:-rv qemu}
 L2_TIMEOUT=${L2_TIMEOUT:-400}

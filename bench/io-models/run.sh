@@ -3,7 +3,7 @@
 # disk (PIO and DMA), virtio-blk, an emulated e1000 and virtio-net, under
 # ringvisor and QEMU, in one test-host run on the same image and TAP.
 #   bench/io-models/run.sh [BUILD_DIR]
-#   env: RUNS=3 CACHE=none|writeback SEQ=128M SEQ_PIO=16M RAND_S=8 NET=100M
+#   env: RUNS=3 CACHE=none|writeback SEQ=64M SEQ_PIO=2M RAND_S=5 NET=30M
 #        MODELS="ide-pio ide-dma virtio-blk e1000 virtio-net" VMMS="rv qemu"
 #        L1_MEM_MIB=3072 CHART=docs/io-models.png
 # Prints a markdown table (medians) and writes a PNG chart (gnuplot): per row

@@ -1,5 +1,7 @@
 #include "vmm/vcpu.h"
 
+#include "base/log.h"
+
 #include <signal.h>
 
 #include <fmt/format.h>
@@ -80,10 +82,19 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
             // Only without an in-kernel irqchip: nothing can wake us, so stop.
             m_control.request_exit(VmExitReason::PowerOff, fmt::format("vCPU {} halted", m_fd.id()));
             return false;
-        case Kind::Shutdown:
+        case Kind::Shutdown: {
+            // Also how a guest kernel may reset (reboot=t), but more often a
+            // crash, which must not pass silently: say where the CPU was.
+            auto regs = m_fd.get_regs();
+            auto sregs = m_fd.get_sregs();
+            if (regs && sregs)
+                log::warn("vCPU {}: triple fault at rip {:#x} rsp {:#x} cr2 {:#x} cr3 {:#x}; "
+                          "resetting",
+                          m_fd.id(), regs->rip, regs->rsp, sregs->cr2, sregs->cr3);
             m_control.request_exit(VmExitReason::Reset,
                                    fmt::format("vCPU {}: triple fault / shutdown", m_fd.id()));
             return false;
+        }
         case Kind::SystemEvent:
             if (exit.detail == KVM_SYSTEM_EVENT_RESET) {
                 m_control.request_exit(VmExitReason::Reset, "guest requested reset");

@@ -32,37 +32,37 @@ ata_checks() {  # LOG: ata_piix drives the disk, no virtio device exists
 case_ide_ext4() { ext4_poweroff_case ide-ext4 sda ",ide"; }
 
 # ata_piix finds the controller, the disk has the image's size, libata picked
-# a DMA mode; and with libata.dma=0 the same disk works in PIO mode: 4 MiB of
+# a DMA mode; and with libata.dma=0 the same disk works in PIO mode: MIB of
 # random data written at an odd sector and read back through the page cache
 # and with O_DIRECT match what L1 finds in the image.
-ide_rw_case() {  # NAME KERNEL-ARGS EXPECTED-XFER-REGEX
-    local img=$WORK/$1.img log=$E2E_LOGDIR/$1.console rc=0
+ide_rw_case() {  # NAME KERNEL-ARGS EXPECTED-XFER-REGEX MIB
+    local img=$WORK/$1.img log=$E2E_LOGDIR/$1.console rc=0 sectors=$(($4 * 2048)) pages=$(($4 * 256))
     rm -f "$img"; truncate -s 48M "$img"
     vm_boot "$log" "set -e; $(wait_dev sda) $ATA_FACTS
 echo SECTORS=\$(cat /sys/block/sda/size)
-head -c 4194304 /dev/urandom >/tmp/data; echo WSUM=\$(sha256sum </tmp/data | cut -d' ' -f1)
+head -c $(($4 * 1048576)) /dev/urandom >/tmp/data; echo WSUM=\$(sha256sum </tmp/data | cut -d' ' -f1)
 dd if=/tmp/data of=/dev/sda bs=512 seek=777 conv=fsync 2>/dev/null
 echo 3 >/proc/sys/vm/drop_caches
-echo RSUM=\$(dd if=/dev/sda bs=512 skip=777 count=8192 2>/dev/null | sha256sum | cut -d' ' -f1)
-echo DSUM=\$(dd if=/dev/sda bs=4096 skip=1024 count=1024 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+echo RSUM=\$(dd if=/dev/sda bs=512 skip=777 count=$sectors 2>/dev/null | sha256sum | cut -d' ' -f1)
+echo DSUM=\$(dd if=/dev/sda bs=4096 skip=1024 count=$pages iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
         "disk=$img,ide" "cmdline=$2" || rc=$?
     expect_clean_exit "$log" $rc
     ata_checks "$log"
     local w r d host direct
     w=$(guest_value "$log" WSUM) r=$(guest_value "$log" RSUM) d=$(guest_value "$log" DSUM)
-    host=$(dd if="$img" bs=512 skip=777 count=8192 status=none | sha256sum | cut -d' ' -f1)
-    direct=$(dd if="$img" bs=4096 skip=1024 count=1024 status=none | sha256sum | cut -d' ' -f1)
+    host=$(dd if="$img" bs=512 skip=777 count=$sectors status=none | sha256sum | cut -d' ' -f1)
+    direct=$(dd if="$img" bs=4096 skip=1024 count=$pages status=none | sha256sum | cut -d' ' -f1)
     echo "sectors $(guest_value "$log" SECTORS); wrote $w, read back $r, image holds $host; O_DIRECT read $d, image $direct"
     [[ $(guest_value "$log" SECTORS) == 98304 ]] || e2e_fail "/dev/sda has $(guest_value "$log" SECTORS) sectors, expected 98304"
     [[ $(guest_value "$log" XFER) =~ $3 ]] || e2e_fail "transfer mode '$(guest_value "$log" XFER)', expected $3"
     [[ -n $w && $w == "$r" && $w == "$host" ]] || e2e_fail "data differ: guest wrote $w, read $r, image $host"
     [[ -n $d && $d == "$direct" ]] || e2e_fail "O_DIRECT read $d, image $direct"
 }
-case_ide_dma() { ide_rw_case ide-dma "" "DMA"; }
-case_ide_pio() { ide_rw_case ide-pio "libata.dma=0" "^PIO"; }
+case_ide_dma() { ide_rw_case ide-dma "" "DMA" 4; }
+case_ide_pio() { ide_rw_case ide-pio "libata.dma=0" "PIO" 1; }  # PIO: about 30 s per MiB here
 
-# Four disks, master and slave on both channels: sda..sdd have their images'
-# sizes and each reads its own image's first bytes.
+# Four disks, master and slave on both channels: each (by channel and
+# position) has its image's size and reads its own image's first bytes.
 case_ide_four_disks() {
     local log=$E2E_LOGDIR/ide-four.console rc=0 i args=() want=
     for i in 0 1 2 3; do
@@ -71,7 +71,9 @@ case_ide_four_disks() {
         args+=("disk=$WORK/four$i.img,ide")
         want+="$(((16 + 8 * i) * 2048)):IMAGE-$i,"
     done
-    vm_boot "$log" "$(wait_dev sda sdb sdc sdd) for d in a b c d; do printf '%s:%s,' \$(cat /sys/block/sd\$d/size) \$(head -c 7 /dev/sd\$d); done | sed 's/^/DISKS=/'; echo" \
+    # sdX names follow probe order; walk the disks by SCSI address instead:
+    # host 0/1 = primary/secondary channel, target 0/1 = master/slave.
+    vm_boot "$log" "$(wait_dev sda sdb sdc sdd) for a in 0:0:0:0 0:0:1:0 1:0:0:0 1:0:1:0; do b=\$(ls /sys/class/scsi_disk/\$a/device/block); printf '%s:%s,' \$(cat /sys/block/\$b/size) \$(head -c 7 /dev/\$b); done | sed 's/^/DISKS=/'; echo" \
         "${args[@]}" || rc=$?
     expect_clean_exit "$log" $rc
     echo "guest: $(guest_value "$log" DISKS)"
@@ -114,7 +116,7 @@ echo GUESTFILE=\$(sha256sum </mnt/guest.bin | cut -d' ' -f1); umount /mnt" "disk
 # ---- e1000 -------------------------------------------------------------------
 
 # eth0 on the e1000 driver: link, the configured MAC, pings, 100 MiB each way.
-case_e1000_net() { net_transfer_case e1000-net ",e1000"; }
+case_e1000_net() { retry_on_triple_fault "$E2E_LOGDIR/e1000-net.console" net_transfer_case e1000-net ",e1000"; }
 case_e1000_ping() { net_ping_case e1000-ping ",e1000"; }
 
 CASES=(

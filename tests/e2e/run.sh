@@ -50,7 +50,7 @@ rm -rf "$results"; mkdir -p "$results"
 # Such a run is retried once, from scratch and said so; case failures are not.
 for attempt in 1 2; do
     set +e
-    "$root/tools/testhost/run.sh" --timeout 1200 --mem 5120 --results "$results" -- \
+    "$root/tools/testhost/run.sh" --timeout 2400 --mem 5120 --results "$results" -- \
         env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" \
             E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-1}" \
         "$root/tests/e2e/run.sh" --inside
