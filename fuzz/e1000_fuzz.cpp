@@ -142,7 +142,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 dev->on_itr_timer();
                 break;
             case 8:
-                peer->receive_all();  // what the guest sent
+                // What the guest sent: any offload header must point inside
+                // its frame (the tap would refuse it otherwise).
+                for (const auto& p : peer->receive_all()) {
+                    if (p.size() < 12) __builtin_trap();
+                    size_t frame = p.size() - 12;
+                    auto u16 = [&](size_t at) { return size_t(p[at] | (p[at + 1] << 8)); };
+                    if ((p[0] & 1) && u16(6) + u16(8) + 2 > frame) __builtin_trap();
+                    if (p[1] != 0 &&
+                        (!(p[0] & 1) || u16(4) == 0 || u16(2) >= frame || (p[1] != 1 && p[1] != 4)))
+                        __builtin_trap();
+                }
                 break;
             case 9: {  // shortcut: a sane TX and RX ring, as a driver sets them up
                 uint32_t tx = (in.u8() % 16) * 0x1000;

@@ -144,10 +144,10 @@ net_checks() {  # LOG [DRIVER]: ping replies, the MAC, eth0's driver (default vi
 # (port 5002): busybox nc in the guest, socat -u in L1 (one direction only,
 # so the guest nc's half-close does not end it). SHA-256 must match on both
 # ends. The guest hashes while it streams: nothing that size stays in its RAM.
-net_transfer_case() {  # NAME NETSPEC ("" or ",e1000")
+net_transfer_case() {  # NAME NETSPEC ("" or ",e1000") [L2 TIMEOUT, default NET_TIMEOUT]
     local driver=virtio_net; [[ $2 == *e1000* ]] && driver=e1000
-    local L2_TIMEOUT=$NET_TIMEOUT   # (vm_boot sees it: dynamic scope)
-    local log=$E2E_LOGDIR/$1.console rc=0 t=$((NET_TIMEOUT + 10))
+    local L2_TIMEOUT=${3:-$NET_TIMEOUT}   # (vm_boot sees it: dynamic scope)
+    local log=$E2E_LOGDIR/$1.console rc=0 t=$((L2_TIMEOUT + 10))
     net_setup
     head -c "$NET_BYTES" /dev/urandom >"$dir/h2g.bin"
     timeout "$t" socat -u "TCP-LISTEN:5001,bind=$HOST_IP,reuseaddr" "CREATE:$dir/g2h.bin" &

@@ -97,11 +97,18 @@ class PollingRegistrar final : public EventRegistrar {
     Result<void> add(int fd, uint32_t events, std::function<void(uint32_t)> handler) override {
         if (m_entries.contains(fd)) return make_error("fd {} registered twice", fd);
         m_entries[fd] = Entry{events, std::move(handler)};
+        ++m_adds;
         return {};
     }
     void remove(int fd) override { m_entries.erase(fd); }
 
     bool registered(int fd) const { return m_entries.contains(fd); }
+    // Registered epoll events for fd, 0 if not registered.
+    uint32_t events(int fd) const {
+        auto it = m_entries.find(fd);
+        return it == m_entries.end() ? 0 : it->second.events;
+    }
+    size_t adds() const { return m_adds; }
     // One pass: runs the handler of every registered fd that is ready.
     size_t run_ready() {
         std::vector<std::pair<std::function<void(uint32_t)>, uint32_t>> ready;
@@ -133,6 +140,7 @@ class PollingRegistrar final : public EventRegistrar {
         std::function<void(uint32_t)> handler;
     };
     std::map<int, Entry> m_entries;
+    size_t m_adds{0};
 };
 
 }  // namespace rv::test

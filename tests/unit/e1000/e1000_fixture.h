@@ -217,14 +217,35 @@ class E1000Test : public ::testing::Test {
     }
     void kick_tx() { write32(e1000::reg::kTdt, tx_tail); }
     uint8_t tx_status(uint32_t index) { return peek(kTxRing + 16ull * index + 12, 1)[0]; }
-    // Frames the device sent, without the 12-byte virtio-net header (which
-    // must be all zeros).
-    std::vector<std::vector<uint8_t>> sent_frames() {
-        std::vector<std::vector<uint8_t>> out;
+    // The virtio-net header in front of a sent frame, decoded.
+    struct SentHdr {
+        uint8_t flags, gso_type;
+        uint16_t hdr_len, gso_size, csum_start, csum_offset, num_buffers;
+    };
+    struct Sent {
+        SentHdr hdr;
+        std::vector<uint8_t> frame;
+    };
+    std::vector<Sent> sent_packets() {
+        std::vector<Sent> out;
         for (auto& p : peer->receive_all()) {
             EXPECT_GE(p.size(), 12u);
-            EXPECT_TRUE(std::all_of(p.begin(), p.begin() + 12, [](uint8_t b) { return b == 0; }));
-            out.emplace_back(p.begin() + 12, p.end());
+            if (p.size() < 12) continue;
+            auto u16 = [&](size_t at) { return static_cast<uint16_t>(p[at] | (p[at + 1] << 8)); };
+            out.push_back(Sent{{p[0], p[1], u16(2), u16(4), u16(6), u16(8), u16(10)},
+                               std::vector<uint8_t>(p.begin() + 12, p.end())});
+        }
+        return out;
+    }
+    // Frames the device sent without any offload: the 12-byte virtio-net
+    // header must be all zeros.
+    std::vector<std::vector<uint8_t>> sent_frames() {
+        std::vector<std::vector<uint8_t>> out;
+        for (auto& s : sent_packets()) {
+            EXPECT_EQ(s.hdr.flags | s.hdr.gso_type | s.hdr.hdr_len | s.hdr.gso_size |
+                          s.hdr.csum_start | s.hdr.csum_offset | s.hdr.num_buffers,
+                      0);
+            out.push_back(std::move(s.frame));
         }
         return out;
     }

@@ -1,5 +1,5 @@
-// Transmit: legacy and extended descriptors, checksum offload, TSO, ring
-// wrap-around, VLAN insertion and hostile rings.
+// Transmit: legacy and extended descriptors, ring wrap-around, VLAN
+// insertion and hostile rings (offloads: e1000_tx_offload_test.cpp).
 #include "unit/e1000/e1000_fixture.h"
 
 namespace rv::test {
@@ -80,113 +80,6 @@ TEST_F(E1000Test, TxLegacyInsertChecksum) {
     auto sent = sent_frames();
     ASSERT_EQ(sent.size(), 1u);
     EXPECT_TRUE(tcp_checksum_ok(sent[0]));
-}
-
-TEST_F(E1000Test, TxChecksumOffloadWithContextDescriptor) {
-    setup_tx(16);
-    auto frame = tcp_frame(700, 1000, 0x18, false);
-    ASSERT_FALSE(tcp_checksum_ok(frame));
-    TxContext ctx{.ipcss = kIpOff,
-                  .ipcso = kIpOff + 10,
-                  .ipcse = kTcpOff - 1,
-                  .tucss = kTcpOff,
-                  .tucso = kTcpOff + 16,
-                  .tucse = 0,
-                  .tucmd = kTuCmdTcp | kTuCmdIp};
-    put_tx(context_desc(ctx));
-    std::span<const uint8_t> f(frame);
-    put_tx(data_desc(tx_data(f.first(54)), 54, kTxCmdIfcs, kTxPoptsIxsm | kTxPoptsTxsm));
-    put_tx(data_desc(tx_data(f.subspan(54)), 700, kEopRs, 0));
-    kick_tx();
-    auto sent = sent_frames();
-    ASSERT_EQ(sent.size(), 1u);
-    EXPECT_TRUE(ipv4_checksum_ok(sent[0])) << get16(sent[0], kIpOff + 10);
-    EXPECT_TRUE(tcp_checksum_ok(sent[0]));
-    // Only the checksum fields changed.
-    auto expect = frame;
-    expect[kIpOff + 10] = sent[0][kIpOff + 10];
-    expect[kIpOff + 11] = sent[0][kIpOff + 11];
-    expect[kTcpOff + 16] = sent[0][kTcpOff + 16];
-    expect[kTcpOff + 17] = sent[0][kTcpOff + 17];
-    EXPECT_EQ(sent[0], expect);
-}
-
-TEST_F(E1000Test, TxTsoSplitsIntoMssSegments) {
-    setup_tx(16);
-    const uint32_t seq = 0xFFFFF000;                 // wraps within the packet
-    auto packet = tcp_frame(4000, seq, 0x19, true);  // PSH | FIN | ACK... flags 0x19 = FIN|PSH|ACK
-    TxContext ctx{.ipcss = kIpOff,
-                  .ipcso = kIpOff + 10,
-                  .ipcse = kTcpOff - 1,
-                  .tucss = kTcpOff,
-                  .tucso = kTcpOff + 16,
-                  .tucse = 0,
-                  .paylen = 4000,
-                  .tucmd = kTuCmdTcp | kTuCmdIp | kTxCmdTse,
-                  .hdr_len = kTcpHdrEnd,
-                  .mss = 1448};
-    put_tx(context_desc(ctx));
-    std::span<const uint8_t> p(packet);
-    const uint8_t popts = kTxPoptsIxsm | kTxPoptsTxsm;
-    put_tx(data_desc(tx_data(p.first(54)), 54, kTxCmdIfcs | kTxCmdTse, popts));
-    put_tx(data_desc(tx_data(p.subspan(54, 3000)), 3000, kTxCmdIfcs | kTxCmdTse, popts));
-    put_tx(data_desc(tx_data(p.subspan(3054)), 1000, kEopRs | kTxCmdTse, popts));
-    kick_tx();
-    auto sent = sent_frames();
-    ASSERT_EQ(sent.size(), 3u);
-    const size_t payloads[3] = {1448, 1448, 1104};
-    size_t at = 0;
-    for (size_t i = 0; i < 3; ++i) {
-        const auto& s = sent[i];
-        SCOPED_TRACE(i);
-        ASSERT_EQ(s.size(), 54 + payloads[i]);
-        EXPECT_EQ(get16(s, kIpOff + 2), 40 + payloads[i]);     // IP total length
-        EXPECT_EQ(get16(s, kIpOff + 4), 0x1234 + i);           // IP id
-        EXPECT_EQ(get32(s, kTcpOff + 4), seq + uint32_t(at));  // sequence number
-        EXPECT_TRUE(ipv4_checksum_ok(s));
-        EXPECT_TRUE(tcp_checksum_ok(s));
-        uint8_t flags = s[kTcpOff + 13];
-        EXPECT_EQ(flags & 0x10, 0x10);           // ACK everywhere
-        EXPECT_EQ((flags & 0x09) != 0, i == 2);  // PSH/FIN only on the last
-        EXPECT_TRUE(std::equal(s.begin() + 54, s.end(), packet.begin() + 54 + at));
-        at += payloads[i];
-    }
-    EXPECT_EQ(read32(stat::kGptc), 3u);
-}
-
-TEST_F(E1000Test, TxTsoIpv6) {
-    setup_tx(16);
-    // Ethernet + IPv6 (40) + TCP (20) + 3000 bytes.
-    std::vector<uint8_t> packet = eth_frame(kPeerMac, 60 + 3000, 0x86DD);
-    packet[14] = 0x60;
-    packet[14 + 6] = 6;  // next header TCP
-    packet[14 + 7] = 64;
-    for (int i = 0; i < 32; ++i) packet[14 + 8 + i] = static_cast<uint8_t>(i + 1);
-    const size_t tcp = 54;
-    for (int i = 0; i < 20; ++i) packet[tcp + i] = 0;
-    packet[tcp + 12] = 5 << 4;
-    packet[tcp + 13] = 0x18;
-    TxContext ctx{.ipcss = 14,
-                  .tucss = static_cast<uint8_t>(tcp),
-                  .tucso = static_cast<uint8_t>(tcp + 16),
-                  .paylen = 3000,
-                  .tucmd = kTuCmdTcp | kTxCmdTse,
-                  .hdr_len = 74,
-                  .mss = 1220};
-    put_tx(context_desc(ctx));
-    put_tx(data_desc(tx_data(packet), static_cast<uint32_t>(packet.size()), kEopRs | kTxCmdTse,
-                     kTxPoptsTxsm));
-    kick_tx();
-    auto sent = sent_frames();
-    ASSERT_EQ(sent.size(), 3u);
-    for (size_t i = 0; i < 3; ++i) {
-        const auto& s = sent[i];
-        size_t payload = s.size() - 74;
-        EXPECT_EQ(payload, i < 2 ? 1220u : 560u);
-        EXPECT_EQ(get16(s, 14 + 4), 20 + payload);  // IPv6 payload length
-        uint32_t sum = ref_sum(s, 14 + 8, 14 + 40) + 6 + uint32_t(s.size() - tcp);
-        EXPECT_EQ(ref_fold(ref_sum(s, tcp, s.size(), sum)), 0xFFFF);
-    }
 }
 
 TEST_F(E1000Test, TxRingWrapsAround) {

@@ -136,30 +136,23 @@ void TxEngine::finish_packet(const Env& env, const RawDesc& eop) {
     // VLAN insertion: VLE in the last descriptor, honoured with CTRL.VME.
     m_vlan = (eop.bytes[11] & kTxCmdVle) && (env.regs.get(reg::kCtrl) & kCtrlVme);
     m_vlan_tci = le16(eop.bytes + 14);
+    Result<VnetHdr> hdr = VnetHdr{};
     if (m_tse) {
         if (!(m_tso_ctx.tucmd & kTxCmdTse)) return drop_packet("TSO without a TSO context");
-        bool ok = tso_segment(packet, m_tso_ctx, m_popts, m_scratch,
-                              [&](std::span<const uint8_t> seg) { send_frame(env, seg); });
-        if (!ok) return drop_packet("TSO context does not fit the packet");
-        return;
+        hdr = prepare_tso(packet, m_tso_ctx);
+    } else if (m_extended) {
+        hdr = prepare_checksums(packet, m_ctx, m_popts);
+    } else if ((eop.bytes[11] & kTxCmdIc) &&
+               !insert_checksum(packet, eop.bytes[13], eop.bytes[10], 0)) {
+        // Legacy CSO/CSS/IC of the last descriptor: a single 16-bit sum
+        // whose protocol we do not know, so it stays in software.
+        return drop_packet("checksum offsets outside the frame");
     }
-    bool ok = true;
-    if (!m_extended) {
-        // Legacy: CSO/CSS/IC of the last descriptor.
-        if (eop.bytes[11] & kTxCmdIc) ok = insert_checksum(packet, eop.bytes[13], eop.bytes[10], 0);
-    } else {
-        if (m_popts & kTxPoptsIxsm)
-            ok = ok && insert_checksum(packet, m_ctx.ipcss, m_ctx.ipcso, m_ctx.ipcse);
-        if (m_popts & kTxPoptsTxsm)
-            ok = ok && insert_checksum(packet, m_ctx.tucss, m_ctx.tucso, m_ctx.tucse,
-                                       !(m_ctx.tucmd & kTuCmdTcp));
-    }
-    if (!ok) return drop_packet("checksum offsets outside the frame");
-    send_frame(env, packet);
+    if (!hdr) return drop_packet(hdr.error().message());
+    send_frame(env, packet, *hdr);
 }
 
-void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame) {
-    static constexpr std::array<uint8_t, kVnetHdrSize> kHeader{};
+void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame, VnetHdr hdr) {
     static constexpr std::array<uint8_t, kMinFrame> kZeros{};
     std::array<uint8_t, 4> tag{};
     std::array<iovec, 5> iov{};
@@ -167,9 +160,16 @@ void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame) {
     auto add = [&](const uint8_t* p, size_t len) {
         if (len) iov[n++] = iovec{const_cast<uint8_t*>(p), len};
     };
-    add(kHeader.data(), kHeader.size());
+    const bool tag_it = m_vlan && frame.size() >= kEthAddrs;
+    if (tag_it) {
+        // The tag moves everything the offloads point at by 4 bytes.
+        if (hdr.flags & kVnetFlagNeedsCsum) hdr.csum_start += 4;
+        if (hdr.gso_type != kVnetGsoNone) hdr.hdr_len += 4;
+    }
+    const std::array<uint8_t, kVnetHdrSize> header = hdr.encode();
+    add(header.data(), header.size());
     size_t wire = frame.size();
-    if (m_vlan && frame.size() >= kEthAddrs) {
+    if (tag_it) {
         uint16_t vet = static_cast<uint16_t>(env.regs.get(reg::kVet));
         tag = {static_cast<uint8_t>(vet >> 8), static_cast<uint8_t>(vet),
                static_cast<uint8_t>(m_vlan_tci >> 8), static_cast<uint8_t>(m_vlan_tci)};
@@ -192,11 +192,15 @@ void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame) {
         return;
     }
     ++m_counters.packets;
+    // Counted per segment, as the hardware would have sent them: every
+    // segment but the first repeats the headers, every one has an FCS.
+    const uint64_t segs = hdr.segments;
+    const uint64_t octets = wire + (segs - 1) * hdr.hdr_len + segs * 4;
     RegisterFile& regs = env.regs;
-    regs.count(stat::kGptc);
-    regs.count(stat::kTpt);
-    regs.count64(stat::kGotcl, wire + 4);  // counted with the FCS, as on the wire
-    regs.count64(stat::kTotl, wire + 4);
+    regs.count(stat::kGptc, hdr.segments);
+    regs.count(stat::kTpt, hdr.segments);
+    regs.count64(stat::kGotcl, octets);
+    regs.count64(stat::kTotl, octets);
     if (frame.size() >= 6) {
         bool broadcast =
             std::all_of(frame.begin(), frame.begin() + 6, [](uint8_t x) { return x == 0xFF; });

@@ -26,10 +26,6 @@ namespace rv::e1000 {
 // plus the headers (hdr_len is at most 255) and a VLAN tag.
 inline constexpr uint32_t kMaxTxPacket = 65536 + 256;
 
-// What the virtio-net header the backend expects looks like on the wire;
-// we always send and receive it zeroed (no offloads to the host).
-inline constexpr uint32_t kVnetHdrSize = 12;
-
 struct TxCounters {
     uint64_t packets{0};
     uint64_t dropped{0};  // malformed, oversized, or refused by the backend
@@ -56,7 +52,7 @@ class TxEngine {
     bool handle_descriptor(const Env& env, const RawDesc& desc);
     void gather(const Env& env, uint64_t addr, uint32_t len);
     void finish_packet(const Env& env, const RawDesc& eop);
-    void send_frame(const Env& env, std::span<const uint8_t> frame);
+    void send_frame(const Env& env, std::span<const uint8_t> frame, VnetHdr hdr);
     void drop_packet(std::string_view why);
     void warn_once(unsigned bit, std::string_view text);
 
@@ -71,7 +67,6 @@ class TxEngine {
     bool m_vlan{false};  // insert an 802.1Q tag (VLE with CTRL.VME)
     uint16_t m_vlan_tci{0};
     const char* m_drop_reason{nullptr};  // set: drop the packet at EOP
-    std::vector<uint8_t> m_scratch;      // TSO segment / VLAN-tagged frame
     TxCounters m_counters;
     unsigned m_warned{0};
 };

@@ -1,8 +1,5 @@
 #include "devices/legacy/e1000/tx_offload.h"
 
-#include <algorithm>
-#include <cstring>
-
 namespace rv::e1000 {
 
 namespace {
@@ -10,25 +7,13 @@ namespace {
 constexpr uint32_t kIpv4HeaderMin = 20;
 constexpr uint32_t kIpv6Header = 40;
 constexpr uint32_t kTcpHeaderMin = 20;
-constexpr uint32_t kUdpHeader = 8;
-constexpr uint8_t kTcpFlagFin = 0x01;
-constexpr uint8_t kTcpFlagPsh = 0x08;
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kProtoUdp = 17;
+// The tap refuses GSO TCP frames whose checksum is not struct tcphdr.check.
+constexpr uint32_t kTcpCheckOffset = 16;
+constexpr uint32_t kProtoTcp = 6;
 
-uint16_t get_be16(std::span<const uint8_t> b, size_t at) {
-    return static_cast<uint16_t>((b[at] << 8) | b[at + 1]);
-}
 void put_be16(std::span<uint8_t> b, size_t at, uint16_t v) {
     b[at] = static_cast<uint8_t>(v >> 8);
     b[at + 1] = static_cast<uint8_t>(v);
-}
-uint32_t get_be32(std::span<const uint8_t> b, size_t at) {
-    return (uint32_t{get_be16(b, at)} << 16) | get_be16(b, at + 2);
-}
-void put_be32(std::span<uint8_t> b, size_t at, uint32_t v) {
-    put_be16(b, at, static_cast<uint16_t>(v >> 16));
-    put_be16(b, at + 2, static_cast<uint16_t>(v));
 }
 
 }  // namespace
@@ -46,6 +31,18 @@ TxContext parse_context(const RawDesc& desc) {
                      .tucmd = static_cast<uint8_t>(cmd_len >> 24),
                      .hdr_len = b[13],
                      .mss = le16(b + 14)};
+}
+
+std::array<uint8_t, kVnetHdrSize> VnetHdr::encode() const {
+    std::array<uint8_t, kVnetHdrSize> out{};
+    out[0] = flags;
+    out[1] = gso_type;
+    put_le16(&out[2], hdr_len);
+    put_le16(&out[4], gso_size);
+    put_le16(&out[6], csum_start);
+    put_le16(&out[8], csum_offset);
+    put_le16(&out[10], num_buffers);
+    return out;
 }
 
 uint32_t checksum_add(uint32_t sum, std::span<const uint8_t> bytes) {
@@ -77,74 +74,86 @@ bool insert_checksum(std::span<uint8_t> frame, uint32_t start, uint32_t offset, 
     return true;
 }
 
-bool tso_segment(std::span<const uint8_t> packet, const TxContext& ctx, uint8_t popts,
-                 std::vector<uint8_t>& scratch,
-                 const std::function<void(std::span<const uint8_t>)>& emit) {
+Result<VnetHdr> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx) {
     const bool ipv4 = ctx.tucmd & kTuCmdIp;
-    const bool tcp = ctx.tucmd & kTuCmdTcp;
+    const size_t len = frame.size();
+    const uint32_t ip = ctx.ipcss;
+    const uint32_t tcp = ctx.tucss;
     const uint32_t hdr = ctx.hdr_len;
-    const uint32_t mss = ctx.mss;
-    // Everything the loop below touches must lie inside the copied header.
-    if (hdr == 0 || hdr > packet.size() || mss == 0) return false;
-    if (uint32_t{ctx.ipcss} + (ipv4 ? kIpv4HeaderMin : kIpv6Header) > hdr) return false;
-    if (uint32_t{ctx.tucss} + (tcp ? kTcpHeaderMin : kUdpHeader) > hdr) return false;
-    if ((popts & kTxPoptsTxsm) && uint32_t{ctx.tucso} + 2 > hdr) return false;
-    if ((popts & kTxPoptsIxsm) && ipv4 && uint32_t{ctx.ipcso} + 2 > hdr) return false;
-    if (ctx.tucss < ctx.ipcss) return false;
-    const uint32_t payload = static_cast<uint32_t>(packet.size()) - hdr;
-    const uint32_t segments = payload == 0 ? 1 : (payload + mss - 1) / mss;
-    if (segments > kMaxTsoSegments) return false;
+    // Everything written below lies inside the first hdr bytes, and hdr
+    // inside the frame with at least one payload byte after it.
+    if (!(ctx.tucmd & kTuCmdTcp)) return make_error("UDP segmentation is not supported");
+    if (ctx.mss == 0) return make_error("TSO with MSS 0");
+    if (hdr >= len) return make_error("TSO header length {} for a {}-byte frame", hdr, len);
+    if (tcp + kTcpHeaderMin > hdr) return make_error("TSO TCP header past the header length");
+    if (uint32_t{ctx.tucso} != tcp + kTcpCheckOffset)
+        return make_error("TSO checksum field is not the TCP checksum");
+    if (ip + (ipv4 ? kIpv4HeaderMin : kIpv6Header) > tcp)
+        return make_error("TSO IP header overlaps the TCP header");
+    if ((frame[ip] >> 4) != (ipv4 ? 4 : 6))
+        return make_error("TSO context says IPv{} but the header is not", ipv4 ? 4 : 6);
 
-    std::span<const uint8_t> header = packet.first(hdr);
-    const uint16_t ip_id = ipv4 ? get_be16(header, ctx.ipcss + 4) : 0;
-    const uint32_t seq = tcp ? get_be32(header, ctx.tucss + 4) : 0;
-    for (uint32_t i = 0; i < segments; ++i) {
-        uint32_t at = i * mss;
-        uint32_t len = std::min(mss, payload - at);
-        bool last = i + 1 == segments;
-        scratch.resize(hdr + len);
-        std::span<uint8_t> seg(scratch);
-        std::copy(header.begin(), header.end(), seg.begin());
-        std::copy_n(packet.begin() + hdr + at, len, seg.begin() + hdr);
-        const uint32_t seg_len = hdr + len;
-        const uint32_t l4_len = seg_len - ctx.tucss;
-        if (ipv4) {
-            put_be16(seg, ctx.ipcss + 2, static_cast<uint16_t>(seg_len - ctx.ipcss));
-            put_be16(seg, ctx.ipcss + 4, static_cast<uint16_t>(ip_id + i));
-        } else {
-            put_be16(seg, ctx.ipcss + 4, static_cast<uint16_t>(seg_len - ctx.ipcss - kIpv6Header));
-        }
-        if (tcp) {
-            put_be32(seg, ctx.tucss + 4, seq + at);
-            if (!last) seg[ctx.tucss + 13] &= static_cast<uint8_t>(~(kTcpFlagFin | kTcpFlagPsh));
-        } else {
-            put_be16(seg, ctx.tucss + 4, static_cast<uint16_t>(l4_len));
-        }
-        if ((popts & kTxPoptsIxsm) && ipv4) {
-            put_be16(seg, ctx.ipcso, 0);
-            uint32_t ip_end = ctx.ipcse != 0 ? ctx.ipcse : ctx.tucss - 1u;
-            if (!insert_checksum(seg, ctx.ipcss, ctx.ipcso, ip_end)) return false;
-        }
-        if (popts & kTxPoptsTxsm) {
-            // The driver left a pseudo-header sum without the length there;
-            // start again from the full pseudo-header of this segment.
-            put_be16(seg, ctx.tucso, 0);
-            uint32_t sum = 0;
-            if (ipv4)
-                sum = checksum_add(sum, seg.subspan(ctx.ipcss + 12, 8));
-            else
-                sum = checksum_add(sum, seg.subspan(ctx.ipcss + 8, 32));
-            sum += tcp ? kProtoTcp : kProtoUdp;
-            sum += l4_len >> 16;
-            sum += l4_len & 0xFFFF;
-            sum = checksum_add(sum, seg.subspan(ctx.tucss));
-            uint16_t folded = static_cast<uint16_t>(~checksum_fold(sum));
-            if (!tcp && folded == 0) folded = 0xFFFF;
-            put_be16(seg, ctx.tucso, folded);
-        }
-        emit(seg);
+    const size_t ip_len = len - ip;
+    uint32_t sum = 0;
+    if (ipv4) {
+        const uint32_t ihl = (frame[ip] & 0xFu) * 4;
+        if (ihl < kIpv4HeaderMin || ip + ihl > tcp) return make_error("TSO bad IPv4 IHL");
+        if (ip_len > 0xFFFF) return make_error("TSO IPv4 packet of {} bytes", ip_len);
+        put_be16(frame, ip + 2, static_cast<uint16_t>(ip_len));
+        put_be16(frame, ip + 10, 0);
+        put_be16(frame, ip + 10,
+                 static_cast<uint16_t>(~checksum_fold(checksum_add(0, frame.subspan(ip, ihl)))));
+        sum = checksum_add(sum, frame.subspan(ip + 12, 8));
+    } else {
+        if (ip_len - kIpv6Header > 0xFFFF) return make_error("TSO IPv6 packet of {} bytes", ip_len);
+        put_be16(frame, ip + 4, static_cast<uint16_t>(ip_len - kIpv6Header));
+        sum = checksum_add(sum, frame.subspan(ip + 8, 32));
     }
-    return true;
+    // Linux's CHECKSUM_PARTIAL convention: the folded, not inverted,
+    // pseudo-header sum with the full TCP length; the host's GSO code
+    // adjusts it per segment.
+    const uint32_t tcp_len = static_cast<uint32_t>(len - tcp);
+    sum += kProtoTcp + (tcp_len >> 16) + (tcp_len & 0xFFFF);
+    put_be16(frame, ctx.tucso, checksum_fold(sum));
+
+    VnetHdr out{.flags = kVnetFlagNeedsCsum,
+                .hdr_len = static_cast<uint16_t>(hdr),
+                .csum_start = static_cast<uint16_t>(tcp),
+                .csum_offset = static_cast<uint16_t>(kTcpCheckOffset)};
+    // A packet that fits one segment is sent as a plain checksum offload:
+    // the host would not segment it anyway (and gso_size 0xFFFF, which an
+    // MSS field can hold, means something else to the kernel).
+    const size_t payload = len - hdr;
+    if (payload > ctx.mss) {
+        out.gso_type = ipv4 ? kVnetGsoTcpv4 : kVnetGsoTcpv6;
+        out.gso_size = ctx.mss;
+        out.segments = static_cast<uint32_t>((payload + ctx.mss - 1) / ctx.mss);
+    }
+    return out;
+}
+
+Result<VnetHdr> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx, uint8_t popts) {
+    VnetHdr out;
+    const size_t len = frame.size();
+    // virtio has no IP header checksum offload; 20 bytes are cheap.
+    if ((popts & kTxPoptsIxsm) && !insert_checksum(frame, ctx.ipcss, ctx.ipcso, ctx.ipcse))
+        return make_error("IP checksum offsets outside the frame");
+    if (!(popts & kTxPoptsTxsm)) return out;
+    if (ctx.tucse != 0 && ctx.tucse + 1u != len) {
+        // A range that stops before the frame end cannot be expressed as
+        // NEEDS_CSUM (which sums to the end): do it here.
+        if (!insert_checksum(frame, ctx.tucss, ctx.tucso, ctx.tucse, !(ctx.tucmd & kTuCmdTcp)))
+            return make_error("TCP/UDP checksum offsets outside the frame");
+        return out;
+    }
+    if (ctx.tucss >= len || ctx.tucso < ctx.tucss || ctx.tucso + 2u > len)
+        return make_error("TCP/UDP checksum offsets outside the frame");
+    // The driver already left the pseudo-header sum (with the length) in
+    // the field: exactly what NEEDS_CSUM wants.
+    out.flags = kVnetFlagNeedsCsum;
+    out.csum_start = ctx.tucss;
+    out.csum_offset = static_cast<uint16_t>(ctx.tucso - ctx.tucss);
+    return out;
 }
 
 }  // namespace rv::e1000

@@ -1,15 +1,18 @@
-// Transmit offloads the 82540 performs in hardware and we do in software:
-// inserting IP and TCP/UDP checksums where a context (or legacy) descriptor
-// says, and TCP segmentation (TSO) of one large packet into MSS-sized
-// frames. Pure functions over byte buffers the device already copied out
-// of guest memory; every offset comes from the guest and is checked.
+// Transmit offloads of the 82540, mostly passed through to the host: a TSO
+// packet goes to the backend as one frame with a GSO virtio-net header, a
+// TCP/UDP checksum request as a NEEDS_CSUM header, so the host kernel does
+// the work (for locally delivered packets, none at all). What virtio has no
+// offload for stays in software: the IPv4 header checksum (POPTS.IXSM) and
+// legacy-descriptor CSO insertion. Pure functions over byte buffers the
+// device already copied out of guest memory; every offset comes from the
+// guest and is checked against the frame before anything is touched.
 #pragma once
 
+#include <array>
 #include <cstdint>
-#include <functional>
 #include <span>
-#include <vector>
 
+#include "base/error.h"
 #include "devices/legacy/e1000/e1000_regs.h"
 
 namespace rv::e1000 {
@@ -30,6 +33,27 @@ struct TxContext {
 
 TxContext parse_context(const RawDesc& desc);
 
+// struct virtio_net_hdr_v1 as the tap reads it (little endian on x86).
+inline constexpr uint32_t kVnetHdrSize = 12;
+inline constexpr uint8_t kVnetFlagNeedsCsum = 1;
+inline constexpr uint8_t kVnetGsoNone = 0;
+inline constexpr uint8_t kVnetGsoTcpv4 = 1;
+inline constexpr uint8_t kVnetGsoTcpv6 = 4;
+
+struct VnetHdr {
+    uint8_t flags{0};
+    uint8_t gso_type{kVnetGsoNone};
+    uint16_t hdr_len{0};
+    uint16_t gso_size{0};
+    uint16_t csum_start{0};
+    uint16_t csum_offset{0};
+    uint16_t num_buffers{0};
+    // Segments the host will cut this frame into (for the statistics).
+    uint32_t segments{1};
+
+    std::array<uint8_t, kVnetHdrSize> encode() const;
+};
+
 // Ones'-complement sum of big-endian 16-bit words (odd tail padded with 0).
 uint32_t checksum_add(uint32_t sum, std::span<const uint8_t> bytes);
 uint16_t checksum_fold(uint32_t sum);
@@ -42,18 +66,19 @@ uint16_t checksum_fold(uint32_t sum);
 bool insert_checksum(std::span<uint8_t> frame, uint32_t start, uint32_t offset, uint32_t end,
                      bool udp_zero_is_ffff = false);
 
-// Largest number of segments one TSO packet may produce: a 64 KiB payload
-// at Linux's smallest TCP MSS (88) needs 745.
-inline constexpr uint32_t kMaxTsoSegments = 1024;
+// Turns a TSO packet (headers + payload, as the Linux driver prepares it
+// for hardware: IP length 0, TCP checksum = pseudo-header sum without the
+// length) into one CHECKSUM_PARTIAL super-frame: IPv4 total length and
+// header checksum (or IPv6 payload length) fixed, the TCP checksum field
+// seeded with the folded pseudo-header sum including the TCP length, and
+// the GSO header describing it. An error, and the frame possibly half
+// edited (it is dropped), when the context does not describe this packet.
+Result<VnetHdr> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx);
 
-// Splits packet (headers + payload) into segments per ctx: each gets the
-// first hdr_len bytes with IP length/ID, TCP sequence number and flags (or
-// UDP length) fixed up, then checksums per popts (kTxPoptsIxsm/Txsm), with
-// the TCP/UDP checksum recomputed from a full pseudo-header. emit sees each
-// segment in turn. False (nothing emitted) when the context does not
-// describe this packet.
-bool tso_segment(std::span<const uint8_t> packet, const TxContext& ctx, uint8_t popts,
-                 std::vector<uint8_t>& scratch,
-                 const std::function<void(std::span<const uint8_t>)>& emit);
+// Plain checksum offload of an extended data descriptor: IXSM is done here,
+// TXSM becomes a NEEDS_CSUM header (the field already holds the pseudo-
+// header sum) unless TUCSE stops short of the frame end, which virtio
+// cannot express, in which case it is done here too.
+Result<VnetHdr> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx, uint8_t popts);
 
 }  // namespace rv::e1000
