@@ -27,22 +27,9 @@ mkdir -p "$out"
 : >"$out/raw.txt"; : >"$out/exits.txt"; : >"$out/timeline.txt"
 . "$root/bench/io/lib.sh"
 
-cleanup() {
-    ip link del "$TAP" 2>/dev/null || true
-    [[ -z ${loopdev:-} ]] || losetup -d "$loopdev" 2>/dev/null || true
-    rm -f /tmp/io-models-disk.img
-}
-trap cleanup EXIT
-# A filled raw image in L1's tmpfs behind a loop device (takes O_DIRECT).
-[[ -e /dev/loop-control ]] ||
-    insmod "$GUEST/rootfs-kernel/lib/modules/$(uname -r)/kernel/drivers/block/loop.ko"
-"$RVIO" fill -f /tmp/io-models-disk.img -n "${IMG_MIB}M" >"$out/fill.txt"
-loopdev=$(losetup -f --show /tmp/io-models-disk.img)
-IMG=$loopdev
-ip link del "$TAP" 2>/dev/null || true
-ip tuntap add dev "$TAP" mode tap
-ip addr add "$HOST_IP/24" dev "$TAP"
-ip link set "$TAP" up
+trap bench_cleanup EXIT
+setup_loop_disk /tmp/io-models-disk.img
+setup_tap
 
 b64() { printf '%s' "$1" | base64 -w0; }
 # guest_env MODEL: what bench/io/guest.sh runs for it, and extra kernel args.

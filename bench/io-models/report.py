@@ -77,9 +77,10 @@ for model in MODELS:
         if not rv and not q:
             continue
         unit = (rv or q)["unit"]
-        digits = 0 if unit == "iops" else 1
         v = med((rv or {}).get("value", []))
         vq = med((q or {}).get("value", []))
+        small = min(x for x in (v, vq, 100.0) if x is not None) < 1
+        digits = 0 if unit == "iops" else (3 if small else 1)
         ratio = f"{v / vq:.2f}" if v and vq else "n/a"
         cells = [f"{model}: {wname} ({unit})", fmt(v, digits), fmt(vq, digits), ratio]
         for key, d in (("exit", 0), ("irq", 1), ("cpu", 2)):

@@ -35,31 +35,13 @@ mkdir -p "$out"
 
 . "$root/bench/io/lib.sh"
 
-# ---- the disk -------------------------------------------------------------------
-# Default: a raw image in L1's tmpfs, filled with data (no holes), exposed as a
-# loop device, which (unlike tmpfs in L1's 6.1 kernel) takes O_DIRECT, so both
-# cache modes work on the same image. A file on the results share (9p) works
-# too (IMG=...), but 9p then bounds every workload at a few MB/s.
-loopdev=
-cleanup() {
-    ip link del "$TAP" 2>/dev/null || true
-    [[ -z $loopdev ]] || losetup -d "$loopdev" 2>/dev/null || true
-    rm -f /tmp/bench-io-disk.img
-}
-trap cleanup EXIT
-if [[ -z $IMG ]]; then
-    [[ -e /dev/loop-control ]] ||
-        insmod "$GUEST/rootfs-kernel/lib/modules/$(uname -r)/kernel/drivers/block/loop.ko"
-    "$RVIO" fill -f /tmp/bench-io-disk.img -n "${IMG_MIB}M" >"$out/fill.txt"
-    loopdev=$(losetup -f --show /tmp/bench-io-disk.img)
-    IMG=$loopdev
-fi
-
-# ---- network -------------------------------------------------------------------
-ip link del "$TAP" 2>/dev/null || true
-ip tuntap add dev "$TAP" mode tap
-ip addr add "$HOST_IP/24" dev "$TAP"
-ip link set "$TAP" up
+# ---- the disk and the network ---------------------------------------------------
+# Default: a filled image behind a loop device in L1's tmpfs (lib.sh). A file
+# on the results share (9p) works too (IMG=...), but 9p then bounds every
+# workload at a few MB/s.
+trap bench_cleanup EXIT
+[[ -n $IMG ]] || setup_loop_disk /tmp/bench-io-disk.img
+setup_tap
 
 b64() { printf '%s' "$1" | base64 -w0; }
 cmdline="console=ttyS0 panic=-1 quiet rv.cmd=$(b64 "SEQ=$SEQ RAND_S=$RAND_S QDS='$QDS' NET=$NET HOST_IP=$HOST_IP GUEST_IP=$GUEST_IP PHASES='$PHASES' rvio-guest")"

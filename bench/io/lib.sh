@@ -98,3 +98,30 @@ one() {
     return $rc
 }
 
+
+# ---- the disk and the TAP ---------------------------------------------------
+# setup_loop_disk FILE: a raw image of IMG_MIB in L1's tmpfs, filled with data
+# (no holes), behind a loop device, which (unlike tmpfs in L1's 6.1 kernel)
+# takes O_DIRECT, so both cache modes work on the same image. Sets IMG and
+# loopdev. setup_tap: $TAP with $HOST_IP, up. bench_cleanup (trap EXIT) undoes both.
+loopdev=
+disk_file=
+setup_loop_disk() {
+    disk_file=$1
+    [[ -e /dev/loop-control ]] ||
+        insmod "$GUEST/rootfs-kernel/lib/modules/$(uname -r)/kernel/drivers/block/loop.ko"
+    "$RVIO" fill -f "$disk_file" -n "${IMG_MIB}M" >"$out/fill.txt"
+    loopdev=$(losetup -f --show "$disk_file")
+    IMG=$loopdev
+}
+setup_tap() {
+    ip link del "$TAP" 2>/dev/null || true
+    ip tuntap add dev "$TAP" mode tap
+    ip addr add "$HOST_IP/24" dev "$TAP"
+    ip link set "$TAP" up
+}
+bench_cleanup() {
+    ip link del "$TAP" 2>/dev/null || true
+    [[ -z $loopdev ]] || losetup -d "$loopdev" 2>/dev/null || true
+    [[ -z $disk_file ]] || rm -f "$disk_file"
+}
