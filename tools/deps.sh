@@ -11,7 +11,7 @@ PKGS=(
     clang-16 libclang-rt-16-dev
     # guest assets, test host, e2e, benchmarks
     qemu-system-x86 qemu-utils busybox-static cpio gzip zstd xz-utils kmod
-    e2fsprogs coreutils apt iproute2 gnuplot-nox socat
+    e2fsprogs coreutils apt iproute2 gnuplot-nox socat curl
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)

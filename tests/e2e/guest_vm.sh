@@ -139,29 +139,35 @@ net_checks() {  # LOG [DRIVER]: ping replies, the MAC, eth0's driver (default vi
 }
 
 
-# The guest configures eth0, pings L1, sends NET_BYTES to L1 (port 5001),
-# then receives NET_BYTES of L1's random data (port 5002): busybox nc in the
-# guest, socat -u in L1 (one direction only, so the guest nc's half-close does
-# not end it). Guest->host is a 1 MiB random block from the guest's
-# /dev/urandom sent NET_BYTES/1 MiB times (cheap for the slow nested guest to
-# produce): L1 checks the size and every 1 MiB against the block's SHA-256.
-# Host->guest: the guest hashes the stream as it arrives (SHA-256 must match).
+# The guest configures eth0, pings L1, then
+#  - receives NET_BYTES of L1's random data (L1: socat -u to port 5002; the
+#    guest: busybox nc) and hashes it as it arrives: SHA-256 must match;
+#  - serves a 1 MiB random block with busybox httpd, which L1 fetches
+#    NET_BYTES/1 MiB times with curl (sendfile: large TCP writes, cheap for the
+#    slow nested guest): L1 checks the total size and every 1 MiB against the
+#    block's SHA-256, then tells the guest it is done (port 9000).
 net_transfer_case() {  # NAME NETSPEC ("" or ",e1000") [L2 TIMEOUT, default NET_TIMEOUT]
     local driver=virtio_net; [[ $2 == *e1000* ]] && driver=e1000
     local L2_TIMEOUT=${3:-$NET_TIMEOUT}   # (vm_boot sees it: dynamic scope)
     local log=$E2E_LOGDIR/$1.console rc=0 t=$((L2_TIMEOUT + 10)) mib=$((NET_BYTES / 1048576))
     net_setup
     head -c "$NET_BYTES" /dev/urandom >"$dir/h2g.bin"
-    timeout "$t" socat -u "TCP-LISTEN:5001,bind=$HOST_IP,reuseaddr" "CREATE:$dir/g2h.bin" &
-    pids+=($!)
     timeout "$t" socat -u "OPEN:$dir/h2g.bin,rdonly" "TCP-LISTEN:5002,bind=$HOST_IP,reuseaddr" &
+    pids+=($!)
+    (
+        url=http://$GUEST_IP:8080/blk
+        for ((i = 0; i < mib; i++)); do
+            timeout "$t" curl -sf --retry 600 --retry-connrefused --retry-delay 1 "$url" || exit 1
+        done >"$dir/g2h.bin"
+        echo done | timeout 60 socat -u - "TCP:$GUEST_IP:9000,retry=30,interval=1"
+    ) &
     pids+=($!)
     local t0=$SECONDS
     vm_boot "$log" "set -e; $(wait_dev eth0) $GUEST_NET_UP
-head -c 1048576 /dev/urandom >/tmp/blk; echo BLOCK=\$(sha256sum </tmp/blk | cut -d' ' -f1); t=\$(up)
-i=0; while [ \$i -lt $mib ]; do cat /tmp/blk; i=\$((i + 1)); done | nc $HOST_IP 5001
-echo G2H_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}'); t=\$(up)
-echo H2G=\$(nc $HOST_IP 5002 </dev/null | sha256sum | cut -d' ' -f1) H2G_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')" \
+t=\$(up); echo H2G=\$(nc $HOST_IP 5002 </dev/null | sha256sum | cut -d' ' -f1) H2G_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')
+mkdir -p /tmp/www; head -c 1048576 /dev/urandom >/tmp/www/blk; echo BLOCK=\$(sha256sum </tmp/www/blk | cut -d' ' -f1)
+t=\$(up); httpd -p 8080 -h /tmp/www; nc -l -p 9000 >/dev/null
+echo G2H_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')" \
         "net=$TAP,mac=$GUEST_MAC$2" || rc=$?
     local secs=$((SECONDS - t0))
     expect_clean_exit "$log" $rc
@@ -172,12 +178,12 @@ echo H2G=\$(nc $HOST_IP 5002 </dev/null | sha256sum | cut -d' ' -f1) H2G_S=\$(ec
     got=$(stat -c %s "$dir/g2h.bin")
     chunks=$(split -b 1048576 --filter='sha256sum' "$dir/g2h.bin" | cut -d' ' -f1 | sort | uniq -c | tr -s ' ')
     h2g_host=$(sha256sum <"$dir/h2g.bin" | cut -d' ' -f1)
-    echo "boot+test ${secs} s; $NET_BYTES bytes guest->host in $(guest_value "$log" G2H_S) s, host->guest in $(guest_value "$log" H2G_S) s (incl. hashing)"
+    echo "boot+test ${secs} s; $NET_BYTES bytes host->guest in $(guest_value "$log" H2G_S) s (incl. hashing), guest->host in $(guest_value "$log" G2H_S) s"
     echo "g2h: $got bytes, 1 MiB chunks by hash:$chunks (guest block $block); h2g host $h2g_host guest $h2g_guest"
     net_checks "$log" "$driver"
+    [[ -n $h2g_guest && $h2g_guest == "$h2g_host" ]] || e2e_fail "host->guest data differ: host $h2g_host, guest $h2g_guest"
     [[ -n $block && $got == "$NET_BYTES" && $chunks == " $mib $block" ]] ||
         e2e_fail "guest->host data differ: $got bytes, chunks$chunks, guest block $block"
-    [[ -n $h2g_guest && $h2g_guest == "$h2g_host" ]] || e2e_fail "host->guest data differ: host $h2g_host, guest $h2g_guest"
 }
 
 # net_ping_case NAME NETSPEC: eth0 with the configured MAC on the TAP, pings to L1.
