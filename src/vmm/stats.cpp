@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "devices/pci/pci_root.h"
 #include "vmm/msi_router.h"
 #include "vmm/vm.h"
 
@@ -30,6 +31,17 @@ Result<void> write_stats(const Vm& vm, const std::string& path) {
     }
     doc["totals"] = totals;
     doc["msi_interrupts"] = vm.msi_interrupts();
+    doc["pci_devices"] = nlohmann::json::array();
+    if (const PciRoot* pci = vm.pci()) {
+        for (const auto& [slot, device] : pci->devices()) {
+            nlohmann::json entry;
+            entry["slot"] = slot;
+            entry["name"] = device->name();
+            entry["counters"] = nlohmann::json::object();
+            for (const auto& [name, value] : device->counters()) entry["counters"][name] = value;
+            doc["pci_devices"].push_back(entry);
+        }
+    }
     std::ofstream out(path);
     if (!out) return errno_error(path);
     out << doc.dump(2) << '\n';

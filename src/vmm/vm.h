@@ -57,6 +57,8 @@ public:
     const GuestMemory& memory() const { return m_memory; }
     const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return m_vcpus; }
     uint64_t msi_interrupts() const;
+    // The PCI bus, for --stats (null before the builder adds it).
+    const PciRoot* pci() const { return m_pci.get(); }
 
 private:
     Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,

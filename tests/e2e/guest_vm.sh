@@ -20,6 +20,7 @@ mkdir -p "$WORK"
 #   disk=PATH[,ro][,ide]   virtio-blk, or an ATA disk on the PIIX IDE controller
 #   net=TAP[,mac=MAC][,e1000]   virtio-net, or an emulated e1000
 #   console (virtio, hvc0)  rng  cmdline=ARGS (more kernel arguments)
+#   stats=FILE (ringvisor --stats: exit and device counters; ignored by QEMU)
 # console output to LOG (stdout+stderr); returns the VMM's exit status.
 vm_boot() {
     local log=$1 cmd=$2 d n=0 con=ttyS0 args=() extra= machine=microvm,rtc=on,pcie=on ide=0
@@ -27,6 +28,8 @@ vm_boot() {
     for d; do
         case $VMM:$d in
             *:cmdline=*) extra+=" ${d#cmdline=}" ;;
+            ringvisor:stats=*) args+=(--stats "${d#stats=}") ;;
+            qemu:stats=*) ;;
             ringvisor:disk=*,ide) d=${d#disk=}; args+=(--disk "${d%,ide},iface=ide") ;;
             ringvisor:disk=*) args+=(--disk "${d#disk=}") ;;
             ringvisor:net=*,e1000) d=${d#net=}; args+=(--net "tap=${d%,e1000},model=e1000") ;;
@@ -150,6 +153,7 @@ net_transfer_case() {  # NAME NETSPEC ("" or ",e1000") [L2 TIMEOUT, default NET_
     local driver=virtio_net; [[ $2 == *e1000* ]] && driver=e1000
     local L2_TIMEOUT=${3:-$NET_TIMEOUT}   # (vm_boot sees it: dynamic scope)
     local log=$E2E_LOGDIR/$1.console rc=0 t=$((L2_TIMEOUT + 10)) mib=$((NET_BYTES / 1048576))
+    local stats=$E2E_LOGDIR/$1.stats.json
     net_setup
     head -c "$NET_BYTES" /dev/urandom >"$dir/h2g.bin"
     timeout "$t" socat -u "OPEN:$dir/h2g.bin,rdonly" "TCP-LISTEN:5002,bind=$HOST_IP,reuseaddr" &
@@ -163,13 +167,19 @@ net_transfer_case() {  # NAME NETSPEC ("" or ",e1000") [L2 TIMEOUT, default NET_
     ) &
     pids+=($!)
     local t0=$SECONDS
+    # NETMON lines every 20 s: whether a slow or stuck transfer still moves.
     vm_boot "$log" "set -e; $(wait_dev eth0) $GUEST_NET_UP
+(s=/sys/class/net/eth0/statistics; while sleep 20; do echo NETMON rx_packets=\$(cat \$s/rx_packets) tx_packets=\$(cat \$s/tx_packets) irqs=\$(awk '/eth0/ {print \$2}' /proc/interrupts); done) &
 t=\$(up); echo H2G=\$(nc $HOST_IP 5002 </dev/null | sha256sum | cut -d' ' -f1) H2G_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')
 mkdir -p /tmp/www; head -c 1048576 /dev/urandom >/tmp/www/blk; echo BLOCK=\$(sha256sum </tmp/www/blk | cut -d' ' -f1)
 t=\$(up); httpd -p 8080 -h /tmp/www; nc -l -p 9000 >/dev/null
 echo G2H_S=\$(echo \$(up) \$t | awk '{print \$1-\$2}')" \
-        "net=$TAP,mac=$GUEST_MAC$2" || rc=$?
+        "net=$TAP,mac=$GUEST_MAC$2" "stats=$stats" || rc=$?
     local secs=$((SECONDS - t0))
+    # The NIC's own view at exit (ring indexes, interrupt state), for a stall.
+    [[ ! -s $stats ]] || python3 -c 'import json, sys
+for d in json.load(open(sys.argv[1])).get("pci_devices", []):
+    if d["counters"]: print("device", d["slot"], d["name"], " ".join(f"{k}={v}" for k, v in d["counters"].items()))' "$stats" || true
     expect_clean_exit "$log" $rc
     wait "${pids[@]}" || true
     pids=()

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace rv {
@@ -17,6 +19,8 @@ struct PciBarInfo {
     bool is_64bit{false};
     bool prefetchable{false};
 };
+
+using DeviceCounters = std::vector<std::pair<std::string, uint64_t>>;
 
 class PciDevice {
 public:
@@ -35,6 +39,11 @@ public:
     // Accesses inside BAR `index`; offset is relative to the BAR's base.
     virtual void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) = 0;
     virtual void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) = 0;
+
+    // Named counters and state for `ringvisor run --stats` (packets,
+    // interrupts, ring indexes, ...): what a stuck or slow device was doing.
+    // Safe to call from any thread while the VM runs.
+    virtual DeviceCounters counters() const { return {}; }
 };
 
 }  // namespace rv

@@ -151,6 +151,15 @@ Result<uint8_t> PciRoot::add_device(std::shared_ptr<PciDevice> device) {
     return make_error("pci: no free slot for {}", device->name());
 }
 
+std::vector<std::pair<uint8_t, std::shared_ptr<PciDevice>>> PciRoot::devices() const {
+    std::lock_guard lock(m_lock);
+    std::vector<std::pair<uint8_t, std::shared_ptr<PciDevice>>> out;
+    for (size_t slot = 0; slot < m_slots.size(); ++slot)
+        if (m_slots[slot].device)
+            out.emplace_back(static_cast<uint8_t>(slot), m_slots[slot].device);
+    return out;
+}
+
 std::shared_ptr<IrqLine> PciRoot::intx_line(uint8_t slot) {
     std::lock_guard lock(m_lock);
     if (slot == 0 || slot >= kPciMaxSlots || !m_slots[slot].device || !m_irq_factory)

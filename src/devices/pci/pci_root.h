@@ -66,6 +66,9 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
     // Where BAR `index` of `slot` is mapped now.
     std::optional<uint64_t> bar_address(uint8_t slot, uint8_t index) const;
 
+    // Every device with its slot, in slot order.
+    std::vector<std::pair<uint8_t, std::shared_ptr<PciDevice>>> devices() const;
+
     // Configuration access to 00:slot.fn, as the guest sees it (tests, VMM).
     void config_read(uint8_t slot, uint8_t function, uint16_t offset, std::span<uint8_t> data);
     void config_write(uint8_t slot, uint8_t function, uint16_t offset,

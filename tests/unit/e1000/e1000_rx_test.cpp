@@ -111,6 +111,19 @@ TEST_F(E1000Test, RxFullRingStopsAndResumesOnRdtWrite) {
     EXPECT_TRUE(peer->device_readable());  // the rest waits in the backend
     EXPECT_EQ(read32(reg::kIcr), kIntRxt0 | kIntRxdmt0);
     EXPECT_EQ(dev->stats().rx_packets, 3u);
+    // --stats shows why nothing moves: ring full, not polling the tap.
+    auto counter = [&](std::string_view name) -> std::optional<uint64_t> {
+        for (const auto& [n, v] : dev->counters())
+            if (n == name) return v;
+        return std::nullopt;
+    };
+    EXPECT_EQ(counter("rx_packets"), 3u);
+    EXPECT_EQ(counter("rdh"), 3u);
+    EXPECT_EQ(counter("rdt"), 3u);
+    EXPECT_EQ(counter("rx_polling"), 0u);
+    EXPECT_EQ(counter("ims"), kIntRxt0 | kIntRxdmt0);
+    EXPECT_EQ(counter("irq_level"), 0u);  // the ICR read above acknowledged it
+    EXPECT_EQ(counter("icr"), 0u);
     // The guest gives two more descriptors: both frames arrive.
     write32(reg::kRdt, 5);
     EXPECT_TRUE(events.registered(fd));
@@ -119,6 +132,8 @@ TEST_F(E1000Test, RxFullRingStopsAndResumesOnRdtWrite) {
     EXPECT_FALSE(peer->device_readable());
     EXPECT_EQ(rx_buffer(4, 114), eth_frame(kMac, 100, 0x0800, 4));
     EXPECT_EQ(dev->stats().rx_packets, 5u);
+    EXPECT_EQ(counter("rx_packets"), 5u);
+    EXPECT_EQ(counter("rx_polling"), 0u);  // full again
 }
 
 TEST_F(E1000Test, RxFrameHeldBackUntilEnoughDescriptors) {

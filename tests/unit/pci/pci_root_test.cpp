@@ -145,6 +145,15 @@ TEST_F(RootFixture, SlotsAndInterruptLines) {
     EXPECT_EQ(cfg_read32(5, 0x3C) & 0xFF, 0u);
     EXPECT_EQ(root->intx_line(5), nullptr);
     EXPECT_EQ(root->intx_line(9), nullptr);
+    // --stats walks the devices in slot order.
+    std::vector<std::pair<uint8_t, std::shared_ptr<PciDevice>>> want{
+        {1, a}, {2, b}, {3, c}, {4, d}, {5, none}};
+    auto listed = root->devices();
+    ASSERT_EQ(listed.size(), 6u);
+    EXPECT_EQ(listed[0].first, 0);  // the host bridge
+    EXPECT_EQ(listed[0].second->name(), "pci-host-bridge");
+    listed.erase(listed.begin());
+    EXPECT_EQ(listed, want);
 }
 
 TEST_F(RootFixture, SharedIntxIsWiredOr) {

@@ -26,17 +26,17 @@ inline uint64_t all_net_features() {
 // A 12-byte header (num_buffers 0) followed by `frame_len` patterned bytes.
 inline std::vector<uint8_t> make_packet(size_t frame_len, uint8_t seed = 1, uint8_t flags = 0,
                                         uint8_t gso_type = 0) {
-    std::vector<uint8_t> p(virtio::kNetHdrSize + frame_len);
+    std::vector<uint8_t> p(kVnetHdrSize + frame_len);
     p[0] = flags;
     p[1] = gso_type;
     for (size_t i = 0; i < frame_len; ++i)
-        p[virtio::kNetHdrSize + i] = static_cast<uint8_t>(seed + i * 7 + i / 251);
+        p[kVnetHdrSize + i] = static_cast<uint8_t>(seed + i * 7 + i / 251);
     return p;
 }
 
 inline uint16_t num_buffers_of(const std::vector<uint8_t>& bytes) {
     uint16_t n;
-    std::memcpy(&n, bytes.data() + virtio::kNetHdrNumBuffersOffset, 2);
+    std::memcpy(&n, bytes.data() + kVnetHdrNumBuffersOffset, 2);
     return n;
 }
 

@@ -12,8 +12,8 @@ class NetRxTest : public NetTest {
   protected:
     // The packet as the guest should see it: num_buffers filled in.
     static std::vector<uint8_t> expected(std::vector<uint8_t> packet, uint16_t num_buffers) {
-        packet[virtio::kNetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
-        packet[virtio::kNetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
+        packet[kVnetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
+        packet[kVnetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
         return packet;
     }
     // Concatenates what the device wrote into the used chains, in order.
@@ -189,7 +189,7 @@ TEST_F(NetRxTest, UnusableRxChainsAreReturnedEmpty) {
 TEST_F(NetRxTest, ChecksumFlagsClearedWithoutGuestCsum) {
     activate(virtio::kFVersion1 | virtio::kNetFMrgRxbuf);
     rxq.add_chain({{2000, true}});
-    net->send(make_packet(100, 1, virtio::kNetHdrFDataValid));
+    net->send(make_packet(100, 1, kVnetFlagDataValid));
     events.run_until_idle();
     auto u = rxq.pop_used();
     ASSERT_TRUE(u);
@@ -199,18 +199,17 @@ TEST_F(NetRxTest, ChecksumFlagsClearedWithoutGuestCsum) {
 TEST_F(NetRxTest, ChecksumFlagsKeptWithGuestCsum) {
     activate();
     rxq.add_chain({{2000, true}});
-    net->send(make_packet(100, 1, virtio::kNetHdrFNeedsCsum));
+    net->send(make_packet(100, 1, kVnetFlagNeedsCsum));
     events.run_until_idle();
     auto u = rxq.pop_used();
     ASSERT_TRUE(u);
-    EXPECT_EQ(rxq.writable_data(static_cast<uint16_t>(u->id), u->len)[0],
-              virtio::kNetHdrFNeedsCsum);
+    EXPECT_EQ(rxq.writable_data(static_cast<uint16_t>(u->id), u->len)[0], kVnetFlagNeedsCsum);
 }
 
 TEST_F(NetRxTest, GsoPacketTheGuestCannotTakeIsDropped) {
     activate(virtio::kFVersion1 | virtio::kNetFMrgRxbuf | virtio::kNetFGuestCsum);
     rxq.add_chain({{4000, true}});
-    net->send(make_packet(3000, 1, virtio::kNetHdrFNeedsCsum, virtio::kNetHdrGsoTcpv4));
+    net->send(make_packet(3000, 1, kVnetFlagNeedsCsum, kVnetGsoTcpv4));
     auto ok = make_packet(100, 2);
     net->send(ok);
     events.run_until_idle();

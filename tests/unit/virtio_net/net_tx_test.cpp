@@ -18,7 +18,7 @@ class NetTxTest : public NetTest {};
 
 TEST_F(NetTxTest, SingleBufferFrameArrivesWithHeader) {
     activate();
-    auto packet = make_packet(1500, 3, virtio::kNetHdrFNeedsCsum);
+    auto packet = make_packet(1500, 3, kVnetFlagNeedsCsum);
     uint16_t head = txq.add_chain({{packet, false}});
     dev->queue_notify(VirtioNet::kTxQueue);
 
@@ -67,8 +67,7 @@ TEST_F(NetTxTest, LargestFrameIsSent) {
     int size = 256 << 10;
     ASSERT_EQ(::setsockopt(net->device_end.get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)), 0);
     activate();
-    auto packet =
-        make_packet(virtio::kNetMaxFrameLen, 5, virtio::kNetHdrFNeedsCsum, virtio::kNetHdrGsoTcpv4);
+    auto packet = make_packet(virtio::kNetMaxFrameLen, 5, kVnetFlagNeedsCsum, kVnetGsoTcpv4);
     txq.add_chain({{slice(packet, 0, 40000), false}, {slice(packet, 40000, packet.size()), false}});
     dev->queue_notify(VirtioNet::kTxQueue);
     auto got = net->receive();

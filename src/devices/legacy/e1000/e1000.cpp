@@ -94,6 +94,32 @@ E1000Stats E1000::stats() const {
     return s;
 }
 
+// The statistics plus the ring and interrupt state: enough to tell a guest
+// that stopped refilling the ring from a device that stopped raising the line.
+DeviceCounters E1000::counters() const {
+    std::lock_guard lock(m_mutex);
+    return {{"rx_packets", m_stats.rx_packets},
+            {"rx_filtered", m_stats.rx_filtered},
+            {"rx_dropped", m_stats.rx_dropped},
+            {"tx_packets", m_tx.counters().packets},
+            {"tx_dropped", m_tx.counters().dropped},
+            {"interrupts", m_stats.interrupts},
+            {"throttled", m_stats.throttled},
+            {"rdh", m_regs.get(reg::kRdh)},
+            {"rdt", m_regs.get(reg::kRdt)},
+            {"tdh", m_regs.get(reg::kTdh)},
+            {"tdt", m_regs.get(reg::kTdt)},
+            {"rctl", m_regs.get(reg::kRctl)},
+            {"icr", m_icr},
+            {"ims", m_ims},
+            {"itr", m_regs.get(reg::kItr)},
+            {"irq_level", m_level},
+            {"itr_timer_armed", m_timer_armed},
+            {"rx_polling", m_rx_registered},
+            {"rx_held_packet", m_rx_pending},
+            {"backend_gone", m_backend_gone}};
+}
+
 // --- PCI ---------------------------------------------------------------------
 
 void E1000::config_read(uint16_t offset, std::span<uint8_t> data) {

@@ -75,6 +75,7 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     std::vector<PciBarInfo> bars() const override;
     void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
+    DeviceCounters counters() const override;
 
     // Event-loop entry points (registered by the device; public for tests).
     void on_backend_event(uint32_t events);

@@ -1,5 +1,7 @@
 #include "devices/legacy/e1000/rx.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <array>
 
@@ -13,17 +15,6 @@ constexpr uint32_t kEthHeader = 14;
 constexpr uint32_t kMinFrame = 60;       // without FCS; shorter frames are padded
 constexpr uint32_t kMaxStdFrame = 1518;  // without FCS, one VLAN tag allowed (RCTL.LPE off)
 constexpr uint32_t kFcsLen = 4;
-
-constexpr std::array<uint32_t, 256> make_crc_table() {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        t[i] = c;
-    }
-    return t;
-}
-constexpr auto kCrcTable = make_crc_table();
 
 uint16_t be16(std::span<const uint8_t> b, size_t at) {
     return static_cast<uint16_t>((b[at] << 8) | b[at + 1]);
@@ -43,10 +34,11 @@ uint32_t mta_hash(uint32_t rctl, std::span<const uint8_t> dst) {
 
 }  // namespace
 
+// The Ethernet FCS is zlib's CRC-32 (same polynomial, reflection, initial
+// value and final inversion); zlib's word-at-a-time version is several
+// times faster than a byte table, and it runs for every received frame.
 uint32_t ethernet_crc32(std::span<const uint8_t> data) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (uint8_t b : data) c = kCrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
-    return ~c;
+    return static_cast<uint32_t>(::crc32_z(::crc32_z(0, nullptr, 0), data.data(), data.size()));
 }
 
 std::optional<Ring> rx_ring(const GuestMemory& memory, const RegisterFile& regs) {

@@ -136,23 +136,24 @@ void TxEngine::finish_packet(const Env& env, const RawDesc& eop) {
     // VLAN insertion: VLE in the last descriptor, honoured with CTRL.VME.
     m_vlan = (eop.bytes[11] & kTxCmdVle) && (env.regs.get(reg::kCtrl) & kCtrlVme);
     m_vlan_tci = le16(eop.bytes + 14);
-    Result<VnetHdr> hdr = VnetHdr{};
+    Result<TxOffload> offload = TxOffload{};
     if (m_tse) {
         if (!(m_tso_ctx.tucmd & kTxCmdTse)) return drop_packet("TSO without a TSO context");
-        hdr = prepare_tso(packet, m_tso_ctx);
+        offload = prepare_tso(packet, m_tso_ctx);
     } else if (m_extended) {
-        hdr = prepare_checksums(packet, m_ctx, m_popts);
+        offload = prepare_checksums(packet, m_ctx, m_popts);
     } else if ((eop.bytes[11] & kTxCmdIc) &&
                !insert_checksum(packet, eop.bytes[13], eop.bytes[10], 0)) {
         // Legacy CSO/CSS/IC of the last descriptor: a single 16-bit sum
         // whose protocol we do not know, so it stays in software.
         return drop_packet("checksum offsets outside the frame");
     }
-    if (!hdr) return drop_packet(hdr.error().message());
-    send_frame(env, packet, *hdr);
+    if (!offload) return drop_packet(offload.error().message());
+    send_frame(env, packet, *offload);
 }
 
-void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame, VnetHdr hdr) {
+void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame, TxOffload offload) {
+    VnetHdr& hdr = offload.hdr;
     static constexpr std::array<uint8_t, kMinFrame> kZeros{};
     std::array<uint8_t, 4> tag{};
     std::array<iovec, 5> iov{};
@@ -194,11 +195,11 @@ void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame, VnetHd
     ++m_counters.packets;
     // Counted per segment, as the hardware would have sent them: every
     // segment but the first repeats the headers, every one has an FCS.
-    const uint64_t segs = hdr.segments;
+    const uint64_t segs = offload.segments;
     const uint64_t octets = wire + (segs - 1) * hdr.hdr_len + segs * 4;
     RegisterFile& regs = env.regs;
-    regs.count(stat::kGptc, hdr.segments);
-    regs.count(stat::kTpt, hdr.segments);
+    regs.count(stat::kGptc, offload.segments);
+    regs.count(stat::kTpt, offload.segments);
     regs.count64(stat::kGotcl, octets);
     regs.count64(stat::kTotl, octets);
     if (frame.size() >= 6) {

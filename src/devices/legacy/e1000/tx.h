@@ -52,7 +52,7 @@ class TxEngine {
     bool handle_descriptor(const Env& env, const RawDesc& desc);
     void gather(const Env& env, uint64_t addr, uint32_t len);
     void finish_packet(const Env& env, const RawDesc& eop);
-    void send_frame(const Env& env, std::span<const uint8_t> frame, VnetHdr hdr);
+    void send_frame(const Env& env, std::span<const uint8_t> frame, TxOffload offload);
     void drop_packet(std::string_view why);
     void warn_once(unsigned bit, std::string_view text);
 

@@ -33,18 +33,6 @@ TxContext parse_context(const RawDesc& desc) {
                      .mss = le16(b + 14)};
 }
 
-std::array<uint8_t, kVnetHdrSize> VnetHdr::encode() const {
-    std::array<uint8_t, kVnetHdrSize> out{};
-    out[0] = flags;
-    out[1] = gso_type;
-    put_le16(&out[2], hdr_len);
-    put_le16(&out[4], gso_size);
-    put_le16(&out[6], csum_start);
-    put_le16(&out[8], csum_offset);
-    put_le16(&out[10], num_buffers);
-    return out;
-}
-
 uint32_t checksum_add(uint32_t sum, std::span<const uint8_t> bytes) {
     // Fold as we go so any length up to 64 KiB+ cannot overflow 32 bits.
     size_t i = 0;
@@ -74,7 +62,7 @@ bool insert_checksum(std::span<uint8_t> frame, uint32_t start, uint32_t offset, 
     return true;
 }
 
-Result<VnetHdr> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx) {
+Result<TxOffload> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx) {
     const bool ipv4 = ctx.tucmd & kTuCmdIp;
     const size_t len = frame.size();
     const uint32_t ip = ctx.ipcss;
@@ -116,24 +104,24 @@ Result<VnetHdr> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx) {
     sum += kProtoTcp + (tcp_len >> 16) + (tcp_len & 0xFFFF);
     put_be16(frame, ctx.tucso, checksum_fold(sum));
 
-    VnetHdr out{.flags = kVnetFlagNeedsCsum,
-                .hdr_len = static_cast<uint16_t>(hdr),
-                .csum_start = static_cast<uint16_t>(tcp),
-                .csum_offset = static_cast<uint16_t>(kTcpCheckOffset)};
+    TxOffload out{.hdr = {.flags = kVnetFlagNeedsCsum,
+                          .hdr_len = static_cast<uint16_t>(hdr),
+                          .csum_start = static_cast<uint16_t>(tcp),
+                          .csum_offset = static_cast<uint16_t>(kTcpCheckOffset)}};
     // A packet that fits one segment is sent as a plain checksum offload:
     // the host would not segment it anyway (and gso_size 0xFFFF, which an
     // MSS field can hold, means something else to the kernel).
     const size_t payload = len - hdr;
     if (payload > ctx.mss) {
-        out.gso_type = ipv4 ? kVnetGsoTcpv4 : kVnetGsoTcpv6;
-        out.gso_size = ctx.mss;
+        out.hdr.gso_type = ipv4 ? kVnetGsoTcpv4 : kVnetGsoTcpv6;
+        out.hdr.gso_size = ctx.mss;
         out.segments = static_cast<uint32_t>((payload + ctx.mss - 1) / ctx.mss);
     }
     return out;
 }
 
-Result<VnetHdr> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx, uint8_t popts) {
-    VnetHdr out;
+Result<TxOffload> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx, uint8_t popts) {
+    TxOffload out;
     const size_t len = frame.size();
     // virtio has no IP header checksum offload; 20 bytes are cheap.
     if ((popts & kTxPoptsIxsm) && !insert_checksum(frame, ctx.ipcss, ctx.ipcso, ctx.ipcse))
@@ -150,9 +138,9 @@ Result<VnetHdr> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx
         return make_error("TCP/UDP checksum offsets outside the frame");
     // The driver already left the pseudo-header sum (with the length) in
     // the field: exactly what NEEDS_CSUM wants.
-    out.flags = kVnetFlagNeedsCsum;
-    out.csum_start = ctx.tucss;
-    out.csum_offset = static_cast<uint16_t>(ctx.tucso - ctx.tucss);
+    out.hdr.flags = kVnetFlagNeedsCsum;
+    out.hdr.csum_start = ctx.tucss;
+    out.hdr.csum_offset = static_cast<uint16_t>(ctx.tucso - ctx.tucss);
     return out;
 }
 

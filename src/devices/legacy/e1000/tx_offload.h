@@ -8,10 +8,10 @@
 // guest and is checked against the frame before anything is touched.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <span>
 
+#include "backends/net/vnet_hdr.h"
 #include "base/error.h"
 #include "devices/legacy/e1000/e1000_regs.h"
 
@@ -33,25 +33,12 @@ struct TxContext {
 
 TxContext parse_context(const RawDesc& desc);
 
-// struct virtio_net_hdr_v1 as the tap reads it (little endian on x86).
-inline constexpr uint32_t kVnetHdrSize = 12;
-inline constexpr uint8_t kVnetFlagNeedsCsum = 1;
-inline constexpr uint8_t kVnetGsoNone = 0;
-inline constexpr uint8_t kVnetGsoTcpv4 = 1;
-inline constexpr uint8_t kVnetGsoTcpv6 = 4;
-
-struct VnetHdr {
-    uint8_t flags{0};
-    uint8_t gso_type{kVnetGsoNone};
-    uint16_t hdr_len{0};
-    uint16_t gso_size{0};
-    uint16_t csum_start{0};
-    uint16_t csum_offset{0};
-    uint16_t num_buffers{0};
-    // Segments the host will cut this frame into (for the statistics).
+// What a transmit offload asks of the host: the virtio-net header for the
+// tap, and the segments the host will cut the frame into (for the
+// statistics, which count what the hardware would have put on the wire).
+struct TxOffload {
+    VnetHdr hdr;
     uint32_t segments{1};
-
-    std::array<uint8_t, kVnetHdrSize> encode() const;
 };
 
 // Ones'-complement sum of big-endian 16-bit words (odd tail padded with 0).
@@ -73,12 +60,12 @@ bool insert_checksum(std::span<uint8_t> frame, uint32_t start, uint32_t offset, 
 // seeded with the folded pseudo-header sum including the TCP length, and
 // the GSO header describing it. An error, and the frame possibly half
 // edited (it is dropped), when the context does not describe this packet.
-Result<VnetHdr> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx);
+Result<TxOffload> prepare_tso(std::span<uint8_t> frame, const TxContext& ctx);
 
 // Plain checksum offload of an extended data descriptor: IXSM is done here,
 // TXSM becomes a NEEDS_CSUM header (the field already holds the pseudo-
 // header sum) unless TUCSE stops short of the frame end, which virtio
 // cannot express, in which case it is done here too.
-Result<VnetHdr> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx, uint8_t popts);
+Result<TxOffload> prepare_checksums(std::span<uint8_t> frame, const TxContext& ctx, uint8_t popts);
 
 }  // namespace rv::e1000

@@ -1,6 +1,7 @@
 // RX path: backend packets into guest chains, through the bounce buffer.
+#include <algorithm>
 #include <cstddef>
-#include <cstring>
+#include <span>
 
 #include "base/log.h"
 #include "devices/virtio/net/net_wire.h"
@@ -77,7 +78,7 @@ VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used) {
         DescriptorChain& chain = **popped;
         // Every rx buffer must be device-writable and hold at least the
         // header (5.1.6.3.1), so the header never straddles chains.
-        if (chain.readable_bytes() != 0 || chain.writable_bytes() < kNetHdrSize) {
+        if (chain.readable_bytes() != 0 || chain.writable_bytes() < kVnetHdrSize) {
             ++m_counters.rx_errors;
             warn_once(kWarnRxBadChain,
                       fmt::format("virtio-net: returning unusable rx chain {} ({} readable, {} "
@@ -119,14 +120,14 @@ bool VirtioNet::take_rx_packet(Active& a) {
         a.backend_gone = true;
         return false;
     }
-    if (n < kNetHdrSize || n > kNetMaxPacketLen) {
+    if (n < kVnetHdrSize || n > kNetMaxPacketLen) {
         ++m_counters.rx_dropped;
         warn_once(kWarnRxBadPacket,
                   fmt::format("virtio-net: dropping a {}-byte packet from the backend", n));
         return true;
     }
-    VirtioNetHdr hdr;
-    std::memcpy(&hdr, m_bounce.data(), sizeof(hdr));
+    const auto hdr_bytes = std::span(m_bounce).first<kVnetHdrSize>();
+    VnetHdr hdr = VnetHdr::decode(hdr_bytes);
     if (!rx_offloads_allowed(a)) {
         ++m_counters.rx_dropped;
         warn_once(kWarnRxBadPacket, fmt::format("virtio-net: dropping a packet with gso type "
@@ -137,7 +138,7 @@ bool VirtioNet::take_rx_packet(Active& a) {
     // DATA_VALID / NEEDS_CSUM mean nothing to a driver without GUEST_CSUM,
     // which must then see flags 0 (5.1.6.4.1).
     if (!(a.features & kNetFGuestCsum)) hdr.flags = 0;
-    std::memcpy(m_bounce.data(), &hdr, sizeof(hdr));
+    std::ranges::copy(hdr.encode(), hdr_bytes.begin());
     a.rx_len = n;
     a.rx_pending = true;
     return true;
@@ -146,14 +147,14 @@ bool VirtioNet::take_rx_packet(Active& a) {
 // Whether the packet in the bounce buffer only uses offloads the driver
 // accepted. Packets queued in the tap before a reset may carry old ones.
 bool VirtioNet::rx_offloads_allowed(const Active& a) const {
-    const uint8_t gso = m_bounce[offsetof(VirtioNetHdr, gso_type)];
-    if ((gso & kNetHdrGsoEcn) && !(a.features & kNetFGuestEcn)) return false;
-    switch (gso & ~kNetHdrGsoEcn) {
-        case kNetHdrGsoNone:
-            return !(gso & kNetHdrGsoEcn);
-        case kNetHdrGsoTcpv4:
+    const uint8_t gso = m_bounce[offsetof(VnetHdr, gso_type)];
+    if ((gso & kVnetGsoEcn) && !(a.features & kNetFGuestEcn)) return false;
+    switch (gso & ~kVnetGsoEcn) {
+        case kVnetGsoNone:
+            return !(gso & kVnetGsoEcn);
+        case kVnetGsoTcpv4:
             return a.features & kNetFGuestTso4;
-        case kNetHdrGsoTcpv6:
+        case kVnetGsoTcpv6:
             return a.features & kNetFGuestTso6;
         default:
             return false;  // UDP (UFO) is not offered; anything else is unknown
@@ -168,8 +169,8 @@ bool VirtioNet::deliver_rx_packet(Active& a) {
     size_t needed = 0;
     for (uint64_t room = 0; room < a.rx_len; ++needed) room += a.rx_chains[needed].writable_bytes();
     const uint16_t num_buffers = static_cast<uint16_t>(needed);
-    m_bounce[kNetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
-    m_bounce[kNetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
+    m_bounce[kVnetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
+    m_bounce[kVnetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
 
     size_t offset = 0;
     for (size_t i = 0; i < needed; ++i) {
@@ -195,7 +196,7 @@ bool VirtioNet::deliver_rx_packet(Active& a) {
         return false;
     }
     ++m_counters.rx_packets;
-    m_counters.rx_bytes += a.rx_len - kNetHdrSize;
+    m_counters.rx_bytes += a.rx_len - kVnetHdrSize;
     a.rx_pending = false;
     a.rx_chains.erase(a.rx_chains.begin(), a.rx_chains.begin() + static_cast<long>(needed));
     return true;

@@ -14,7 +14,7 @@ namespace {
 const char* tx_chain_problem(const DescriptorChain& chain) {
     if (chain.writable_bytes() != 0) return "has device-writable buffers";
     const uint64_t len = chain.readable_bytes();
-    if (len < kNetHdrSize) return "is shorter than the 12-byte virtio-net header";
+    if (len < kVnetHdrSize) return "is shorter than the 12-byte virtio-net header";
     if (len > kNetMaxPacketLen) return "holds a frame larger than 64 KiB";
     return nullptr;
 }
@@ -70,7 +70,7 @@ void VirtioNet::process_tx(Active& a) {
                 break;
             } else {
                 ++m_counters.tx_packets;
-                m_counters.tx_bytes += chain.readable_bytes() - kNetHdrSize;
+                m_counters.tx_bytes += chain.readable_bytes() - kVnetHdrSize;
             }
         }
         // TX chains have no device-writable part: used length 0.

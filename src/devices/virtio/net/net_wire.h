@@ -1,7 +1,10 @@
-// virtio-net wire formats and feature bits (virtio 1.2, 5.1).
+// virtio-net feature bits and config layout (virtio 1.2, 5.1). The packet
+// header (5.1.6) is the tap's too: backends/net/vnet_hdr.h.
 #pragma once
 
 #include <cstdint>
+
+#include "backends/net/vnet_hdr.h"
 
 namespace rv::virtio {
 
@@ -23,33 +26,10 @@ inline constexpr uint64_t kNetFCtrlVq = 1ull << 17;
 
 inline constexpr uint16_t kNetSLinkUp = 1;
 
-// virtio_net_hdr_v1 (5.1.6): in virtio 1.x the header always carries
-// num_buffers, so it is 12 bytes on both queues, with or without MRG_RXBUF.
-struct VirtioNetHdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;
-};
-static_assert(sizeof(VirtioNetHdr) == 12);
-inline constexpr uint32_t kNetHdrSize = sizeof(VirtioNetHdr);
-inline constexpr uint32_t kNetHdrNumBuffersOffset = 10;
-
-inline constexpr uint8_t kNetHdrFNeedsCsum = 1;
-inline constexpr uint8_t kNetHdrFDataValid = 2;
-inline constexpr uint8_t kNetHdrGsoNone = 0;
-inline constexpr uint8_t kNetHdrGsoTcpv4 = 1;
-inline constexpr uint8_t kNetHdrGsoUdp = 3;
-inline constexpr uint8_t kNetHdrGsoTcpv6 = 4;
-inline constexpr uint8_t kNetHdrGsoEcn = 0x80;
-
 // Largest frame either way: a 64 KiB GSO packet (IP total length 65535)
 // plus an Ethernet header with one VLAN tag.
 inline constexpr uint32_t kNetMaxFrameLen = 65535 + 14 + 4;
-inline constexpr uint32_t kNetMaxPacketLen = kNetHdrSize + kNetMaxFrameLen;
+inline constexpr uint32_t kNetMaxPacketLen = kVnetHdrSize + kNetMaxFrameLen;
 
 // Device configuration layout (5.1.4), little endian.
 inline constexpr uint64_t kNetConfigMac = 0;

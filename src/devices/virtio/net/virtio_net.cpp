@@ -18,7 +18,7 @@ Result<std::unique_ptr<VirtioNet>> VirtioNet::create(std::unique_ptr<NetBackend>
         return make_error("virtio-net: MAC address is all zeros");
     if (config.mtu && *config.mtu < 68)
         return make_error("virtio-net: MTU {} is below the IPv4 minimum of 68", *config.mtu);
-    RV_TRY_VOID(with_context(backend->set_vnet_hdr_size(kNetHdrSize), "virtio-net backend"));
+    RV_TRY_VOID(with_context(backend->set_vnet_hdr_size(kVnetHdrSize), "virtio-net backend"));
     return std::unique_ptr<VirtioNet>(new VirtioNet(std::move(backend), config));
 }
 
