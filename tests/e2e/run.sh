@@ -52,7 +52,7 @@ for attempt in 1 2; do
     set +e
     "$root/tools/testhost/run.sh" --timeout 2400 --mem 5120 --results "$results" -- \
         env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" \
-            E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-1}" E2E_E1000_TRANSFER="${E2E_E1000_TRANSFER:-0}" \
+            E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-1}" E2E_E1000_TRANSFER="${E2E_E1000_TRANSFER:-1}" \
         "$root/tests/e2e/run.sh" --inside
     rc=$?
     set -e
