@@ -23,7 +23,7 @@ declare -A sources=(
     [ide]="$(echo "$root"/src/devices/legacy/ide/*.cpp "$root"/src/backends/block/*.cpp "$root"/src/devices/pci/config_space.cpp)"
     [e1000]="$(echo "$root"/src/devices/legacy/e1000/*.cpp "$root"/src/devices/pci/config_space.cpp)"
 )
-declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="" [ide]="-luring" [e1000]="")
+declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="" [ide]="-luring" [e1000]="-lz")
 
 status=0 summary=()
 for name in virtqueue virtio_blk virtio_net ide e1000; do

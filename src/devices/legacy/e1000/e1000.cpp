@@ -245,9 +245,10 @@ void E1000::on_backend_event(uint32_t events) {
     if (events & EPOLLIN) process_rx(true);
 }
 
-// Delivers the packet held back for lack of descriptors, then (on the event
-// loop) reads and delivers more until the backend is empty, the ring is
-// full or the batch is done.
+// Delivers the packet held back for lack of descriptors, then (read_backend)
+// reads and delivers more until the backend is empty, the ring is full or
+// the batch is done. Runs on the event loop (fd readable) and on vCPU
+// threads (RDT and RCTL writes).
 void E1000::process_rx(bool read_backend) {
     uint32_t causes = 0;
     for (int i = 0; i < kRxBatch; ++i) {

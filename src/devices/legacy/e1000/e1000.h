@@ -12,7 +12,8 @@
 // write (as QEMU does: the guest pays for its own transmits). RX runs on the
 // event-loop thread when the backend fd is readable; the fd is registered
 // only while RCTL.EN is set and the ring has free descriptors, so a full
-// ring leaves packets queued in the tap until the guest writes RDT. The ITR
+// ring leaves packets queued in the tap until the guest writes RDT, and that
+// write reads them into the new descriptors on the vCPU thread. The ITR
 // timer is a timerfd on the same loop. One mutex guards all device state;
 // handlers hold only a weak reference to the device.
 #pragma once

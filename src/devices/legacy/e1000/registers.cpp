@@ -240,8 +240,8 @@ void E1000::write_reg(uint32_t offset, uint32_t value) {
             return;
         case reg::kRctl:
             m_regs.set(offset, value);
-            // Enabling may let a held packet in; disabling stops polling.
-            return process_rx(false);
+            // Enabling lets waiting packets in; disabling stops polling.
+            return process_rx(true);
         case reg::kTctl:
             m_regs.set(offset, value);
             return process_tx();
@@ -250,7 +250,12 @@ void E1000::write_reg(uint32_t offset, uint32_t value) {
             return process_tx();
         case reg::kRdt:
             m_regs.set(offset, value & 0xFFFF);
-            return process_rx(false);
+            // Fresh descriptors: fill them from the backend now, on this
+            // vCPU thread (as QEMU's flush on RDT does), rather than
+            // re-register the fd and wait for the event loop. Under a
+            // receive stream the tap always has packets queued, the ring is
+            // full again after the write, and the fd is never re-registered.
+            return process_rx(true);
         case reg::kRdh:
         case reg::kRdlen:
         case reg::kRdbal:
