@@ -1,11 +1,9 @@
 #include "vmm/vcpu.h"
 
-#include "base/log.h"
-
+#include <fmt/format.h>
 #include <signal.h>
 
-#include <fmt/format.h>
-
+#include "base/log.h"
 
 namespace rv {
 
@@ -80,17 +78,26 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
             return true;
         case Kind::Hlt:
             // Only without an in-kernel irqchip: nothing can wake us, so stop.
-            m_control.request_exit(VmExitReason::PowerOff, fmt::format("vCPU {} halted", m_fd.id()));
+            m_control.request_exit(VmExitReason::PowerOff,
+                                   fmt::format("vCPU {} halted", m_fd.id()));
             return false;
         case Kind::Shutdown: {
             // Also how a guest kernel may reset (reboot=t), but more often a
             // crash, which must not pass silently: say where the CPU was.
+            // On AMD (SVM) KVM has already put the vCPU in its reset state
+            // (rip 0xfff0, paging off) when it reports the shutdown, so the
+            // registers say nothing about the crash there.
             auto regs = m_fd.get_regs();
             auto sregs = m_fd.get_sregs();
-            if (regs && sregs)
-                log::warn("vCPU {}: triple fault at rip {:#x} rsp {:#x} cr2 {:#x} cr3 {:#x}; "
-                          "resetting",
-                          m_fd.id(), regs->rip, regs->rsp, sregs->cr2, sregs->cr3);
+            const bool reset_state = regs && sregs && regs->rip == 0xfff0 && !(sregs->cr0 & 1);
+            if (regs && sregs && !reset_state)
+                log::warn(
+                    "vCPU {}: triple fault at rip {:#x} rsp {:#x} cr2 {:#x} cr3 {:#x}; "
+                    "resetting",
+                    m_fd.id(), regs->rip, regs->rsp, sregs->cr2, sregs->cr3);
+            else
+                log::warn("vCPU {}: triple fault (registers already reset by KVM); resetting",
+                          m_fd.id());
             m_control.request_exit(VmExitReason::Reset,
                                    fmt::format("vCPU {}: triple fault / shutdown", m_fd.id()));
             return false;
@@ -101,8 +108,8 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
             } else if (exit.detail == KVM_SYSTEM_EVENT_SHUTDOWN) {
                 m_control.request_exit(VmExitReason::PowerOff, "guest requested shutdown");
             } else {
-                m_control.request_exit(VmExitReason::Error,
-                                       fmt::format("vCPU {}: system event {}", m_fd.id(), exit.detail));
+                m_control.request_exit(VmExitReason::Error, fmt::format("vCPU {}: system event {}",
+                                                                        m_fd.id(), exit.detail));
             }
             return false;
         case Kind::FailEntry:
@@ -111,13 +118,14 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
                                                m_fd.id(), exit.detail));
             return false;
         case Kind::InternalError:
-            m_control.request_exit(VmExitReason::Error,
-                                   fmt::format("vCPU {}: KVM internal error (suberror {})",
-                                               m_fd.id(), exit.detail));
+            m_control.request_exit(
+                VmExitReason::Error,
+                fmt::format("vCPU {}: KVM internal error (suberror {})", m_fd.id(), exit.detail));
             return false;
         case Kind::Unknown:
-            m_control.request_exit(VmExitReason::Error, fmt::format("vCPU {}: unhandled KVM exit reason {}",
-                                                                    m_fd.id(), exit.reason));
+            m_control.request_exit(
+                VmExitReason::Error,
+                fmt::format("vCPU {}: unhandled KVM exit reason {}", m_fd.id(), exit.reason));
             return false;
     }
     return true;

@@ -166,6 +166,9 @@ class AtaChannel {
     bool m_bus_master{false};
     DmaCursor m_dma;
     bool m_dma_table_longer{false};
+    // Guest-caused DMA aborts: logged for the first few only, so a driver
+    // that keeps handing us bad PRD tables cannot flood the VMM's log.
+    uint64_t m_dma_aborts{0};
 };
 
 }  // namespace rv::ide

@@ -280,7 +280,10 @@ void AtaChannel::submit_dma_chunk() {
 // A PRD table the controller cannot follow: bus-master error, the command
 // aborts with an interrupt (libata reports a host bus error and resets).
 void AtaChannel::fail_dma(const Error& why) {
-    log::warn("ide: DMA aborted: {}", why.message());
+    constexpr uint64_t kLoggedAborts = 5;
+    if (++m_dma_aborts <= kLoggedAborts)
+        log::warn("ide: DMA aborted: {}{}", why.message(),
+                  m_dma_aborts == kLoggedAborts ? " (further aborts not logged)" : "");
     m_bm_status |= kBmStatusError;
     complete_error(kErrAbrt);
 }
