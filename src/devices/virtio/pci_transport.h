@@ -78,6 +78,7 @@ class VirtioPciTransport final : public PciDevice,
 
     // PciDevice
     std::string_view name() const override { return m_device->name(); }
+    DeviceCounters counters() const override { return m_device->counters(); }
     void config_read(uint16_t offset, std::span<uint8_t> data) override;
     void config_write(uint16_t offset, std::span<const uint8_t> data) override;
     std::vector<PciBarInfo> bars() const override;

@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "devices/event_registrar.h"
+#include "devices/pci/pci_device.h"
 #include "devices/virtio/queue.h"
 #include "memory/guest_memory.h"
 
@@ -82,6 +83,8 @@ public:
     // True once the device has hit a guest error it cannot recover from;
     // the transport then reports DEVICE_NEEDS_RESET.
     virtual bool needs_reset() const { return false; }
+    // Named counters and state for --stats (PciDevice::counters).
+    virtual DeviceCounters counters() const { return {}; }
 };
 
 }  // namespace rv::virtio

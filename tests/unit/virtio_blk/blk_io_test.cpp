@@ -34,6 +34,14 @@ TEST_F(BlkTest, WriteThenReadMultiBuffer) {
     EXPECT_EQ(s.read_bytes, 1536u);
     EXPECT_EQ(s.write_bytes, 1536u);
     EXPECT_EQ(s.errors, 0u);
+    // The same numbers reach --stats.
+    const DeviceCounters c = m_dev->counters();
+    auto has = [&](std::string_view name, uint64_t value) {
+        return std::ranges::find(c, std::pair<std::string, uint64_t>(name, value)) != c.end();
+    };
+    EXPECT_TRUE(has("requests", 2));
+    EXPECT_TRUE(has("read_bytes", 1536));
+    EXPECT_TRUE(has("write_bytes", 1536));
 }
 
 TEST_F(BlkTest, IndirectChainRead) {

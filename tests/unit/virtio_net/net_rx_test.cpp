@@ -124,6 +124,14 @@ TEST_F(NetRxTest, NoBuffersLeavesPacketInBackendUntilNotify) {
     EXPECT_FALSE(interest() & EPOLLIN) << "stopped polling the backend, so the loop cannot spin";
     EXPECT_EQ(events.run_until_idle(), 0u);
     EXPECT_EQ(dev->stats().rx_dropped, 0u);
+    // --stats tells why nothing arrives: the guest gave no buffers.
+    auto counter = [&](std::string_view name) -> std::optional<uint64_t> {
+        for (const auto& [n, v] : dev->counters())
+            if (n == name) return v;
+        return std::nullopt;
+    };
+    EXPECT_EQ(counter("rx_waiting_for_buffers"), 1u);
+    EXPECT_EQ(counter("rx_packets"), 0u);
 
     uint16_t head = rxq.add_chain({{2048, true}});
     rxq.add_chain({{2048, true}});  // a spare, so the device keeps polling afterwards
@@ -134,6 +142,9 @@ TEST_F(NetRxTest, NoBuffersLeavesPacketInBackendUntilNotify) {
     EXPECT_EQ(rxq.writable_data(head, u->len), expected(packet, 1));
     EXPECT_TRUE(interest() & EPOLLIN) << "polling again";
     EXPECT_FALSE(net->device_readable());
+    EXPECT_EQ(counter("rx_waiting_for_buffers"), 0u);
+    EXPECT_EQ(counter("rx_packets"), 1u);
+    EXPECT_EQ(counter("rx_bytes"), packet.size() - kVnetHdrSize);
 }
 
 TEST_F(NetRxTest, MergeableWaitsForEnoughBuffers) {

@@ -297,6 +297,15 @@ bool VirtioBlk::idle() const {
     return m_in_flight == 0 && m_waiting.empty() && m_backend->pending() == 0;
 }
 
+DeviceCounters VirtioBlk::counters() const {
+    const BlkStats s = stats();
+    return {{"requests", s.requests},       {"read_bytes", s.read_bytes},
+            {"write_bytes", s.write_bytes}, {"flushes", s.flushes},
+            {"submitted", s.submitted},     {"errors", s.errors},
+            {"malformed", s.malformed},     {"notifications", s.notifications},
+            {"interrupts", s.interrupts}};
+}
+
 BlkStats VirtioBlk::stats() const {
     return BlkStats{
         m_stats.requests.load(),  m_stats.read_bytes.load(),    m_stats.write_bytes.load(),

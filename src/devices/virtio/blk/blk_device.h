@@ -72,6 +72,7 @@ class VirtioBlk final : public VirtioDevice {
     void process_completions();
 
     BlkStats stats() const;
+    DeviceCounters counters() const override;
     // No request in flight or held back by a barrier.
     bool idle() const;
     const blk::BlkConfig& config() const { return m_config; }

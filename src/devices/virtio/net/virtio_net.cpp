@@ -195,6 +195,36 @@ void VirtioNet::warn_once(unsigned bit, std::string_view text) {
     log::warn("{} (further occurrences only counted)", text);
 }
 
+// The statistics plus what RX and TX are waiting for: enough to tell a
+// stalled guest driver from a device that stopped polling.
+DeviceCounters VirtioNet::counters() const {
+    const NetStats s = stats();
+    DeviceCounters out{{"rx_packets", s.rx_packets},
+                       {"rx_bytes", s.rx_bytes},
+                       {"tx_packets", s.tx_packets},
+                       {"tx_bytes", s.tx_bytes},
+                       {"rx_dropped", s.rx_dropped},
+                       {"tx_dropped", s.tx_dropped},
+                       {"rx_errors", s.rx_errors},
+                       {"tx_errors", s.tx_errors},
+                       {"tx_backpressure", s.tx_backpressure},
+                       {"notifications", s.notifications},
+                       {"interrupts", s.interrupts}};
+    std::lock_guard lock(m_mutex);
+    out.emplace_back("active", m_active ? 1 : 0);
+    if (m_active) {
+        const Active& a = *m_active;
+        out.insert(out.end(), {{"rx_waiting_for_buffers", a.rx_stalled},
+                               {"tx_waiting_for_backend", a.tx_blocked},
+                               {"rx_held_packet", a.rx_pending},
+                               {"rx_held_chains", a.rx_chains.size()},
+                               {"polled_events", a.interest},
+                               {"failed", a.failed},
+                               {"backend_gone", a.backend_gone}});
+    }
+    return out;
+}
+
 NetStats VirtioNet::stats() const {
     const Counters& c = m_counters;
     return NetStats{.rx_packets = c.rx_packets,

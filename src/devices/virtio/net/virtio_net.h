@@ -80,6 +80,7 @@ class VirtioNet final : public VirtioDevice {
     bool needs_reset() const override { return m_needs_reset.load(); }
 
     NetStats stats() const;
+    DeviceCounters counters() const override;
 
   private:
     // Whatever exists only between DRIVER_OK and reset.
@@ -137,7 +138,7 @@ class VirtioNet final : public VirtioDevice {
     Counters m_counters;
     std::atomic<bool> m_needs_reset{false};
 
-    std::mutex m_mutex;  // guards everything below
+    mutable std::mutex m_mutex;  // guards everything below
     std::optional<Active> m_active;
     std::vector<uint8_t> m_bounce;  // one rx packet, kNetMaxPacketLen + 1 (to see truncation)
     std::vector<iovec> m_tx_iov;    // reused per TX chain
