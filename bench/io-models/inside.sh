@@ -56,8 +56,11 @@ rv_cmd() {
         e1000) dev=(--net "tap=$TAP,mac=$MAC,model=e1000") ;;
         virtio-net) dev=(--net "tap=$TAP,mac=$MAC") ;;
     esac
+    # --stats next to the console log (lib.sh one's $log): device counters
+    # for a run that stalls.
     exec timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --kernel-cache "$KERNEL_CACHE" --kernel "$GUEST/vmlinuz" \
-        --initrd "$INITRD" --memory "${MEM_MIB}M" --cpus 1 "${dev[@]}" --cmdline "$(cmdline_for "$MODEL")"
+        --initrd "$INITRD" --memory "${MEM_MIB}M" --cpus 1 "${dev[@]}" --cmdline "$(cmdline_for "$MODEL")" \
+        --stats "${log%.console}.stats.json"
 }
 # QEMU: its PIIX3 IDE and e1000 on the pc machine (where they live), virtio
 # on microvm with PCIe as in bench/io; the same decompressed kernel (PVH).
