@@ -2,6 +2,7 @@
 // ring stopping and resuming, address filtering, VLAN stripping.
 #include "devices/legacy/e1000/rx.h"
 #include "unit/e1000/e1000_fixture.h"
+#include "support/device_counters.h"
 
 namespace rv::test {
 namespace {
@@ -112,11 +113,7 @@ TEST_F(E1000Test, RxFullRingStopsAndResumesOnRdtWrite) {
     EXPECT_EQ(read32(reg::kIcr), kIntRxt0 | kIntRxdmt0);
     EXPECT_EQ(dev->stats().rx_packets, 3u);
     // --stats shows why nothing moves: ring full, not polling the tap.
-    auto counter = [&](std::string_view name) -> std::optional<uint64_t> {
-        for (const auto& [n, v] : dev->counters())
-            if (n == name) return v;
-        return std::nullopt;
-    };
+    auto counter = [&](std::string_view name) { return test::counter(dev->counters(), name); };
     EXPECT_EQ(counter("rx_packets"), 3u);
     EXPECT_EQ(counter("rdh"), 3u);
     EXPECT_EQ(counter("rdt"), 3u);

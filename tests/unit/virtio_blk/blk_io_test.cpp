@@ -2,6 +2,7 @@
 // across memory regions), FLUSH as a barrier, GET_ID, DISCARD/WRITE_ZEROES,
 // interrupts per batch, reset with I/O in flight.
 #include "blk_test_util.h"
+#include "support/device_counters.h"
 
 namespace rv::test {
 namespace {
@@ -36,12 +37,9 @@ TEST_F(BlkTest, WriteThenReadMultiBuffer) {
     EXPECT_EQ(s.errors, 0u);
     // The same numbers reach --stats.
     const DeviceCounters c = m_dev->counters();
-    auto has = [&](std::string_view name, uint64_t value) {
-        return std::ranges::find(c, std::pair<std::string, uint64_t>(name, value)) != c.end();
-    };
-    EXPECT_TRUE(has("requests", 2));
-    EXPECT_TRUE(has("read_bytes", 1536));
-    EXPECT_TRUE(has("write_bytes", 1536));
+    EXPECT_EQ(test::counter(c, "requests"), 2u);
+    EXPECT_EQ(test::counter(c, "read_bytes"), 1536u);
+    EXPECT_EQ(test::counter(c, "write_bytes"), 1536u);
 }
 
 TEST_F(BlkTest, IndirectChainRead) {

@@ -2,6 +2,7 @@
 // whole packets into big buffers otherwise, and a slow guest never loses a
 // packet: it waits in the backend.
 #include "unit/virtio_net/net_fixture.h"
+#include "support/device_counters.h"
 
 namespace rv::test {
 namespace {
@@ -125,11 +126,7 @@ TEST_F(NetRxTest, NoBuffersLeavesPacketInBackendUntilNotify) {
     EXPECT_EQ(events.run_until_idle(), 0u);
     EXPECT_EQ(dev->stats().rx_dropped, 0u);
     // --stats tells why nothing arrives: the guest gave no buffers.
-    auto counter = [&](std::string_view name) -> std::optional<uint64_t> {
-        for (const auto& [n, v] : dev->counters())
-            if (n == name) return v;
-        return std::nullopt;
-    };
+    auto counter = [&](std::string_view name) { return test::counter(dev->counters(), name); };
     EXPECT_EQ(counter("rx_waiting_for_buffers"), 1u);
     EXPECT_EQ(counter("rx_packets"), 0u);
 
