@@ -1,8 +1,8 @@
 // Receive: ring fill with wrap-around, frames spanning descriptors, a full
 // ring stopping and resuming, address filtering, VLAN stripping.
 #include "devices/legacy/e1000/rx.h"
-#include "unit/e1000/e1000_fixture.h"
 #include "support/device_counters.h"
+#include "unit/e1000/e1000_fixture.h"
 
 namespace rv::test {
 namespace {
