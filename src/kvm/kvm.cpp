@@ -202,6 +202,27 @@ Result<void> VmFd::unregister_ioeventfd(int event_fd, uint64_t addr, uint32_t le
     return {};
 }
 
+namespace {
+Result<void> zone_ioctl(int vm_fd, unsigned long request, std::string_view what, uint64_t addr,
+                        uint32_t size) {
+    kvm_coalesced_mmio_zone zone{};
+    zone.addr = addr;
+    zone.size = size;
+    if (do_ioctl(vm_fd, request, &zone) < 0) return errno_error(what);
+    return {};
+}
+}  // namespace
+
+Result<void> VmFd::register_coalesced_mmio(uint64_t addr, uint32_t size) const {
+    return zone_ioctl(m_fd.get(), KVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", addr,
+                      size);
+}
+
+Result<void> VmFd::unregister_coalesced_mmio(uint64_t addr, uint32_t size) const {
+    return zone_ioctl(m_fd.get(), KVM_UNREGISTER_COALESCED_MMIO, "KVM_UNREGISTER_COALESCED_MMIO",
+                      addr, size);
+}
+
 Result<void> VmFd::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const {
     VarBuffer<RoutingHeader, kvm_irq_routing_entry> buf(entries.size());
     buf.header()->nr = static_cast<uint32_t>(entries.size());

@@ -54,6 +54,11 @@ public:
                                     std::optional<uint64_t> datamatch = std::nullopt) const;
     Result<void> unregister_ioeventfd(int event_fd, uint64_t addr, uint32_t len, bool pio,
                                       std::optional<uint64_t> datamatch = std::nullopt) const;
+    // Coalesced MMIO zones: guest writes inside [addr, addr + size) no longer
+    // exit to user space; KVM appends them to the VM's CoalescedRing, and the
+    // VMM applies them later (reads still exit).
+    Result<void> register_coalesced_mmio(uint64_t addr, uint32_t size) const;
+    Result<void> unregister_coalesced_mmio(uint64_t addr, uint32_t size) const;
     // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
     Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const;
     Result<void> set_clock(uint64_t ns) const;

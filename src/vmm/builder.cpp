@@ -215,6 +215,7 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     auto loop = RV_TRY(EventLoop::create());
     std::unique_ptr<Vm> vm(
         new Vm(config, std::move(kvm), std::move(vm_fd), std::move(memory), std::move(loop)));
+    vm->m_coalesced_page = vm->m_kvm.check_extension(KVM_CAP_COALESCED_MMIO).value_or(0);
     RV_TRY_VOID(add_devices(*vm));
     RV_TRY_VOID(add_pci_devices(*vm));
 
@@ -260,7 +261,11 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
         auto fd = RV_TRY(vm->m_vm.create_vcpu(id, mmap_size));
         RV_TRY_VOID(with_context(setup_vcpu(fd, supported, config.cpus, id == 0 ? &boot : nullptr),
                                  fmt::format("vCPU {}", id)));
-        vm->m_vcpus.push_back(std::make_unique<Vcpu>(std::move(fd), vm->m_pio, vm->m_mmio, *vm));
+        // One ring per VM, reachable through any vCPU: map it through the first.
+        if (id == 0 && vm->m_coalesced_page > 0)
+            vm->m_posted = RV_TRY(kvm::CoalescedRing::map(fd, vm->m_coalesced_page));
+        vm->m_vcpus.push_back(std::make_unique<Vcpu>(std::move(fd), vm->m_pio, vm->m_mmio, *vm,
+                                                     vm->m_posted.get()));
     }
     log::info("VM ready: {} vCPU(s), {} MiB, kernel {}", config.cpus, config.memory_bytes >> 20,
               config.kernel_path);
@@ -342,6 +347,7 @@ Result<void> VmBuilder::add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
         RV_TRY(E1000::create(vm.m_memory, std::move(tap), E1000Config{.mac = mac}, *vm.m_loop));
     uint8_t slot = RV_TRY(vm.m_pci->add_device(nic));
     nic->set_intx(vm.m_pci->intx_line(slot));
+    nic->set_posted_write_flush([&vm] { vm.flush_posted_writes(); });
     return {};
 }
 
@@ -355,6 +361,10 @@ Result<void> VmBuilder::add_pci_devices(Vm& vm) {
             return std::make_shared<KvmIrqLine>(vm.m_vm, irq);
         });
     RV_TRY_VOID(vm.m_pio.insert(vm.m_pci, PioAddress(kPciConfigAddressPort), kPciConfigPortCount));
+    vm.m_pci->set_bar_observer(
+        [&vm](const PciDevice& device, const PciBarInfo& bar, uint64_t address, bool mapped) {
+            vm.on_bar_mapped(device, bar, address, mapped);
+        });
 
     std::array<std::optional<IdeDrive>, 4> ide_drives;
     size_t ide_count = 0, virtio_count = 0;

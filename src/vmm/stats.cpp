@@ -31,6 +31,8 @@ Result<void> write_stats(const Vm& vm, const std::string& path) {
     }
     doc["totals"] = totals;
     doc["msi_interrupts"] = vm.msi_interrupts();
+    // Guest writes KVM buffered (coalesced MMIO) instead of exiting.
+    doc["posted_writes"] = vm.posted_writes();
     doc["pci_devices"] = nlohmann::json::array();
     if (const PciRoot* pci = vm.pci()) {
         for (const auto& [slot, device] : pci->devices()) {

@@ -49,8 +49,20 @@ void Vcpu::thread_main() {
     }
 }
 
+size_t apply_posted_writes(kvm::CoalescedRing& ring, const PioBus& pio, const MmioBus& mmio) {
+    return ring.drain([&](const kvm::CoalescedRing::Write& w) {
+        if (w.pio)
+            pio.write(PioAddress(w.address), w.data);
+        else
+            mmio.write(MmioAddress(w.address), w.data);
+    });
+}
+
 bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
     using Kind = kvm::VcpuExit::Kind;
+    // Writes the guest made before this exit, buffered by KVM, land first:
+    // this exit's access may depend on them (the ordering a guest expects).
+    if (m_posted) apply_posted_writes(*m_posted, m_pio, m_mmio);
     switch (exit.kind) {
         case Kind::IoIn:
         case Kind::IoOut: {

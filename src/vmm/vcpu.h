@@ -7,10 +7,16 @@
 #include <thread>
 
 #include "bus/bus.h"
+#include "kvm/coalesced_ring.h"
 #include "kvm/kvm.h"
 #include "vmm/vm_exit.h"
 
 namespace rv {
+
+// Applies the writes KVM buffered in `ring` (coalesced MMIO zones, see
+// PciDevice::posted_write_ranges) to the buses, oldest first. Returns how
+// many. Call with no device lock held.
+size_t apply_posted_writes(kvm::CoalescedRing& ring, const PioBus& pio, const MmioBus& mmio);
 
 struct VcpuStats {
     std::atomic<uint64_t> pio_exits{0};
@@ -19,8 +25,11 @@ struct VcpuStats {
 
 class Vcpu {
 public:
-    Vcpu(kvm::VcpuFd fd, const PioBus& pio, const MmioBus& mmio, VmControl& control)
-        : m_fd(std::move(fd)), m_pio(pio), m_mmio(mmio), m_control(control) {}
+    // posted: the VM's coalesced MMIO ring, or null without one; its writes
+    // are applied before every exit is served.
+    Vcpu(kvm::VcpuFd fd, const PioBus& pio, const MmioBus& mmio, VmControl& control,
+         kvm::CoalescedRing* posted = nullptr)
+        : m_fd(std::move(fd)), m_pio(pio), m_mmio(mmio), m_control(control), m_posted(posted) {}
     Vcpu(const Vcpu&) = delete;
     Vcpu& operator=(const Vcpu&) = delete;
     ~Vcpu() { join(); }
@@ -47,6 +56,7 @@ private:
     const PioBus& m_pio;
     const MmioBus& m_mmio;
     VmControl& m_control;
+    kvm::CoalescedRing* m_posted;
     VcpuStats m_stats;
     std::thread m_thread;
     std::atomic<pthread_t> m_native{};

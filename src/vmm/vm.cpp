@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "devices/legacy/uart16550.h"
+#include "devices/pci/pci_device.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/pci_transport.h"
 #include "vmm/msi_router.h"
@@ -40,6 +41,28 @@ Vm::~Vm() {
 }
 
 uint64_t Vm::msi_interrupts() const { return m_msi->triggered(); }
+
+uint64_t Vm::posted_writes() const { return m_posted ? m_posted->drained() : 0; }
+
+void Vm::flush_posted_writes() {
+    if (m_posted) apply_posted_writes(*m_posted, m_pio, m_mmio);
+}
+
+void Vm::on_bar_mapped(const PciDevice& device, const PciBarInfo& bar, uint64_t address,
+                       bool mapped) {
+    if (m_coalesced_page <= 0 || bar.io) return;
+    for (const PciBarRange& r : device.posted_write_ranges(bar.index)) {
+        if (r.size == 0 || r.offset >= bar.size || r.size > bar.size - r.offset) continue;
+        const uint64_t at = address + r.offset;
+        const auto size = static_cast<uint32_t>(r.size);
+        // Without a zone the writes simply exit as usual: slower, not wrong.
+        auto done = mapped ? m_vm.register_coalesced_mmio(at, size)
+                           : m_vm.unregister_coalesced_mmio(at, size);
+        if (!done)
+            log::warn("{}: posted writes at {:#x}: {}", device.name(), at,
+                      done.error().message());
+    }
+}
 
 Result<void> Vm::register_notifiers(VirtioSlot& slot, uint64_t bar_base) {
     uint16_t queues = slot.transport->queue_count();

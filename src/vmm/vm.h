@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bus/bus.h"
+#include "kvm/coalesced_ring.h"
 #include "kvm/kvm.h"
 #include "memory/guest_memory.h"
 #include "vmm/console_monitor.h"
@@ -23,6 +24,8 @@ namespace rv {
 
 class Uart16550;
 class PciRoot;
+class PciDevice;
+struct PciBarInfo;
 class KvmMsiRouter;
 namespace virtio {
 class VirtioPciTransport;
@@ -57,6 +60,11 @@ public:
     const GuestMemory& memory() const { return m_memory; }
     const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return m_vcpus; }
     uint64_t msi_interrupts() const;
+    // Guest writes KVM buffered in coalesced MMIO zones and we applied later
+    // (PciDevice::posted_write_ranges); 0 without coalesced MMIO.
+    uint64_t posted_writes() const;
+    // Applies the buffered writes now (any thread, no device lock held).
+    void flush_posted_writes();
     // The PCI bus, for --stats (null before the builder adds it).
     const PciRoot* pci() const { return m_pci.get(); }
 
@@ -64,6 +72,9 @@ private:
     Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,
        std::unique_ptr<EventLoop> loop);
     Result<void> register_notifiers(VirtioSlot& slot, uint64_t bar_base);
+    // PciRoot's BarObserver: coalesced MMIO zones follow the BARs' posted ranges.
+    void on_bar_mapped(const PciDevice& device, const PciBarInfo& bar, uint64_t address,
+                       bool mapped);
 
     friend class VmBuilder;
 
@@ -80,6 +91,9 @@ private:
     GuestMemory m_memory;
     std::unique_ptr<EventLoop> m_loop;
     std::unique_ptr<KvmMsiRouter> m_msi;  // outlives the buses and devices that use it
+    int m_coalesced_page{0};  // KVM_CAP_COALESCED_MMIO: the ring's page, 0 = not supported
+    // The ring (mapped once vCPU 0 exists); outlives the vCPUs and devices that use it.
+    std::unique_ptr<kvm::CoalescedRing> m_posted;
     PioBus m_pio;
     MmioBus m_mmio;
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;

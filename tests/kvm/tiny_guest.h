@@ -39,8 +39,9 @@ inline bool kvm_available() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
 struct TinyGuest {
     static constexpr uint64_t kCodeAddress = 0x1000;
 
-    // Creates the VM and loads code; returns nullopt (with a gtest failure) on error.
-    static std::unique_ptr<TinyGuest> create(std::span<const uint8_t> code) {
+    // Creates the VM and loads code; returns nullopt (with a gtest failure) on
+    // error. posted: map the coalesced MMIO ring and hand it to the Vcpu.
+    static std::unique_ptr<TinyGuest> create(std::span<const uint8_t> code, bool posted = false) {
         auto g = std::unique_ptr<TinyGuest>(new TinyGuest());
         auto kvm = kvm::Kvm::open();
         if (!kvm) {
@@ -72,9 +73,23 @@ struct TinyGuest {
         regs.rflags = 0x2;
         regs.rsp = 0x8000;
         EXPECT_TRUE(vcpu->set_regs(regs));
+        if (posted) {
+            int page = kvm->check_extension(KVM_CAP_COALESCED_MMIO).value_or(0);
+            if (page <= 0) {
+                ADD_FAILURE() << "KVM has no coalesced MMIO";
+                return nullptr;
+            }
+            auto ring = kvm::CoalescedRing::map(*vcpu, page);
+            if (!ring) {
+                ADD_FAILURE() << ring.error().message();
+                return nullptr;
+            }
+            g->ring = std::move(*ring);
+        }
         g->kvm.emplace(std::move(*kvm));
         g->vm.emplace(std::move(*vm));
-        g->vcpu = std::make_unique<Vcpu>(std::move(*vcpu), g->pio, g->mmio, g->control);
+        g->vcpu =
+            std::make_unique<Vcpu>(std::move(*vcpu), g->pio, g->mmio, g->control, g->ring.get());
         return g;
     }
 
@@ -93,6 +108,7 @@ struct TinyGuest {
     PioBus pio;
     MmioBus mmio;
     RecordingControl control;
+    std::unique_ptr<kvm::CoalescedRing> ring;  // with posted = true
     std::unique_ptr<Vcpu> vcpu;
 
 private:

@@ -106,6 +106,51 @@ TEST(TinyGuest, MmioReachesTheRightDevice) {
     EXPECT_EQ(g->vcpu->stats().mmio_exits.load(), 2u);
 }
 
+// Writes to a coalesced zone do not exit; they reach the device, in order,
+// before the exit that follows them is served.
+TEST(TinyGuest, PostedMmioWritesLandBeforeTheNextExit) {
+    RV_REQUIRE_KVM();
+    const uint8_t code[] = {
+        0xBB, 0x00, 0xD0,              // mov bx, 0xd000
+        0x8E, 0xDB,                    // mov ds, bx      (segment base 0xd0000)
+        0xC6, 0x06, 0x18, 0x00, 0x01,  // mov byte [0x18], 1   posted
+        0xC6, 0x06, 0x18, 0x00, 0x02,  // mov byte [0x18], 2   posted
+        0xC6, 0x06, 0x40, 0x00, 0x03,  // mov byte [0x40], 3   outside the zone: exits
+        0xC6, 0x06, 0x18, 0x00, 0x04,  // mov byte [0x18], 4   posted
+        0xB0, 0x05,                    // mov al, 5
+        0xE6, 0x12,                    // out 0x12, al
+        0xF4,                          // hlt
+    };
+    auto g = TinyGuest::create(code, /*posted=*/true);
+    ASSERT_TRUE(g);
+    ASSERT_TRUE(g->vm->register_coalesced_mmio(0xd0018, 4));
+    std::vector<std::pair<char, uint8_t>> order;  // (device, value) as served
+    class Logger : public BusDevice {
+    public:
+        Logger(char tag, std::vector<std::pair<char, uint8_t>>& log) : m_tag(tag), m_log(log) {}
+        std::string_view name() const override { return "logger"; }
+        void read(uint64_t, std::span<uint8_t> data) override {
+            std::fill(data.begin(), data.end(), 0);
+        }
+        void write(uint64_t, std::span<const uint8_t> data) override {
+            m_log.emplace_back(m_tag, data[0]);
+        }
+
+    private:
+        char m_tag;
+        std::vector<std::pair<char, uint8_t>>& m_log;
+    };
+    ASSERT_TRUE(g->mmio.insert(std::make_shared<Logger>('m', order), MmioAddress(0xd0000), 0x1000));
+    ASSERT_TRUE(g->pio.insert(std::make_shared<Logger>('p', order), PioAddress(0x12), 1));
+    g->run();
+    const std::vector<std::pair<char, uint8_t>> want{{'m', 1}, {'m', 2}, {'m', 3}, {'m', 4}, {'p', 5}};
+    EXPECT_EQ(order, want);
+    EXPECT_EQ(g->vcpu->stats().mmio_exits.load(), 1u);  // only the write outside the zone
+    EXPECT_EQ(g->ring->drained(), 3u);
+    // A zone can be taken away again (a BAR moving).
+    EXPECT_TRUE(g->vm->unregister_coalesced_mmio(0xd0018, 4));
+}
+
 TEST(TinyGuest, UnclaimedPortReadsZero) {
     RV_REQUIRE_KVM();
     const uint8_t code[] = {

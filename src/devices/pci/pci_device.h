@@ -20,6 +20,12 @@ struct PciBarInfo {
     bool prefetchable{false};
 };
 
+// A register range inside a BAR (offsets relative to the BAR's base).
+struct PciBarRange {
+    uint64_t offset{0};
+    uint64_t size{0};
+};
+
 using DeviceCounters = std::vector<std::pair<std::string, uint64_t>>;
 
 class PciDevice {
@@ -39,6 +45,17 @@ public:
     // Accesses inside BAR `index`; offset is relative to the BAR's base.
     virtual void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) = 0;
     virtual void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) = 0;
+
+    // Registers in MMIO BAR `index` whose writes may be posted: the VMM may
+    // buffer them without stopping the guest (KVM coalesced MMIO) and deliver
+    // them later, in order, before it serves the next exit of any vCPU. Only
+    // for registers a driver writes often whose side effect may wait for the
+    // driver's next register access; a device that must see them sooner asks
+    // through a flush hook of its own.
+    virtual std::vector<PciBarRange> posted_write_ranges(uint8_t index) const {
+        (void)index;
+        return {};
+    }
 
     // Named counters and state for `ringvisor run --stats` (packets,
     // interrupts, ring indexes, ...): what a stuck or slow device was doing.

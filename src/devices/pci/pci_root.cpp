@@ -242,22 +242,34 @@ Result<void> PciRoot::map_locked(uint8_t slot, const PciBarInfo& bar, uint64_t a
     auto it = std::find_if(s.bars.begin(), s.bars.end(),
                            [&](const Mapping& m) { return m.info.index == bar.index; });
     if (it == s.bars.end()) return make_error("pci: {} has no BAR {}", s.device->name(), bar.index);
-    if (it->address) unmap_locked(*it);
+    if (it->address) unmap_locked(*s.device, *it);
     auto adapter = std::make_shared<BarAdapter>(s.device, bar.index);
     if (bar.io)
         RV_TRY_VOID(m_pio.insert(adapter, PioAddress{address}, bar.size));
     else
         RV_TRY_VOID(m_mmio.insert(adapter, MmioAddress{address}, bar.size));
     it->address = address;
+    observe_locked(*s.device, bar, address, true);
     s.device->bar_moved(bar.index, address);
     return {};
 }
 
-void PciRoot::unmap_locked(const Mapping& mapping) {
+void PciRoot::unmap_locked(const PciDevice& device, const Mapping& mapping) {
     if (!mapping.address) return;
+    observe_locked(device, mapping.info, *mapping.address, false);
     Result<void> r = mapping.info.io ? m_pio.remove(PioAddress{*mapping.address})
                                      : m_mmio.remove(MmioAddress{*mapping.address});
     if (!r) log::warn("pci: unmapping BAR {}: {}", mapping.info.index, r.error().message());
+}
+
+void PciRoot::set_bar_observer(BarObserver observer) {
+    std::lock_guard lock(m_lock);
+    m_bar_observer = std::move(observer);
+}
+
+void PciRoot::observe_locked(const PciDevice& device, const PciBarInfo& bar, uint64_t address,
+                             bool mapped) {
+    if (m_bar_observer) m_bar_observer(device, bar, address, mapped);
 }
 
 std::optional<uint64_t> PciRoot::read_bar_locked(PciDevice& device, const PciBarInfo& bar) {
@@ -278,7 +290,7 @@ void PciRoot::follow_bar_locked(uint8_t slot, Mapping& mapping) {
     bool fits = !__builtin_add_overflow(*wanted, bar.size, &end) && (!bar.io || end <= 0x1'0000);
     auto old = mapping.address;
     if (fits) {
-        if (old) unmap_locked(mapping);
+        if (old) unmap_locked(device, mapping);
         mapping.address.reset();
         if (map_locked(slot, bar, *wanted)) {
             log::debug("pci: {} BAR {} moved to {:#x}", device.name(), bar.index, *wanted);
@@ -292,7 +304,10 @@ void PciRoot::follow_bar_locked(uint8_t slot, Mapping& mapping) {
         auto adapter = std::make_shared<BarAdapter>(m_slots[slot].device, bar.index);
         Result<void> r = bar.io ? m_pio.insert(adapter, PioAddress{*old}, bar.size)
                                 : m_mmio.insert(adapter, MmioAddress{*old}, bar.size);
-        if (r) mapping.address = old;
+        if (r) {
+            mapping.address = old;
+            observe_locked(device, bar, *old, true);
+        }
     }
 }
 

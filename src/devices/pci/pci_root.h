@@ -66,6 +66,13 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
     // Where BAR `index` of `slot` is mapped now.
     std::optional<uint64_t> bar_address(uint8_t slot, uint8_t index) const;
 
+    // Told whenever a BAR is mapped at an address (mapped = true) or taken
+    // off it, under the root's lock: the VMM follows BARs with KVM state
+    // (coalesced MMIO zones). Set before allocate_bars.
+    using BarObserver =
+        std::function<void(const PciDevice&, const PciBarInfo&, uint64_t address, bool mapped)>;
+    void set_bar_observer(BarObserver observer);
+
     // Every device with its slot, in slot order.
     std::vector<std::pair<uint8_t, std::shared_ptr<PciDevice>>> devices() const;
 
@@ -102,12 +109,15 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
     void follow_bar_locked(uint8_t slot, Mapping& mapping);
     std::optional<uint64_t> read_bar_locked(PciDevice& device, const PciBarInfo& bar);
     Result<void> map_locked(uint8_t slot, const PciBarInfo& bar, uint64_t address);
-    void unmap_locked(const Mapping& mapping);
+    void unmap_locked(const PciDevice& device, const Mapping& mapping);
+    void observe_locked(const PciDevice& device, const PciBarInfo& bar, uint64_t address,
+                        bool mapped);
 
     MmioBus& m_mmio;
     PioBus& m_pio;
     IrqLineFactory m_irq_factory;
     mutable std::mutex m_lock;
+    BarObserver m_bar_observer;
     uint32_t m_config_address{0};
     std::array<Slot, kPciMaxSlots> m_slots;
     std::map<unsigned, std::shared_ptr<SharedIrq>> m_irqs;

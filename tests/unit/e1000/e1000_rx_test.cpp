@@ -1,6 +1,12 @@
 // Receive: ring fill with wrap-around, frames spanning descriptors, a full
 // ring stopping and resuming, address filtering, VLAN stripping.
 #include "devices/legacy/e1000/rx.h"
+
+#include <sys/timerfd.h>
+
+#include <optional>
+#include <utility>
+
 #include "support/device_counters.h"
 #include "unit/e1000/e1000_fixture.h"
 
@@ -298,6 +304,68 @@ TEST_F(E1000Test, ResetDropsTheHeldPacketAndStopsPolling) {
     EXPECT_TRUE(events.registered(fd));
     events.run_until_idle();
     EXPECT_EQ(read32(reg::kRdh), 0u);  // the held packet did not survive
+}
+
+// RDT may be posted only with a flush hook. While receive is starved of
+// descriptors the device asks for the posted writes itself, and asks less
+// often while the guest does not refill.
+TEST_F(E1000Test, PostedRdtWritesAreFetchedWhileStarved) {
+    EXPECT_TRUE(dev->posted_write_ranges(kMmioBar).empty());  // no hook: never posted
+    std::optional<uint32_t> posted;  // an RDT write the VMM is still holding
+    int flushes = 0;
+    dev->set_posted_write_flush([&] {
+        ++flushes;
+        if (posted) write32(reg::kRdt, *std::exchange(posted, std::nullopt));
+    });
+    auto ranges = dev->posted_write_ranges(kMmioBar);
+    ASSERT_EQ(ranges.size(), 1u);
+    EXPECT_EQ(ranges[0].offset, reg::kRdt);
+    EXPECT_EQ(ranges[0].size, 4u);
+    EXPECT_TRUE(dev->posted_write_ranges(kIoBar).empty());
+    auto counter = [&](std::string_view name) { return test::counter(dev->counters(), name); };
+
+    const int fd = peer->device_end.get();
+    setup_rx(8, 2);
+    EXPECT_EQ(counter("rx_retry_armed"), 0u);  // room: nothing to ask for
+    for (int i = 0; i < 4; ++i) inject(eth_frame(kMac, 100, 0x0800, static_cast<uint8_t>(i)));
+    events.run_until_idle();
+    EXPECT_EQ(read32(reg::kRdh), 2u);
+    EXPECT_FALSE(events.registered(fd));
+    EXPECT_EQ(counter("rx_retry_armed"), 1u);  // starved: the retry timer runs
+
+    // The guest refilled, but the RDT write sits among the posted writes:
+    // the retry applies it and the waiting frames go in.
+    posted = 5;
+    dev->on_rx_retry_timer();
+    EXPECT_GE(flushes, 1);
+    EXPECT_FALSE(posted);
+    EXPECT_EQ(read32(reg::kRdh), 4u);
+    EXPECT_EQ(rx_buffer(3, 114), eth_frame(kMac, 100, 0x0800, 3));
+    EXPECT_TRUE(events.registered(fd));  // room and an empty tap: polling again
+    EXPECT_EQ(counter("rx_retry_armed"), 0u);
+
+    // Starved again with a guest that does not refill: the interval doubles.
+    for (int i = 4; i < 7; ++i) inject(eth_frame(kMac, 100, 0x0800, static_cast<uint8_t>(i)));
+    events.run_until_idle();
+    EXPECT_EQ(read32(reg::kRdh), 5u);
+    EXPECT_EQ(counter("rx_retry_armed"), 1u);
+    auto next_ns = [&] {
+        itimerspec spec{};
+        EXPECT_EQ(::timerfd_gettime(dev->rx_retry_timer_fd(), &spec), 0);
+        return uint64_t(spec.it_value.tv_sec) * 1'000'000'000ull + uint64_t(spec.it_value.tv_nsec);
+    };
+    EXPECT_LE(next_ns(), 1'000'000u);
+    dev->on_rx_retry_timer();
+    EXPECT_GT(next_ns(), 1'000'000u);
+    EXPECT_LE(next_ns(), 2'000'000u);
+    dev->on_rx_retry_timer();
+    EXPECT_GT(next_ns(), 2'000'000u);
+    EXPECT_EQ(read32(reg::kRdh), 5u);
+    EXPECT_GE(counter("rx_retries"), 3u);
+    // Receive off: not starved, nothing asked for.
+    write32(reg::kRctl, 0);
+    dev->on_rx_retry_timer();
+    EXPECT_EQ(counter("rx_retry_armed"), 0u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
+#include <set>
 
 #include "devices/pci/config_space.h"
 #include "support/bus_access.h"
@@ -278,6 +279,43 @@ TEST_F(RootFixture, GuestMovesBar) {
     EXPECT_EQ(root->bar_address(1, 0), moved);
     EXPECT_EQ(mmio_tag(moved), 0xB0);
     EXPECT_EQ(root->bar_address(2, 0), other_addr);
+}
+
+// The observer (how the VMM keeps coalesced MMIO zones on the BARs) hears
+// of every mapping and unmapping, so what it tracks matches the buses.
+TEST_F(RootFixture, BarObserverFollowsEveryMapping) {
+    std::set<std::pair<uint8_t, uint64_t>> mapped;  // (BAR index, address)
+    int events = 0;
+    root->set_bar_observer([&](const PciDevice& d, const PciBarInfo& bar, uint64_t addr, bool on) {
+        EXPECT_EQ(d.name(), "fake");
+        ++events;
+        auto key = std::make_pair(bar.index, addr);
+        if (on)
+            EXPECT_TRUE(mapped.insert(key).second) << "mapped twice at " << addr;
+        else
+            EXPECT_EQ(mapped.erase(key), 1u) << "unmapped but not mapped at " << addr;
+    });
+    auto dev = std::make_shared<FakePciDevice>(std::vector<PciBarInfo>{
+        {.index = 0, .size = 0x1000}, {.index = 1, .size = 0x20, .io = true}});
+    auto other =
+        std::make_shared<FakePciDevice>(std::vector<PciBarInfo>{{.index = 0, .size = 0x1000}});
+    ASSERT_TRUE(root->add_device(dev));
+    ASSERT_TRUE(root->add_device(other));
+    ASSERT_TRUE(root->allocate_bars(PciWindows{}));
+    auto expected = [&] {
+        return std::set<std::pair<uint8_t, uint64_t>>{{0, *root->bar_address(1, 0)},
+                                                      {1, *root->bar_address(1, 1)},
+                                                      {0, *root->bar_address(2, 0)}};
+    };
+    EXPECT_EQ(mapped, expected());
+    EXPECT_EQ(events, 3);
+
+    cfg_write32(1, 0x10, 0xD000'0000);  // a move
+    EXPECT_EQ(root->bar_address(1, 0), 0xD000'0000u);
+    EXPECT_EQ(mapped, expected());
+    cfg_write32(1, 0x10, static_cast<uint32_t>(*root->bar_address(2, 0)));  // refused
+    EXPECT_EQ(root->bar_address(1, 0), 0xD000'0000u);
+    EXPECT_EQ(mapped, expected());
 }
 
 TEST_F(RootFixture, Guest64BitBarMove) {

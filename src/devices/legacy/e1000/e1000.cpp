@@ -20,6 +20,27 @@ constexpr size_t kRxBufferSize = kVnetHdrSize + 65536 + 64;
 // and calls again).
 constexpr int kRxBatch = 64;
 constexpr uint64_t kItrUnitNs = 256;
+// How often a packet waiting for descriptors asks for posted RDT writes.
+// How often a receive path starved of descriptors asks for posted RDT
+// writes: from kRxRetryNs, doubling while nothing arrives (a guest that
+// stopped receiving), up to kRxRetryMaxNs.
+constexpr uint64_t kRxRetryNs = 1'000'000;
+constexpr uint64_t kRxRetryMaxNs = 64'000'000;
+
+Result<Fd> make_timer() {
+    int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) return errno_error("e1000: timerfd_create");
+    return Fd(fd);
+}
+
+// One-shot: fires once after delay_ns.
+bool arm_once(const Fd& timer, uint64_t delay_ns) {
+    itimerspec spec{};
+    delay_ns = std::max<uint64_t>(delay_ns, 1);
+    spec.it_value.tv_sec = static_cast<time_t>(delay_ns / 1'000'000'000ull);
+    spec.it_value.tv_nsec = static_cast<long>(delay_ns % 1'000'000'000ull);
+    return ::timerfd_settime(timer.get(), 0, &spec, nullptr) == 0;
+}
 
 uint64_t monotonic_ns() {
     timespec ts{};
@@ -37,25 +58,33 @@ Result<std::shared_ptr<E1000>> E1000::create(const GuestMemory& memory,
     // take plain, fully checksummed frames back.
     RV_TRY_VOID(with_context(backend->set_vnet_hdr_size(kVnetHdrSize), "e1000: vnet header size"));
     RV_TRY_VOID(with_context(backend->set_offloads(NetOffloads{}), "e1000: backend offloads"));
-    int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (tfd < 0) return errno_error("e1000: timerfd_create");
-    std::shared_ptr<E1000> dev(new E1000(memory, std::move(backend), config, events, Fd(tfd)));
+    Fd itr = RV_TRY(make_timer());
+    Fd retry = RV_TRY(make_timer());
+    std::shared_ptr<E1000> dev(
+        new E1000(memory, std::move(backend), config, events, std::move(itr), std::move(retry)));
     std::weak_ptr<E1000> weak = dev;
     RV_TRY_VOID(with_context(events.add(dev->m_timer.get(), EPOLLIN,
                                         [weak](uint32_t) {
                                             if (auto d = weak.lock()) d->on_itr_timer();
                                         }),
                              "e1000: registering the ITR timer"));
+    // (On failure the destructor takes the timers off the loop again.)
+    RV_TRY_VOID(with_context(events.add(dev->m_rx_retry.get(), EPOLLIN,
+                                        [weak](uint32_t) {
+                                            if (auto d = weak.lock()) d->on_rx_retry_timer();
+                                        }),
+                             "e1000: registering the RX retry timer"));
     return dev;
 }
 
 E1000::E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend,
-             const E1000Config& config, EventRegistrar& events, Fd timer)
+             const E1000Config& config, EventRegistrar& events, Fd timer, Fd rx_retry)
     : m_memory(memory),
       m_backend(std::move(backend)),
       m_events(events),
       m_config(config),
       m_timer(std::move(timer)),
+      m_rx_retry(std::move(rx_retry)),
       m_pci(PciHeader{.vendor_id = kVendorIntel,
                       .device_id = kDevice82540Em,
                       .revision = 0x02,
@@ -72,11 +101,13 @@ E1000::E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend,
     (void)m_pci.add_bar(PciBarInfo{.index = kMmioBar, .size = kMmioBarSize});
     (void)m_pci.add_bar(PciBarInfo{.index = kIoBar, .size = kIoBarSize, .io = true});
     std::lock_guard lock(m_mutex);
+    m_rx_retry_ns = kRxRetryNs;
     reset_locked();
 }
 
 E1000::~E1000() {
     m_events.remove(m_timer.get());
+    m_events.remove(m_rx_retry.get());
     if (m_rx_registered) m_events.remove(m_backend->fd());
 }
 
@@ -84,6 +115,22 @@ void E1000::set_intx(std::shared_ptr<IrqLine> line) {
     std::lock_guard lock(m_mutex);
     m_intx = std::move(line);
     if (m_intx) m_intx->set_level(m_level);
+}
+
+void E1000::set_posted_write_flush(std::function<void()> flush) {
+    std::lock_guard lock(m_mutex);
+    m_posting.store(static_cast<bool>(flush), std::memory_order_release);
+    m_flush_posted = std::move(flush);
+}
+
+// RDT only: the driver writes it after every batch of refilled buffers, and
+// its effect (more room for received packets) may wait for the driver's next
+// register access or the retry timer. Never without a flush hook.
+// (No device lock: PciRoot asks under its own lock, which our INTx line
+// may take while we hold ours.)
+std::vector<PciBarRange> E1000::posted_write_ranges(uint8_t index) const {
+    if (index != kMmioBar || !m_posting.load(std::memory_order_acquire)) return {};
+    return {PciBarRange{.offset = reg::kRdt, .size = 4}};
 }
 
 E1000Stats E1000::stats() const {
@@ -117,6 +164,8 @@ DeviceCounters E1000::counters() const {
             {"itr_timer_armed", m_timer_armed},
             {"rx_polling", m_rx_registered},
             {"rx_held_packet", m_rx_pending},
+            {"rx_retry_armed", m_rx_retry_armed},
+            {"rx_retries", m_stats.rx_retries},
             {"backend_gone", m_backend_gone}};
 }
 
@@ -203,11 +252,7 @@ void E1000::update_irq() {
 
 void E1000::arm_timer(uint64_t delay_ns) {
     if (m_timer_armed) return;
-    itimerspec spec{};
-    delay_ns = std::max<uint64_t>(delay_ns, 1);
-    spec.it_value.tv_sec = static_cast<time_t>(delay_ns / 1'000'000'000ull);
-    spec.it_value.tv_nsec = static_cast<long>(delay_ns % 1'000'000'000ull);
-    if (::timerfd_settime(m_timer.get(), 0, &spec, nullptr) < 0) {
+    if (!arm_once(m_timer, delay_ns)) {
         // Cannot wait: deliver now rather than lose the interrupt.
         log::warn("e1000: timerfd_settime failed ({}); not throttling", std::strerror(errno));
         m_next_irq_ns = 0;
@@ -284,6 +329,44 @@ void E1000::process_rx(bool read_backend) {
     }
     if (causes) raise(causes);
     update_rx_interest();
+    if (causes & kIntRxt0) m_rx_retry_ns = kRxRetryNs;  // delivering again
+    if (rx_starved()) arm_rx_retry();
+}
+
+// Receive is on but has no descriptors for what the backend may hold: the
+// guest's refill may be sitting among the posted writes.
+bool E1000::rx_starved() const {
+    return !m_backend_gone && (m_regs.get(reg::kRctl) & kRctlEn) &&
+           (m_rx_pending || !RxEngine::ready(m_memory, m_regs));
+}
+
+void E1000::arm_rx_retry() {
+    if (m_rx_retry_armed || !m_flush_posted) return;
+    // If the timer cannot be armed the packets still go in at the driver's
+    // next register access, which applies the posted writes first.
+    m_rx_retry_armed = arm_once(m_rx_retry, m_rx_retry_ns);
+}
+
+// Receive has been starved for a retry interval: apply the posted writes
+// (an RDT write among them fills the ring and re-arms as needed).
+void E1000::on_rx_retry_timer() {
+    uint64_t expirations = 0;
+    (void)::read(m_rx_retry.get(), &expirations, sizeof(expirations));
+    std::function<void()> flush;
+    uint64_t before = 0;
+    {
+        std::lock_guard lock(m_mutex);
+        m_rx_retry_armed = false;
+        flush = m_flush_posted;
+        before = m_stats.rx_packets;
+        ++m_stats.rx_retries;
+    }
+    if (flush) flush();  // takes our lock itself, through bar_write
+    std::lock_guard lock(m_mutex);
+    // Nothing came in: the guest is not refilling; ask less often (a
+    // delivery below resets the interval).
+    if (m_stats.rx_packets == before) m_rx_retry_ns = std::min(m_rx_retry_ns * 2, kRxRetryMaxNs);
+    process_rx(true);  // re-arms while still starved
 }
 
 void E1000::update_rx_interest() {

@@ -16,9 +16,17 @@
 // write reads them into the new descriptors on the vCPU thread. The ITR
 // timer is a timerfd on the same loop. One mutex guards all device state;
 // handlers hold only a weak reference to the device.
+//
+// RDT writes may be posted (posted_write_ranges; KVM coalesced MMIO, as
+// QEMU does): the driver's refills reach us at its next register access
+// instead of costing an exit each. While a packet waits for descriptors a
+// second timerfd asks for the posted writes (every 1 ms, backing off while
+// nothing arrives), so a driver that refills and then waits without touching
+// another register still gets its packets.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <bitset>
 #include <functional>
 #include <memory>
@@ -56,6 +64,7 @@ struct E1000Stats {
     uint64_t rx_dropped{0};   // too long, or could never fit the ring
     uint64_t interrupts{0};   // INTx assertions
     uint64_t throttled{0};    // assertions ITR held back
+    uint64_t rx_retries{0};   // RX retry timer runs (posted RDT writes asked for)
 };
 
 class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000> {
@@ -68,6 +77,9 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
 
     // The INTx line (PciRoot::intx_line); called once the device is placed.
     void set_intx(std::shared_ptr<IrqLine> line);
+    // Applies the VMM's posted writes to this device (called with no device
+    // lock held); without it RDT writes must not be posted.
+    void set_posted_write_flush(std::function<void()> flush);
 
     // PciDevice
     std::string_view name() const override { return "e1000"; }
@@ -77,17 +89,20 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
     DeviceCounters counters() const override;
+    std::vector<PciBarRange> posted_write_ranges(uint8_t index) const override;
 
     // Event-loop entry points (registered by the device; public for tests).
     void on_backend_event(uint32_t events);
     void on_itr_timer();
+    void on_rx_retry_timer();
     int itr_timer_fd() const { return m_timer.get(); }
+    int rx_retry_timer_fd() const { return m_rx_retry.get(); }
 
     E1000Stats stats() const;
 
   private:
     E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend, const E1000Config& config,
-          EventRegistrar& events, Fd timer);
+          EventRegistrar& events, Fd timer, Fd rx_retry);
 
     // registers.cpp: the register file with its side effects.
     void access(uint64_t offset, std::span<uint8_t> data, bool write);
@@ -103,6 +118,8 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     void update_irq();
     void set_line(bool high);
     void arm_timer(uint64_t delay_ns);
+    void arm_rx_retry();
+    bool rx_starved() const;
     uint64_t now_ns() const;
     void process_tx();
     void process_rx(bool read_backend);
@@ -113,6 +130,7 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     EventRegistrar& m_events;
     const E1000Config m_config;
     const Fd m_timer;
+    const Fd m_rx_retry;
 
     mutable std::mutex m_mutex;  // everything below
     PciConfigSpace m_pci;
@@ -131,6 +149,10 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     bool m_timer_armed{false};
     uint64_t m_next_irq_ns{0};  // ITR: no new assertion before this
 
+    std::atomic<bool> m_posting{false};  // m_flush_posted is set: RDT may be posted
+    std::function<void()> m_flush_posted;
+    bool m_rx_retry_armed{false};
+    uint64_t m_rx_retry_ns{0};  // next retry interval
     bool m_rx_registered{false};
     bool m_backend_gone{false};
     bool m_rx_pending{false};  // m_rx_buf holds a packet waiting for descriptors
