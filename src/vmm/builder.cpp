@@ -343,11 +343,10 @@ Result<void> VmBuilder::add_ide(Vm& vm, std::array<std::optional<IdeDrive>, 4> d
 
 Result<void> VmBuilder::add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
                                   const std::array<uint8_t, 6>& mac) {
-    auto nic =
-        RV_TRY(E1000::create(vm.m_memory, std::move(tap), E1000Config{.mac = mac}, *vm.m_loop));
+    E1000Config config{.mac = mac, .flush_posted = [&vm] { vm.flush_posted_writes(); }};
+    auto nic = RV_TRY(E1000::create(vm.m_memory, std::move(tap), config, *vm.m_loop));
     uint8_t slot = RV_TRY(vm.m_pci->add_device(nic));
     nic->set_intx(vm.m_pci->intx_line(slot));
-    nic->set_posted_write_flush([&vm] { vm.flush_posted_writes(); });
     return {};
 }
 

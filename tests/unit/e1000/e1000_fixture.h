@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -114,10 +115,17 @@ class E1000Test : public ::testing::Test {
     static constexpr uint64_t kRxBuffers = 0x100000;
     static constexpr uint64_t kRxBufferStride = 0x4000;
 
-    E1000Test() : mem(make_memory(kMemSize)) {
+    E1000Test() : mem(make_memory(kMemSize)) { make_device({}); }
+
+    // (Re)creates the device, with a fresh backend, and the given hook for
+    // applying posted writes (E1000Config::flush_posted).
+    void make_device(std::function<void()> flush_posted) {
+        dev.reset();  // off the registrar before the new one registers
         auto [backend, p] = FakeNetBackend::create();
         peer = p;
-        E1000Config config{.mac = kMac, .clock_ns = [c = clock] { return c->load(); }};
+        E1000Config config{.mac = kMac,
+                           .clock_ns = [c = clock] { return c->load(); },
+                           .flush_posted = std::move(flush_posted)};
         auto created = E1000::create(mem, std::move(backend), config, events);
         if (!created) throw std::runtime_error(created.error().message());
         dev = std::move(*created);

@@ -313,7 +313,7 @@ TEST_F(E1000Test, PostedRdtWritesAreFetchedWhileStarved) {
     EXPECT_TRUE(dev->posted_write_ranges(kMmioBar).empty());  // no hook: never posted
     std::optional<uint32_t> posted;  // an RDT write the VMM is still holding
     int flushes = 0;
-    dev->set_posted_write_flush([&] {
+    make_device([&] {
         ++flushes;
         if (posted) write32(reg::kRdt, *std::exchange(posted, std::nullopt));
     });

@@ -20,7 +20,6 @@ constexpr size_t kRxBufferSize = kVnetHdrSize + 65536 + 64;
 // and calls again).
 constexpr int kRxBatch = 64;
 constexpr uint64_t kItrUnitNs = 256;
-// How often a packet waiting for descriptors asks for posted RDT writes.
 // How often a receive path starved of descriptors asks for posted RDT
 // writes: from kRxRetryNs, doubling while nothing arrives (a guest that
 // stopped receiving), up to kRxRetryMaxNs.
@@ -117,19 +116,12 @@ void E1000::set_intx(std::shared_ptr<IrqLine> line) {
     if (m_intx) m_intx->set_level(m_level);
 }
 
-void E1000::set_posted_write_flush(std::function<void()> flush) {
-    std::lock_guard lock(m_mutex);
-    m_posting.store(static_cast<bool>(flush), std::memory_order_release);
-    m_flush_posted = std::move(flush);
-}
-
 // RDT only: the driver writes it after every batch of refilled buffers, and
 // its effect (more room for received packets) may wait for the driver's next
-// register access or the retry timer. Never without a flush hook.
-// (No device lock: PciRoot asks under its own lock, which our INTx line
-// may take while we hold ours.)
+// register access or the retry timer. Never without a flush hook. (Reads
+// only the const config: PciRoot asks under its own lock.)
 std::vector<PciBarRange> E1000::posted_write_ranges(uint8_t index) const {
-    if (index != kMmioBar || !m_posting.load(std::memory_order_acquire)) return {};
+    if (index != kMmioBar || !m_config.flush_posted) return {};
     return {PciBarRange{.offset = reg::kRdt, .size = 4}};
 }
 
@@ -341,7 +333,7 @@ bool E1000::rx_starved() const {
 }
 
 void E1000::arm_rx_retry() {
-    if (m_rx_retry_armed || !m_flush_posted) return;
+    if (m_rx_retry_armed || !m_config.flush_posted) return;
     // If the timer cannot be armed the packets still go in at the driver's
     // next register access, which applies the posted writes first.
     m_rx_retry_armed = arm_once(m_rx_retry, m_rx_retry_ns);
@@ -352,16 +344,15 @@ void E1000::arm_rx_retry() {
 void E1000::on_rx_retry_timer() {
     uint64_t expirations = 0;
     (void)::read(m_rx_retry.get(), &expirations, sizeof(expirations));
-    std::function<void()> flush;
     uint64_t before = 0;
     {
         std::lock_guard lock(m_mutex);
         m_rx_retry_armed = false;
-        flush = m_flush_posted;
         before = m_stats.rx_packets;
         ++m_stats.rx_retries;
     }
-    if (flush) flush();  // takes our lock itself, through bar_write
+    // Takes our lock itself, through bar_write.
+    if (m_config.flush_posted) m_config.flush_posted();
     std::lock_guard lock(m_mutex);
     // Nothing came in: the guest is not refilling; ask less often (a
     // delivery below resets the interval).

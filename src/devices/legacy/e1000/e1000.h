@@ -26,7 +26,6 @@
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <bitset>
 #include <functional>
 #include <memory>
@@ -54,6 +53,9 @@ struct E1000Config {
     // Monotonic time in nanoseconds, for interrupt throttling (ITR). Empty:
     // CLOCK_MONOTONIC. Tests inject a manual clock.
     std::function<uint64_t()> clock_ns;
+    // Applies the VMM's posted writes to this device; called with no device
+    // lock held. Empty: RDT writes are never posted.
+    std::function<void()> flush_posted;
 };
 
 struct E1000Stats {
@@ -77,9 +79,6 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
 
     // The INTx line (PciRoot::intx_line); called once the device is placed.
     void set_intx(std::shared_ptr<IrqLine> line);
-    // Applies the VMM's posted writes to this device (called with no device
-    // lock held); without it RDT writes must not be posted.
-    void set_posted_write_flush(std::function<void()> flush);
 
     // PciDevice
     std::string_view name() const override { return "e1000"; }
@@ -149,8 +148,6 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     bool m_timer_armed{false};
     uint64_t m_next_irq_ns{0};  // ITR: no new assertion before this
 
-    std::atomic<bool> m_posting{false};  // m_flush_posted is set: RDT may be posted
-    std::function<void()> m_flush_posted;
     bool m_rx_retry_armed{false};
     uint64_t m_rx_retry_ns{0};  // next retry interval
     bool m_rx_registered{false};
