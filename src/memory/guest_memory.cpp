@@ -1,5 +1,7 @@
 #include "memory/guest_memory.h"
 
+#include <atomic>
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -139,6 +141,30 @@ Result<void> GuestMemory::fill(GuestAddress addr, uint8_t value, uint64_t len) c
         std::memset(r->host + (cur - r->start.value), value, n);
         cur += n;
     }
+    return {};
+}
+
+namespace {
+
+Result<uint16_t*> aligned_u16(const GuestMemory& memory, GuestAddress addr) {
+    if (addr.value % alignof(uint16_t))
+        return make_error("guest u16 at {:#x} is not 2-byte aligned", addr.value);
+    uint8_t* host = RV_TRY(memory.host_range(addr, sizeof(uint16_t)));
+    // SAFETY: regions are page-aligned mappings, so an even guest address is
+    // an even host address; the two bytes lie in one region (host_range).
+    return reinterpret_cast<uint16_t*>(host);
+}
+
+}  // namespace
+
+Result<uint16_t> GuestMemory::load_u16(GuestAddress addr) const {
+    uint16_t* p = RV_TRY(aligned_u16(*this, addr));
+    return std::atomic_ref<uint16_t>(*p).load(std::memory_order_relaxed);
+}
+
+Result<void> GuestMemory::store_u16(GuestAddress addr, uint16_t value) const {
+    uint16_t* p = RV_TRY(aligned_u16(*this, addr));
+    std::atomic_ref<uint16_t>(*p).store(value, std::memory_order_relaxed);
     return {};
 }
 

@@ -78,6 +78,14 @@ public:
         return write(addr, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
     }
 
+    // One 16-bit field the guest updates while we run (a virtqueue index or
+    // event field), read or written as a single access. read_obj's memcpy may
+    // split a 2-byte copy into a byte load and a word load (glibc does), so a
+    // driver moving an index from 0x12ff to 0x1300 could be read as 0x13ff.
+    // The address must be 2-byte aligned. Relaxed: callers add the fences.
+    Result<uint16_t> load_u16(GuestAddress addr) const;
+    Result<void> store_u16(GuestAddress addr, uint16_t value) const;
+
     // Host pointer to [addr, addr + len), which must lie within one region.
     // For bulk loaders and I/O backends; the caller must still treat the bytes
     // as hostile (the guest may change them concurrently).

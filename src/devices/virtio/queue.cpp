@@ -52,14 +52,18 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
     return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<uint64_t>::max() : sum;
 }
 
+// Ring fields the driver changes while we read them (indexes, flags, event
+// fields) go through single-access loads and stores: a torn index would look
+// like the driver publishing 256 more buffers than it has. Offsets are within
+// the extent validated by Queue::create (no wrap) and even on rings that
+// Queue::create checked for alignment.
 Result<uint16_t> read_u16(const GuestMemory& memory, GuestAddress base, uint64_t offset) {
-    // Offsets are within the extent validated by Queue::create, so no wrap.
-    return memory.read_obj<uint16_t>(GuestAddress(base.value + offset));
+    return memory.load_u16(GuestAddress(base.value + offset));
 }
 
 Result<void> write_u16(const GuestMemory& memory, GuestAddress base, uint64_t offset,
                        uint16_t value) {
-    return memory.write_obj(GuestAddress(base.value + offset), value);
+    return memory.store_u16(GuestAddress(base.value + offset), value);
 }
 
 // Walks state for one pop: order check and flattening shared by the direct

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace rv {
@@ -81,6 +84,53 @@ TEST(GuestMemory, HostRangeMustStayInOneRegion) {
     auto p = m.host_range(GuestAddress(0x100010), 4);
     ASSERT_TRUE(p);
     EXPECT_EQ(*p, m.regions()[2].host + 0x10);
+}
+
+TEST(GuestMemory, SingleAccessU16) {
+    auto m = two_regions();
+    ASSERT_TRUE(m.store_u16(GuestAddress(0xfffe), 0xbeef));  // last u16 of region 0
+    auto v = m.load_u16(GuestAddress(0xfffe));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(*v, 0xbeef);
+    EXPECT_EQ(*m.read_obj<uint16_t>(GuestAddress(0xfffe)), 0xbeef);
+    EXPECT_FALSE(m.load_u16(GuestAddress(0x101)));              // odd address
+    EXPECT_FALSE(m.store_u16(GuestAddress(0x101), 1));
+    EXPECT_FALSE(m.load_u16(GuestAddress(0x20000)));            // hole
+    EXPECT_FALSE(m.store_u16(GuestAddress(0x10fffe + 2), 1));   // past the last region
+}
+
+// A driver moving an index across a 256 boundary (0x00ff <-> 0x0100) while
+// the device reads it: every value read must be one the driver wrote. A
+// byte-wise or byte-then-word copy (glibc's memcpy of 2 bytes) reads 0x01ff
+// or 0x0000 here within a few thousand reads.
+TEST(GuestMemory, U16LoadsDoNotTearAgainstAConcurrentWriter) {
+    auto m = two_regions();
+    const GuestAddress idx(0x2002);
+    ASSERT_TRUE(m.store_u16(idx, 0x00ff));
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> writes{0};
+    std::thread writer([&] {
+        uint16_t value = 0x00ff;
+        while (!stop.load(std::memory_order_relaxed)) {
+            value = value == 0x00ff ? 0x0100 : 0x00ff;
+            (void)m.store_u16(idx, value);
+            writes.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+    // Both sides must overlap for a while: on a loaded machine the writer may
+    // start late, so count its progress too (bounded by a deadline).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    uint64_t torn = 0;
+    uint64_t reads = 0;
+    while ((reads < 16'000'000 || writes.load(std::memory_order_relaxed) < 16'000'000) &&
+           (reads % 4096 != 0 || std::chrono::steady_clock::now() < deadline)) {
+        uint16_t v = m.load_u16(idx).value();
+        if (v != 0x00ff && v != 0x0100) ++torn;
+        ++reads;
+    }
+    stop = true;
+    writer.join();
+    EXPECT_EQ(torn, 0u);
 }
 
 TEST(GuestMemory, MoveTransfersOwnership) {
