@@ -5,6 +5,8 @@
 #   env: RUNS=3 CACHE=none|writeback SEQ=256M RAND_S=10 QDS="1 8" NET=200M
 #        IMG_MIB=1024 MEM_MIB=512 (guest) L1_MEM_MIB=3072 (test host)
 #        DISK=loop|results VMMS="rv qemu"
+#        PHASES="seqwrite seqread randread tcp-g2h tcp-h2g" (a subset; idle and spin
+#        are the exit baselines and always run)
 # Workloads (bench/io/guest.sh, with bench/io/rvio.c in the guest):
 #   sequential write then read of SEQ from /dev/vda, 1 MiB blocks, O_DIRECT (+fsync)
 #   4 KiB random reads, O_DIRECT, RAND_S seconds at each queue depth in QDS (threads)
@@ -20,7 +22,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(realpath "${1:-$root/build}")
 RUNS=${RUNS:-3} CACHE=${CACHE:-none} SEQ=${SEQ:-256M} RAND_S=${RAND_S:-10} QDS=${QDS:-1 8}
-NET=${NET:-200M} IMG_MIB=${IMG_MIB:-1024} MEM_MIB=${MEM_MIB:-512} DISK=${DISK:-loop} L1_MEM_MIB=${L1_MEM_MIB:-3072}
+NET=${NET:-200M} PHASES="idle spin ${PHASES:-seqwrite seqread randread tcp-g2h tcp-h2g}" IMG_MIB=${IMG_MIB:-1024} MEM_MIB=${MEM_MIB:-512} DISK=${DISK:-loop} L1_MEM_MIB=${L1_MEM_MIB:-3072}
 [[ $CACHE == none || $CACHE == writeback ]] || { echo "bench-io: CACHE must be none or writeback" >&2; exit 2; }
 [[ $DISK == loop || $DISK == results ]] || { echo "bench-io: DISK must be loop or results" >&2; exit 2; }
 [[ -x $build/ringvisor ]] || { echo "bench-io: $build/ringvisor not built" >&2; exit 1; }
@@ -57,7 +59,7 @@ set +e
 "$root/tools/testhost/run.sh" --timeout 1500 --mem "$L1_MEM_MIB" --results "$results" -- \
     env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" \
     INITRD="$bio/initramfs.cpio.gz" RVIO="$bio/rvio" IMG="$img" IMG_MIB="$IMG_MIB" CACHE="$CACHE" RUNS="$RUNS" MEM_MIB="$MEM_MIB" \
-    SEQ="$SEQ" RAND_S="$RAND_S" QDS="$QDS" NET="$NET" VMMS="${VMMS:-rv qemu}" "$root/bench/io/inside.sh" >"$results/bench-io/inside.out"
+    SEQ="$SEQ" RAND_S="$RAND_S" QDS="$QDS" NET="$NET" VMMS="${VMMS:-rv qemu}" PHASES="$PHASES" "$root/bench/io/inside.sh" >"$results/bench-io/inside.out"
 rc=$?
 set -e
 [[ -z $img ]] || rm -f "$img"

@@ -28,7 +28,12 @@ using FakeNetState = FakeNetPeer;
 
 class NetRecordingInterrupt final : public virtio::Interrupt {
   public:
-    void signal_used_queue(uint16_t queue_index) override { m_used.push_back(queue_index); }
+    void signal_used_queue(uint16_t queue_index) override {
+        m_used.push_back(queue_index);
+        if (on_signal) on_signal(queue_index);
+    }
+    // Called at each used-queue interrupt: what the driver sees at that moment.
+    std::function<void(uint16_t)> on_signal;
     void signal_config_change() override { ++m_config_changes; }
     size_t used_count(uint16_t queue_index) const {
         size_t n = 0;

@@ -144,6 +144,20 @@ TEST_F(NetRxTest, NoBuffersLeavesPacketInBackendUntilNotify) {
     EXPECT_EQ(counter("rx_bytes"), packet.size() - kVnetHdrSize);
 }
 
+// As for TX, the interrupt is decided per packet: the driver's poll can start
+// on the first packet while the device copies the next ones.
+TEST_F(NetRxTest, InterruptComesAtThePacketTheDriverAskedFor) {
+    activate(all_net_features() | virtio::kFRingEventIdx, /*event_idx=*/true);
+    rxq.set_used_event(0);
+    for (int i = 0; i < 4; ++i) rxq.add_chain({{2048, true}});
+    std::vector<uint16_t> used_at_signal;
+    irq->on_signal = [&](uint16_t) { used_at_signal.push_back(rxq.used_idx()); };
+    for (uint8_t i = 0; i < 3; ++i) net->send(make_packet(500, i));
+    events.run_until_idle();
+    EXPECT_EQ(dev->stats().rx_packets, 3u);
+    EXPECT_EQ(used_at_signal, std::vector<uint16_t>{1});
+}
+
 TEST_F(NetRxTest, MergeableWaitsForEnoughBuffers) {
     activate();
     uint16_t h1 = rxq.add_chain({{1000, true}});

@@ -147,6 +147,20 @@ TEST_F(NetTxTest, EventIdxAsksForTheNextKick) {
     EXPECT_EQ(txq.avail_event(), 2u) << "driver must kick once it publishes past entry 2";
 }
 
+// The interrupt is decided per chain: a driver whose used_event asks for the
+// first completion gets it while the rest of the burst is still going out
+// (at that moment the used ring holds one chain), and only once.
+TEST_F(NetTxTest, InterruptComesAtTheChainTheDriverAskedFor) {
+    activate(all_net_features() | virtio::kFRingEventIdx, /*event_idx=*/true);
+    txq.set_used_event(0);  // interrupt once used idx passes 0
+    for (int i = 0; i < 3; ++i) txq.add_chain({{make_packet(60), false}});
+    std::vector<uint16_t> used_at_signal;
+    irq->on_signal = [&](uint16_t) { used_at_signal.push_back(txq.used_idx()); };
+    dev->queue_notify(VirtioNet::kTxQueue);
+    EXPECT_EQ(dev->stats().tx_packets, 3u);
+    EXPECT_EQ(used_at_signal, std::vector<uint16_t>{1});
+}
+
 // A frame straddling two guest memory regions goes out as two iovecs.
 class NetTxTwoRegionTest : public NetTest {
   protected:

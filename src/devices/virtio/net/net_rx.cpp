@@ -53,6 +53,12 @@ void VirtioNet::process_rx(Active& a) {
         if (!a.rx_pending) continue;
         if (!deliver_rx_packet(a)) return;
         used = true;
+        // Per packet with EVENT_IDX, as for TX: the driver's NAPI poll
+        // starts on the first packet while later ones are still copied.
+        if (a.features & kFRingEventIdx) {
+            signal_used(a, a.rx, kRxQueue);
+            if (a.failed) return;
+        }
     }
     if (used) signal_used(a, a.rx, kRxQueue);
     update_interest(a);

@@ -76,6 +76,14 @@ void VirtioNet::process_tx(Active& a) {
         // TX chains have no device-writable part: used length 0.
         if (auto r = a.tx.add_used(mem, chain.head, 0); !r) return fail(a, "tx queue", r.error());
         used = true;
+        // With EVENT_IDX the driver names the completion it wants to hear
+        // of, so decide per chain: it frees a sent skb while we send the
+        // rest, and TCP's in-flight limit does not wait for a whole burst.
+        // Without it, one decision per batch.
+        if (a.features & kFRingEventIdx) {
+            signal_used(a, a.tx, kTxQueue);
+            if (a.failed) return;
+        }
     }
     if (used) signal_used(a, a.tx, kTxQueue);
     update_interest(a);
