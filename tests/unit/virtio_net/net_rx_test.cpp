@@ -144,9 +144,10 @@ TEST_F(NetRxTest, NoBuffersLeavesPacketInBackendUntilNotify) {
     EXPECT_EQ(counter("rx_bytes"), packet.size() - kVnetHdrSize);
 }
 
-// As for TX, the interrupt is decided per packet: the driver's poll can start
-// on the first packet while the device copies the next ones.
-TEST_F(NetRxTest, InterruptComesAtThePacketTheDriverAskedFor) {
+// Unlike TX, RX decides about the interrupt once per batch: a driver asking
+// for the first packet hears of all three at once (bench/io: per-packet
+// decisions cost 60 % more interrupts for the same throughput).
+TEST_F(NetRxTest, InterruptIsDecidedOncePerBatch) {
     activate(all_net_features() | virtio::kFRingEventIdx, /*event_idx=*/true);
     rxq.set_used_event(0);
     for (int i = 0; i < 4; ++i) rxq.add_chain({{2048, true}});
@@ -155,7 +156,7 @@ TEST_F(NetRxTest, InterruptComesAtThePacketTheDriverAskedFor) {
     for (uint8_t i = 0; i < 3; ++i) net->send(make_packet(500, i));
     events.run_until_idle();
     EXPECT_EQ(dev->stats().rx_packets, 3u);
-    EXPECT_EQ(used_at_signal, std::vector<uint16_t>{1});
+    EXPECT_EQ(used_at_signal, std::vector<uint16_t>{3});
 }
 
 TEST_F(NetRxTest, MergeableWaitsForEnoughBuffers) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 
 #include "base/log.h"
 
@@ -145,6 +146,9 @@ RxEngine::Outcome RxEngine::deliver(const GuestMemory& memory, RegisterFile& reg
                                      (last && vlan ? kRxStaVp : 0));
         wb[5] = errors;
         put_le16(wb.data() + 6, last && vlan ? tci : 0);
+        // The driver may poll DD without an interrupt: the packet bytes
+        // must be visible before the status that hands them over.
+        std::atomic_thread_fence(std::memory_order_release);
         (void)memory.write(GuestAddress(at.value + 8), wb);
         done += chunk;
         head = (head + 1) % ring->count;
