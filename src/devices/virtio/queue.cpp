@@ -263,14 +263,14 @@ Result<void> Queue::publish_used(const GuestMemory& memory) {
 }
 
 Result<bool> Queue::needs_notification(const GuestMemory& memory) {
-    // Our used idx store must be visible before we read the driver's
-    // suppression state, or we could both decide the other will act (2.7.10).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     uint16_t old_used = m_signalled_used;
     bool was_valid = m_signalled_valid;
     m_signalled_used = m_next_used;
     m_signalled_valid = true;
     if (was_valid && old_used == m_next_used) return false;  // nothing new since last time
+    // Our used idx store must be visible before we read the driver's
+    // suppression state, or we could both decide the other will act (2.7.10).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
 
     if (m_event_idx) {
         uint16_t used_event = RV_TRY(read_u16(memory, m_config.avail, kRingHeader + 2ull * size()));

@@ -24,6 +24,11 @@ const char* tx_chain_problem(const DescriptorChain& chain) {
 void VirtioNet::process_tx(Active& a) {
     if (a.tx_blocked) return;  // the EPOLLOUT handler resumes
     const GuestMemory& mem = *a.memory;
+    // With EVENT_IDX the driver names the completion it wants to hear of, so
+    // decide per chain: it frees a sent skb while we send the rest, and TCP's
+    // in-flight limit does not wait for a whole burst. Without it, one
+    // decision per batch (`used`: one is owed).
+    const bool per_chain = a.features & kFRingEventIdx;
     bool used = false;
     for (;;) {
         auto popped = a.tx.pop(mem);
@@ -75,14 +80,11 @@ void VirtioNet::process_tx(Active& a) {
         }
         // TX chains have no device-writable part: used length 0.
         if (auto r = a.tx.add_used(mem, chain.head, 0); !r) return fail(a, "tx queue", r.error());
-        used = true;
-        // With EVENT_IDX the driver names the completion it wants to hear
-        // of, so decide per chain: it frees a sent skb while we send the
-        // rest, and TCP's in-flight limit does not wait for a whole burst.
-        // Without it, one decision per batch.
-        if (a.features & kFRingEventIdx) {
+        if (per_chain) {
             signal_used(a, a.tx, kTxQueue);
             if (a.failed) return;
+        } else {
+            used = true;
         }
     }
     if (used) signal_used(a, a.tx, kTxQueue);
