@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest testhost demo test unit fuzz e2e bench bench-io bench-io-models clean
+.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models stress clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -25,6 +25,10 @@ guest: deps
 testhost: deps
 	tools/testhost/build.sh
 
+# Debian 12 with systemd, fio and iperf3 (debootstrap; cached in build/rootfs).
+rootfs: guest
+	tools/rootfs/build.sh $(BUILD)/rootfs
+
 # Boots the guest directly when KVM runs ring-0 code natively, otherwise
 # inside the test host (an L1 Linux under QEMU with an emulated AMD-V CPU).
 demo: build guest testhost
@@ -33,7 +37,7 @@ demo: build guest testhost
 unit: build guest
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-e2e: build guest testhost
+e2e: build guest testhost rootfs
 	tests/e2e/run.sh $(BUILD)
 
 # libFuzzer targets (clang 16, ASan+UBSan), FUZZ_SECONDS each.
@@ -53,6 +57,10 @@ bench-io: build guest testhost
 # IDE PIO / IDE DMA / virtio-blk / e1000 / virtio-net; table + docs/io-models.png.
 bench-io-models: build guest testhost
 	bench/io-models/run.sh $(BUILD)
+
+# Guest deaths under I/O load, ringvisor beside QEMU (RUNS, WORKLOADS: bench/stress/run.sh).
+stress: build guest testhost rootfs
+	bench/stress/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

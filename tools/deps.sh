@@ -12,6 +12,8 @@ PKGS=(
     # guest assets, test host, e2e, benchmarks
     qemu-system-x86 qemu-utils busybox-static cpio gzip zstd xz-utils kmod
     e2fsprogs coreutils apt iproute2 gnuplot-nox socat curl
+    # the Debian guest image (tools/rootfs), iperf3's server for bench/stress in the test host
+    debootstrap iperf3
 )
 
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)

@@ -94,6 +94,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--stats", config.stats_path,
                     "write exit and interrupt counters as JSON at exit");
+    std::string on_triple_fault = "crash";
+    run->add_option("--on-triple-fault", on_triple_fault,
+                    "crash: a triple fault the guest did not ask for ends the VMM with status 4 "
+                    "(default); reset: treat it as the guest's reboot (status 0)")
+        ->check(CLI::IsMember({"crash", "reset"}))
+        ->capture_default_str();
     run->add_flag("--rng", config.rng,
                   "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
     std::string cache_dir = rv::default_kernel_cache_dir();
@@ -145,6 +151,8 @@ int main(int argc, char** argv) {
         config.nets.push_back(*net);
     }
     config.console = console == "virtio" ? rv::ConsoleKind::Virtio : rv::ConsoleKind::Serial;
+    config.on_triple_fault = on_triple_fault == "reset" ? rv::TripleFaultAction::Reset
+                                                        : rv::TripleFaultAction::Crash;
     auto bytes = rv::parse_memory_size(memory);
     if (!bytes) return fail(bytes.error().message());
     config.memory_bytes = *bytes;
@@ -162,6 +170,9 @@ int main(int argc, char** argv) {
             break;
         case rv::VmExitReason::Panic:
             std::fprintf(stderr, "\nringvisor: guest kernel panic: %s\n", outcome->message.c_str());
+            break;
+        case rv::VmExitReason::Crash:
+            std::fprintf(stderr, "\nringvisor: guest crashed: %s\n", outcome->message.c_str());
             break;
         case rv::VmExitReason::Quit:
             std::fprintf(stderr, "\nringvisor: %s\n", outcome->message.c_str());

@@ -345,6 +345,23 @@ Result<void> VcpuFd::set_sregs(const kvm_sregs& sregs) const {
     return {};
 }
 
+Result<void> VcpuFd::set_xcr0(uint64_t value) const {
+    kvm_xcrs xcrs{};
+    xcrs.nr_xcrs = 1;
+    xcrs.xcrs[0].xcr = 0;
+    xcrs.xcrs[0].value = value;
+    if (do_ioctl(m_fd.get(), KVM_SET_XCRS, &xcrs) < 0) return errno_error("KVM_SET_XCRS");
+    return {};
+}
+
+Result<uint64_t> VcpuFd::get_xcr0() const {
+    kvm_xcrs xcrs{};
+    if (do_ioctl(m_fd.get(), KVM_GET_XCRS, &xcrs) < 0) return errno_error("KVM_GET_XCRS");
+    for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; ++i)
+        if (xcrs.xcrs[i].xcr == 0) return xcrs.xcrs[i].value;
+    return make_error("KVM_GET_XCRS: no XCR0");
+}
+
 Result<void> VcpuFd::set_fpu(const kvm_fpu& fpu) const {
     if (do_ioctl(m_fd.get(), KVM_SET_FPU, &fpu) < 0) return errno_error("KVM_SET_FPU");
     return {};

@@ -116,6 +116,9 @@ public:
     Result<kvm_sregs> get_sregs() const;
     Result<void> set_sregs(const kvm_sregs& sregs) const;
     Result<void> set_fpu(const kvm_fpu& fpu) const;
+    // XCR0 (KVM_SET_XCRS; needs KVM_CAP_XCRS).
+    Result<void> set_xcr0(uint64_t value) const;
+    Result<uint64_t> get_xcr0() const;
     Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
     Result<void> set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) const;
     // Cumulative KVM statistics of this vCPU (KVM_GET_STATS_FD): exits,

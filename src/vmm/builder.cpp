@@ -24,6 +24,7 @@
 #include "devices/legacy/e1000/e1000.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/ide/piix_ide.h"
+#include "devices/legacy/reset_control.h"
 #include "devices/legacy/uart16550.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/blk/blk_device.h"
@@ -84,10 +85,13 @@ Result<void> validate(const VmConfig& config, const kvm::Kvm& kvm) {
 }
 
 Result<void> setup_vcpu(kvm::VcpuFd& vcpu, const std::vector<kvm_cpuid_entry2>& supported,
-                        unsigned num_cpus, const x86::BootInfo* boot) {
+                        unsigned num_cpus, bool has_xcrs, const x86::BootInfo* boot) {
     auto cpuid = supported;
     x86::filter_cpuid(cpuid, vcpu.id(), num_cpus);
     RV_TRY_VOID(vcpu.set_cpuid(cpuid));
+    // After the CPUID, which bounds the XCR0 KVM accepts (x86::initial_xcr0 says why).
+    if (uint64_t xcr0 = x86::initial_xcr0(cpuid); xcr0 > 1 && has_xcrs)
+        RV_TRY_VOID(vcpu.set_xcr0(xcr0));
     std::vector<std::pair<uint32_t, uint64_t>> msrs;
     for (const auto& m : x86::boot_msrs()) msrs.emplace_back(m.index, m.value);
     RV_TRY_VOID(vcpu.set_msrs(msrs));
@@ -256,11 +260,13 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
         for (auto& e : supported)
             if (e.function == 1) e.ecx |= x86::kCpuidLeaf1EcxTscDeadline;
     }
+    const bool has_xcrs = vm->m_kvm.check_extension(KVM_CAP_XCRS).value_or(0) > 0;
     size_t mmap_size = RV_TRY(vm->m_kvm.vcpu_mmap_size());
     for (unsigned id = 0; id < config.cpus; ++id) {
         auto fd = RV_TRY(vm->m_vm.create_vcpu(id, mmap_size));
-        RV_TRY_VOID(with_context(setup_vcpu(fd, supported, config.cpus, id == 0 ? &boot : nullptr),
-                                 fmt::format("vCPU {}", id)));
+        RV_TRY_VOID(with_context(
+            setup_vcpu(fd, supported, config.cpus, has_xcrs, id == 0 ? &boot : nullptr),
+            fmt::format("vCPU {}", id)));
         // One ring per VM, reachable through any vCPU: map it through the first.
         if (id == 0 && vm->m_coalesced_page > 0)
             vm->m_posted = RV_TRY(kvm::CoalescedRing::map(fd, vm->m_coalesced_page));
@@ -292,6 +298,13 @@ Result<void> VmBuilder::add_devices(Vm& vm) {
     });
     RV_TRY_VOID(vm.m_pio.insert(i8042->data_port(), PioAddress(I8042::kDataPort), 1));
     RV_TRY_VOID(vm.m_pio.insert(i8042->command_port(), PioAddress(I8042::kCommandPort), 1));
+
+    // Port 0xCF9 (and, once there is a PCI bus, the configuration ports around it).
+    vm.m_reset_control = std::make_shared<ResetControl>([&vm] {
+        vm.request_exit(VmExitReason::Reset, "guest reset through port 0xCF9");
+    });
+    RV_TRY_VOID(vm.m_pio.insert(vm.m_reset_control, PioAddress(ResetControl::kBase),
+                                ResetControl::kLength));
 
     auto rtc = std::make_shared<CmosRtc>(CmosRtc::system_clock);
     const auto& regions = vm.m_memory.regions();
@@ -359,7 +372,9 @@ Result<void> VmBuilder::add_pci_devices(Vm& vm) {
         PciRoot::create(vm.m_mmio, vm.m_pio, [&vm](unsigned irq) -> std::shared_ptr<IrqLine> {
             return std::make_shared<KvmIrqLine>(vm.m_vm, irq);
         });
-    RV_TRY_VOID(vm.m_pio.insert(vm.m_pci, PioAddress(kPciConfigAddressPort), kPciConfigPortCount));
+    static_assert(kPciConfigAddressPort == ResetControl::kBase &&
+                  kPciConfigPortCount == ResetControl::kLength);
+    vm.m_reset_control->set_config_ports(vm.m_pci);
     vm.m_pci->set_bar_observer(
         [&vm](const PciDevice& device, const PciBarInfo& bar, uint64_t address, bool mapped) {
             vm.on_bar_mapped(device, bar, address, mapped);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "devices/pci/pci_root.h"
+#include "vmm/crash_report.h"
 #include "vmm/msi_router.h"
 #include "vmm/vm.h"
 
@@ -27,6 +28,9 @@ Result<void> write_stats(const Vm& vm, const std::string& path) {
         }
         entry["vmm"]["pio_exits"] = vcpu->stats().pio_exits.load();
         entry["vmm"]["mmio_exits"] = vcpu->stats().mmio_exits.load();
+        // Where the vCPU was when the VM stopped and what it last did in user
+        // space: after a crash or a hang (a timeout's SIGTERM) this is the trail.
+        entry["at_exit"] = vcpu_crash_state(*vcpu);
         doc["vcpus"].push_back(entry);
     }
     doc["totals"] = totals;

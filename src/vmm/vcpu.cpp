@@ -63,6 +63,7 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
     // Writes the guest made before this exit, buffered by KVM, land first:
     // this exit's access may depend on them (the ordering a guest expects).
     if (m_posted) apply_posted_writes(*m_posted, m_pio, m_mmio);
+    if (exit.kind != Kind::Interrupted) m_recorder.record(exit);
     switch (exit.kind) {
         case Kind::IoIn:
         case Kind::IoOut: {
@@ -75,11 +76,13 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
                 else
                     m_pio.write(PioAddress(exit.address), element);
             }
+            if (exit.kind == Kind::IoIn) m_recorder.set_last_value(exit.data);
             return true;
         }
         case Kind::MmioRead:
             m_stats.mmio_exits.fetch_add(1, std::memory_order_relaxed);
             m_mmio.read(MmioAddress(exit.address), exit.data);
+            m_recorder.set_last_value(exit.data);
             return true;
         case Kind::MmioWrite:
             m_stats.mmio_exits.fetch_add(1, std::memory_order_relaxed);
@@ -94,24 +97,24 @@ bool Vcpu::handle_exit(const kvm::VcpuExit& exit) {
                                    fmt::format("vCPU {} halted", m_fd.id()));
             return false;
         case Kind::Shutdown: {
-            // Also how a guest kernel may reset (reboot=t), but more often a
-            // crash, which must not pass silently: say where the CPU was.
-            // On AMD (SVM) KVM has already put the vCPU in its reset state
-            // (rip 0xfff0, paging off) when it reports the shutdown, so the
-            // registers say nothing about the crash there.
+            // A triple fault. Resets the guest asks for go through the ACPI
+            // reset register, port 0xCF9 or the i8042; a kernel that crashes
+            // past its own exception handlers ends here. Vm::request_exit
+            // turns this into a panic after a panic banner, or a reset with
+            // --on-triple-fault=reset. On AMD (SVM) KVM has already put the
+            // vCPU in its reset state (rip 0xfff0, paging off) when it
+            // reports the shutdown, so its registers say nothing then; the
+            // crash report (Vm::run) still has the last exits and the other
+            // vCPUs' registers.
             auto regs = m_fd.get_regs();
             auto sregs = m_fd.get_sregs();
             const bool reset_state = regs && sregs && regs->rip == 0xfff0 && !(sregs->cr0 & 1);
+            std::string where = "registers already reset by KVM";
             if (regs && sregs && !reset_state)
-                log::warn(
-                    "vCPU {}: triple fault at rip {:#x} rsp {:#x} cr2 {:#x} cr3 {:#x}; "
-                    "resetting",
-                    m_fd.id(), regs->rip, regs->rsp, sregs->cr2, sregs->cr3);
-            else
-                log::warn("vCPU {}: triple fault (registers already reset by KVM); resetting",
-                          m_fd.id());
-            m_control.request_exit(VmExitReason::Reset,
-                                   fmt::format("vCPU {}: triple fault / shutdown", m_fd.id()));
+                where = fmt::format("rip {:#x} rsp {:#x} cr2 {:#x} cr3 {:#x}", regs->rip,
+                                    regs->rsp, sregs->cr2, sregs->cr3);
+            m_control.request_exit(VmExitReason::Crash,
+                                   fmt::format("vCPU {}: triple fault ({})", m_fd.id(), where));
             return false;
         }
         case Kind::SystemEvent:

@@ -9,6 +9,7 @@
 #include "bus/bus.h"
 #include "kvm/coalesced_ring.h"
 #include "kvm/kvm.h"
+#include "vmm/exit_recorder.h"
 #include "vmm/vm_exit.h"
 
 namespace rv {
@@ -37,6 +38,8 @@ public:
     kvm::VcpuFd& fd() { return m_fd; }
     const kvm::VcpuFd& fd() const { return m_fd; }
     const VcpuStats& stats() const { return m_stats; }
+    // The last exits served in user space; read only once the thread has stopped.
+    const ExitRecorder& recorder() const { return m_recorder; }
 
     void start();
     // Asks the thread to leave KVM_RUN promptly; it then checks exiting().
@@ -58,6 +61,7 @@ private:
     VmControl& m_control;
     kvm::CoalescedRing* m_posted;
     VcpuStats m_stats;
+    ExitRecorder m_recorder;
     std::thread m_thread;
     std::atomic<pthread_t> m_native{};
     std::atomic<bool> m_started{false};

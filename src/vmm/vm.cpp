@@ -11,6 +11,7 @@
 #include "devices/pci/pci_device.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/pci_transport.h"
+#include "vmm/crash_report.h"
 #include "vmm/msi_router.h"
 #include "vmm/stats.h"
 #include "vmm/terminal.h"
@@ -93,13 +94,18 @@ void Vm::request_exit(VmExitReason reason, std::string message) {
     {
         std::lock_guard lock(m_outcome_lock);
         if (m_outcome) return;
-        if (reason == VmExitReason::Reset) {
-            // A reset right after a panic banner is the panic=N reboot.
+        if (reason == VmExitReason::Reset || reason == VmExitReason::Crash) {
+            // A reset (or a triple fault) right after a panic banner is the
+            // panic=N reboot.
             std::lock_guard out(m_output_lock);
             if (m_monitor.panicked()) {
                 reason = VmExitReason::Panic;
                 message = *m_monitor.panic_line();
             }
+        }
+        if (reason == VmExitReason::Crash && m_config.on_triple_fault == TripleFaultAction::Reset) {
+            reason = VmExitReason::Reset;
+            message += " (--on-triple-fault=reset)";
         }
         m_outcome = VmOutcome{reason, std::move(message)};
     }
@@ -109,62 +115,29 @@ void Vm::request_exit(VmExitReason reason, std::string message) {
 }
 
 namespace {
-
-void write_all(int fd, std::span<const uint8_t> bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-        ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // console gone: keep the guest running
-        done += static_cast<size_t>(n);
-    }
-}
-
-// Past this much unwritten output the vCPU writes synchronously, so a
-// stalled console slows the guest rather than growing memory or losing bytes.
-constexpr size_t kMaxBufferedOutput = 1 << 20;
-
+// How long the VMM waits at exit for a slow console reader to take the last
+// guest output (its final messages, a panic) before dropping it.
+constexpr std::chrono::milliseconds kConsoleDrainAtExit{2000};
 }  // namespace
 
 // On a vCPU thread, for every byte the guest transmits. The bytes are handed
 // to the event loop, which writes them out: the vCPU never waits on the
-// console (a terminal, a pipe or a slow file) unless the backlog is huge.
+// console (a terminal, a pipe or a slow file), however far behind its reader is.
 void Vm::on_console_output(std::span<const uint8_t> bytes) {
     ConsoleMonitor::Event event;
     {
         std::lock_guard lock(m_output_lock);
         event = m_monitor.feed(bytes);
-        if (m_output_buffer.size() >= kMaxBufferedOutput) {
-            write_all(m_config.console_out, m_output_buffer);
-            m_output_buffer.clear();
-            write_all(m_config.console_out, bytes);
-        } else {
-            bool was_empty = m_output_buffer.empty();
-            m_output_buffer.insert(m_output_buffer.end(), bytes.begin(), bytes.end());
-            if (was_empty && m_output_ready) (void)m_output_ready->write(1);
-        }
+        if (m_console_output) m_console_output->write(bytes);
     }
     if (event == ConsoleMonitor::Event::PanicEnded)
         request_exit(VmExitReason::Panic, *m_monitor.panic_line());
 }
 
-void Vm::flush_console_output() {
-    std::vector<uint8_t> out;
-    {
-        std::lock_guard lock(m_output_lock);
-        out.swap(m_output_buffer);
-    }
-    write_all(m_config.console_out, out);
-}
-
 Result<void> Vm::setup_console_output() {
-    auto ready = RV_TRY(EventFd::create(EFD_NONBLOCK));
-    RV_TRY_VOID(m_loop->add(ready.fd(), EPOLLIN, [this](uint32_t) {
-        (void)m_output_ready->read();
-        flush_console_output();
-    }));
+    auto output = RV_TRY(ConsoleOutput::create(m_config.console_out, *m_loop));
     std::lock_guard lock(m_output_lock);
-    m_output_ready = std::move(ready);
+    m_console_output = std::move(output);
     return {};
 }
 
@@ -258,6 +231,10 @@ Result<VmOutcome> Vm::run() {
             request_exit(VmExitReason::Quit, fmt::format("terminated by signal {}", info.ssi_signo));
     }));
 
+    // A console reader that exits must not kill the VM with SIGPIPE: writes to
+    // its pipe fail with EPIPE instead and console output stops (ConsoleOutput).
+    ::signal(SIGPIPE, SIG_IGN);
+
     RawTerminal terminal(m_config.console_in >= 0 ? m_config.console_in : -1);
     RV_TRY_VOID(setup_console_output());
     RV_TRY_VOID(setup_console_input());
@@ -267,7 +244,11 @@ Result<VmOutcome> Vm::run() {
     if (!loop_result) request_exit(VmExitReason::Error, loop_result.error().message());
     for (auto& v : m_vcpus) v->kick();
     for (auto& v : m_vcpus) v->join();
-    flush_console_output();
+    m_console_output->drain(kConsoleDrainAtExit);
+    {
+        std::lock_guard lock(m_outcome_lock);
+        if (m_outcome && m_outcome->reason == VmExitReason::Crash) log_crash_report(*this);
+    }
     if (m_config.stats_path) {
         if (auto r = write_stats(*this, *m_config.stats_path); !r)
             log::warn("--stats: {}", r.error().message());

@@ -15,6 +15,7 @@
 #include "kvm/kvm.h"
 #include "memory/guest_memory.h"
 #include "vmm/console_monitor.h"
+#include "vmm/console_output.h"
 #include "vmm/event_loop.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
@@ -23,6 +24,7 @@
 namespace rv {
 
 class Uart16550;
+class ResetControl;
 class PciRoot;
 class PciDevice;
 struct PciBarInfo;
@@ -83,7 +85,6 @@ private:
     void flush_console_input();
     Result<void> setup_console_output();
     void on_console_output(std::span<const uint8_t> bytes);
-    void flush_console_output();
 
     VmConfig m_config;
     kvm::Kvm m_kvm;
@@ -98,14 +99,14 @@ private:
     MmioBus m_mmio;
     std::vector<std::unique_ptr<Vcpu>> m_vcpus;
     std::shared_ptr<Uart16550> m_uart;
+    std::shared_ptr<ResetControl> m_reset_control;  // 0xCF9, in front of the PCI config ports
     std::shared_ptr<PciRoot> m_pci;
     std::vector<std::unique_ptr<VirtioSlot>> m_virtio;
     ConsoleInput m_console_input;
 
-    std::mutex m_output_lock;  // guards the three below
+    std::mutex m_output_lock;  // guards the two below (and keeps output in monitor order)
     ConsoleMonitor m_monitor;
-    std::vector<uint8_t> m_output_buffer;  // guest console bytes not yet written
-    std::optional<EventFd> m_output_ready;  // wakes the event loop to write them
+    std::unique_ptr<ConsoleOutput> m_console_output;  // set before the vCPUs start
 
     std::string m_pending_input;  // console bytes waiting for UART FIFO space
     bool m_escape{false};         // saw Ctrl-A on an interactive console

@@ -30,6 +30,11 @@ struct NetConfig {
 
 enum class ConsoleKind { Serial, Virtio };
 
+// What a triple fault the guest did not ask for means: a crash (exit status
+// 4, the default) or, for users who want the old behaviour, a reset (treated
+// as the guest's own reboot: status 0).
+enum class TripleFaultAction { Crash, Reset };
+
 struct VmConfig {
     std::string kernel_path;
     std::optional<std::string> initrd_path;
@@ -44,6 +49,7 @@ struct VmConfig {
     std::vector<NetConfig> nets;
     ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
     bool rng{false};
+    TripleFaultAction on_triple_fault{TripleFaultAction::Crash};
     std::optional<std::string> stats_path;  // JSON counters written at exit
     int console_in{0};                      // guest console input (stdin); -1 for none
     int console_out{1};                     // guest console output (stdout)

@@ -7,8 +7,9 @@ namespace rv {
 
 enum class VmExitReason {
     PowerOff,  // guest powered off (ACPI S5)
-    Reset,     // guest rebooted (i8042 reset, triple fault)
+    Reset,     // guest asked to reboot (ACPI reset register, i8042, port 0xCF9)
     Panic,     // guest kernel panicked
+    Crash,     // a vCPU shut down (triple fault) without the guest asking to reset
     Error,     // the VMM could not continue running the guest
     Quit,      // the user asked to quit (console escape, signal)
 };
@@ -19,7 +20,8 @@ struct VmOutcome {
 };
 
 // Process exit status for an outcome: 0 for a clean guest power-off or
-// reboot, non-zero otherwise.
+// reboot, non-zero otherwise (documented in README.md: 1 VMM error, 3 guest
+// kernel panic, 4 guest crash, 130 quit; 2 is bad input, before any VM).
 inline int exit_status(const VmOutcome& outcome) {
     switch (outcome.reason) {
         case VmExitReason::PowerOff:
@@ -27,6 +29,8 @@ inline int exit_status(const VmOutcome& outcome) {
             return 0;
         case VmExitReason::Panic:
             return 3;
+        case VmExitReason::Crash:
+            return 4;
         case VmExitReason::Quit:
             return 130;
         case VmExitReason::Error:

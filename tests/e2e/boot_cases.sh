@@ -14,9 +14,11 @@ L2_TIMEOUT=${L2_TIMEOUT:-240}
 
 # rv_boot LOG CPUS MEMORY 'guest command' [extra kernel args]: boots a guest,
 # console output to LOG (stdout+stderr), returns ringvisor's exit status.
+# RV_ARGS: more `run` options; RV_VERBOSE=1: ringvisor -v (VMM events on stderr).
 rv_boot() {
     local log=$1 cpus=$2 mem=$3 cmd=$4 extra=${5:-}
-    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --kernel "$GUEST/vmlinuz" \
+    # shellcheck disable=SC2086  # one word per option
+    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" ${RV_VERBOSE:+-v} run ${RV_ARGS:-} --kernel "$GUEST/vmlinuz" \
         --initrd "$GUEST/initramfs.cpio.gz" --cpus "$cpus" --memory "$mem" \
         --cmdline "console=ttyS0 panic=-1 quiet $extra rv.cmd=$(guest_cmd_b64 "$cmd")" \
         </dev/null >"$log" 2>&1
@@ -82,6 +84,46 @@ case_reboot() {
     grep -aq "reboot: Restarting system" "$log" || e2e_fail "guest did not restart"
 }
 
+# reboot=KIND: each way Linux resets the machine ends the VM with status 0
+# and says which one it was (-v: "guest stopped: ...").
+case_reboot_via() {  # KIND EXPECTED-MESSAGE
+    local log=$E2E_LOGDIR/reboot-$1.console rc=0
+    RV_VERBOSE=1 rv_boot "$log" 1 128M 'reboot -f' "reboot=$1" || rc=$?
+    [[ $rc -eq 0 ]] || e2e_fail "reboot=$1: ringvisor exited $rc"
+    grep -aq "guest stopped: $2" "$log" ||
+        e2e_fail "reboot=$1: expected '$2', got: $(grep -a 'guest stopped' "$log" | tr -d '\r')"
+    grep -a "guest stopped" "$log" | tr -d '\r'
+}
+
+# A triple fault the guest did not ask for is a crash: status 4, naming the
+# vCPU, with the crash report. reboot=t makes Linux reset by triple fault,
+# the one way to produce one at will; --on-triple-fault=reset takes it as a
+# reboot.
+case_triple_fault() {
+    local log=$E2E_LOGDIR/triple-fault.console rc=0
+    rv_boot "$log" 2 128M 'reboot -f' 'reboot=t' || rc=$?
+    [[ $rc -eq 4 ]] || e2e_fail "triple fault: ringvisor exited $rc, expected 4"
+    grep -aq "ringvisor: guest crashed: vCPU [01]: triple fault" "$log" ||
+        e2e_fail "no 'guest crashed: vCPU N: triple fault' message"
+    grep -aq "crash report: vCPU 1: " "$log" || e2e_fail "no crash report for the other vCPU"
+    grep -a -E "guest crashed|crash report" "$log" | head -n 6 | tr -d '\r'
+    local log2=$E2E_LOGDIR/triple-fault-reset.console
+    rc=0
+    RV_ARGS=--on-triple-fault=reset rv_boot "$log2" 1 128M 'reboot -f' 'reboot=t' || rc=$?
+    [[ $rc -eq 0 ]] || e2e_fail "--on-triple-fault=reset: ringvisor exited $rc, expected 0"
+}
+
+# The CPU the guest sees is consistent: CPUID leaf 0xD agrees with the XCR0
+# the guest enables, so Linux keeps XSAVE (and AVX where the host has it).
+case_xsave() {
+    local log=$E2E_LOGDIR/xsave.console rc=0
+    rv_boot "$log" 2 256M 'dmesg | grep -E "x86/fpu|XSAVE"; grep -o -w -E "xsave|avx" /proc/cpuinfo | sort -u | tr "\n" " "; echo' || rc=$?
+    expect_clean_exit "$log" $rc
+    ! grep -aq "XSAVE consistency problem" "$log" || e2e_fail "$(grep -a 'XSAVE consistency' "$log" | tr -d '\r')"
+    grep -aq "x86/fpu: Enabled xstate features" "$log" || e2e_fail "the guest did not enable XSAVE"
+    grep -a -E "x86/fpu: Enabled|xsave" "$log" | tr -d '\r'
+}
+
 case_panic() {
     local log=$E2E_LOGDIR/panic.console rc=0
     rv_boot "$log" 1 128M 'echo c > /proc/sysrq-trigger' || rc=$?
@@ -106,6 +148,11 @@ run_case memory_4G_split_around_pci_hole case_memory 4096
 run_case date_is_right case_date
 run_case poweroff_exits_0 case_poweroff
 run_case reboot_exits_0 case_reboot
+run_case reboot_acpi_reset_register case_reboot_via acpi "guest reset through port 0xCF9"
+run_case reboot_keyboard_controller case_reboot_via kbd "guest reset through the i8042 controller"
+run_case reboot_port_cf9 case_reboot_via pci "guest reset through port 0xCF9"
+run_case triple_fault_is_a_crash case_triple_fault
+run_case xsave_consistent case_xsave
 run_case panic_exits_nonzero case_panic
 run_case panic_without_reboot_exits_nonzero case_panic_without_reboot
 e2e_summary

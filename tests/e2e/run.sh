@@ -5,7 +5,7 @@
 # Usage: tests/e2e/run.sh [BUILD_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-CASE_FILES=(boot_cases.sh virtio_cases.sh emulated_cases.sh)
+CASE_FILES=(boot_cases.sh virtio_cases.sh emulated_cases.sh distro_cases.sh)
 
 # ---- inside the test host: run the case files, record their counts --------
 if [[ ${1:-} == --inside ]]; then
@@ -38,6 +38,7 @@ build=$(realpath "${1:-$root/build}")
 [[ -x "$build/ringvisor" ]] || { echo "e2e: $build/ringvisor not built" >&2; exit 1; }
 "$root/tools/guest/build.sh" "$build/guest" >/dev/null
 "$root/tools/testhost/build.sh" >/dev/null
+"$root/tools/rootfs/build.sh" "$build/rootfs" >/dev/null
 # The decompressed guest kernel, cached here (the test host's root is
 # read-only); virtio_cases.sh boots with --kernel-cache.
 "$build/ringvisor" prepare-kernel --kernel "$build/guest/vmlinuz" \
@@ -45,21 +46,14 @@ build=$(realpath "${1:-$root/build}")
 results="$build/e2e-results"
 rm -rf "$results"; mkdir -p "$results"
 # 5 GiB for L1 so a 4 GiB guest (RAM split around the PCI hole) fits.
-# The test host itself (L1 under TCG) occasionally wedges while booting; its
-# run.sh then exits 124 (timeout) or 125 (L1 died) before or while cases run.
-# Such a run is retried once, from scratch and said so; case failures are not.
-for attempt in 1 2; do
-    set +e
-    "$root/tools/testhost/run.sh" --timeout 2400 --mem 5120 --results "$results" -- \
-        env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" \
-            E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-1}" E2E_E1000_TRANSFER="${E2E_E1000_TRANSFER:-1}" \
-        "$root/tests/e2e/run.sh" --inside
-    rc=$?
-    set -e
-    ((attempt == 1 && (rc == 124 || rc == 125))) || break
-    echo "e2e: RETRY: the test host failed (exit $rc), running all cases again" >&2
-    rm -rf "$results"; mkdir -p "$results"
-done
+# One attempt: a test host that fails to boot or dies fails the run.
+set +e
+"$root/tools/testhost/run.sh" --timeout 2400 --mem 5120 --results "$results" -- \
+    env RINGVISOR="$build/ringvisor" GUEST="$build/guest" KERNEL_CACHE="$build/kernel-cache" ROOTFS="$build/rootfs" \
+        E2E_NET_TRANSFER="${E2E_NET_TRANSFER:-1}" E2E_E1000_TRANSFER="${E2E_E1000_TRANSFER:-1}" \
+    "$root/tests/e2e/run.sh" --inside
+rc=$?
+set -e
 echo "e2e: console logs in $results/e2e-logs" >&2
 passed=0 failed=0
 while read -r _ p f; do

@@ -78,7 +78,7 @@ printf GUEST-WROTE-B | dd of=/dev/vdb bs=512 seek=4096 conv=fsync 2>/dev/null" "
 # ---- net -------------------------------------------------------------------
 
 # 100 MiB each way (guest_vm.sh: net_transfer_case).
-case_net() { retry_on_nested_fault "$E2E_LOGDIR/net.console" "$E2E_LOGDIR/net.stats.json" net_transfer_case net ""; }
+case_net() { net_transfer_case net ""; }
 
 # Not run by default (name it on the command line): both directions at once.
 # L1 sends NET_BYTES (port 5002) and the guest echoes the stream back as it

@@ -67,6 +67,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The QEMU that emulates L1: RV_L1_QEMU, else the system's.
+l1_qemu=${RV_L1_QEMU:-qemu-system-x86_64} l1_qemu_args=()
+read -r -a l1_qemu_args <<<"${RV_L1_QEMU_ARGS:-}"
+
 b64() { printf '%s' "$1" | base64 -w0; }
 cmd=$(printf '%q ' "$@")
 # maxcpus=1: the other vCPUs are onlined by init after the modules are loaded
@@ -83,7 +87,7 @@ if ((interactive)); then
     [[ -t 0 ]] || rv_die "--interactive needs a terminal on stdin"
     append+=" rv.tty=1"
     set +e
-    timeout -k 5 --foreground "$timeout" qemu-system-x86_64 \
+    timeout -k 5 --foreground "$timeout" "$l1_qemu" "${l1_qemu_args[@]}" \
         -accel tcg,thread=multi -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
         -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
         -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \
@@ -127,7 +131,7 @@ bc_sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # In the background + wait, so that a signal to run.sh runs the traps (which
 # kill QEMU) at once; bash defers traps while a foreground pipeline runs.
 {
-    timeout -k 5 "$timeout" qemu-system-x86_64 \
+    timeout -k 5 "$timeout" "$l1_qemu" "${l1_qemu_args[@]}" \
         -accel tcg,thread=multi -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
         -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
         -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \

@@ -93,7 +93,11 @@ std::vector<uint8_t> build_fadt() {
     f.pm1_cnt_len = kPm1aCntLen;
     // No PM timer: guests use kvm-clock / TSC.
     f.iapc_boot_arch = kIapcBoot8042 | kIapcBootVgaNotPresent;
-    f.flags = kFadtWbinvd;
+    // Reboots go through the reset control register at 0xCF9 (Linux's
+    // default "reboot=acpi" uses RESET_REG before trying the i8042).
+    f.flags = kFadtWbinvd | kFadtResetRegSup;
+    f.reset_reg = io_gas(kResetControlPort, 1);
+    f.reset_value = kResetControlValue;
     f.minor_version = 0;
     // The 64-bit fields repeat the 32-bit ones exactly; ACPICA warns when
     // both are set and differ.

@@ -115,6 +115,11 @@ static_assert(offsetof(AcpiFadt, x_pm1a_cnt_blk) == 172);
 inline constexpr uint16_t kIapcBoot8042 = 1u << 1;
 inline constexpr uint16_t kIapcBootVgaNotPresent = 1u << 2;
 inline constexpr uint32_t kFadtWbinvd = 1u << 0;
+inline constexpr uint32_t kFadtResetRegSup = 1u << 10;  // RESET_REG / RESET_VALUE are valid
+// The chipset's reset control register (devices/legacy/reset_control.h) and
+// the value that resets through it: SYS_RST | RST_CPU, as on real PIIX/ICH.
+inline constexpr uint16_t kResetControlPort = 0xCF9;
+inline constexpr uint8_t kResetControlValue = 0x06;
 inline constexpr uint32_t kFadtHwReducedAcpi = 1u << 20;
 
 struct AcpiFacs {

@@ -101,6 +101,9 @@ void filter_cpuid(std::vector<kvm_cpuid_entry2>& entries, unsigned cpu_index, un
                 e.eax &= kCpuidLeaf6EaxArat;
                 e.ebx = e.ecx = e.edx = 0;
                 break;
+            case 0xD:
+                if (e.index == 0) e.ebx = e.ecx;
+                break;
             case 0xA:
                 // No virtual PMU is configured.
                 e.eax = e.ebx = e.ecx = e.edx = 0;
@@ -127,6 +130,17 @@ void filter_cpuid(std::vector<kvm_cpuid_entry2>& entries, unsigned cpu_index, un
     }
     rewrite_topology_leaf(entries, 0xB, cpu_index, num_cpus);
     rewrite_topology_leaf(entries, 0x1F, cpu_index, num_cpus);
+}
+
+uint64_t initial_xcr0(const std::vector<kvm_cpuid_entry2>& entries) {
+    bool xsave = false;
+    for (const auto& e : entries)
+        if (e.function == 1) xsave = e.ecx & kCpuidLeaf1EcxXsave;
+    if (!xsave) return 0;
+    for (const auto& e : entries)
+        if (e.function == 0xD && e.index == 0)
+            return (uint64_t(e.edx) << 32 | e.eax) | 1;  // x87 can never be off
+    return 0;
 }
 
 }  // namespace rv::x86

@@ -1,6 +1,7 @@
-// Request bookkeeping for the block backend: validation, O_DIRECT bounce
-// buffers, continuation of short transfers, the write-zeroes fallback. The
-// engines (uring_engine.cpp, sync_engine.cpp) only run single steps.
+// Request bookkeeping for the block backend: validation, continuation of
+// short transfers, the write-zeroes fallback. Bounced O_DIRECT transfers are
+// in bounce.cpp; the engines (uring_engine.cpp, sync_engine.cpp) only run
+// single steps.
 #include "backends/block/block_backend.h"
 
 #include <fcntl.h>
@@ -85,8 +86,14 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path
                           kSectorSize);
 
     EventFd event = RV_TRY(EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC));
-    uint64_t align =
-        options.cache == BlockOptions::Cache::None ? direct_io_alignment(file.get()) : 1;
+    uint64_t align = 1;
+    if (options.cache == BlockOptions::Cache::None) {
+        uint64_t min = options.min_direct_alignment;
+        if (min != 0 && (min & (min - 1)) != 0)
+            return make_error("disk image {}: O_DIRECT alignment {} is not a power of two", path,
+                              min);
+        align = std::max(direct_io_alignment(file.get()), min);
+    }
     std::unique_ptr<BlockBackend> backend(
         new BlockBackend(std::move(file), std::move(event), size, options, align));
 
@@ -133,17 +140,6 @@ uint32_t BlockBackend::alloc_op() {
     return static_cast<uint32_t>(m_ops.size() - 1);
 }
 
-bool BlockBackend::needs_bounce(uint64_t offset, std::span<const iovec> iov, uint64_t len) const {
-    (void)offset;
-    (void)len;
-    if (m_align == 1) return false;
-    for (const iovec& v : iov) {
-        if (reinterpret_cast<uintptr_t>(v.iov_base) % m_align != 0 || v.iov_len % m_align != 0)
-            return true;
-    }
-    return false;
-}
-
 void BlockBackend::submit_read(uint64_t offset, std::span<const iovec> iov, uint64_t tag) {
     submit_rw(OpKind::Read, offset, iov, tag);
 }
@@ -161,10 +157,15 @@ void BlockBackend::submit_rw(OpKind kind, uint64_t offset, std::span<const iovec
         if (__builtin_add_overflow(len, v.iov_len, &len)) return fail_now(tag, EINVAL);
     }
     if (!range_ok(offset, len)) return fail_now(tag, EINVAL);
-    // O_DIRECT can bounce unaligned memory, but an unaligned file range would
-    // need a read-modify-write; sector-based devices never ask for one.
-    if (offset % m_align != 0 || len % m_align != 0) return fail_now(tag, EINVAL);
+    // O_DIRECT: whole sectors only; what is not whole host blocks is bounced.
+    if (m_align > 1 && (offset % kSectorSize != 0 || len % kSectorSize != 0))
+        return fail_now(tag, EINVAL);
     if (len == 0) return fail_now(tag, 0);
+    bool bounced = needs_bounce(offset, iov, len);
+    // A read-modify-write of a host block reaching past the end would grow the file.
+    if (bounced && kind == OpKind::Write &&
+        (offset + len + m_align - 1) / m_align * m_align > m_size)
+        return fail_now(tag, EINVAL);
 
     uint32_t index = alloc_op();
     Op& op = m_ops[index];
@@ -174,30 +175,18 @@ void BlockBackend::submit_rw(OpKind kind, uint64_t offset, std::span<const iovec
     op.len = len;
     op.done = 0;
     op.active = true;
-    if (needs_bounce(offset, iov, len)) {
-        op.bounce.reset(static_cast<uint8_t*>(std::aligned_alloc(m_align, len)));
-        if (!op.bounce) {
-            op.active = false;
-            m_free_ops.push_back(index);
-            return fail_now(tag, ENOMEM);
-        }
+    op.bounced = bounced;
+    if (bounced) {
         op.user_iov.assign(iov.begin(), iov.end());
-        if (kind == OpKind::Write) {
-            uint64_t at = 0;
-            for (const iovec& v : iov) {
-                // SAFETY: the caller guarantees each iovec is mapped host memory
-                // (guest RAM from host_range); the bytes are copied, not interpreted.
-                std::memcpy(op.bounce.get() + at, v.iov_base, v.iov_len);
-                at += v.iov_len;
-            }
-        }
-        op.iov.assign(1, iovec{op.bounce.get(), len});
+        op.iov.clear();
     } else {
+        // The hot path: the caller's memory goes to the kernel as it is.
         op.user_iov.clear();
         op.iov.assign(iov.begin(), iov.end());
     }
+    if (kind == OpKind::Write) plan_locks(op);
     ++m_pending;
-    start_step(index);
+    start_or_wait(index);
 }
 
 void BlockBackend::submit_flush(uint64_t tag) {
@@ -228,10 +217,14 @@ void BlockBackend::submit_range(OpKind kind, uint64_t offset, uint64_t len, uint
     op.offset = offset;
     op.len = len;
     op.done = 0;
+    op.bounced = false;
     op.zero_fallback = kind == OpKind::WriteZeroes && !m_zero_range_ok;
     op.active = true;
+    // A discard of part of a host block must not interleave with a
+    // read-modify-write of that block.
+    if (kind == OpKind::Discard) plan_locks(op);
     ++m_pending;
-    start_step(index);
+    start_or_wait(index);
 }
 
 void BlockBackend::start_step(uint32_t index) {
@@ -283,6 +276,7 @@ void BlockBackend::on_step(uint32_t index, int64_t result) {
         return;
     }
     Op& op = m_ops[index];
+    if (op.bounced) return on_bounce_step(index, result);
     bool transfer = op.kind == OpKind::Read || op.kind == OpKind::Write || op.zero_fallback;
     if (!transfer) {
         if (op.kind == OpKind::Discard && result == -EOPNOTSUPP) result = 0;  // a hint only
@@ -319,21 +313,13 @@ void BlockBackend::on_step(uint32_t index, int64_t result) {
 
 void BlockBackend::finish(uint32_t index, int64_t result) {
     Op& op = m_ops[index];
-    if (op.kind == OpKind::Read && op.bounce && result >= 0) {
-        uint64_t at = 0;
-        for (const iovec& v : op.user_iov) {
-            // SAFETY: see submit_rw; copying file bytes out to the caller's buffers.
-            std::memcpy(v.iov_base, op.bounce.get() + at, v.iov_len);
-            at += v.iov_len;
-        }
-    }
     m_ready.push_back({op.tag, result});
-    op.bounce.reset();
     op.iov.clear();
     op.user_iov.clear();
     op.zero_fallback = false;
     op.active = false;
     m_free_ops.push_back(index);
+    release(op);  // may start waiting requests
 }
 
 std::vector<BlockBackend::Completion> BlockBackend::collect() {

@@ -1,6 +1,6 @@
 // The host side of a disk: a raw image file (or block device) served
 // asynchronously through io_uring, or synchronously where io_uring is
-// unavailable. Device-neutral: virtio-blk uses it today, an IDE disk later.
+// unavailable. Device-neutral: virtio-blk and the IDE disk share it.
 //
 // Every submit_*() produces exactly one completion, later, with the caller's
 // 64-bit tag: the result is the number of bytes transferred (read/write),
@@ -17,11 +17,33 @@
 // before the flush was submitted. Writes still in flight when a flush is
 // submitted are not covered: callers that need a barrier (virtio-blk does)
 // wait for earlier writes before submitting the flush.
+//
+// cache=none (O_DIRECT) wants memory, offsets and lengths aligned to the
+// host's block (alignment(): 512, or 4096 on a disk with 4 KiB logical
+// sectors). Aligned requests go straight to the kernel, without a copy.
+// Anything else that is still whole 512-byte sectors is bounced
+// (bounce.cpp): through a pooled buffer, one chunk of at most
+// kBounceBufferSize at a time; reads read the covering aligned range and
+// copy out, writes read-modify-write their partial first and last host
+// blocks. Writes that share a partial host block (and discards that cover
+// part of one) are serialised, so two writes to different sectors of one
+// 4 KiB block cannot undo each other. The pool holds at most
+// kMaxBounceBuffers buffers; a request that finds none free waits for one.
+// So bounce memory per disk is at most kMaxBounceBytes (8 MiB; or
+// kMaxBounceBuffers host blocks if a host block is larger than a buffer),
+// whatever the size or number of the requests. A bounced write that would
+// touch a host block reaching past the end of the image (an image size that
+// is not a multiple of the host block) fails with -EINVAL rather than grow
+// the file; reads there see zeroes beyond the end.
 #pragma once
 
 #include <sys/uio.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstdlib>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,6 +59,10 @@ struct BlockOptions {
     bool read_only{false};
     enum class Cache { None /* O_DIRECT */, Writeback } cache{Cache::Writeback};
     enum class Engine { IoUring, Sync } engine{Engine::IoUring};
+    // cache=none: use at least this O_DIRECT alignment (a power of two; 0
+    // means what the kernel reports). Tests set 4096 to stand in for a host
+    // disk with 4 KiB logical sectors.
+    uint64_t min_direct_alignment{0};
 };
 
 class BlockBackend {
@@ -44,6 +70,10 @@ class BlockBackend {
     static constexpr uint64_t kSectorSize = 512;
     static constexpr unsigned kQueueDepth = 128;
     static constexpr size_t kMaxIovecs = 1024;  // UIO_MAXIOV
+    // The O_DIRECT bounce pool (see the top of this file).
+    static constexpr uint64_t kBounceBufferSize = 256 << 10;
+    static constexpr size_t kMaxBounceBuffers = 32;
+    static constexpr uint64_t kMaxBounceBytes = kBounceBufferSize * kMaxBounceBuffers;
 
     // Opens the image. Engine::IoUring falls back to Sync (with a log line)
     // when the kernel refuses io_uring; engine() tells which one runs.
@@ -60,6 +90,8 @@ class BlockBackend {
     BlockOptions::Engine engine() const { return m_engine_kind; }
     // O_DIRECT alignment of memory, offsets and lengths (1 with cache=writeback).
     uint64_t alignment() const { return m_align; }
+    // Memory held by the bounce pool now (at most kMaxBounceBuffers buffers).
+    uint64_t bounce_bytes() const { return m_bounce_count * m_bounce_size; }
 
     // Readable when completions are waiting; register it with the event loop.
     int completion_fd() const { return m_event.fd(); }
@@ -98,18 +130,34 @@ class BlockBackend {
         int64_t result;
     };
     enum class OpKind { Read, Write, Flush, Discard, WriteZeroes };
+    // Where a bounced request is within its current chunk.
+    enum class Phase : uint8_t {
+        Head,  // reading the partial first host block (write)
+        Tail,  // reading the partial last host block (write)
+        Data,  // reading or writing the whole chunk
+    };
     struct AlignedFree {
         void operator()(uint8_t* p) const { std::free(p); }
     };
+    using Buffer = std::unique_ptr<uint8_t, AlignedFree>;
     struct Op {
         OpKind kind{OpKind::Read};
         uint64_t tag{0};
         uint64_t offset{0};
         uint64_t len{0};
-        uint64_t done{0};
+        uint64_t done{0};             // bytes finished (bounced: of the caller's range)
         std::vector<iovec> iov;       // what the engine transfers (advanced on short I/O)
         std::vector<iovec> user_iov;  // the caller's buffers when bouncing
-        std::unique_ptr<uint8_t, AlignedFree> bounce;
+        bool bounced{false};
+        Buffer bounce;  // from the pool while the request runs
+        Phase phase{Phase::Data};
+        uint64_t chunk_offset{0};  // aligned file range now in the bounce buffer
+        uint64_t chunk_len{0};
+        uint64_t step_offset{0};  // file range of the step in flight, inside the chunk
+        uint64_t step_len{0};
+        uint64_t step_done{0};
+        std::array<uint64_t, 2> locks{};  // partial host blocks this request serialises on
+        uint8_t lock_count{0};
         bool zero_fallback{false};  // write-zeroes done as writes of a zero buffer
         bool active{false};
     };
@@ -119,18 +167,32 @@ class BlockBackend {
           m_event(std::move(event)),
           m_size(size),
           m_options(options),
-          m_align(align) {}
+          m_align(align),
+          m_bounce_size(std::max<uint64_t>(kBounceBufferSize, align)) {}
 
     void submit_rw(OpKind kind, uint64_t offset, std::span<const iovec> iov, uint64_t tag);
     void submit_range(OpKind kind, uint64_t offset, uint64_t len, uint64_t tag);
     void fail_now(uint64_t tag, int err);
     bool range_ok(uint64_t offset, uint64_t len) const;
-    bool needs_bounce(uint64_t offset, std::span<const iovec> iov, uint64_t len) const;
     uint32_t alloc_op();
     void start_step(uint32_t index);
     void on_step(uint32_t index, int64_t result);
     void finish(uint32_t index, int64_t result);
     std::vector<Completion> collect();
+
+    // bounce.cpp: bounced transfers, the pool, serialisation of partial blocks.
+    bool needs_bounce(uint64_t offset, std::span<const iovec> iov, uint64_t len) const;
+    void plan_locks(Op& op) const;
+    void start_or_wait(uint32_t index);
+    Buffer take_bounce();
+    bool locks_free(const Op& op, std::span<const uint64_t> reserved) const;
+    void admit_waiting();
+    void release(Op& op);
+    void begin_chunk(uint32_t index);
+    void write_chunk(uint32_t index);
+    void start_bounce_step(uint32_t index, Phase phase, uint64_t offset, uint64_t len);
+    void restart_bounce_step(uint32_t index);
+    void on_bounce_step(uint32_t index, int64_t result);
 
     Fd m_file;
     EventFd m_event;
@@ -143,9 +205,14 @@ class BlockBackend {
     std::vector<uint32_t> m_free_ops;
     std::vector<Completion> m_ready;  // finished, not yet delivered
     std::vector<block_detail::StepResult> m_results;
+    uint64_t m_bounce_size;
+    std::vector<Buffer> m_bounce_free;  // the pool's idle buffers
+    size_t m_bounce_count{0};           // buffers allocated, idle or in use
+    std::vector<uint64_t> m_locked;     // partial host blocks held by running requests
+    std::deque<uint32_t> m_waiting;     // requests waiting for a buffer or a block, in order
     size_t m_pending{0};
     bool m_zero_range_ok{true};
-    std::unique_ptr<uint8_t, AlignedFree> m_zero_buffer;  // for the write-zeroes fallback
+    Buffer m_zero_buffer;  // for the write-zeroes fallback
 };
 
 }  // namespace rv

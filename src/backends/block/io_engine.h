@@ -7,10 +7,13 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "base/error.h"
+
+struct io_uring;  // liburing's ring, for the test seam below
 
 namespace rv::block_detail {
 
@@ -42,9 +45,15 @@ class IoEngine {
     virtual void wait() = 0;
 };
 
+// Test seam: stands in for io_uring_submit(&ring), so a test can make the
+// kernel refuse a submission (return -errno without calling it) or take only
+// part of it. Production code passes none.
+using UringSubmitHook = std::function<int(io_uring& ring)>;
+
 // Both engines signal `event_fd` (an eventfd) when results become available.
 // Fails if the kernel refuses io_uring (old kernel, seccomp, RLIMIT_MEMLOCK).
-Result<std::unique_ptr<IoEngine>> make_uring_engine(int file_fd, int event_fd, unsigned depth);
+Result<std::unique_ptr<IoEngine>> make_uring_engine(int file_fd, int event_fd, unsigned depth,
+                                                    UringSubmitHook submit_hook = {});
 std::unique_ptr<IoEngine> make_sync_engine(int file_fd, int event_fd);
 
 }  // namespace rv::block_detail

@@ -298,8 +298,8 @@ void PciRoot::follow_bar_locked(uint8_t slot, Mapping& mapping) {
         }
     }
     // Overlap or out of range: keep decoding at the old address.
-    log::warn("pci: {} BAR {}: cannot move to {:#x}, keeping {:#x}", device.name(), bar.index,
-              *wanted, old.value_or(0));
+    log::warn_limited(m_bar_refused_log, "pci: {} BAR {}: cannot move to {:#x}, keeping {:#x}",
+                      device.name(), bar.index, *wanted, old.value_or(0));
     if (old && !mapping.address) {
         auto adapter = std::make_shared<BarAdapter>(m_slots[slot].device, bar.index);
         Result<void> r = bar.io ? m_pio.insert(adapter, PioAddress{*old}, bar.size)

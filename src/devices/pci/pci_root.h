@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "bus/bus.h"
 #include "devices/interrupt.h"
 #include "devices/pci/pci_device.h"
@@ -121,6 +122,9 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
     uint32_t m_config_address{0};
     std::array<Slot, kPciMaxSlots> m_slots;
     std::map<unsigned, std::shared_ptr<SharedIrq>> m_irqs;
+    // A guest can rewrite a refused BAR address on every config exit; the
+    // refusal is logged under m_lock, so it is rate-limited.
+    log::RateLimit m_bar_refused_log;
 };
 
 }  // namespace rv

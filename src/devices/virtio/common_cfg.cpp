@@ -113,8 +113,9 @@ bool VirtioPciTransport::queue_field_write_locked(uint64_t offset, size_t len, u
             if (std::has_single_bit(static_cast<uint32_t>(value)) && value <= q.max_size)
                 q.size = static_cast<uint16_t>(value);
             else
-                log::warn("virtio-pci {}: queue {} size {} refused (max {})", name(),
-                          m_queue_select, value, q.max_size);
+                log::warn_limited(m_queue_size_log,
+                                  "virtio-pci {}: queue {} size {} refused (max {})", name(),
+                                  m_queue_select, value, q.max_size);
             return true;
         case common::kQueueMsixVector:
             q.msix_vector =
@@ -163,8 +164,9 @@ void VirtioPciTransport::write_status(uint8_t value) {
             bool subset = (m_driver_features & ~m_offered) == 0;
             bool modern = (m_driver_features & kFVersion1) != 0;
             if (!subset || !modern) {
-                log::warn("virtio-pci {}: refusing features {:#x} (offered {:#x})", name(),
-                          m_driver_features, m_offered);
+                log::warn_limited(m_features_log,
+                                  "virtio-pci {}: refusing features {:#x} (offered {:#x})", name(),
+                                  m_driver_features, m_offered);
                 next &= ~kStatusFeaturesOk;
             }
         }
@@ -211,7 +213,7 @@ void VirtioPciTransport::write_status(uint8_t value) {
 }
 
 void VirtioPciTransport::activate_failed(std::string_view why) {
-    log::warn("virtio-pci {}: activation failed: {}", name(), why);
+    log::warn_limited(m_activate_log, "virtio-pci {}: activation failed: {}", name(), why);
     {
         std::lock_guard lock(m_lock);
         m_status |= kStatusNeedsReset;

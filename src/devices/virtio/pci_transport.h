@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "devices/event_registrar.h"
 #include "devices/interrupt.h"
 #include "devices/pci/config_space.h"
@@ -140,6 +141,12 @@ class VirtioPciTransport final : public PciDevice,
     std::shared_ptr<IrqLine> m_intx;
     bool m_intx_level{false};
     bool m_warned_width{false};
+    // Refusals a driver can repeat on every exit, logged under m_lock (or
+    // m_status_lock) on the vCPU thread: rate-limited so a guest cannot
+    // flood the log or stall vCPUs on stderr.
+    log::RateLimit m_queue_size_log;
+    log::RateLimit m_features_log;
+    log::RateLimit m_activate_log;
     std::optional<uint64_t> m_bar_base;
     std::function<void(uint64_t)> m_bar_moved_handler;
 };

@@ -109,6 +109,12 @@ TEST_F(AcpiTest, FadtDescribesPm1Blocks) {
     EXPECT_EQ(f.iapc_boot_arch & (1u << 2), 1u << 2);  // no VGA
     EXPECT_EQ(f.flags & kFadtWbinvd, kFadtWbinvd);
     EXPECT_EQ(f.flags & kFadtHwReducedAcpi, 0u);
+    // The reset register: one byte at the chipset's 0xCF9, value 6.
+    EXPECT_EQ(f.flags & kFadtResetRegSup, kFadtResetRegSup);
+    EXPECT_EQ(f.reset_reg.space_id, 1u);
+    EXPECT_EQ(f.reset_reg.bit_width, 8u);
+    EXPECT_EQ(f.reset_reg.address, 0xCF9u);
+    EXPECT_EQ(f.reset_value, 0x06u);
     EXPECT_EQ(f.dsdt, kDsdtAddr);
     EXPECT_EQ(f.x_dsdt, kDsdtAddr);
     EXPECT_EQ(f.firmware_ctrl, kFacsAddr);

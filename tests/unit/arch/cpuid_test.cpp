@@ -197,5 +197,39 @@ TEST(Cpuid, AmdTopologyLeaves) {
     EXPECT_EQ(find(list, 1)->ebx >> 24, 2u);
 }
 
+
+// Leaf 0xD: x87|SSE|AVX offered (EAX = 7), the sizes for XCR0 = 1 (EBX = 576)
+// and for all offered features (ECX = 832), as KVM reports them at creation.
+std::vector<kvm_cpuid_entry2> xsave_list(bool xsave) {
+    return {
+        vendor_leaf(0xD, "AuthenticAMD"),
+        entry(1, 0, 0x00800F12, 0, xsave ? kCpuidLeaf1EcxXsave : 0, 0),
+        entry(0xD, 0, 0x7, 576, 832, 0),
+        entry(0xD, 1, 0x5, 0, 0, 0),
+        entry(0xD, 2, 256, 576, 0, 0),
+    };
+}
+
+TEST(Cpuid, XsaveSizeMatchesTheFeaturesTheGuestWillEnable) {
+    auto entries = xsave_list(true);
+    filter_cpuid(entries, 0, 2);
+    const auto* leaf = find(entries, 0xD, 0);
+    ASSERT_NE(leaf, nullptr);
+    EXPECT_EQ(leaf->eax, 0x7u);
+    EXPECT_EQ(leaf->ebx, 832u);  // was 576: Linux found 832 != 576 and turned XSAVE off
+    EXPECT_EQ(leaf->ecx, 832u);
+    EXPECT_EQ(find(entries, 0xD, 2)->eax, 256u);  // the component leaves pass through
+}
+
+TEST(Cpuid, InitialXcr0IsEveryOfferedComponent) {
+    EXPECT_EQ(initial_xcr0(xsave_list(true)), 0x7u);
+    EXPECT_EQ(initial_xcr0(xsave_list(false)), 0u);  // no XSAVE: XCR0 is not touched
+    auto high = xsave_list(true);
+    high[2].edx = 0x1;  // a component above bit 31
+    EXPECT_EQ(initial_xcr0(high), 0x1'0000'0007u);
+    high[2].eax = 0x6;  // x87 is always on
+    EXPECT_EQ(initial_xcr0(high), 0x1'0000'0007u);
+}
+
 }  // namespace
 }  // namespace rv::x86

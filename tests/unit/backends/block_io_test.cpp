@@ -52,7 +52,7 @@ class BlockIo : public testing::TestWithParam<Mode> {
 // Page-aligned host buffer, as guest RAM is.
 struct AlignedBuf {
     explicit AlignedBuf(size_t n)
-        : size(n), p(static_cast<uint8_t*>(std::aligned_alloc(4096, n))) {}
+        : size(n), p(static_cast<uint8_t*>(std::aligned_alloc(4096, (n + 4095) & ~size_t{4095}))) {}
     ~AlignedBuf() { std::free(p); }
     size_t size;
     uint8_t* p;

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -54,6 +55,15 @@ inline std::vector<uint8_t> pattern(size_t len, uint8_t seed) {
     std::vector<uint8_t> v(len);
     for (size_t i = 0; i < len; ++i) v[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 9));
     return v;
+}
+
+// The offset where two byte strings first differ, or npos if they are equal:
+// a short failure message for megabyte-sized comparisons.
+inline size_t first_difference(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+    size_t n = std::min(a.size(), b.size());
+    for (size_t i = 0; i < n; ++i)
+        if (a[i] != b[i]) return i;
+    return a.size() == b.size() ? std::string::npos : n;
 }
 
 // Waits (on the completion fd, as the event loop would) until `count`

@@ -70,6 +70,8 @@ struct DriveSpec {
     uint64_t size{1 << 20};
     bool read_only{false};
     BlockOptions::Engine engine{BlockOptions::Engine::Sync};
+    BlockOptions::Cache cache{BlockOptions::Cache::Writeback};
+    uint64_t min_direct_alignment{0};  // cache=none: e.g. 4096 for a 4 KiB-sector host disk
 };
 
 class IdeTest : public testing::Test {
@@ -82,7 +84,10 @@ class IdeTest : public testing::Test {
         for (unsigned i = 0; i < 4; ++i) {
             if (!specs[i]) continue;
             images[i].emplace(specs[i]->size);
-            BlockOptions options{.read_only = specs[i]->read_only, .engine = specs[i]->engine};
+            BlockOptions options{.read_only = specs[i]->read_only,
+                                 .cache = specs[i]->cache,
+                                 .engine = specs[i]->engine,
+                                 .min_direct_alignment = specs[i]->min_direct_alignment};
             auto backend = BlockBackend::open(images[i]->path(), options);
             ASSERT_TRUE(backend) << backend.error().message();
             drives[i] = IdeDrive{std::move(*backend), fmt::format("SERIAL-{}", i)};

@@ -1,6 +1,7 @@
 #include "devices/virtio/blk/blk_device.h"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -33,6 +34,9 @@ VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial)
     m_limits.max_write_zeroes_sectors = kMaxDiscardSectors;
     m_limits.max_write_zeroes_seg = kMaxDiscardSeg;
     m_limits.max_iovecs = BlockBackend::kMaxIovecs;
+    // The parser enforces exactly what the driver reads in config space.
+    m_limits.size_max = m_config.size_max;
+    m_limits.seg_max = m_config.seg_max;
 }
 
 VirtioBlk::~VirtioBlk() {
@@ -64,11 +68,14 @@ void VirtioBlk::write_config(uint64_t offset, std::span<const uint8_t> data) {
 Result<void> VirtioBlk::activate(ActivateArgs args) {
     if (args.queues.size() != 1)
         return make_error("virtio-blk: expected 1 queue, driver enabled {}", args.queues.size());
+    EventFd kick = RV_TRY(with_context(EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC),
+                                       "virtio-blk: continuation eventfd"));
+    const int kick_fd = kick.fd();
     {
         std::lock_guard lock(m_mutex);
         if (m_active) return make_error("virtio-blk: activated twice without a reset");
         m_active.emplace(Active{&args.memory, args.interrupt, std::move(args.queues[0]),
-                                args.acked_features, &args.events});
+                                args.acked_features, &args.events, std::move(kick)});
         m_limits.acked_features = args.acked_features;
         m_needs_reset = false;
     }
@@ -76,21 +83,27 @@ Result<void> VirtioBlk::activate(ActivateArgs args) {
     // which may be waiting for our lock in queue_notify.
     auto added = args.events.add(m_backend->completion_fd(), EPOLLIN,
                                  [this](uint32_t) { process_completions(); });
+    if (added) {
+        added = args.events.add(kick_fd, EPOLLIN, [this](uint32_t) { on_kick(); });
+        if (!added) args.events.remove(m_backend->completion_fd());
+    }
     if (!added) {
         std::lock_guard lock(m_mutex);
         m_active.reset();
-        return with_context(std::move(added), "virtio-blk: registering the completion fd");
+        return with_context(std::move(added), "virtio-blk: registering with the event loop");
     }
     return {};
 }
 
 void VirtioBlk::reset() {
     EventRegistrar* events = nullptr;
+    std::optional<EventFd> kick;  // closed only once the event loop has forgotten it
     {
         std::lock_guard lock(m_mutex);
         m_needs_reset = false;
         if (!m_active) return;
         events = m_active->events;
+        kick.emplace(std::move(m_active->kick));
         // In-flight I/O may still write into guest RAM: wait for it before
         // forgetting the guest's buffers; its completions are dropped.
         m_backend->drain();
@@ -103,6 +116,7 @@ void VirtioBlk::reset() {
         m_active.reset();
     }
     events->remove(m_backend->completion_fd());
+    events->remove(kick->fd());
 }
 
 void VirtioBlk::queue_notify(uint16_t index) {
@@ -113,17 +127,37 @@ void VirtioBlk::queue_notify(uint16_t index) {
     signal_if_needed();
 }
 
+// The continuation of a pass that ran out of budget (see drain_queue).
+void VirtioBlk::on_kick() {
+    std::lock_guard lock(m_mutex);
+    if (!m_active) return;        // a wake-up racing with reset()
+    (void)m_active->kick.read();  // nonblocking; nothing to read is a stale wake-up
+    drain_queue();
+    signal_if_needed();
+}
+
 void VirtioBlk::drain_queue() {
     Active& a = *m_active;
+    size_t budget = kChainsPerPass;
     // Event-idx dance: no kicks while we drain, then re-enable and look again
     // for buffers published in between.
     while (!m_needs_reset) {
         if (auto r = a.queue.disable_notification(*a.memory); !r)
             return fail_device(r.error().message());
         for (;;) {
+            if (budget == 0) {
+                // Let the rest of the event loop run. Notifications stay off,
+                // so the driver need not kick: our own eventfd brings us back.
+                // (It cannot fail short of a broken fd; if it did, stranding
+                // the chains silently would be worse than a reset.)
+                if (auto kicked = a.kick.write(1); !kicked)
+                    return fail_device(kicked.error().message());
+                return;
+            }
             auto chain = a.queue.pop(*a.memory);
             if (!chain) return fail_device(chain.error().message());
             if (!*chain) break;
+            --budget;
             ++m_stats.requests;
             // An honest driver cannot have more requests outstanding than
             // descriptors; more means it republished heads we still hold.
@@ -148,6 +182,12 @@ void VirtioBlk::handle_chain(const DescriptorChain& chain) {
         return fail_device(request.error().message());
     }
     if (request->status != kSOk) {
+        if (request->over_limit)
+            log::warn_limited(m_over_limit_log,
+                              "virtio-blk: request {} refused: {} (size_max {}, seg_max {}); the "
+                              "driver ignores the config space",
+                              request->head, request->over_limit, m_config.size_max,
+                              m_config.seg_max);
         return complete(request->head, request->status_addr, request->status, request->used_len);
     }
     if (request->type == kTGetId) {

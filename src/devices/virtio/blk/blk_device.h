@@ -14,8 +14,16 @@
 // still complete. Queue corruption (pop/add_used errors) is handled the same
 // way.
 //
-// Threading: activate/reset run on a vCPU thread, queue_notify and the
-// backend completion handler on the event loop; one mutex serializes them.
+// Limits: a request beyond the advertised size_max or seg_max gets IOERR
+// and a rate-limited warning. One pass over the queue takes at most
+// kChainsPerPass chains; if more are waiting, the pass leaves notifications
+// disabled and writes a private eventfd registered with the event loop,
+// whose handler carries on, so a driver that keeps the ring full shares the
+// event loop with everything else and none of its chains are stranded.
+//
+// Threading: activate/reset run on a vCPU thread, queue_notify, the backend
+// completion handler and the continuation on the event loop; one mutex
+// serializes them.
 #pragma once
 
 #include <atomic>
@@ -26,6 +34,8 @@
 #include <string>
 
 #include "backends/block/block_backend.h"
+#include "base/fd.h"
+#include "base/log.h"
 #include "devices/virtio/blk/blk_wire.h"
 #include "devices/virtio/blk/request.h"
 #include "devices/virtio/virtio_device.h"
@@ -51,6 +61,7 @@ class VirtioBlk final : public VirtioDevice {
     static constexpr uint32_t kSegMax = kQueueSize - 2;       // minus header and status
     static constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per segment
     static constexpr uint32_t kMaxDiscardSeg = 16;
+    static constexpr size_t kChainsPerPass = 256;  // one queue's worth
 
     // `serial` is the GET_ID string (at most 20 bytes are used).
     VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial);
@@ -84,6 +95,7 @@ class VirtioBlk final : public VirtioDevice {
         Queue queue;
         uint64_t features;
         EventRegistrar* events;
+        EventFd kick;            // brings back a pass that ran out of budget
         bool used_dirty{false};  // add_used since the last interrupt decision
     };
     struct Slot {
@@ -98,6 +110,7 @@ class VirtioBlk final : public VirtioDevice {
     };
 
     void drain_queue();
+    void on_kick();
     void handle_chain(const DescriptorChain& chain);
     void enqueue(blk::Request&& request);
     void submit(blk::Request&& request);
@@ -121,6 +134,7 @@ class VirtioBlk final : public VirtioDevice {
     size_t m_in_flight{0};
     bool m_flush_in_flight{false};
     std::atomic<bool> m_needs_reset{false};
+    log::RateLimit m_over_limit_log;  // requests beyond size_max / seg_max
 
     struct Counters {
         std::atomic<uint64_t> requests, read_bytes, write_bytes, flushes, submitted, errors,

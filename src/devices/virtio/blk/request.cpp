@@ -9,9 +9,14 @@
 namespace rv::virtio::blk {
 namespace {
 
-// [skip, skip + len) of the chain's readable (or writable) bytes as host iovecs.
-Result<void> collect_iovecs(const GuestMemory& memory, const DescriptorChain& chain, bool writable,
-                            uint64_t skip, uint64_t len, std::vector<iovec>& out) {
+// Calls fn(address, length) for each buffer's share of the [skip, skip + len)
+// readable (or writable) bytes of the chain, in order: the request's data
+// segments (the header's or the status byte's buffer included when it
+// carries data too). Stops at fn's first error; the bytes not covered by the
+// chain are returned.
+template <typename Fn>
+Result<uint64_t> for_each_segment(const DescriptorChain& chain, bool writable, uint64_t skip,
+                                  uint64_t len, Fn&& fn) {
     for (const DescriptorBuffer& b : chain.buffers) {
         if (b.device_writable != writable || len == 0) continue;
         if (skip >= b.len) {
@@ -19,12 +24,37 @@ Result<void> collect_iovecs(const GuestMemory& memory, const DescriptorChain& ch
             continue;
         }
         uint64_t take = std::min<uint64_t>(b.len - skip, len);
-        RV_TRY_VOID(append_host_iovecs(memory, GuestAddress(b.addr.value + skip), take, out));
+        RV_TRY_VOID(fn(GuestAddress(b.addr.value + skip), take));
         skip = 0;
         len -= take;
     }
-    if (len != 0) return make_error("chain shorter than its data");
+    return len;
+}
+
+// The segments as host iovecs.
+Result<void> collect_iovecs(const GuestMemory& memory, const DescriptorChain& chain, bool writable,
+                            uint64_t skip, uint64_t len, std::vector<iovec>& out) {
+    auto append = [&](GuestAddress a, uint64_t n) { return append_host_iovecs(memory, a, n, out); };
+    uint64_t left = RV_TRY(for_each_segment(chain, writable, skip, len, append));
+    if (left != 0) return make_error("chain shorter than its data");
     return {};
+}
+
+// Null if the segments are within the advertised limits, else what is wrong.
+const char* check_segments(const DescriptorChain& chain, bool writable, uint64_t skip, uint64_t len,
+                           const RequestLimits& limits) {
+    uint64_t segments = 0;
+    const char* problem = nullptr;
+    auto count = [&](GuestAddress, uint64_t n) -> Result<void> {
+        if (n > limits.size_max)
+            problem = "a data segment is larger than size_max";
+        else if (++segments > limits.seg_max)
+            problem = "more data segments than seg_max";
+        if (problem) return make_error("{}", problem);
+        return {};
+    };
+    (void)for_each_segment(chain, writable, skip, len, count);
+    return problem;
 }
 
 bool sectors_ok(uint64_t sector, uint64_t count, uint64_t capacity) {
@@ -98,11 +128,17 @@ Result<Request> parse_request(const GuestMemory& memory, const DescriptorChain& 
             return "sector range beyond the disk";
         return nullptr;
     };
+    auto over_limit = [&](const char* why) -> Result<Request> {
+        req.over_limit = why;
+        return fail(kSIoErr, why);
+    };
 
     switch (req.type) {
         case kTIn: {
             if (readable_payload != 0) return fail(kSIoErr, "device-readable data in a read");
             if (const char* why = check_data(writable_payload)) return fail(kSIoErr, why);
+            if (const char* why = check_segments(chain, true, 0, writable_payload, limits))
+                return over_limit(why);
             auto r = collect_iovecs(memory, chain, true, 0, writable_payload, req.data);
             if (!r) return fail(kSIoErr, r.error().message());
             req.data_len = writable_payload;
@@ -112,6 +148,9 @@ Result<Request> parse_request(const GuestMemory& memory, const DescriptorChain& 
             if (limits.read_only) return fail(kSIoErr, "write to a read-only disk");
             if (writable_payload != 0) return fail(kSIoErr, "device-writable data in a write");
             if (const char* why = check_data(readable_payload)) return fail(kSIoErr, why);
+            if (const char* why =
+                    check_segments(chain, false, sizeof(BlkReqHeader), readable_payload, limits))
+                return over_limit(why);
             auto r = collect_iovecs(memory, chain, false, sizeof(BlkReqHeader), readable_payload,
                                     req.data);
             if (!r) return fail(kSIoErr, r.error().message());

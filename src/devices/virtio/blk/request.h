@@ -1,8 +1,10 @@
 // Turning one virtio-blk descriptor chain into a validated request (5.2.6).
 // Parsing copies the header and segments out of guest memory and checks
-// everything a guest controls (layout, lengths, sector ranges, features)
-// before any I/O is issued; data buffers become host iovecs into guest RAM
-// so the backend transfers without a copy.
+// everything a guest controls (layout, lengths, sector ranges, features, the
+// advertised size_max and seg_max) before any I/O is issued; data buffers
+// become host iovecs into guest RAM so the backend transfers without a copy.
+// The limits bound a request to seg_max * size_max bytes (254 MiB), so
+// the work one request makes on the host stays in proportion.
 #pragma once
 
 #include <sys/uio.h>
@@ -28,6 +30,10 @@ struct RequestLimits {
     uint32_t max_write_zeroes_sectors{0};
     uint32_t max_write_zeroes_seg{0};
     size_t max_iovecs{1024};
+    // What config space advertises (5.2.4): the largest data segment (one
+    // buffer's share of the data) and the most segments in a request.
+    uint32_t size_max{0};
+    uint32_t seg_max{0};
 };
 
 struct Segment {
@@ -48,6 +54,9 @@ struct Request {
     uint64_t data_len{0};
     std::vector<DescriptorBuffer> id_buffers;  // GET_ID: writable data buffers
     std::vector<Segment> segments;             // DISCARD / WRITE_ZEROES
+    // Set (with status IOERR) when the request broke an advertised limit: a
+    // driver ignoring the config space, worth a (rate-limited) warning.
+    const char* over_limit{nullptr};
 };
 
 // Parses a chain. An error means the chain has no writable status byte (or

@@ -11,23 +11,38 @@ namespace rv::virtio {
 
 void VirtioNet::process_rx(Active& a) {
     bool used = false;
+    // A tap that never runs dry (or a driver that republishes unusable
+    // chains) would keep us here for good: past the budget, finish on a
+    // later event-loop turn. Work in progress stays in `a` (rx_pending,
+    // rx_chains), so the next pass picks it up where this one stopped.
+    unsigned budget = kRxBudget;
     while (!a.failed && !a.backend_gone) {
         if (!a.rx_pending) {
+            if (budget == 0) {
+                resume_later(a.rx_resume);
+                break;
+            }
             // Only take a packet off the backend with a guest buffer in hand,
             // so a slow guest leaves packets queued in the tap, not dropped.
             if (a.rx_chains.empty()) {
-                PopResult got = pop_rx_chain(a, used);
+                PopResult got = pop_rx_chain(a, used, budget);
                 if (got == PopResult::Failed) return;
                 if (got == PopResult::Empty) {
                     a.rx_stalled = true;
                     break;
                 }
+                if (got == PopResult::OutOfBudget) {
+                    resume_later(a.rx_resume);
+                    break;
+                }
             }
             if (!take_rx_packet(a)) break;
+            if (budget > 0) --budget;     // (the chain may have taken the last unit)
             if (!a.rx_pending) continue;  // dropped a bad packet; try the next
         }
         const bool mergeable = a.features & kNetFMrgRxbuf;
         bool wait_for_buffers = false;
+        bool out_of_budget = false;
         while (a.rx_capacity < a.rx_len) {
             // Without MRG_RXBUF a packet must fit one chain; a driver that
             // posts smaller buffers than its features promise loses it. With
@@ -41,15 +56,20 @@ void VirtioNet::process_rx(Active& a) {
                 a.rx_pending = false;
                 break;
             }
-            PopResult got = pop_rx_chain(a, used);
+            PopResult got = pop_rx_chain(a, used, budget);
             if (got == PopResult::Failed) return;
             if (got == PopResult::Empty) {
                 a.rx_stalled = true;
                 wait_for_buffers = true;
                 break;
             }
+            if (got == PopResult::OutOfBudget) {
+                resume_later(a.rx_resume);
+                out_of_budget = true;
+                break;
+            }
         }
-        if (wait_for_buffers) break;
+        if (wait_for_buffers || out_of_budget) break;
         if (!a.rx_pending) continue;
         if (!deliver_rx_packet(a)) return;
         // One interrupt decision per batch, unlike TX: deciding per packet
@@ -61,9 +81,12 @@ void VirtioNet::process_rx(Active& a) {
     update_interest(a);
 }
 
-VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used) {
+// Takes the next usable chain, returning unusable ones on the way; each
+// chain taken costs a unit of `budget`.
+VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used, unsigned& budget) {
     const GuestMemory& mem = *a.memory;
     for (;;) {
+        if (budget == 0) return PopResult::OutOfBudget;
         auto popped = a.rx.pop(mem);
         if (!popped) {
             fail(a, "rx queue", popped.error());
@@ -79,6 +102,7 @@ VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used) {
             return PopResult::Empty;
         }
         DescriptorChain& chain = **popped;
+        --budget;
         // Every rx buffer must be device-writable and hold at least the
         // header (5.1.6.3.1), so the header never straddles chains.
         if (chain.readable_bytes() != 0 || chain.writable_bytes() < kVnetHdrSize) {

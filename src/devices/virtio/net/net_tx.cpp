@@ -30,7 +30,14 @@ void VirtioNet::process_tx(Active& a) {
     // decision per batch (`used`: one is owed).
     const bool per_chain = a.features & kFRingEventIdx;
     bool used = false;
+    // A driver that republishes as fast as we send would keep us here for
+    // good: past the budget, finish on a later event-loop turn.
+    unsigned budget = kTxBudget;
     for (;;) {
+        if (budget == 0) {
+            resume_later(a.tx_resume);
+            break;
+        }
         auto popped = a.tx.pop(mem);
         if (!popped) return fail(a, "tx queue", popped.error());
         if (!*popped) {
@@ -42,6 +49,7 @@ void VirtioNet::process_tx(Active& a) {
             break;
         }
         const DescriptorChain& chain = **popped;
+        --budget;
 
         const char* problem = tx_chain_problem(chain);
         m_tx_iov.clear();

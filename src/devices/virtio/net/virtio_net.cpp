@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "base/log.h"
 #include "devices/virtio/net/net_wire.h"
@@ -19,11 +20,17 @@ Result<std::unique_ptr<VirtioNet>> VirtioNet::create(std::unique_ptr<NetBackend>
     if (config.mtu && *config.mtu < 68)
         return make_error("virtio-net: MTU {} is below the IPv4 minimum of 68", *config.mtu);
     RV_TRY_VOID(with_context(backend->set_vnet_hdr_size(kVnetHdrSize), "virtio-net backend"));
-    return std::unique_ptr<VirtioNet>(new VirtioNet(std::move(backend), config));
+    EventFd kick = RV_TRY(with_context(EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC),
+                                       "virtio-net: creating the kick eventfd"));
+    return std::unique_ptr<VirtioNet>(new VirtioNet(std::move(backend), config, std::move(kick)));
 }
 
-VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig& config)
-    : m_backend(std::move(backend)), m_config(config), m_bounce(kNetMaxPacketLen + 1) {}
+VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig& config,
+                     EventFd kick)
+    : m_backend(std::move(backend)),
+      m_config(config),
+      m_kick(std::move(kick)),
+      m_bounce(kNetMaxPacketLen + 1) {}
 
 VirtioNet::~VirtioNet() {
     std::lock_guard lock(m_mutex);
@@ -88,9 +95,18 @@ Result<void> VirtioNet::activate(ActivateArgs args) {
                             .rx = std::move(args.queues[kRxQueue]),
                             .tx = std::move(args.queues[kTxQueue]),
                             .features = acked});
+    // A kick still pending from before a reset was for the old rings.
+    (void)m_kick.read();
+    auto kick = args.events.add(m_kick.fd(), EPOLLIN, [this](uint32_t) { on_kick(); });
+    if (!kick) {
+        m_active.reset();
+        return std::unexpected(kick.error().context("virtio-net: registering the kick eventfd"));
+    }
+    m_active->kick_registered = true;
     auto added = args.events.add(m_backend->fd(), EPOLLIN,
                                  [this](uint32_t events) { on_backend_event(events); });
     if (!added) {
+        stop(*m_active);
         m_active.reset();
         return std::unexpected(added.error().context("virtio-net: registering the backend fd"));
     }
@@ -102,6 +118,8 @@ Result<void> VirtioNet::activate(ActivateArgs args) {
 void VirtioNet::stop(Active& a) {
     if (a.interest != 0) a.events->remove(m_backend->fd());
     a.interest = 0;
+    if (a.kick_registered) a.events->remove(m_kick.fd());
+    a.kick_registered = false;
 }
 
 void VirtioNet::reset() {
@@ -118,8 +136,8 @@ void VirtioNet::reset() {
 }
 
 void VirtioNet::queue_notify(uint16_t index) {
-    ++m_counters.notifications;
     std::lock_guard lock(m_mutex);
+    ++m_counters.notifications;
     if (!m_active || m_active->failed) return;
     Active& a = *m_active;
     if (index == kRxQueue) {
@@ -146,6 +164,26 @@ void VirtioNet::on_backend_event(uint32_t events) {
         process_tx(a);
     }
     if (events & EPOLLIN) process_rx(a);
+}
+
+// A pass that ran out of budget left work: finish it on a later turn.
+void VirtioNet::on_kick() {
+    std::lock_guard lock(m_mutex);
+    (void)m_kick.read();  // nonblocking; nothing to read is a stale wake-up
+    if (!m_active || m_active->failed) return;
+    Active& a = *m_active;
+    if (std::exchange(a.tx_resume, false)) process_tx(a);
+    if (std::exchange(a.rx_resume, false) && !a.failed) process_rx(a);
+}
+
+// Called by a pass that stops for its budget: the event loop serves the
+// other fds first, then the kick brings this direction back.
+void VirtioNet::resume_later(bool& resume) {
+    ++m_counters.budget_yields;
+    if (resume) return;  // already scheduled
+    resume = true;
+    if (auto r = m_kick.write(1); !r)
+        log::error("virtio-net: scheduling the rest of a pass: {}", r.error().message());
 }
 
 void VirtioNet::update_interest(Active& a) {
@@ -209,13 +247,16 @@ DeviceCounters VirtioNet::counters() const {
                        {"tx_errors", s.tx_errors},
                        {"tx_backpressure", s.tx_backpressure},
                        {"notifications", s.notifications},
-                       {"interrupts", s.interrupts}};
+                       {"interrupts", s.interrupts},
+                       {"budget_yields", s.budget_yields}};
     std::lock_guard lock(m_mutex);
     out.emplace_back("active", m_active ? 1 : 0);
     if (m_active) {
         const Active& a = *m_active;
         out.insert(out.end(), {{"rx_waiting_for_buffers", a.rx_stalled},
                                {"tx_waiting_for_backend", a.tx_blocked},
+                               {"tx_resume_pending", a.tx_resume},
+                               {"rx_resume_pending", a.rx_resume},
                                {"rx_held_packet", a.rx_pending},
                                {"rx_held_chains", a.rx_chains.size()},
                                {"polled_events", a.interest},
@@ -237,7 +278,8 @@ NetStats VirtioNet::stats() const {
                     .tx_errors = c.tx_errors,
                     .tx_backpressure = c.tx_backpressure,
                     .notifications = c.notifications,
-                    .interrupts = c.interrupts};
+                    .interrupts = c.interrupts,
+                    .budget_yields = c.budget_yields};
 }
 
 }  // namespace rv::virtio

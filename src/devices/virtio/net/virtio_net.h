@@ -19,9 +19,19 @@
 // is in hand; when the ring runs dry the device stops polling the backend
 // (packets wait in the tap) until the driver's next rx notify.
 //
-// Threads: activate/reset run on a vCPU thread; queue_notify and the backend
-// handler on the event-loop thread; one mutex serializes them. The registrar
-// must not hold its own lock while running handlers.
+// Fairness: one pass of TX handles at most kTxBudget chains, one pass of RX
+// at most kRxBudget units of work (a chain taken from the ring or a packet
+// taken from the backend), so a guest that republishes TX chains as fast as
+// we send them, or a host that keeps the tap full, cannot hold the event
+// loop. A pass that runs out yields: it writes a private eventfd (the kick)
+// and its direction resumes from there on a later event-loop turn, where it
+// left off (an rx packet half placed stays held with its chains). Without
+// the kick the rest would wait for the driver's next notification, which
+// may never come: it has not seen us ask for one.
+//
+// Threads: activate/reset run on a vCPU thread; queue_notify, the backend
+// handler and the kick on the event-loop thread; one mutex serializes them.
+// The registrar must not hold its own lock while running handlers.
 #pragma once
 
 #include <array>
@@ -32,6 +42,7 @@
 #include <vector>
 
 #include "backends/net/net_backend.h"
+#include "base/fd.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace rv::virtio {
@@ -54,6 +65,7 @@ struct NetStats {
     uint64_t tx_backpressure{0};  // times TX waited for the backend to drain
     uint64_t notifications{0};    // driver queue notifications
     uint64_t interrupts{0};       // used-buffer interrupts sent
+    uint64_t budget_yields{0};    // passes that ran out of budget and resumed on a later turn
 };
 
 class VirtioNet final : public VirtioDevice {
@@ -61,6 +73,10 @@ class VirtioNet final : public VirtioDevice {
     static constexpr uint16_t kRxQueue = 0;
     static constexpr uint16_t kTxQueue = 1;
     static constexpr uint16_t kQueueSize = 256;
+    // Per pass: TX chains; RX chains taken plus packets read (a one-buffer
+    // packet costs 2), i.e. about a ring's worth of packets either way.
+    static constexpr unsigned kTxBudget = kQueueSize;
+    static constexpr unsigned kRxBudget = 2 * kQueueSize;
 
     // Sets the backend's header size to 12. Fails on a multicast or all-zero
     // MAC, an MTU below 68, or a backend that rejects the header size.
@@ -96,13 +112,17 @@ class VirtioNet final : public VirtioDevice {
         bool tx_blocked{false};    // backend full: TX waits for EPOLLOUT
         bool failed{false};        // a queue error; NEEDS_RESET reported, nothing processed
         bool backend_gone{false};  // backend hung up or failed reading: stop polling it
+        bool kick_registered{false};
+        // A pass ran out of budget with work left; the kick resumes it.
+        bool tx_resume{false};
+        bool rx_resume{false};
         // RX in progress: a packet in m_bounce and the chains held for it.
         bool rx_pending{false};
         size_t rx_len{0};
         std::vector<DescriptorChain> rx_chains;
         uint64_t rx_capacity{0};
     };
-    enum class PopResult { Got, Empty, Failed };
+    enum class PopResult { Got, Empty, Failed, OutOfBudget };
     // warn_once bits.
     enum Warn : unsigned {
         kWarnTxBadChain = 1u << 0,
@@ -116,14 +136,17 @@ class VirtioNet final : public VirtioDevice {
         std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
         std::atomic<uint64_t> rx_dropped{0}, tx_dropped{0}, rx_errors{0}, tx_errors{0};
         std::atomic<uint64_t> tx_backpressure{0}, notifications{0}, interrupts{0};
+        std::atomic<uint64_t> budget_yields{0};
     };
 
-    VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig& config);
+    VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig& config, EventFd kick);
 
     void on_backend_event(uint32_t events);
+    void on_kick();
+    void resume_later(bool& resume);
     void process_tx(Active& a);
     void process_rx(Active& a);
-    PopResult pop_rx_chain(Active& a, bool& used);
+    PopResult pop_rx_chain(Active& a, bool& used, unsigned& budget);
     bool take_rx_packet(Active& a);
     bool deliver_rx_packet(Active& a);
     bool rx_offloads_allowed(const Active& a) const;
@@ -135,6 +158,7 @@ class VirtioNet final : public VirtioDevice {
 
     const std::unique_ptr<NetBackend> m_backend;
     const VirtioNetConfig m_config;
+    const EventFd m_kick;  // resumes a pass that ran out of budget (registered while active)
     Counters m_counters;
     std::atomic<bool> m_needs_reset{false};
 

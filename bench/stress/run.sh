@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Guest deaths under I/O load, counted per VMM: boots the Debian 12 guest
+# (tools/rootfs: systemd, root on virtio-blk, a data disk) under ringvisor and
+# under QEMU, alternating, RUNS times per workload, in one test-host session,
+# and counts how each boot ended (bench/stress/inside.sh says what counts as
+# a death). Not a CI test: a measurement, published in docs/BENCHMARKS.md.
+#   bench/stress/run.sh [BUILD_DIR]
+# Environment: RUNS (20), WORKLOADS (all: see workloads.sh), VMMS
+# ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (420 s),
+# MAX_SESSIONS (3: a new test host continues where a dead one stopped),
+# RV_EXTRA (more ringvisor options), RINGVISOR (the binary to measure;
+# default BUILD_DIR/ringvisor).
+# Prints a table: workload, VMM, runs, deaths (incl. hangs), corrupt, failed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(realpath "${1:-$root/build}")
+out=$(realpath -m "${OUT:-$build/stress-$(date -u +%Y%m%d-%H%M%S)}")
+MAX_SESSIONS=${MAX_SESSIONS:-3}
+RINGVISOR=$(realpath "${RINGVISOR:-$build/ringvisor}")
+[[ -x $RINGVISOR ]] || { echo "stress: $RINGVISOR not built (make build)" >&2; exit 1; }
+"$root/tools/guest/build.sh" "$build/guest" >/dev/null
+"$root/tools/rootfs/build.sh" "$build/rootfs" >/dev/null
+"$root/tools/testhost/build.sh" >/dev/null
+"$RINGVISOR" prepare-kernel --kernel "$build/guest/vmlinuz" --kernel-cache "$build/kernel-cache" >/dev/null
+mkdir -p "$out"
+. "$root/bench/stress/workloads.sh"
+read -r -a workloads <<<"${WORKLOADS:-${STRESS_WORKLOADS[*]}}"
+read -r -a vmms <<<"${VMMS:-ringvisor qemu}"
+expected=$(( ${#workloads[@]} * ${#vmms[@]} * ${RUNS:-20} ))
+done_runs() { [[ -s $out/results.csv ]] && tail -n +2 "$out/results.csv" | wc -l || echo 0; }
+
+for ((s = 1; s <= MAX_SESSIONS; s++)); do
+    # A timeout per session: every run's L2 limit plus boot slack.
+    per=$(( ${L2_TIMEOUT:-420} + 90 ))
+    set +e
+    "$root/tools/testhost/run.sh" --mem 4096 --timeout $(( (expected - $(done_runs)) * per + 300 )) \
+        --results "$out" -- env SESSION="$s" OUT="$out" RINGVISOR="$RINGVISOR" \
+        GUEST="$build/guest" ROOTFS="$build/rootfs" KERNEL_CACHE="$build/kernel-cache" \
+        RUNS="${RUNS:-20}" WORKLOADS="${workloads[*]}" VMMS="${vmms[*]}" \
+        L2_TIMEOUT="${L2_TIMEOUT:-420}" RV_EXTRA="${RV_EXTRA:-}" "$root/bench/stress/inside.sh"
+    rc=$?
+    set -e
+    mv "$out/testhost-console.log" "$out/testhost-console-$s.log" 2>/dev/null || true
+    if [[ -s $out/current ]]; then
+        read -r w v r <"$out/current"; rm -f "$out/current"
+        if ((rc == 124 || rc == 125)); then
+            # The run that was going when the test host died or wedged.
+            echo "$s,$w,$v,$r,l1-died,0,the test host died (exit $rc) during this run" >>"$out/results.csv"
+        else
+            echo "stress: the harness failed (exit $rc) during $w $v run $r: see above" >&2; exit 1
+        fi
+    fi
+    (($(done_runs) < expected)) || break
+    echo "stress: session $s ended (exit $rc) after $(done_runs) of $expected runs; starting another" >&2
+done
+
+echo "results: $out/results.csv"
+awk -F, 'NR > 1 {
+        k = $2 "," $3; if (!(k in runs)) keys[++n] = k; runs[k]++
+        if ($5 == "death" || $5 == "hang" || $5 == "l1-died") d[k]++
+        if ($5 == "corrupt") c[k]++
+        if ($5 == "fail") f[k]++ }
+    END {
+        printf "%-16s %-10s %5s %7s %8s %7s\n", "workload", "vmm", "runs", "deaths", "corrupt", "failed"
+        for (i = 1; i <= n; i++) { k = keys[i]; split(k, p, ",")
+            printf "%-16s %-10s %5d %7d %8d %7d\n", p[1], p[2], runs[k], d[k], c[k], f[k] } }' "$out/results.csv"

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A real distribution under ringvisor, run inside the test host: the Debian 12
+# image of tools/rootfs (systemd, Debian's own initramfs, fio) boots with 2
+# vCPUs and 1 GiB, its root disk on virtio-blk and, in a second boot of the
+# same image, on the emulated IDE controller; each boot runs fio (written,
+# then read back and checked) on a second disk of the same kind and powers off
+# through systemd. L1 then checks that the root file system was left clean.
+#   tools/testhost/run.sh --mem 4096 -- tests/e2e/distro_cases.sh [CASE...]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/guest_vm.sh"
+cd "$E2E_ROOT"
+
+ROOTFS=${ROOTFS:-$E2E_ROOT/build/rootfs}
+DISTRO_TIMEOUT=${DISTRO_TIMEOUT:-600}
+# The kernel's own signs of a dying guest (bench/stress/inside.sh counts the same).
+DEATH_RE='Kernel panic|BUG: |Oops|general protection fault|double fault|rcu_(preempt|sched) detected|soft lockup|hard LOCKUP|blocked for more than|triple fault'
+
+# One read-write copy of the image for both boots: the IDE boot starts from
+# what the virtio boot's shutdown left behind.
+ROOT_IMG=$WORK/debian12.img
+prepare_root() {
+    [[ -s $ROOT_IMG ]] || cp --sparse=always "$ROOTFS/debian12.img" "$ROOT_IMG"
+}
+
+# distro_boot NAME IFACE DATADEV ROOTDEV FIO-SIZE: boots the image (root and
+# data disk on IFACE) and runs fio on /dev/DATADEV (FIO-SIZE written and checked).
+distro_boot() {
+    local name=$1 iface=$2 dev=$3 size=$5 log=$E2E_LOGDIR/$1.console data=$WORK/$1-data.img rc=0
+    prepare_root
+    rm -f "$data"; truncate -s 256M "$data"
+    local cmd="echo PID1=\$(cat /proc/1/comm); echo ROOTDEV=\$(findmnt -n -o SOURCE /)
+echo NPROC=\$(nproc)
+fio --name=check --filename=/dev/$dev --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+    --iodepth=16 --size=$size --verify=crc32c --do_verify=1 --output-format=terse >/tmp/fio.out &&
+    echo FIO-WRITE-VERIFY=ok || { echo FIO-WRITE-VERIFY=fail; cat /tmp/fio.out; }
+fio --name=read --filename=/dev/$dev --ioengine=libaio --direct=1 --rw=randread --bs=4k \
+    --iodepth=32 --runtime=5 --time_based --output-format=terse >/tmp/fio.out &&
+    echo FIO-READ-IOPS=\$(cut -d';' -f8 /tmp/fio.out)
+echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed --no-legend"
+    local ifc=
+    [[ $iface == ide ]] && ifc=,iface=ide
+    local t0=$SECONDS
+    timeout -k 5 "$DISTRO_TIMEOUT" "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$ROOTFS/initrd.img" \
+        --kernel-cache "$KERNEL_CACHE" --cpus 2 --memory 1G \
+        --disk "$ROOT_IMG$ifc" --disk "$data$ifc" --stats "$E2E_LOGDIR/$name.stats.json" \
+        --cmdline "console=ttyS0 root=LABEL=rvroot rw panic=-1 quiet net.ifnames=0 rv.cmd=$(guest_cmd_b64 "$cmd")" \
+        </dev/null >"$log" 2>&1 || rc=$?
+    echo "boot, fio and power-off: $((SECONDS - t0)) s"
+    grep -a -E 'PID1=|ROOTDEV=|NPROC=|FIO-|FAILED-UNITS=' "$log" | tr -d '\r'
+    ! grep -aqE "$DEATH_RE" "$log" || e2e_fail "the guest died: $(grep -aE -m1 "$DEATH_RE" "$log" | tr -d '\r')"
+    ((rc == 0)) || e2e_fail "ringvisor exited $rc: $(tail -n 3 "$log" | tr -d '\r')"
+    [[ $(guest_value "$log" PID1) == systemd ]] || e2e_fail "PID 1 is '$(guest_value "$log" PID1)', not systemd"
+    [[ $(guest_value "$log" ROOTDEV) == "/dev/${4}" ]] || e2e_fail "root is on '$(guest_value "$log" ROOTDEV)', expected /dev/$4"
+    [[ $(guest_value "$log" NPROC) == 2 ]] || e2e_fail "the guest sees $(guest_value "$log" NPROC) CPUs, expected 2"
+    [[ $(guest_value "$log" FIO-WRITE-VERIFY) == ok ]] || e2e_fail "fio write+verify on /dev/$dev failed"
+    [[ $(guest_value "$log" FIO-READ-IOPS) =~ ^[1-9][0-9]*$ ]] || e2e_fail "fio read on /dev/$dev failed"
+    grep -aq 'RINGVISOR-CMD-EXIT=0' "$log" || e2e_fail "the guest command did not finish"
+    grep -aq 'reboot: Power down' "$log" || e2e_fail "no 'reboot: Power down': systemd did not power off"
+    # Cleanly unmounted: e2fsck finds nothing to fix (-n: read-only check).
+    e2fsck -fn "$ROOT_IMG" >"$WORK/fsck.out" 2>&1 || { cat "$WORK/fsck.out"; e2e_fail "the root file system is not clean after power-off"; }
+    echo "e2fsck -fn: clean"
+}
+
+case_virtio_root() { distro_boot debian-virtio virtio vdb vda 48M; }
+# IDE moves a sector at a time through trapped registers: a smaller fio job.
+case_ide_root() { distro_boot debian-ide ide sdb sda 8M; }
+
+CASES=(
+    "debian_systemd_virtio_root case_virtio_root"
+    "debian_systemd_ide_root case_ide_root"
+)
+[[ -s $ROOTFS/debian12.img && -s $ROOTFS/initrd.img ]] ||
+    { echo "distro cases: $ROOTFS/debian12.img missing (tools/rootfs/build.sh)"; exit 1; }
+run_cases distro "$@"
+[[ -n ${VIRTIO_WORK:-} ]] || rm -rf "$WORK"
+e2e_summary
