@@ -36,9 +36,9 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
         } else if (opt == "iface=ide") {
             disk.iface = DiskConfig::Interface::Ide;
         } else if (opt == "cache=none") {
-            disk.cache = BlockOptions::Cache::None;
+            disk.cache = DiskConfig::Cache::None;
         } else if (opt == "cache=writeback") {
-            disk.cache = BlockOptions::Cache::Writeback;
+            disk.cache = DiskConfig::Cache::Writeback;
         } else if (opt.starts_with("iface=")) {
             return make_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)",
                               text, opt.substr(6));

@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
                     "(default); reset: treat it as the guest's reboot (status 0)")
         ->check(CLI::IsMember({"crash", "reset"}))
         ->capture_default_str();
-    run->add_flag("--rng", config.rng,
+    bool rng = false;
+    run->add_flag("--rng", rng,
                   "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
     std::string cache_dir = rv::default_kernel_cache_dir();
     bool no_cache = false;
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
         config.nets.push_back(*net);
     }
     config.console = console == "virtio" ? rv::ConsoleKind::Virtio : rv::ConsoleKind::Serial;
+    if (rng) config.entropy = rv::EntropyConfig{};
     config.on_triple_fault = on_triple_fault == "reset" ? rv::TripleFaultAction::Reset
                                                         : rv::TripleFaultAction::Crash;
     auto bytes = rv::parse_memory_size(memory);

@@ -45,7 +45,7 @@ namespace {
 constexpr uint64_t kKvmTssAddr = 0xFFFBD000;
 constexpr uint64_t kKvmIdentityMapAddr = 0xFFFBC000;
 // MADT and xAPIC ids are 8 bits; one id is the I/O APIC's.
-constexpr unsigned kMaxCpus = x86::kMaxAcpiCpus;
+static_assert(kMaxCpus == x86::kMaxAcpiCpus);
 
 // An interrupt line into KVM's in-kernel PIC + IOAPIC.
 class KvmIrqLine final : public IrqLine {
@@ -366,7 +366,7 @@ Result<void> VmBuilder::add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
 Result<void> VmBuilder::add_pci_devices(Vm& vm) {
     const VmConfig& config = vm.m_config;
     if (config.disks.empty() && config.nets.empty() && config.console == ConsoleKind::Serial &&
-        !config.rng)
+        !config.entropy)
         return {};
     vm.m_pci =
         PciRoot::create(vm.m_mmio, vm.m_pio, [&vm](unsigned irq) -> std::shared_ptr<IrqLine> {
@@ -383,7 +383,12 @@ Result<void> VmBuilder::add_pci_devices(Vm& vm) {
     std::array<std::optional<IdeDrive>, 4> ide_drives;
     size_t ide_count = 0, virtio_count = 0;
     for (const auto& disk : config.disks) {
-        BlockOptions options{disk.read_only, disk.cache, BlockOptions::Engine::IoUring};
+        BlockOptions options{
+            .read_only = disk.read_only,
+            .cache = disk.cache == DiskConfig::Cache::None ? BlockOptions::Cache::None
+                                                           : BlockOptions::Cache::Writeback,
+            .engine = disk.engine,
+            .ignore_flush = disk.cache == DiskConfig::Cache::Unsafe};
         auto backend = RV_TRY(with_context(BlockBackend::open(disk.path, options),
                                            fmt::format("--disk {}", disk.path)));
         if (disk.iface == DiskConfig::Interface::Ide) {
@@ -421,7 +426,7 @@ Result<void> VmBuilder::add_pci_devices(Vm& vm) {
                          }};
         RV_TRY_VOID(add_virtio(vm, console));
     }
-    if (config.rng) RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioRng>()));
+    if (config.entropy) RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioRng>()));
     return vm.m_pci->allocate_bars(PciWindows{});
 }
 

@@ -1,4 +1,9 @@
-// What the user asked for: everything needed to build and boot one VM.
+// What the user asked for: everything needed to build and boot one VM. Plain
+// data, filled by three front ends (the CLI flags, --config-file and the API,
+// both in Firecracker's JSON shape: vmm/config_json.h) and checked by one
+// validate(). Defaults that are derived (a NIC's MAC, a disk's serial, a
+// device's id) are resolved into the config by resolve_defaults(), so what
+// GET /vm/config returns builds the same VM again.
 #pragma once
 
 #include <array>
@@ -8,6 +13,8 @@
 #include <vector>
 
 #include "backends/block/block_backend.h"
+#include "base/error.h"
+#include "devices/rate_limiter_config.h"
 
 namespace rv {
 
@@ -15,17 +22,44 @@ struct DiskConfig {
     // Virtio: a virtio-blk PCI device each. Ide: an ATA disk on the PIIX IDE
     // controller (primary master, primary slave, secondary master, slave).
     enum class Interface { Virtio, Ide };
+    // Writeback: the host page cache, flushes reach the disk (Firecracker's
+    // "Writeback"). Unsafe: the page cache, flushes are not passed on
+    // (Firecracker's "Unsafe"). None: O_DIRECT (ringvisor's extension).
+    enum class Cache { None, Writeback, Unsafe };
     static constexpr size_t kMaxIdeDisks = 4;
+    std::string id;  // stable: "drive0".. when not given
     std::string path;
     bool read_only{false};
+    bool is_root_device{false};
     Interface iface{Interface::Virtio};
-    BlockOptions::Cache cache{BlockOptions::Cache::Writeback};
+    Cache cache{Cache::Writeback};
+    BlockOptions::Engine engine{BlockOptions::Engine::IoUring};
+    std::optional<RateLimiterConfig> rate_limiter;
+    std::string serial;  // resolved: "ringvisor-<id>" (virtio) / "RV-HD<n>" (IDE)
 };
 
 struct NetConfig {
-    std::string tap;
-    std::optional<std::array<uint8_t, 6>> mac;  // default: derived from the TAP name
+    std::string id;   // stable: "net0".. when not given
+    std::string tap;  // host_dev_name
+    std::optional<std::array<uint8_t, 6>> mac;  // resolved: 02:72:76 + a hash of the TAP name
     enum class Model { Virtio, E1000 } model{Model::Virtio};
+    std::optional<RateLimiterConfig> rx_rate_limiter;
+    std::optional<RateLimiterConfig> tx_rate_limiter;
+};
+
+struct EntropyConfig {
+    std::optional<RateLimiterConfig> rate_limiter;
+};
+
+struct LoggerConfig {
+    std::optional<std::string> log_path;
+    enum class Level { Error, Warning, Info, Debug, Trace, Off } level{Level::Warning};
+    bool show_level{false};
+    bool show_log_origin{false};
+};
+
+struct MetricsConfig {
+    std::string metrics_path;  // a file or a FIFO
 };
 
 enum class ConsoleKind { Serial, Virtio };
@@ -36,25 +70,48 @@ enum class ConsoleKind { Serial, Virtio };
 enum class TripleFaultAction { Crash, Reset };
 
 struct VmConfig {
-    std::string kernel_path;
+    // boot-source
+    std::string kernel_path;  // bzImage or ELF vmlinux
     std::optional<std::string> initrd_path;
     std::string cmdline{"console=ttyS0"};
+    // machine-config
     uint64_t memory_bytes{512ull << 20};
     unsigned cpus{1};
+    bool smt{false};                // refused: one thread per core
+    bool track_dirty_pages{false};  // kept for snapshots
+    // devices
+    std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
+    std::optional<EntropyConfig> entropy;  // virtio-rng
+    ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
+    // observability
+    std::optional<LoggerConfig> logger;
+    std::optional<MetricsConfig> metrics;
+    std::optional<std::string> stats_path;  // JSON counters written at exit
+    // the process
     std::string kvm_path{"/dev/kvm"};
     // Where decompressed kernels are cached (vmm/kernel_cache.h); nullopt
     // boots the bzImage as is and lets the guest decompress it.
     std::optional<std::string> kernel_cache_dir;
-    std::vector<DiskConfig> disks;
-    std::vector<NetConfig> nets;
-    ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
-    bool rng{false};
     TripleFaultAction on_triple_fault{TripleFaultAction::Crash};
-    std::optional<std::string> stats_path;  // JSON counters written at exit
-    int console_in{0};                      // guest console input (stdin); -1 for none
-    int console_out{1};                     // guest console output (stdout)
+    int console_in{0};   // guest console input (stdin); -1 for none
+    int console_out{1};  // guest console output (stdout)
+
+    const DiskConfig* find_disk(std::string_view id) const;
+    const NetConfig* find_net(std::string_view id) const;
+
+    // Fills ids, serials and MACs that were left empty (stable: derived from
+    // the position or the TAP name, so re-resolving changes nothing).
+    void resolve_defaults();
+
+    // Everything that can be checked without KVM or the files: vCPU and
+    // memory bounds (max_cpus: the host's limit), unique ids, at most one
+    // root device, at most four IDE disks, MACs, rate limiter buckets, a
+    // kernel named. Errors are ErrorKind::InvalidInput and name the field.
+    Result<void> validate(unsigned max_cpus) const;
 };
 
 inline constexpr uint64_t kMinMemoryBytes = 32ull << 20;
+inline constexpr unsigned kMaxCpus = 254;
 
 }  // namespace rv

@@ -190,6 +190,7 @@ void BlockBackend::submit_rw(OpKind kind, uint64_t offset, std::span<const iovec
 }
 
 void BlockBackend::submit_flush(uint64_t tag) {
+    if (m_options.ignore_flush) return fail_now(tag, 0);  // completes, successfully
     submit_range(OpKind::Flush, 0, 0, tag);
 }
 

@@ -59,6 +59,9 @@ struct BlockOptions {
     bool read_only{false};
     enum class Cache { None /* O_DIRECT */, Writeback } cache{Cache::Writeback};
     enum class Engine { IoUring, Sync } engine{Engine::IoUring};
+    // Flushes complete at once without reaching the disk (Firecracker's
+    // cache_type "Unsafe"): fast, and a host crash can lose acknowledged writes.
+    bool ignore_flush{false};
     // cache=none: use at least this O_DIRECT alignment (a power of two; 0
     // means what the kernel reports). Tests set 4096 to stand in for a host
     // disk with 4 KiB logical sectors.

@@ -11,21 +11,21 @@ TEST(DiskArg, DefaultsToWritableVirtioWriteback) {
     EXPECT_EQ(d->path, "/img/a.raw");
     EXPECT_FALSE(d->read_only);
     EXPECT_EQ(d->iface, DiskConfig::Interface::Virtio);
-    EXPECT_EQ(d->cache, BlockOptions::Cache::Writeback);
+    EXPECT_EQ(d->cache, DiskConfig::Cache::Writeback);
 }
 
 TEST(DiskArg, ParsesOptions) {
     auto d = parse_disk_arg("x.img,ro,iface=virtio,cache=none");
     ASSERT_TRUE(d);
     EXPECT_TRUE(d->read_only);
-    EXPECT_EQ(d->cache, BlockOptions::Cache::None);
+    EXPECT_EQ(d->cache, DiskConfig::Cache::None);
 }
 
 TEST(DiskArg, IdeInterface) {
     auto d = parse_disk_arg("x.img,iface=ide,cache=none");
     ASSERT_TRUE(d);
     EXPECT_EQ(d->iface, DiskConfig::Interface::Ide);
-    EXPECT_EQ(d->cache, BlockOptions::Cache::None);
+    EXPECT_EQ(d->cache, DiskConfig::Cache::None);
 }
 
 TEST(DiskArg, RejectsUnknownOptions) {

@@ -1,0 +1,88 @@
+// What the control plane can ask of the VMM: the operations behind
+// Firecracker's REST API (api/), on plain config structs. Implemented by
+// vmm::Vmm (the process's one VM, before and after it starts) and by a fake in
+// the API's tests. Every call is thread-safe: the API thread calls in, the
+// VMM runs it on its event loop and returns the result.
+// Errors: ErrorKind::InvalidInput (a bad value: HTTP 400), NotAllowed (not in
+// this state, e.g. PUT /boot-source after start: 400 with the reason),
+// Internal (500).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "vmm/vm_config.h"
+
+namespace rv {
+
+enum class VmState { NotStarted, Running, Paused };
+
+struct InstanceInfo {
+    std::string id;           // the instance id (--id, default "ringvisor")
+    VmState state{VmState::NotStarted};
+    std::string vmm_version;  // e.g. "0.4.0"
+    std::string app_name{"ringvisor"};
+};
+
+struct BootSourceConfig {
+    std::string kernel_image_path;
+    std::optional<std::string> initrd_path;
+    std::optional<std::string> boot_args;
+};
+
+struct MachineConfigUpdate {  // PATCH /machine-config: only what is given
+    std::optional<unsigned> vcpu_count;
+    std::optional<uint64_t> mem_size_mib;
+    std::optional<bool> smt;
+    std::optional<bool> track_dirty_pages;
+};
+
+struct DriveUpdate {  // PATCH /drives/{id}, after start
+    std::string id;
+    std::optional<std::string> path_on_host;         // the guest sees a media change
+    std::optional<RateLimiterConfig> rate_limiter;   // replaces the limiter
+};
+
+struct NetUpdate {  // PATCH /network-interfaces/{id}
+    std::string id;
+    std::optional<RateLimiterConfig> rx_rate_limiter;
+    std::optional<RateLimiterConfig> tx_rate_limiter;
+};
+
+enum class VmAction { InstanceStart, SendCtrlAltDel, FlushMetrics };
+
+class VmmApi {
+public:
+    virtual ~VmmApi() = default;
+
+    virtual InstanceInfo instance_info() = 0;
+    virtual std::string version() = 0;
+
+    // Pre-boot only: NotAllowed after InstanceStart.
+    virtual Result<void> set_boot_source(const BootSourceConfig& boot) = 0;
+    virtual Result<void> put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
+                                            bool track_dirty_pages) = 0;
+    virtual Result<void> patch_machine_config(const MachineConfigUpdate& update) = 0;
+    // Creates or (pre-boot) replaces the drive with config.id.
+    virtual Result<void> put_drive(const DiskConfig& drive) = 0;
+    virtual Result<void> put_network_interface(const NetConfig& net) = 0;
+    virtual Result<void> put_entropy(const EntropyConfig& entropy) = 0;
+
+    // Any time.
+    virtual Result<void> put_logger(const LoggerConfig& logger) = 0;
+    virtual Result<void> put_metrics(const MetricsConfig& metrics) = 0;
+    // Pre-boot: like PUT for the fields given. After start: path and rate limiter.
+    virtual Result<void> patch_drive(const DriveUpdate& update) = 0;
+    virtual Result<void> patch_network_interface(const NetUpdate& update) = 0;
+
+    virtual Result<void> action(VmAction action) = 0;
+    virtual Result<void> pause() = 0;   // NotAllowed unless Running
+    virtual Result<void> resume() = 0;  // NotAllowed unless Paused
+
+    virtual VmConfig machine_config() = 0;  // GET /machine-config reads cpus, memory, smt, dirty pages
+    virtual VmConfig full_config() = 0;     // GET /vm/config
+};
+
+}  // namespace rv
