@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models stress clean
+.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api stress clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -61,6 +61,10 @@ bench-io-models: build guest testhost
 # Guest deaths under I/O load, ringvisor beside QEMU (RUNS, WORKLOADS: bench/stress/run.sh).
 stress: build guest testhost rootfs
 	bench/stress/run.sh $(BUILD)
+
+# API round trip vs QEMU's QMP; process start -> guest, API vs flags (bench/api/run.sh).
+bench-api: build testhost
+	bench/api/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

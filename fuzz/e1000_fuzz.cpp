@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!created) return 0;
     std::shared_ptr<E1000> dev = *created;
     auto irq = std::make_shared<test::RecordingIrqLine>();
-    dev->set_intx(irq);
+    dev->assign_intx(irq);
 
     uint32_t tx_base = 0;
     uint32_t tx_tail = 0;

@@ -14,7 +14,8 @@ command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (tools/deps.sh inst
 flags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root/tests")
-base=("$root"/src/base/{fd,log}.cpp "$root"/src/memory/guest_memory.cpp "$root"/src/devices/virtio/queue.cpp)
+base=("$root"/src/base/{fd,log}.cpp "$root"/src/memory/guest_memory.cpp "$root"/src/devices/virtio/queue.cpp
+      "$root"/src/devices/rate_limiter{,_timer}.cpp)
 
 declare -A sources=(
     [virtqueue]=""

@@ -4,8 +4,10 @@
 # workload and run, and records how each boot ended in $OUT/results.csv:
 #   session,workload,vmm,run,outcome,seconds,detail
 # outcome: ok | death (panic, oops, RCU stall, lockup, triple fault, reset, no
-# command exit) | hang (no end within L2_TIMEOUT) | corrupt (canary, fio
-# verify or transfer hash) | fail (the workload failed, the guest lived).
+# command exit) | hang (booted, then silent for SILENT_LIMIT s: the guest
+# prints a heartbeat every 10 s) | slow (still beating at L2_TIMEOUT: a loaded
+# test host, not a death) | corrupt (canary, fio verify or transfer hash) |
+# fail (the workload failed, the guest lived).
 # Runs already in results.csv are skipped, so a new test-host session picks
 # up where a dead one stopped ($OUT/current names the run that was going;
 # run.sh records it as l1-died when the test host died).
@@ -20,7 +22,8 @@ VMMS=${VMMS:-ringvisor qemu}
 MEM_MIB=${MEM_MIB:-1024}
 DISK_MIB=${DISK_MIB:-512}
 XFER_BYTES=${XFER_BYTES:-104857600}
-L2_TIMEOUT=${L2_TIMEOUT:-420}
+L2_TIMEOUT=${L2_TIMEOUT:-900}
+SILENT_LIMIT=${SILENT_LIMIT:-120}  # no console output for this long after boot: hung
 SESSION=${SESSION:-1}
 RV_EXTRA=${RV_EXTRA:-}          # more ringvisor run options (e.g. --on-triple-fault=reset)
 out=${OUT:-${RV_RESULTS:?}/stress}
@@ -96,11 +99,17 @@ vmm_cmd() {  # VMM CPUS NIC CMDLINE STATS -> argv on stdout, one per line
 # Kernel messages that mean the guest is dying or dead.
 DEATH_RE='(Kernel panic|BUG: |Oops|general protection fault|double fault|rcu_(preempt|sched) detected|rcu: INFO: |soft lockup|hard LOCKUP|blocked for more than [0-9]+ seconds|triple fault|KVM internal error|VM entry failed).{0,100}'
 
-classify() {  # LOG RC WORKLOAD -> "OUTCOME DETAIL"
-    local logf=$1 rc=$2 w=$3 sig
+classify() {  # LOG RC WORKLOAD SILENT(yes|no) -> "OUTCOME DETAIL"
+    local logf=$1 rc=$2 w=$3 silent=$4 sig
     sig=$(tr -d '\r' <"$logf" | grep -a -m1 -oE "$DEATH_RE" | head -c 200)
-    if ((rc == 124 || rc == 137)); then
-        echo "hang no end within ${L2_TIMEOUT} s${sig:+; first sign: $sig}; last: $(tr -d '\r' <"$logf" | grep -av '^$' | tail -n 2 | tr '\n' ' ' | head -c 200)"
+    if [[ -n $sig ]] && ((rc == 124 || rc == 137)); then
+        echo "death $sig (then no end within ${L2_TIMEOUT} s)"
+    elif ((rc == 124 || rc == 137)) && ! grep -aq RINGVISOR-GUEST-INIT "$logf"; then
+        echo "hang never reached init within ${L2_TIMEOUT} s; last: $(tr -d '\r' <"$logf" | grep -av '^$' | tail -n 2 | tr '\n' ' ' | head -c 200)"
+    elif ((rc == 124 || rc == 137)) && [[ $silent == yes ]]; then
+        echo "hang booted, then silent for ${SILENT_LIMIT} s; last: $(tr -d '\r' <"$logf" | grep -av '^$' | tail -n 2 | tr '\n' ' ' | head -c 200)"
+    elif ((rc == 124 || rc == 137)); then
+        echo "slow still alive (heartbeat $(grep -a -o 'STRESS-BEAT=[0-9]*' "$logf" | tail -n 1 | cut -d= -f2)) at ${L2_TIMEOUT} s"
     elif [[ -n $sig ]]; then
         echo "death $sig (exit $rc)"
     elif ! grep -aq 'RINGVISOR-CMD-EXIT=' "$logf"; then
@@ -141,14 +150,32 @@ one_run() {  # WORKLOAD VMM RUN
     pid=$!
     # A VMM that even SIGKILL does not end (a wedged host) is left behind.
     deadline=$((SECONDS + L2_TIMEOUT + 60))
-    local boot=
+    local boot= size=0 last_growth=$SECONDS silent=no
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
         sleep 1
         [[ -n $boot ]] || ! grep -aq RINGVISOR-GUEST-INIT "$logf" || boot=$((SECONDS - t0))
+        local now; now=$(stat -c %s "$logf" 2>/dev/null || echo 0)
+        ((now == size)) || { size=$now; last_growth=$SECONDS; }
+        # Booted and silent past the limit: hung. Ended now, rather than
+        # waiting for the timeout (the heartbeat is every 10 s).
+        if [[ -n $boot ]] && ((SECONDS - last_growth > SILENT_LIMIT)); then
+            silent=yes
+            kill -TERM "$pid" 2>/dev/null
+            break
+        fi
     done
-    if kill -0 "$pid" 2>/dev/null; then rc=137; disown "$pid"; else wait "$pid"; rc=$?; fi
+    if [[ $silent == yes ]]; then
+        local waited=0
+        while kill -0 "$pid" 2>/dev/null && ((waited < 30)); do sleep 1; waited=$((waited + 1)); done
+        kill -KILL "$pid" 2>/dev/null
+        rc=124
+    elif kill -0 "$pid" 2>/dev/null; then
+        rc=137; disown "$pid"
+    else
+        wait "$pid"; rc=$?
+    fi
     ((${#pids[@]} == 0)) || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
-    local verdict; verdict=$(classify "$logf" "$rc" "$w")
+    local verdict; verdict=$(classify "$logf" "$rc" "$w" "$silent")
     record "$w" "$vmm" "$run" "${verdict%% *}" $((SECONDS - t0)) "${verdict#* }${boot:+ (up after $boot s)}"
     rm -f "$out/current"
 }

@@ -6,7 +6,7 @@
 # a death). Not a CI test: a measurement, published in docs/BENCHMARKS.md.
 #   bench/stress/run.sh [BUILD_DIR]
 # Environment: RUNS (20), WORKLOADS (all: see workloads.sh), VMMS
-# ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (420 s),
+# ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (900 s),
 # MAX_SESSIONS (3: a new test host continues where a dead one stopped),
 # RV_EXTRA (more ringvisor options), RINGVISOR (the binary to measure;
 # default BUILD_DIR/ringvisor).
@@ -31,13 +31,13 @@ done_runs() { [[ -s $out/results.csv ]] && tail -n +2 "$out/results.csv" | wc -l
 
 for ((s = 1; s <= MAX_SESSIONS; s++)); do
     # A timeout per session: every run's L2 limit plus boot slack.
-    per=$(( ${L2_TIMEOUT:-420} + 90 ))
+    per=$(( ${L2_TIMEOUT:-900} + 90 ))
     set +e
     "$root/tools/testhost/run.sh" --mem 4096 --timeout $(( (expected - $(done_runs)) * per + 300 )) \
         --results "$out" -- env SESSION="$s" OUT="$out" RINGVISOR="$RINGVISOR" \
         GUEST="$build/guest" ROOTFS="$build/rootfs" KERNEL_CACHE="$build/kernel-cache" \
         RUNS="${RUNS:-20}" WORKLOADS="${workloads[*]}" VMMS="${vmms[*]}" \
-        L2_TIMEOUT="${L2_TIMEOUT:-420}" RV_EXTRA="${RV_EXTRA:-}" "$root/bench/stress/inside.sh"
+        L2_TIMEOUT="${L2_TIMEOUT:-900}" RV_EXTRA="${RV_EXTRA:-}" "$root/bench/stress/inside.sh"
     rc=$?
     set -e
     mv "$out/testhost-console.log" "$out/testhost-console-$s.log" 2>/dev/null || true
@@ -58,9 +58,10 @@ echo "results: $out/results.csv"
 awk -F, 'NR > 1 {
         k = $2 "," $3; if (!(k in runs)) keys[++n] = k; runs[k]++
         if ($5 == "death" || $5 == "hang" || $5 == "l1-died") d[k]++
+        if ($5 == "slow") sl[k]++
         if ($5 == "corrupt") c[k]++
         if ($5 == "fail") f[k]++ }
     END {
-        printf "%-16s %-10s %5s %7s %8s %7s\n", "workload", "vmm", "runs", "deaths", "corrupt", "failed"
+        printf "%-16s %-10s %5s %7s %8s %7s %5s\n", "workload", "vmm", "runs", "deaths", "corrupt", "failed", "slow"
         for (i = 1; i <= n; i++) { k = keys[i]; split(k, p, ",")
-            printf "%-16s %-10s %5d %7d %8d %7d\n", p[1], p[2], runs[k], d[k], c[k], f[k] } }' "$out/results.csv"
+            printf "%-16s %-10s %5d %7d %8d %7d %5d\n", p[1], p[2], runs[k], d[k], c[k], f[k], sl[k] } }' "$out/results.csv"

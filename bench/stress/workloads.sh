@@ -38,7 +38,7 @@ workload_cmd() {
             body="fio $FIO_COMMON --rw=randread --runtime=20 --time_based >/tmp/fio.out || st=1; cut -d';' -f8 /tmp/fio.out | sed 's/^/STRESS-IOPS=/'" ;;
         fio-write-*)
             # Written then read back and checked (crc32c in every block).
-            body="fio $FIO_COMMON --rw=randwrite --size=192M --verify=crc32c --do_verify=1 >/tmp/fio.out || { st=1; cat /tmp/fio.out; }; cut -d';' -f49 /tmp/fio.out | sed 's/^/STRESS-WIOPS=/'" ;;
+            body="fio $FIO_COMMON --rw=randwrite --size=96M --verify=crc32c --do_verify=1 >/tmp/fio.out || { st=1; cat /tmp/fio.out; }; cut -d';' -f49 /tmp/fio.out | sed 's/^/STRESS-WIOPS=/'" ;;
         iperf-*)
             body="$(g_net_up "$guest" "$host")
 for a in '' '-R' '-P 4' '-R -P 4'; do iperf3 -c $host -t 10 \$a -J >/tmp/ip.json || { st=1; echo STRESS-NOTE=iperf3\$a-failed; }
@@ -60,6 +60,8 @@ iperf3 -c $host -t 20 --bidir >/tmp/ip.out || { st=1; tail -n 5 /tmp/ip.out; }
 wait \$f || st=1" ;;
         *) return 1 ;;
     esac
-    printf 'st=0; %s\n%s\n%s\n[ $st = 0 ] && echo STRESS-RESULT=ok || echo STRESS-RESULT=fail; exit $st' \
+    # A heartbeat on the console every 10 s: a guest that is slow (a loaded
+    # test host) keeps beating, a dead or hung one stops.
+    printf '(i=0; while sleep 10; do i=$((i+1)); echo STRESS-BEAT=$i; done) & hb=$!\nst=0; %s\n%s\n%s\nkill $hb\n[ $st = 0 ] && echo STRESS-RESULT=ok || echo STRESS-RESULT=fail; exit $st' \
         "$G_CANARY_BEGIN" "$body" "$G_CANARY_END"
 }

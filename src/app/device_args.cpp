@@ -1,6 +1,5 @@
 #include "app/device_args.h"
 
-#include <charconv>
 #include <vector>
 
 namespace rv {
@@ -18,19 +17,29 @@ std::vector<std::string_view> split(std::string_view text, char sep) {
     }
 }
 
+// id=NAME: checked for its characters by VmConfig::validate, like an id
+// from the JSON; only an empty one is refused here.
+Result<std::string> parse_id(std::string_view flag, std::string_view text, std::string_view opt) {
+    auto id = opt.substr(3);
+    if (id.empty()) return input_error("{} '{}': id= needs a name", flag, text);
+    return std::string(id);
+}
+
 }  // namespace
 
 Result<DiskConfig> parse_disk_arg(std::string_view text) {
     auto parts = split(text, ',');
     DiskConfig disk;
     disk.path = std::string(parts[0]);
-    if (disk.path.empty()) return make_error("--disk '{}': no image path", text);
+    if (disk.path.empty()) return input_error("--disk '{}': no image path", text);
     for (size_t i = 1; i < parts.size(); ++i) {
         std::string_view opt = parts[i];
         if (opt == "ro") {
             disk.read_only = true;
         } else if (opt == "rw") {
             disk.read_only = false;
+        } else if (opt == "root") {
+            disk.is_root_device = true;
         } else if (opt == "iface=virtio") {
             disk.iface = DiskConfig::Interface::Virtio;
         } else if (opt == "iface=ide") {
@@ -39,33 +48,32 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
             disk.cache = DiskConfig::Cache::None;
         } else if (opt == "cache=writeback") {
             disk.cache = DiskConfig::Cache::Writeback;
+        } else if (opt == "cache=unsafe") {
+            disk.cache = DiskConfig::Cache::Unsafe;
+        } else if (opt == "engine=uring") {
+            disk.engine = BlockOptions::Engine::IoUring;
+        } else if (opt == "engine=sync") {
+            disk.engine = BlockOptions::Engine::Sync;
+        } else if (opt.starts_with("id=")) {
+            disk.id = RV_TRY(parse_id("--disk", text, opt));
         } else if (opt.starts_with("iface=")) {
-            return make_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)",
-                              text, opt.substr(6));
+            return input_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)",
+                               text, opt.substr(6));
+        } else if (opt.starts_with("cache=")) {
+            return input_error(
+                "--disk '{}': unsupported cache '{}' (supported: none, writeback, unsafe)", text,
+                opt.substr(6));
+        } else if (opt.starts_with("engine=")) {
+            return input_error("--disk '{}': unsupported engine '{}' (supported: uring, sync)",
+                               text, opt.substr(7));
         } else {
-            return make_error(
-                "--disk '{}': unknown option '{}' (ro, iface=virtio|ide, cache=none|writeback)",
+            return input_error(
+                "--disk '{}': unknown option '{}' (ro, rw, root, iface=virtio|ide, "
+                "cache=none|writeback|unsafe, engine=uring|sync, id=NAME)",
                 text, opt);
         }
     }
     return disk;
-}
-
-Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
-    auto parts = split(text, ':');
-    std::array<uint8_t, 6> mac{};
-    if (parts.size() != 6)
-        return make_error("invalid MAC address '{}': expected six hex bytes", text);
-    for (size_t i = 0; i < 6; ++i) {
-        auto p = parts[i];
-        unsigned v = 0;
-        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v, 16);
-        if (p.size() != 2 || ec != std::errc() || end != p.data() + p.size())
-            return make_error("invalid MAC address '{}'", text);
-        mac[i] = static_cast<uint8_t>(v);
-    }
-    if (mac[0] & 1) return make_error("invalid MAC address '{}': multicast", text);
-    return mac;
 }
 
 Result<NetConfig> parse_net_arg(std::string_view text) {
@@ -76,21 +84,23 @@ Result<NetConfig> parse_net_arg(std::string_view text) {
         } else if (opt.starts_with("mac=")) {
             net.mac =
                 RV_TRY(with_context(parse_mac(opt.substr(4)), fmt::format("--net '{}'", text)));
+        } else if (opt.starts_with("id=")) {
+            net.id = RV_TRY(parse_id("--net", text, opt));
         } else if (opt == "model=virtio") {
             net.model = NetConfig::Model::Virtio;
         } else if (opt == "model=e1000") {
             net.model = NetConfig::Model::E1000;
         } else if (opt.starts_with("model=")) {
-            return make_error("--net '{}': unsupported model '{}' (supported: virtio, e1000)", text,
-                              opt.substr(6));
+            return input_error("--net '{}': unsupported model '{}' (supported: virtio, e1000)",
+                               text, opt.substr(6));
         } else {
-            return make_error(
+            return input_error(
                 "--net '{}': unknown option '{}' (tap=NAME, mac=XX:XX:XX:XX:XX:XX, "
-                "model=virtio|e1000)",
+                "model=virtio|e1000, id=NAME)",
                 text, opt);
         }
     }
-    if (net.tap.empty()) return make_error("--net '{}': tap=NAME is required", text);
+    if (net.tap.empty()) return input_error("--net '{}': tap=NAME is required", text);
     return net;
 }
 

@@ -1,6 +1,11 @@
 // Parsing of the device options of `ringvisor run`:
-//   --disk PATH[,ro][,iface=virtio|ide][,cache=none|writeback]
-//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000]
+//   --disk PATH[,ro|rw][,iface=virtio|ide][,cache=none|writeback|unsafe]
+//          [,engine=uring|sync][,id=NAME][,root]
+//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000][,id=NAME]
+// They fill the same DiskConfig / NetConfig as --config-file and the API; an
+// id left out stays empty for VmConfig::resolve_defaults ("drive0", "net0"..).
+// Errors are ErrorKind::InvalidInput. (parse_mac, which --net uses, is in
+// vmm/vm_config.h, shared with the JSON's guest_mac.)
 #pragma once
 
 #include <string_view>
@@ -12,6 +17,5 @@ namespace rv {
 
 Result<DiskConfig> parse_disk_arg(std::string_view text);
 Result<NetConfig> parse_net_arg(std::string_view text);
-Result<std::array<uint8_t, 6>> parse_mac(std::string_view text);
 
 }  // namespace rv

@@ -13,7 +13,8 @@
 #include "base/log.h"
 #include "vmm/kernel_cache.h"
 #include "vmm/kvm_probe.h"
-#include "vmm/vm.h"
+#include "app/run_command.h"
+#include "vmm/vm_config.h"
 
 namespace {
 
@@ -75,7 +76,9 @@ int main(int argc, char** argv) {
     rv::VmConfig config;
     std::string memory = "512M";
     auto* run = app.add_subcommand("run", "boot a Linux kernel");
-    run->add_option("-k,--kernel", config.kernel_path, "bzImage to boot (required)");
+    rv::RunRequest request;
+    run->add_option("-k,--kernel", config.kernel_path,
+                    "bzImage to boot (required unless --config-file or --api-sock)");
     run->add_option("-i,--initrd", config.initrd_path, "initramfs image");
     run->add_option("-c,--cmdline", config.cmdline, "kernel command line")->capture_default_str();
     run->add_option("-m,--memory", memory, "guest memory, e.g. 512M, 2G (default unit MiB)")
@@ -103,6 +106,13 @@ int main(int argc, char** argv) {
     bool rng = false;
     run->add_flag("--rng", rng,
                   "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
+    run->add_option("--config-file", request.config_file,
+                    "the VM as JSON, in Firecracker's --config-file shape (boot-source, drives, "
+                    "machine-config, network-interfaces, entropy, logger, metrics)");
+    run->add_option("--api-sock", request.api_sock,
+                    "serve Firecracker's REST API on this Unix socket; without --kernel or "
+                    "--config-file, wait there to be configured");
+    run->add_option("--id", request.id, "the instance id the API reports")->capture_default_str();
     std::string cache_dir = rv::default_kernel_cache_dir();
     bool no_cache = false;
     run->add_option("--kernel-cache", cache_dir,
@@ -133,19 +143,11 @@ int main(int argc, char** argv) {
     if (*prepare) return run_prepare(prep_kernel, cache_dir);
     if (!no_cache) config.kernel_cache_dir = cache_dir;
 
-    // Checked here rather than by CLI11 so an unknown flag is reported first.
-    if (config.kernel_path.empty()) return fail("run: --kernel is required (see ringvisor --help)");
     for (const auto& d : disks) {
         auto disk = rv::parse_disk_arg(d);
         if (!disk) return fail(disk.error().message());
         config.disks.push_back(*disk);
     }
-    auto ide = std::count_if(config.disks.begin(), config.disks.end(), [](const auto& d) {
-        return d.iface == rv::DiskConfig::Interface::Ide;
-    });
-    if (ide > static_cast<long>(rv::DiskConfig::kMaxIdeDisks))
-        return fail(fmt::format("--disk: {} IDE disks, but the IDE controller has room for {}", ide,
-                                rv::DiskConfig::kMaxIdeDisks));
     for (const auto& n : nets) {
         auto net = rv::parse_net_arg(n);
         if (!net) return fail(net.error().message());
@@ -158,30 +160,6 @@ int main(int argc, char** argv) {
     auto bytes = rv::parse_memory_size(memory);
     if (!bytes) return fail(bytes.error().message());
     config.memory_bytes = *bytes;
-
-    auto vm = rv::Vm::create(config);
-    if (!vm) return fail(vm.error().message());
-    auto outcome = (*vm)->run();
-    vm->reset();  // stop threads and restore the terminal before reporting
-    if (!outcome) return fail(outcome.error().message(), 1);
-    int status = rv::exit_status(*outcome);
-    switch (outcome->reason) {
-        case rv::VmExitReason::PowerOff:
-        case rv::VmExitReason::Reset:
-            rv::log::info("guest stopped: {}", outcome->message);
-            break;
-        case rv::VmExitReason::Panic:
-            std::fprintf(stderr, "\nringvisor: guest kernel panic: %s\n", outcome->message.c_str());
-            break;
-        case rv::VmExitReason::Crash:
-            std::fprintf(stderr, "\nringvisor: guest crashed: %s\n", outcome->message.c_str());
-            break;
-        case rv::VmExitReason::Quit:
-            std::fprintf(stderr, "\nringvisor: %s\n", outcome->message.c_str());
-            break;
-        case rv::VmExitReason::Error:
-            std::fprintf(stderr, "\nringvisor: error: %s\n", outcome->message.c_str());
-            break;
-    }
-    return status;
+    request.config = std::move(config);
+    return rv::run_vm(std::move(request));
 }

@@ -61,12 +61,14 @@ Result<Kvm> Kvm::open(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
+        // The user's to fix (the --kvm path, the kvm module, permissions):
+        // reported as bad input, unlike a KVM call that fails later.
         if (err == ENOENT)
-            return make_error("{} does not exist: KVM is not available (is the kvm module loaded?)",
-                              path);
+            return input_error("{} does not exist: KVM is not available (is the kvm module loaded?)",
+                               path);
         if (err == EACCES || err == EPERM)
-            return make_error("no permission to open {}: add yourself to the 'kvm' group or run as root",
-                              path);
+            return input_error(
+                "no permission to open {}: add yourself to the 'kvm' group or run as root", path);
         return errno_error(path, err);
     }
     Kvm kvm{Fd(fd)};
@@ -237,6 +239,12 @@ Result<void> VmFd::set_clock(uint64_t ns) const {
     clock.clock = ns;
     if (do_ioctl(m_fd.get(), KVM_SET_CLOCK, &clock) < 0) return errno_error("KVM_SET_CLOCK");
     return {};
+}
+
+Result<uint64_t> VmFd::get_clock() const {
+    kvm_clock_data clock{};
+    if (do_ioctl(m_fd.get(), KVM_GET_CLOCK, &clock) < 0) return errno_error("KVM_GET_CLOCK");
+    return clock.clock;
 }
 
 Result<VcpuFd> VmFd::create_vcpu(unsigned id, size_t mmap_size) const {

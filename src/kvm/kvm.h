@@ -62,6 +62,9 @@ public:
     // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
     Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const;
     Result<void> set_clock(uint64_t ns) const;
+    // The guest's kvmclock (KVM_GET_CLOCK), in ns: saved when the VM pauses
+    // and written back on resume, so guest time does not jump by the pause.
+    Result<uint64_t> get_clock() const;
     Result<VcpuFd> create_vcpu(unsigned id, size_t mmap_size) const;
 
 private:

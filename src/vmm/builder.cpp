@@ -1,5 +1,5 @@
-// Vm::create: validates the configuration, then builds the VM in a fixed,
-// explicit order — memory, KVM VM and irqchip, devices on the buses, the
+// Vm::create: builds the VM in a fixed, explicit order — memory, KVM VM and
+// irqchip, the devices (all made by the DeviceManager from the config), the
 // kernel and boot tables, vCPUs. No device registers itself.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,24 +14,12 @@
 #include "arch/x86_64/bzimage.h"
 #include "arch/x86_64/cpu_setup.h"
 #include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/kernel_payload.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/msrs.h"
-#include "backends/net/tap.h"
 #include "base/fd.h"
 #include "base/log.h"
-#include "devices/legacy/acpi_pm.h"
-#include "devices/legacy/cmos_rtc.h"
-#include "devices/legacy/e1000/e1000.h"
-#include "devices/legacy/i8042.h"
-#include "devices/legacy/ide/piix_ide.h"
-#include "devices/legacy/reset_control.h"
-#include "devices/legacy/uart16550.h"
 #include "devices/pci/pci_root.h"
-#include "devices/virtio/blk/blk_device.h"
-#include "devices/virtio/console/console_device.h"
-#include "devices/virtio/net/virtio_net.h"
-#include "devices/virtio/pci_transport.h"
-#include "devices/virtio/rng/rng_device.h"
 #include "vmm/kernel_cache.h"
 #include "vmm/msi_router.h"
 #include "vmm/vm.h"
@@ -67,20 +55,15 @@ uint64_t host_memory_bytes() {
     return uint64_t(info.totalram) * info.mem_unit;
 }
 
-Result<void> validate(const VmConfig& config, const kvm::Kvm& kvm) {
+// What only this host can tell: its vCPU limit and its RAM.
+Result<void> fits_host(const VmConfig& config, const kvm::Kvm& kvm) {
     unsigned max_cpus = std::min(kvm.max_vcpus(), kMaxCpus);
-    if (config.cpus < 1 || config.cpus > max_cpus)
-        return make_error("--cpus {}: must be between 1 and {} on this host", config.cpus,
-                          max_cpus);
-    if (config.memory_bytes < kMinMemoryBytes)
-        return make_error("--memory {} MiB is too small: a Linux guest needs at least {} MiB",
-                          config.memory_bytes >> 20, kMinMemoryBytes >> 20);
-    if (config.memory_bytes % 4096)
-        return make_error("--memory must be a whole number of 4 KiB pages");
+    if (config.cpus > max_cpus)
+        return input_error("vcpu count {}: this host allows at most {}", config.cpus, max_cpus);
     uint64_t host = host_memory_bytes();
     if (host && config.memory_bytes > host)
-        return make_error("--memory {} MiB is more than this host's {} MiB of RAM",
-                          config.memory_bytes >> 20, host >> 20);
+        return input_error("memory {} MiB is more than this host's {} MiB of RAM",
+                           config.memory_bytes >> 20, host >> 20);
     return {};
 }
 
@@ -165,45 +148,27 @@ Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory,
     return x86::load_linux_elf(memory, bzimage, elf, copy, initrd, cmdline, layout, rsdp);
 }
 
-// A stable, locally administered MAC for a TAP that was given none:
-// 02:72:76 ("rv") followed by a hash of the TAP's name.
-std::array<uint8_t, 6> mac_for(const std::string& tap) {
-    size_t h = std::hash<std::string>{}(tap);
-    return {0x02, 0x72, 0x76, uint8_t(h >> 16), uint8_t(h >> 8), uint8_t(h)};
-}
-
 }  // namespace
 
-class VmBuilder {
-  public:
-    static Result<std::unique_ptr<Vm>> build(const VmConfig& config);
-
-  private:
-    static Result<void> add_devices(Vm& vm);
-    static Result<void> add_pci_devices(Vm& vm);
-    static Result<void> add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice> device);
-    static Result<void> add_ide(Vm& vm, std::array<std::optional<IdeDrive>, 4> drives);
-    static Result<void> add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
-                                  const std::array<uint8_t, 6>& mac);
-};
-
-Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config) {
-    return VmBuilder::build(config);
-}
-
-Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, EventLoop& loop, ConsoleSink console,
+                                       ExitHandler on_exit) {
     // Inputs first: bad files are the commonest mistake and need no KVM.
     auto as_bytes = [](const std::string& s) {
         return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
     };
-    auto kernel = RV_TRY(with_context(read_file(config.kernel_path), "cannot read kernel"));
-    RV_TRY_VOID(with_context(x86::parse_bzimage(as_bytes(kernel)), config.kernel_path));
+    auto kernel = RV_TRY(as_input_error(read_file(config.kernel_path), "cannot read kernel"));
+    // A bzImage, or (as Firecracker boots) a plain ELF vmlinux.
+    const bool elf = x86::is_elf(as_bytes(kernel));
+    if (elf)
+        RV_TRY_VOID(as_input_error(x86::parse_elf_kernel(as_bytes(kernel)), config.kernel_path));
+    else
+        RV_TRY_VOID(as_input_error(x86::parse_bzimage(as_bytes(kernel)), config.kernel_path));
     std::optional<std::string> initrd;
     if (config.initrd_path)
-        initrd = RV_TRY(with_context(read_file(*config.initrd_path), "cannot read initrd"));
+        initrd = RV_TRY(as_input_error(read_file(*config.initrd_path), "cannot read initrd"));
 
     auto kvm = RV_TRY(kvm::Kvm::open(config.kvm_path));
-    RV_TRY_VOID(validate(config, kvm));
+    RV_TRY_VOID(fits_host(config, kvm));
     auto layout = RV_TRY(x86::MemoryLayout::for_size(config.memory_bytes));
     auto memory = RV_TRY(GuestMemory::create(layout.ram));
     auto vm_fd = RV_TRY(kvm.create_vm());
@@ -216,38 +181,56 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
         RV_TRY_VOID(
             vm_fd.set_user_memory_region(slot++, region.start.value, region.size, region.host));
 
-    auto loop = RV_TRY(EventLoop::create());
-    std::unique_ptr<Vm> vm(
-        new Vm(config, std::move(kvm), std::move(vm_fd), std::move(memory), std::move(loop)));
+    auto vm = std::make_unique<Vm>(config, std::move(kvm), std::move(vm_fd), std::move(memory),
+                                   loop, std::move(console), std::move(on_exit));
     vm->m_coalesced_page = vm->m_kvm.check_extension(KVM_CAP_COALESCED_MMIO).value_or(0);
-    RV_TRY_VOID(add_devices(*vm));
-    RV_TRY_VOID(add_pci_devices(*vm));
+    Vm* raw = vm.get();
+    vm->m_devices = RV_TRY(DeviceManager::create(
+        config,
+        DeviceContext{
+            .memory = vm->m_memory,
+            .pio = vm->m_pio,
+            .mmio = vm->m_mmio,
+            .loop = loop,
+            .msi = *vm->m_msi,
+            .control = *vm,
+            .irq = [raw](uint32_t gsi) -> std::shared_ptr<IrqLine> {
+                return std::make_shared<KvmIrqLine>(raw->m_vm, gsi);
+            },
+            .console_output = [raw](std::span<const uint8_t> b) { raw->on_console_output(b); },
+            .flush_posted_writes = [raw] { raw->flush_posted_writes(); },
+            .bar_observer = [raw](const PciDevice& device, const PciBarInfo& bar,
+                                  uint64_t address,
+                                  bool mapped) { raw->on_bar_mapped(device, bar, address, mapped); },
+        }));
 
     // Boot tables and the kernel.
-    std::optional<x86::PciHostBridge> pci;
-    if (vm->m_pci) {
-        const PciWindows windows;  // the same defaults allocate_bars uses
-        pci.emplace();
-        pci->mmio32_start = windows.mmio32_start;
-        pci->mmio32_end = windows.mmio32_end;
-        pci->mmio64_start = windows.mmio64_start;
-        pci->mmio64_end = windows.mmio64_end;
-        for (uint8_t dev = 1; dev < kPciMaxSlots; ++dev)
-            for (uint8_t pin = 1; pin <= 4; ++pin)
-                pci->intx_routes.push_back({dev, uint8_t(pin - 1), PciRoot::intx_irq(dev, pin)});
-    }
+    const PciWindows windows;  // the same defaults allocate_bars uses
+    x86::PciHostBridge pci;
+    pci.mmio32_start = windows.mmio32_start;
+    pci.mmio32_end = windows.mmio32_end;
+    pci.mmio64_start = windows.mmio64_start;
+    pci.mmio64_end = windows.mmio64_end;
+    for (uint8_t dev = 1; dev < kPciMaxSlots; ++dev)
+        for (uint8_t pin = 1; pin <= 4; ++pin)
+            pci.intx_routes.push_back({dev, uint8_t(pin - 1), PciRoot::intx_irq(dev, pin)});
     auto rsdp = RV_TRY(x86::setup_acpi(vm->m_memory, config.cpus, pci));
     std::optional<std::span<const uint8_t>> initrd_bytes;
     if (initrd) initrd_bytes = as_bytes(*initrd);
     std::optional<CachedKernel> vmlinux;
-    if (config.kernel_cache_dir)
+    if (config.kernel_cache_dir && !elf)
         vmlinux = RV_TRY(cached_vmlinux(as_bytes(kernel), *config.kernel_cache_dir));
-    auto boot =
-        RV_TRY(with_context(vmlinux ? load_cached_kernel(vm->m_memory, as_bytes(kernel), *vmlinux,
-                                                         initrd_bytes, config.cmdline, layout, rsdp)
-                                    : x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes,
-                                                      config.cmdline, layout, rsdp),
-                            "cannot load the kernel"));
+    auto load = [&]() -> Result<x86::BootInfo> {
+        if (elf)
+            return x86::load_linux_vmlinux(vm->m_memory, as_bytes(kernel), initrd_bytes,
+                                           config.cmdline, layout, rsdp);
+        if (vmlinux)
+            return load_cached_kernel(vm->m_memory, as_bytes(kernel), *vmlinux, initrd_bytes,
+                                      config.cmdline, layout, rsdp);
+        return x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline,
+                               layout, rsdp);
+    };
+    auto boot = RV_TRY(with_context(load(), "cannot load the kernel"));
     if (vmlinux)
         log::info("booted the decompressed kernel ({}: {})",
                   vmlinux->hit ? "cache hit" : "cached now", vmlinux->path);
@@ -276,158 +259,6 @@ Result<std::unique_ptr<Vm>> VmBuilder::build(const VmConfig& config) {
     log::info("VM ready: {} vCPU(s), {} MiB, kernel {}", config.cpus, config.memory_bytes >> 20,
               config.kernel_path);
     return vm;
-}
-
-Result<void> VmBuilder::add_devices(Vm& vm) {
-    auto irq = [&vm](uint32_t gsi) { return std::make_shared<KvmIrqLine>(vm.m_vm, gsi); };
-
-    vm.m_uart = std::make_shared<Uart16550>(
-        irq(Uart16550::kCom1Irq), [&vm](std::span<const uint8_t> b) { vm.on_console_output(b); });
-    RV_TRY_VOID(
-        vm.m_pio.insert(vm.m_uart, PioAddress(Uart16550::kCom1Base), Uart16550::kRegisterCount));
-
-    vm.m_console_input =
-        ConsoleInput{[uart = vm.m_uart](std::span<const uint8_t> b) { uart->enqueue_input(b); },
-                     [uart = vm.m_uart] { return uart->input_capacity(); },
-                     [uart = vm.m_uart](std::function<void()> f) {
-                         uart->set_input_space_callback(std::move(f));
-                     }};
-
-    auto i8042 = I8042::create([&vm] {
-        vm.request_exit(VmExitReason::Reset, "guest reset through the i8042 controller");
-    });
-    RV_TRY_VOID(vm.m_pio.insert(i8042->data_port(), PioAddress(I8042::kDataPort), 1));
-    RV_TRY_VOID(vm.m_pio.insert(i8042->command_port(), PioAddress(I8042::kCommandPort), 1));
-
-    // Port 0xCF9 (and, once there is a PCI bus, the configuration ports around it).
-    vm.m_reset_control = std::make_shared<ResetControl>([&vm] {
-        vm.request_exit(VmExitReason::Reset, "guest reset through port 0xCF9");
-    });
-    RV_TRY_VOID(vm.m_pio.insert(vm.m_reset_control, PioAddress(ResetControl::kBase),
-                                ResetControl::kLength));
-
-    auto rtc = std::make_shared<CmosRtc>(CmosRtc::system_clock);
-    const auto& regions = vm.m_memory.regions();
-    uint64_t below = 0, above = 0;
-    for (const auto& r : regions) (r.start.value < x86::k4GiB ? below : above) += r.size;
-    rtc->set_memory_size(below, above);
-    RV_TRY_VOID(vm.m_pio.insert(rtc, PioAddress(CmosRtc::kBase), CmosRtc::kLength));
-
-    auto pm = std::make_shared<AcpiPmDevice>(
-        [&vm] { vm.request_exit(VmExitReason::PowerOff, "guest powered off (ACPI S5)"); },
-        irq(x86::kSciIrq));
-    RV_TRY_VOID(vm.m_pio.insert(pm, PioAddress(x86::kPm1aEvtBlk), AcpiPmDevice::kLength));
-    return {};
-}
-
-Result<void> VmBuilder::add_virtio(Vm& vm, std::shared_ptr<virtio::VirtioDevice> device) {
-    auto transport = RV_TRY(
-        virtio::VirtioPciTransport::create(std::move(device), vm.m_memory, *vm.m_msi, *vm.m_loop));
-    uint8_t slot_no = RV_TRY(vm.m_pci->add_device(transport));
-    transport->set_intx(vm.m_pci->intx_line(slot_no));
-    auto slot = std::make_unique<VirtioSlot>();
-    slot->transport = transport;
-    auto* raw = slot.get();
-    // Queue notifications arrive as ioeventfds at the notify addresses, which
-    // move with the BAR; the guest may move it after boot.
-    transport->set_bar_moved_handler([&vm, raw](uint64_t base) {
-        if (auto r = vm.register_notifiers(*raw, base); !r)
-            log::warn("{}: queue notifications: {}", raw->transport->name(), r.error().message());
-    });
-    vm.m_virtio.push_back(std::move(slot));
-    return {};
-}
-
-// The PIIX IDE function sits on the PCI bus but, in compatibility mode,
-// decodes the legacy ISA ports and raises ISA IRQs 14 and 15.
-Result<void> VmBuilder::add_ide(Vm& vm, std::array<std::optional<IdeDrive>, 4> drives) {
-    auto irq = [&vm](uint32_t gsi) { return std::make_shared<KvmIrqLine>(vm.m_vm, gsi); };
-    auto ide =
-        RV_TRY(PiixIde::create(vm.m_memory, std::move(drives), irq(14), irq(15), *vm.m_loop));
-    RV_TRY_VOID(vm.m_pci->add_device(ide));
-    const uint16_t command[] = {PiixIde::kPrimaryCommandBase, PiixIde::kSecondaryCommandBase};
-    const uint16_t control[] = {PiixIde::kPrimaryControlPort, PiixIde::kSecondaryControlPort};
-    for (unsigned ch = 0; ch < 2; ++ch) {
-        RV_TRY_VOID(vm.m_pio.insert(ide->command_block(ch), PioAddress(command[ch]), 8));
-        RV_TRY_VOID(vm.m_pio.insert(ide->control_block(ch), PioAddress(control[ch]), 1));
-    }
-    return {};
-}
-
-Result<void> VmBuilder::add_e1000(Vm& vm, std::unique_ptr<Tap> tap,
-                                  const std::array<uint8_t, 6>& mac) {
-    E1000Config config{.mac = mac, .flush_posted = [&vm] { vm.flush_posted_writes(); }};
-    auto nic = RV_TRY(E1000::create(vm.m_memory, std::move(tap), config, *vm.m_loop));
-    uint8_t slot = RV_TRY(vm.m_pci->add_device(nic));
-    nic->set_intx(vm.m_pci->intx_line(slot));
-    return {};
-}
-
-Result<void> VmBuilder::add_pci_devices(Vm& vm) {
-    const VmConfig& config = vm.m_config;
-    if (config.disks.empty() && config.nets.empty() && config.console == ConsoleKind::Serial &&
-        !config.entropy)
-        return {};
-    vm.m_pci =
-        PciRoot::create(vm.m_mmio, vm.m_pio, [&vm](unsigned irq) -> std::shared_ptr<IrqLine> {
-            return std::make_shared<KvmIrqLine>(vm.m_vm, irq);
-        });
-    static_assert(kPciConfigAddressPort == ResetControl::kBase &&
-                  kPciConfigPortCount == ResetControl::kLength);
-    vm.m_reset_control->set_config_ports(vm.m_pci);
-    vm.m_pci->set_bar_observer(
-        [&vm](const PciDevice& device, const PciBarInfo& bar, uint64_t address, bool mapped) {
-            vm.on_bar_mapped(device, bar, address, mapped);
-        });
-
-    std::array<std::optional<IdeDrive>, 4> ide_drives;
-    size_t ide_count = 0, virtio_count = 0;
-    for (const auto& disk : config.disks) {
-        BlockOptions options{
-            .read_only = disk.read_only,
-            .cache = disk.cache == DiskConfig::Cache::None ? BlockOptions::Cache::None
-                                                           : BlockOptions::Cache::Writeback,
-            .engine = disk.engine,
-            .ignore_flush = disk.cache == DiskConfig::Cache::Unsafe};
-        auto backend = RV_TRY(with_context(BlockBackend::open(disk.path, options),
-                                           fmt::format("--disk {}", disk.path)));
-        if (disk.iface == DiskConfig::Interface::Ide) {
-            if (ide_count == ide_drives.size())
-                return make_error("--disk {}: the IDE controller has room for {} disks", disk.path,
-                                  ide_drives.size());
-            ide_drives[ide_count] = IdeDrive{std::move(backend), fmt::format("RV-HD{}", ide_count)};
-            ++ide_count;
-            continue;
-        }
-        auto serial = fmt::format("ringvisor-vd{}", char('a' + virtio_count++));
-        RV_TRY_VOID(
-            add_virtio(vm, std::make_shared<virtio::VirtioBlk>(std::move(backend), serial)));
-    }
-    if (ide_count) RV_TRY_VOID(add_ide(vm, std::move(ide_drives)));
-    for (const auto& net : config.nets) {
-        auto tap = RV_TRY(with_context(Tap::open(net.tap), fmt::format("--net tap={}", net.tap)));
-        auto mac = net.mac.value_or(mac_for(net.tap));
-        if (net.model == NetConfig::Model::E1000) {
-            RV_TRY_VOID(add_e1000(vm, std::move(tap), mac));
-            continue;
-        }
-        virtio::VirtioNetConfig net_config{mac, std::nullopt};
-        auto device = RV_TRY(virtio::VirtioNet::create(std::move(tap), net_config));
-        RV_TRY_VOID(add_virtio(vm, std::shared_ptr<virtio::VirtioDevice>(std::move(device))));
-    }
-    if (config.console == ConsoleKind::Virtio) {
-        auto console = std::make_shared<virtio::VirtioConsole>(
-            [&vm](std::span<const uint8_t> b) { vm.on_console_output(b); });
-        vm.m_console_input =
-            ConsoleInput{[console](std::span<const uint8_t> b) { console->enqueue_input(b); },
-                         [console] { return console->input_capacity(); },
-                         [console](std::function<void()> f) {
-                             console->set_input_space_callback(std::move(f));
-                         }};
-        RV_TRY_VOID(add_virtio(vm, console));
-    }
-    if (config.entropy) RV_TRY_VOID(add_virtio(vm, std::make_shared<virtio::VirtioRng>()));
-    return vm.m_pci->allocate_bars(PciWindows{});
 }
 
 }  // namespace rv

@@ -19,10 +19,19 @@
 namespace rv {
 
 // --config-file: the whole document. Sections ringvisor does not implement
-// (balloon, vsock, mmds-config, cpu-config, ...) are refused by name unless
-// they are null.
+// (balloon, vsock, mmds-config, cpu-config, serial, pmem, memory-hotplug)
+// are refused by name unless they are null (or, for a list, empty). The
+// result has its derived defaults filled (VmConfig::resolve_defaults) but is
+// not validated: the caller runs VmConfig::validate with the host's vCPU
+// limit. Fields a section leaves out keep VmConfig's defaults, which differ
+// from Firecracker's in places (boot_args "console=ttyS0", cache_type
+// Writeback, io_engine Async, logger level Warning, 512 MiB without a
+// machine-config).
 Result<VmConfig> config_from_json(std::string_view text);
-// GET /vm/config: what config_from_json reads back into the same VmConfig.
+// GET /vm/config: what config_from_json reads back into the same VmConfig
+// (for a resolved config whose memory is a whole number of MiB, as
+// mem_size_mib counts MiB; the process settings outside Firecracker's
+// document, console, stats, KVM path, kernel cache and the like, are not in it).
 nlohmann::json config_to_json(const VmConfig& config);
 
 // The API's bodies (each takes the parsed JSON of the request body).

@@ -4,65 +4,157 @@
 
 namespace rv {
 
+namespace {
+Result<void> watch(int epoll, int fd, uint32_t events, uint64_t token) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = token;
+    if (::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0) return errno_error("epoll_ctl add");
+    return {};
+}
+}  // namespace
+
+EventLoop::EventLoop(Fd epoll, Fd device_epoll, EventFd stop, EventFd posted)
+    : m_epoll(std::move(epoll)),
+      m_device_epoll(std::move(device_epoll)),
+      m_stop(std::move(stop)),
+      m_posted(std::move(posted)) {}
+
 Result<std::unique_ptr<EventLoop>> EventLoop::create() {
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (fd < 0) return errno_error("epoll_create1");
     Fd epoll(fd);
+    fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0) return errno_error("epoll_create1");
+    Fd device_epoll(fd);
     EventFd stop = RV_TRY(EventFd::create(EFD_NONBLOCK));
-    std::unique_ptr<EventLoop> loop(new EventLoop(std::move(epoll), std::move(stop)));
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = loop->m_stop.fd();
-    if (::epoll_ctl(loop->m_epoll.get(), EPOLL_CTL_ADD, loop->m_stop.fd(), &ev) < 0)
-        return errno_error("epoll_ctl");
+    EventFd posted = RV_TRY(EventFd::create(EFD_NONBLOCK));
+    std::unique_ptr<EventLoop> loop(
+        new EventLoop(std::move(epoll), std::move(device_epoll), std::move(stop), std::move(posted)));
+    RV_TRY_VOID(watch(loop->m_epoll.get(), loop->m_stop.fd(), EPOLLIN, kStopToken));
+    RV_TRY_VOID(watch(loop->m_epoll.get(), loop->m_posted.fd(), EPOLLIN, kPostToken));
+    RV_TRY_VOID(watch(loop->m_epoll.get(), loop->m_device_epoll.get(), EPOLLIN, kDevicesToken));
     return loop;
 }
 
 Result<void> EventLoop::add(int fd, uint32_t events, Handler handler) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.fd = fd;
+    return add_to(Set::Control, fd, events, std::move(handler));
+}
+
+void EventLoop::remove(int fd) { remove_from(Set::Control, fd); }
+
+Result<void> EventLoop::add_to(Set set, int fd, uint32_t events, Handler handler) {
     std::lock_guard lock(m_lock);
+    auto& fds = set == Set::Control ? m_control_fds : m_device_fds;
+    if (fds.contains(fd)) return make_error("event loop: fd {} is already registered", fd);
+    const uint64_t token = m_next_token++;
+    auto h = std::make_shared<Handler>(std::move(handler));
     // Register the handler before epoll can report the fd.
-    m_handlers[fd] = std::make_shared<Handler>(std::move(handler));
-    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
-        m_handlers.erase(fd);
-        return errno_error("epoll_ctl add");
+    m_by_token[token] = h;
+    if (auto r = watch(epoll_of(set), fd, events, token); !r) {
+        m_by_token.erase(token);
+        return r;
     }
+    fds[fd] = Registration{token, std::move(h)};
     return {};
 }
 
-void EventLoop::remove(int fd) {
+void EventLoop::remove_from(Set set, int fd) {
     std::lock_guard lock(m_lock);
-    ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
-    m_handlers.erase(fd);
+    auto& fds = set == Set::Control ? m_control_fds : m_device_fds;
+    auto it = fds.find(fd);
+    if (it == fds.end()) return;
+    ::epoll_ctl(epoll_of(set), EPOLL_CTL_DEL, fd, nullptr);
+    m_by_token.erase(it->second.token);
+    fds.erase(it);
+}
+
+Result<void> EventLoop::set_devices_paused(bool paused) {
+    std::lock_guard lock(m_lock);
+    if (paused == m_paused) return {};
+    if (paused) {
+        if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, m_device_epoll.get(), nullptr) < 0)
+            return errno_error("epoll_ctl del (pausing devices)");
+    } else {
+        RV_TRY_VOID(watch(m_epoll.get(), m_device_epoll.get(), EPOLLIN, kDevicesToken));
+    }
+    m_paused = paused;
+    return {};
+}
+
+bool EventLoop::devices_paused() const {
+    std::lock_guard lock(m_lock);
+    return m_paused;
+}
+
+void EventLoop::post(std::function<void()> fn) {
+    {
+        std::lock_guard lock(m_lock);
+        m_queue.push_back(std::move(fn));
+    }
+    (void)m_posted.write(1);
+}
+
+void EventLoop::run_posted() {
+    (void)m_posted.read();
+    for (;;) {
+        std::function<void()> fn;
+        {
+            std::lock_guard lock(m_lock);
+            if (m_queue.empty()) return;
+            fn = std::move(m_queue.front());
+            m_queue.pop_front();
+        }
+        fn();
+    }
 }
 
 void EventLoop::stop() { (void)m_stop.write(1); }
 
+void EventLoop::dispatch(std::span<const epoll_event> events) {
+    for (const epoll_event& ev : events) {
+        std::shared_ptr<Handler> handler;  // kept alive if it removes itself
+        {
+            std::lock_guard lock(m_lock);
+            auto it = m_by_token.find(ev.data.u64);
+            if (it == m_by_token.end()) continue;  // removed by an earlier handler
+            handler = it->second;
+        }
+        (*handler)(ev.events);
+    }
+}
+
 Result<void> EventLoop::run() {
     std::array<epoll_event, 32> events{};
+    std::array<epoll_event, 64> device_events{};
     for (;;) {
         int n = ::epoll_wait(m_epoll.get(), events.data(), static_cast<int>(events.size()), -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             return errno_error("epoll_wait");
         }
+        bool posted = false;
         for (int i = 0; i < n; ++i) {
-            int fd = events[static_cast<size_t>(i)].data.fd;
-            if (fd == m_stop.fd()) {
-                (void)m_stop.read();
-                return {};
+            const epoll_event& ev = events[static_cast<size_t>(i)];
+            switch (ev.data.u64) {
+                case kStopToken:
+                    (void)m_stop.read();
+                    return {};
+                case kPostToken:
+                    posted = true;
+                    break;
+                case kDevicesToken: {
+                    if (devices_paused()) break;  // paused by an earlier handler of this batch
+                    int m = ::epoll_wait(m_device_epoll.get(), device_events.data(),
+                                         static_cast<int>(device_events.size()), 0);
+                    if (m > 0) dispatch(std::span(device_events.data(), static_cast<size_t>(m)));
+                    break;
+                }
+                default:
+                    dispatch(std::span(&ev, 1));
             }
-            std::shared_ptr<Handler> handler;  // kept alive if it removes itself
-            {
-                std::lock_guard lock(m_lock);
-                auto it = m_handlers.find(fd);
-                if (it == m_handlers.end()) continue;  // removed by an earlier handler
-                handler = it->second;
-            }
-            (*handler)(events[static_cast<size_t>(i)].events);
         }
+        if (posted) run_posted();
     }
 }
 

@@ -1,10 +1,16 @@
-// The VMM's event loop: epoll over fds (console input, timers, later
-// ioeventfds and backends), run on one thread. Other threads wake it with
-// stop() or by writing to an fd it watches.
+// The VMM's event loop: epoll over fds, run on one thread. Two sets:
+//  - control: console, signals, the command queue (post()), the API's
+//    replies; always served;
+//  - devices (devices()): ioeventfds, backends, device timers; not served
+//    while the VM is paused (set_devices_paused), so no device does any work
+//    then: their fds stay ready and are served on resume.
+// The device set is an epoll fd of its own, itself watched by the control
+// set; pausing takes it out of the control set.
 #pragma once
 
 #include <sys/epoll.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,28 +23,76 @@
 namespace rv {
 
 // Thread-safe: devices add and remove fds from vCPU threads (activation,
-// reset) and from inside handlers. Handlers run without the lock held.
+// reset) and from inside handlers. Handlers run without the lock held. An fd
+// removed by one handler is not reported to its (or a new fd's) handler later
+// in the same batch: registrations are told apart by a sequence number.
 class EventLoop final : public EventRegistrar {
 public:
     using Handler = std::function<void(uint32_t events)>;
 
     static Result<std::unique_ptr<EventLoop>> create();
 
+    // The control set.
     Result<void> add(int fd, uint32_t events, Handler handler) override;
     void remove(int fd) override;
+    // The device set (what devices get as their EventRegistrar).
+    EventRegistrar& devices() { return m_devices; }
+
+    // Device fds are not served while paused. Thread-safe.
+    Result<void> set_devices_paused(bool paused);
+    bool devices_paused() const;
+
+    // Runs fn on the loop thread, after the handlers of the current batch;
+    // functions run in the order they were posted. Thread-safe.
+    void post(std::function<void()> fn);
 
     // Runs until stop() is called (from any thread) or a handler fails.
     Result<void> run();
+    // Runs what post() has queued, now, on the calling thread (after run()
+    // has returned: nothing posted stays unanswered).
+    void run_posted();
     // Thread-safe and async-signal-safe.
     void stop();
 
 private:
-    EventLoop(Fd epoll, EventFd stop) : m_epoll(std::move(epoll)), m_stop(std::move(stop)) {}
+    enum class Set { Control, Devices };
+    class DeviceRegistrar final : public EventRegistrar {
+    public:
+        explicit DeviceRegistrar(EventLoop& loop) : m_loop(loop) {}
+        Result<void> add(int fd, uint32_t events, std::function<void(uint32_t)> handler) override {
+            return m_loop.add_to(Set::Devices, fd, events, std::move(handler));
+        }
+        void remove(int fd) override { m_loop.remove_from(Set::Devices, fd); }
+
+    private:
+        EventLoop& m_loop;
+    };
+    struct Registration {
+        uint64_t token;
+        std::shared_ptr<Handler> handler;
+    };
+    // Tokens below kFirstToken are the loop's own fds.
+    static constexpr uint64_t kStopToken = 1, kPostToken = 2, kDevicesToken = 3, kFirstToken = 16;
+
+    EventLoop(Fd epoll, Fd device_epoll, EventFd stop, EventFd posted);
+    Result<void> add_to(Set set, int fd, uint32_t events, Handler handler);
+    void remove_from(Set set, int fd);
+    int epoll_of(Set set) const { return set == Set::Control ? m_epoll.get() : m_device_epoll.get(); }
+    // Runs the handlers of the events epoll reported.
+    void dispatch(std::span<const epoll_event> events);
 
     Fd m_epoll;
+    Fd m_device_epoll;
     EventFd m_stop;
-    std::mutex m_lock;  // guards m_handlers
-    std::map<int, std::shared_ptr<Handler>> m_handlers;
+    EventFd m_posted;
+    DeviceRegistrar m_devices{*this};
+    mutable std::mutex m_lock;  // guards everything below
+    std::map<int, Registration> m_control_fds;
+    std::map<int, Registration> m_device_fds;
+    std::map<uint64_t, std::shared_ptr<Handler>> m_by_token;
+    uint64_t m_next_token{kFirstToken};
+    bool m_paused{false};
+    std::deque<std::function<void()>> m_queue;
 };
 
 }  // namespace rv

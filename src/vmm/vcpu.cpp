@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
@@ -27,6 +28,35 @@ void Vcpu::start() {
 void Vcpu::kick() {
     m_fd.set_immediate_exit(true);
     if (m_started.load()) ::pthread_kill(m_native.load(), kKickSignal);
+    std::lock_guard lock(m_park_lock);
+    m_park_cv.notify_all();  // a parked thread re-checks exiting()
+}
+
+void Vcpu::request_pause() {
+    {
+        std::lock_guard lock(m_park_lock);
+        m_pause_requested = true;
+    }
+    kick();
+}
+
+void Vcpu::wait_parked() {
+    std::unique_lock lock(m_park_lock);
+    m_park_cv.wait(lock, [&] { return m_parked || m_stopped || !m_started.load(); });
+}
+
+void Vcpu::resume() {
+    std::lock_guard lock(m_park_lock);
+    m_pause_requested = false;
+    m_park_cv.notify_all();
+}
+
+void Vcpu::park() {
+    std::unique_lock lock(m_park_lock);
+    m_parked = true;
+    m_park_cv.notify_all();
+    m_park_cv.wait(lock, [&] { return !m_pause_requested || m_control.exiting(); });
+    m_parked = false;
 }
 
 void Vcpu::join() {
@@ -35,18 +65,34 @@ void Vcpu::join() {
 
 void Vcpu::thread_main() {
     m_native.store(::pthread_self());
+    m_tid.store(::gettid());
     m_started.store(true);
     auto name = fmt::format("vcpu{}", m_fd.id());
     ::pthread_setname_np(::pthread_self(), name.c_str());
+    auto stopped = [this] {
+        std::lock_guard lock(m_park_lock);
+        m_stopped = true;
+        m_park_cv.notify_all();
+    };
     while (!m_control.exiting()) {
+        bool pause;
+        {
+            std::lock_guard lock(m_park_lock);
+            pause = m_pause_requested;
+        }
+        if (pause) {
+            park();
+            continue;
+        }
         auto exit = m_fd.run();
         if (!exit) {
             m_control.request_exit(VmExitReason::Error,
                                    fmt::format("vCPU {}: {}", m_fd.id(), exit.error().message()));
-            return;
+            break;
         }
-        if (!handle_exit(*exit)) return;
+        if (!handle_exit(*exit)) break;
     }
+    stopped();
 }
 
 size_t apply_posted_writes(kvm::CoalescedRing& ring, const PioBus& pio, const MmioBus& mmio) {

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <pthread.h>
+#include <sys/types.h>
 #include <thread>
 
 #include "bus/bus.h"
@@ -38,13 +41,23 @@ public:
     kvm::VcpuFd& fd() { return m_fd; }
     const kvm::VcpuFd& fd() const { return m_fd; }
     const VcpuStats& stats() const { return m_stats; }
+    // The thread's id (0 before it starts): its CPU and guest time are in
+    // /proc/self/task/<tid>/stat.
+    pid_t tid() const { return m_tid.load(); }
     // The last exits served in user space; read only once the thread has stopped.
     const ExitRecorder& recorder() const { return m_recorder; }
 
     void start();
-    // Asks the thread to leave KVM_RUN promptly; it then checks exiting().
+    // Asks the thread to leave KVM_RUN promptly; it then checks exiting()
+    // (and a parked thread wakes up to check it too).
     void kick();
     void join();
+
+    // Pausing: the thread leaves KVM_RUN and parks until resume(). Any
+    // thread; wait_parked() returns once it is parked (or has stopped).
+    void request_pause();
+    void wait_parked();
+    void resume();
 
     // Installs the no-op signal handler used by kick(); call once per process.
     static void install_kick_signal();
@@ -54,6 +67,7 @@ public:
 
 private:
     void thread_main();
+    void park();
 
     kvm::VcpuFd m_fd;
     const PioBus& m_pio;
@@ -65,6 +79,12 @@ private:
     std::thread m_thread;
     std::atomic<pthread_t> m_native{};
     std::atomic<bool> m_started{false};
+    std::atomic<pid_t> m_tid{0};
+    std::mutex m_park_lock;  // guards the three below
+    std::condition_variable m_park_cv;
+    bool m_pause_requested{false};
+    bool m_parked{false};
+    bool m_stopped{false};  // the thread has returned
 };
 
 }  // namespace rv

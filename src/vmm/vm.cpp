@@ -1,44 +1,35 @@
 #include "vmm/vm.h"
 
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
-#include <algorithm>
-
 #include "base/log.h"
-#include "devices/legacy/uart16550.h"
 #include "devices/pci/pci_device.h"
 #include "devices/pci/pci_root.h"
-#include "devices/virtio/pci_transport.h"
 #include "vmm/crash_report.h"
 #include "vmm/msi_router.h"
 #include "vmm/stats.h"
-#include "vmm/terminal.h"
 
 namespace rv {
 
-namespace {
-constexpr uint8_t kCtrlA = 0x01;  // console escape: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A
-}
-
-Vm::Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory,
-       std::unique_ptr<EventLoop> loop)
+Vm::Vm(const VmConfig& config, kvm::Kvm kvm, kvm::VmFd vm, GuestMemory memory, EventLoop& loop,
+       ConsoleSink console, ExitHandler on_exit)
     : m_config(config),
       m_kvm(std::move(kvm)),
       m_vm(std::move(vm)),
       m_memory(std::move(memory)),
-      m_loop(std::move(loop)),
+      m_loop(loop),
+      m_console(std::move(console)),
+      m_on_exit(std::move(on_exit)),
       m_msi(std::make_unique<KvmMsiRouter>(m_vm)) {}
 
 Vm::~Vm() {
+    {
+        std::lock_guard lock(m_outcome_lock);
+        m_on_exit = nullptr;  // whoever destroys us knows
+    }
+    request_exit(VmExitReason::Quit, "the VM was destroyed");
     for (auto& v : m_vcpus) v->kick();
     m_vcpus.clear();  // joins the threads before devices go away
-    // Stop devices while the loop, memory and MSI router they use still exist.
-    for (auto& slot : m_virtio) {
-        for (auto& fd : slot->notify) m_loop->remove(fd.fd());
-        slot->transport->device().reset();
-    }
+    // Devices stop while the loop, memory and MSI router they use still exist.
+    m_devices.reset();
 }
 
 uint64_t Vm::msi_interrupts() const { return m_msi->triggered(); }
@@ -51,7 +42,19 @@ void Vm::flush_posted_writes() {
 
 void Vm::on_bar_mapped(const PciDevice& device, const PciBarInfo& bar, uint64_t address,
                        bool mapped) {
-    if (m_coalesced_page <= 0 || bar.io) return;
+    if (bar.io) return;
+    // Doorbells: a guest write there signals the device's eventfd in KVM,
+    // without an exit to user space (any width, any value).
+    for (const PciIoEvent& e : device.ioevents(bar.index)) {
+        if (e.offset >= bar.size) continue;
+        auto done = mapped ? m_vm.register_ioeventfd(e.fd, address + e.offset, 0, false)
+                           : m_vm.unregister_ioeventfd(e.fd, address + e.offset, 0, false);
+        // Without the ioeventfd the kick still arrives, through an MMIO exit.
+        if (!done)
+            log::warn("{}: ioeventfd at {:#x}: {}", device.name(), address + e.offset,
+                      done.error().message());
+    }
+    if (m_coalesced_page <= 0) return;
     for (const PciBarRange& r : device.posted_write_ranges(bar.index)) {
         if (r.size == 0 || r.offset >= bar.size || r.size > bar.size - r.offset) continue;
         const uint64_t at = address + r.offset;
@@ -60,40 +63,60 @@ void Vm::on_bar_mapped(const PciDevice& device, const PciBarInfo& bar, uint64_t 
         auto done = mapped ? m_vm.register_coalesced_mmio(at, size)
                            : m_vm.unregister_coalesced_mmio(at, size);
         if (!done)
-            log::warn("{}: posted writes at {:#x}: {}", device.name(), at,
-                      done.error().message());
+            log::warn("{}: posted writes at {:#x}: {}", device.name(), at, done.error().message());
     }
 }
 
-Result<void> Vm::register_notifiers(VirtioSlot& slot, uint64_t bar_base) {
-    uint16_t queues = slot.transport->queue_count();
-    if (slot.notify.empty()) {
-        slot.notify.reserve(queues);  // the handlers keep pointers to the elements
-        for (uint16_t q = 0; q < queues; ++q) {
-            slot.notify.push_back(RV_TRY(EventFd::create(EFD_NONBLOCK)));
-            auto* transport = slot.transport.get();
-            auto* fd = &slot.notify.back();
-            RV_TRY_VOID(m_loop->add(fd->fd(), EPOLLIN, [transport, fd, q](uint32_t) {
-                (void)fd->read();
-                transport->device().queue_notify(q);
-            }));
-        }
+// On a vCPU thread (or the event loop, for virtio-console), for every byte
+// the guest writes to its console: watched for a panic, then handed on.
+void Vm::on_console_output(std::span<const uint8_t> bytes) {
+    ConsoleMonitor::Event event;
+    {
+        std::lock_guard lock(m_output_lock);
+        event = m_monitor.feed(bytes);
+        if (m_console) m_console(bytes);
     }
-    for (uint16_t q = 0; q < queues; ++q) {
-        int fd = slot.notify[q].fd();
-        uint64_t offset = virtio::VirtioPciTransport::notify_offset(q);
-        if (slot.notify_base)
-            (void)m_vm.unregister_ioeventfd(fd, *slot.notify_base + offset, 0, false);
-        RV_TRY_VOID(m_vm.register_ioeventfd(fd, bar_base + offset, 0, false));
-    }
-    slot.notify_base = bar_base;
+    if (event == ConsoleMonitor::Event::PanicEnded)
+        request_exit(VmExitReason::Panic, *m_monitor.panic_line());
+}
+
+void Vm::start() {
+    if (m_started) return;
+    m_started = true;
+    Vcpu::install_kick_signal();
+    for (auto& v : m_vcpus) v->start();
+}
+
+Result<void> Vm::pause() {
+    if (!m_started) return not_allowed_error("the VM has not started");
+    if (m_paused) return {};
+    for (auto& v : m_vcpus) v->request_pause();
+    for (auto& v : m_vcpus) v->wait_parked();
+    // No device works while paused: their fds wait in the loop's device set.
+    RV_TRY_VOID(m_loop.set_devices_paused(true));
+    m_paused_clock = RV_TRY(m_vm.get_clock());
+    m_paused = true;
+    log::info("VM paused");
+    return {};
+}
+
+Result<void> Vm::resume() {
+    if (!m_paused) return {};
+    // Guest time continues from the pause: the kvmclock is put back.
+    if (m_paused_clock) RV_TRY_VOID(m_vm.set_clock(*m_paused_clock));
+    RV_TRY_VOID(m_loop.set_devices_paused(false));
+    for (auto& v : m_vcpus) v->resume();
+    m_paused = false;
+    log::info("VM resumed");
     return {};
 }
 
 void Vm::request_exit(VmExitReason reason, std::string message) {
+    ExitHandler on_exit;
     {
         std::lock_guard lock(m_outcome_lock);
         if (m_outcome) return;
+        on_exit = m_on_exit;
         if (reason == VmExitReason::Reset || reason == VmExitReason::Crash) {
             // A reset (or a triple fault) right after a panic banner is the
             // panic=N reboot.
@@ -111,152 +134,25 @@ void Vm::request_exit(VmExitReason reason, std::string message) {
     }
     m_exiting.store(true, std::memory_order_release);
     for (auto& v : m_vcpus) v->kick();
-    m_loop->stop();
+    if (on_exit) on_exit();
 }
 
-namespace {
-// How long the VMM waits at exit for a slow console reader to take the last
-// guest output (its final messages, a panic) before dropping it.
-constexpr std::chrono::milliseconds kConsoleDrainAtExit{2000};
-}  // namespace
-
-// On a vCPU thread, for every byte the guest transmits. The bytes are handed
-// to the event loop, which writes them out: the vCPU never waits on the
-// console (a terminal, a pipe or a slow file), however far behind its reader is.
-void Vm::on_console_output(std::span<const uint8_t> bytes) {
-    ConsoleMonitor::Event event;
-    {
-        std::lock_guard lock(m_output_lock);
-        event = m_monitor.feed(bytes);
-        if (m_console_output) m_console_output->write(bytes);
-    }
-    if (event == ConsoleMonitor::Event::PanicEnded)
-        request_exit(VmExitReason::Panic, *m_monitor.panic_line());
+std::optional<VmOutcome> Vm::outcome() const {
+    std::lock_guard lock(m_outcome_lock);
+    return m_outcome;
 }
 
-Result<void> Vm::setup_console_output() {
-    auto output = RV_TRY(ConsoleOutput::create(m_config.console_out, *m_loop));
-    std::lock_guard lock(m_output_lock);
-    m_console_output = std::move(output);
-    return {};
-}
-
-Result<void> Vm::setup_console_input() {
-    // The UART tells us (on a vCPU thread) when its FIFO drains; the event
-    // loop then feeds it more. Input waits while the FIFO is full: never dropped.
-    m_input_space = RV_TRY(EventFd::create(EFD_NONBLOCK));
-    m_console_input.set_space_callback([this] { (void)m_input_space->write(1); });
-    RV_TRY_VOID(m_loop->add(m_input_space->fd(), EPOLLIN, [this](uint32_t) {
-        (void)m_input_space->read();
-        flush_console_input();
-    }));
-    if (m_config.console_in < 0) return {};
-    auto watched = m_loop->add(m_config.console_in, EPOLLIN, [this](uint32_t) { on_console_input(); });
-    if (!watched && watched.error().os_errno() == EPERM) {
-        // epoll cannot watch regular files or /dev/null: read them as the FIFO drains.
-        m_input_is_file = true;
-        on_console_input();
-        return {};
-    }
-    return watched;
-}
-
-void Vm::on_console_input() {
-    if (!m_pending_input.empty()) return;  // backpressure: wait for the FIFO to drain
-    if (m_input_eof) return;
-    char buf[256];
-    ssize_t n = ::read(m_config.console_in, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    if (n <= 0) {
-        m_input_eof = true;
-        if (!m_input_is_file) m_loop->remove(m_config.console_in);
-        return;
-    }
-    bool interactive = ::isatty(m_config.console_in);
-    for (ssize_t i = 0; i < n; ++i) {
-        char c = buf[i];
-        if (interactive && m_escape) {
-            m_escape = false;
-            if (c == 'x' || c == 'X') {
-                request_exit(VmExitReason::Quit, "quit from the console (Ctrl-A x)");
-                return;
-            }
-            if (c != kCtrlA) m_pending_input.push_back(static_cast<char>(kCtrlA));
-        } else if (interactive && c == kCtrlA) {
-            m_escape = true;
-            continue;
-        }
-        m_pending_input.push_back(c);
-    }
-    flush_console_input();
-}
-
-void Vm::flush_console_input() {
-    size_t n = std::min(m_console_input.capacity(), m_pending_input.size());
-    if (n > 0) {
-        m_console_input.enqueue(std::span(reinterpret_cast<const uint8_t*>(m_pending_input.data()), n));
-        m_pending_input.erase(0, n);
-    }
-    if (m_input_eof) return;
-    if (m_input_is_file) {
-        if (m_pending_input.empty()) on_console_input();  // next chunk of the file
-        return;
-    }
-    // Stop watching a pipe or terminal while bytes wait; resume once all are in.
-    bool paused = !m_pending_input.empty();
-    if (paused == m_input_paused) return;
-    m_input_paused = paused;
-    if (paused)
-        m_loop->remove(m_config.console_in);
-    else
-        (void)m_loop->add(m_config.console_in, EPOLLIN, [this](uint32_t) { on_console_input(); });
-}
-
-Result<VmOutcome> Vm::run() {
-    Vcpu::install_kick_signal();
-
-    // SIGTERM/SIGINT/SIGHUP end the VM cleanly (terminal restored).
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // vCPU threads inherit the mask
-    int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) return errno_error("signalfd");
-    Fd signal_fd(sfd);
-    RV_TRY_VOID(m_loop->add(sfd, EPOLLIN, [this, sfd](uint32_t) {
-        signalfd_siginfo info{};
-        if (::read(sfd, &info, sizeof info) == sizeof info)
-            request_exit(VmExitReason::Quit, fmt::format("terminated by signal {}", info.ssi_signo));
-    }));
-
-    // A console reader that exits must not kill the VM with SIGPIPE: writes to
-    // its pipe fail with EPIPE instead and console output stops (ConsoleOutput).
-    ::signal(SIGPIPE, SIG_IGN);
-
-    RawTerminal terminal(m_config.console_in >= 0 ? m_config.console_in : -1);
-    RV_TRY_VOID(setup_console_output());
-    RV_TRY_VOID(setup_console_input());
-
-    for (auto& v : m_vcpus) v->start();
-    auto loop_result = m_loop->run();
-    if (!loop_result) request_exit(VmExitReason::Error, loop_result.error().message());
+void Vm::shutdown() {
+    if (m_shut_down) return;
+    m_shut_down = true;
     for (auto& v : m_vcpus) v->kick();
     for (auto& v : m_vcpus) v->join();
-    m_console_output->drain(kConsoleDrainAtExit);
-    {
-        std::lock_guard lock(m_outcome_lock);
-        if (m_outcome && m_outcome->reason == VmExitReason::Crash) log_crash_report(*this);
-    }
+    if (auto o = outcome(); o && o->reason == VmExitReason::Crash) log_crash_report(*this);
     if (m_config.stats_path) {
         if (auto r = write_stats(*this, *m_config.stats_path); !r)
             log::warn("--stats: {}", r.error().message());
     }
-    ::pthread_sigmask(SIG_UNBLOCK, &mask, nullptr);
-
-    std::lock_guard lock(m_outcome_lock);
-    return m_outcome.value_or(VmOutcome{VmExitReason::Error, "event loop ended"});
+    if (m_devices) m_devices->reset_all();
 }
 
 }  // namespace rv

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/block/block_backend.h"
@@ -36,6 +37,7 @@ struct DiskConfig {
     BlockOptions::Engine engine{BlockOptions::Engine::IoUring};
     std::optional<RateLimiterConfig> rate_limiter;
     std::string serial;  // resolved: "ringvisor-<id>" (virtio) / "RV-HD<n>" (IDE)
+    bool operator==(const DiskConfig&) const = default;
 };
 
 struct NetConfig {
@@ -45,10 +47,12 @@ struct NetConfig {
     enum class Model { Virtio, E1000 } model{Model::Virtio};
     std::optional<RateLimiterConfig> rx_rate_limiter;
     std::optional<RateLimiterConfig> tx_rate_limiter;
+    bool operator==(const NetConfig&) const = default;
 };
 
 struct EntropyConfig {
     std::optional<RateLimiterConfig> rate_limiter;
+    bool operator==(const EntropyConfig&) const = default;
 };
 
 struct LoggerConfig {
@@ -56,10 +60,12 @@ struct LoggerConfig {
     enum class Level { Error, Warning, Info, Debug, Trace, Off } level{Level::Warning};
     bool show_level{false};
     bool show_log_origin{false};
+    bool operator==(const LoggerConfig&) const = default;
 };
 
 struct MetricsConfig {
     std::string metrics_path;  // a file or a FIFO
+    bool operator==(const MetricsConfig&) const = default;
 };
 
 enum class ConsoleKind { Serial, Virtio };
@@ -108,10 +114,27 @@ struct VmConfig {
     // memory bounds (max_cpus: the host's limit), unique ids, at most one
     // root device, at most four IDE disks, MACs, rate limiter buckets, a
     // kernel named. Errors are ErrorKind::InvalidInput and name the field.
+    // Empty ids pass (resolve_defaults fills them); given ones must be
+    // letters, digits and '_' (at most 64), Firecracker's rule for ids that
+    // become API paths. No two NICs may share a TAP.
     Result<void> validate(unsigned max_cpus) const;
+
+    bool operator==(const VmConfig&) const = default;
 };
 
 inline constexpr uint64_t kMinMemoryBytes = 32ull << 20;
 inline constexpr unsigned kMaxCpus = 254;
+
+using MacAddress = std::array<uint8_t, 6>;
+
+// "52:54:00:12:34:56": six two-digit hex bytes; a multicast address is
+// refused (a NIC's own address must be unicast). Shared by the CLI's --net
+// and the JSON's guest_mac.
+Result<MacAddress> parse_mac(std::string_view text);
+std::string format_mac(const MacAddress& mac);  // lowercase, "xx:xx:xx:xx:xx:xx"
+// The MAC of a NIC that was given none: 02:72:76 ("rv", locally
+// administered) followed by a hash of the TAP's name, so it stays the same
+// across restarts of the same configuration.
+MacAddress default_mac(std::string_view tap);
 
 }  // namespace rv

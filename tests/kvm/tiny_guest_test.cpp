@@ -177,7 +177,8 @@ TEST(TinyGuest, I8042ResetCommandResetsTheVm) {
     };
     auto g = TinyGuest::create(code);
     ASSERT_TRUE(g);
-    auto i8042 = I8042::create([&] { g->control.request_exit(VmExitReason::Reset, "i8042"); });
+    auto i8042 = I8042::create(nullptr,  // no irqchip; the guest never reads a key
+                               [&] { g->control.request_exit(VmExitReason::Reset, "i8042"); });
     ASSERT_TRUE(g->pio.insert(i8042->data_port(), PioAddress(I8042::kDataPort), 1));
     ASSERT_TRUE(g->pio.insert(i8042->command_port(), PioAddress(I8042::kCommandPort), 1));
     g->run();

@@ -120,6 +120,15 @@ class PollingRegistrar final : public EventRegistrar {
         return it == m_entries.end() ? 0 : it->second.events;
     }
     size_t adds() const { return m_adds; }
+    // Runs fd's handler as if epoll had reported `events` (a test firing a
+    // timer it took over); false if fd is not registered.
+    bool fire(int fd, uint32_t events = EPOLLIN) {
+        auto it = m_entries.find(fd);
+        if (it == m_entries.end()) return false;
+        auto handler = it->second.handler;  // the handler may change the registrations
+        handler(events);
+        return true;
+    }
     // One pass: runs the handler of every registered fd that is ready.
     size_t run_ready() {
         std::vector<std::pair<std::function<void(uint32_t)>, uint32_t>> ready;

@@ -67,9 +67,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The QEMU that emulates L1: RV_L1_QEMU, else the system's.
-l1_qemu=${RV_L1_QEMU:-qemu-system-x86_64} l1_qemu_args=()
-read -r -a l1_qemu_args <<<"${RV_L1_QEMU_ARGS:-}"
+# The QEMU that emulates L1: bookworm-backports' (tools/testhost/l1_qemu.sh
+# says why), or RV_L1_QEMU (e.g. qemu-system-x86_64 for the system's 7.2)
+# with RV_L1_QEMU_ARGS.
+l1_qemu_args=()
+if [[ -n ${RV_L1_QEMU:-} ]]; then
+    l1_qemu=$RV_L1_QEMU
+    read -r -a l1_qemu_args <<<"${RV_L1_QEMU_ARGS:-}"
+else
+    l1_qemu=$("$RV_ROOT/tools/testhost/l1_qemu.sh" 2>"$priv/l1-qemu.log") ||
+        { cat "$priv/l1-qemu.log" >&2; rv_die "no QEMU for the test host"; }
+    l1_root=$(dirname "$(dirname "$(dirname "$l1_qemu")")")
+    l1_qemu_args=(-L "$l1_root/usr/share/seabios" -L "$l1_root/usr/share/qemu")
+fi
 
 b64() { printf '%s' "$1" | base64 -w0; }
 cmd=$(printf '%q ' "$@")

@@ -159,6 +159,25 @@ uint8_t acpi_checksum(std::span<const uint8_t> bytes) {
                            [](uint8_t a, uint8_t b) { return static_cast<uint8_t>(a + b); });
 }
 
+std::vector<uint8_t> ps2_keyboard_aml() {
+    // Device (PS2K) { Name (_HID, EisaId ("PNP0303"))
+    //                 Name (_CRS, ResourceTemplate () { IO (Decode16, 0x60, 0x60, 1, 1)
+    //                     IO (Decode16, 0x64, 0x64, 1, 1) IRQNoFlags () {1} }) }
+    // The data port first, then the command port: the order Linux's PNP
+    // probe reads them in.
+    std::vector<uint8_t> rt;
+    aml::io_port(rt, kI8042DataPort, 1);
+    aml::io_port(rt, kI8042CommandPort, 1);
+    aml::irq_no_flags(rt, kKeyboardIrq);
+    aml::end_tag(rt);
+    std::vector<uint8_t> body;
+    aml::hid(body, "PNP0303");  // IBM Enhanced (101/102-key) keyboard
+    aml::name(body, "_CRS", aml::buffer(rt));
+    std::vector<uint8_t> out;
+    aml::device(out, "PS2K", body);
+    return out;
+}
+
 std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci) {
     std::vector<uint8_t> out;
     // Name (_S5, Package (4) { 5, 5, 0, 0 }): SLP_TYPa, SLP_TYPb, reserved.
@@ -168,14 +187,16 @@ std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci) {
                                 kS5SlpTyp, aml::kZeroOp,     aml::kZeroOp};
     aml::package(out, {aml::kPackageOp}, pkg);
 
+    // Scope (\_SB) { Device (PCI0) { ... } Device (PS2K) { ... } }
+    std::vector<uint8_t> scope;
+    aml::name_seg(scope, "_SB_");
     if (pci) {
-        // Scope (\_SB) { Device (PCI0) { ... } }
-        std::vector<uint8_t> scope;
-        aml::name_seg(scope, "_SB_");
         auto dev = pci_host_bridge_aml(*pci);
         scope.insert(scope.end(), dev.begin(), dev.end());
-        aml::package(out, {aml::kScopeOp}, scope);
     }
+    auto keyboard = ps2_keyboard_aml();
+    scope.insert(scope.end(), keyboard.begin(), keyboard.end());
+    aml::package(out, {aml::kScopeOp}, scope);
     return out;
 }
 

@@ -29,6 +29,12 @@ inline constexpr uint16_t kPm1CntSlpTypMask = 7u << kPm1CntSlpTypShift;
 inline constexpr uint16_t kPm1CntSlpEn = 1u << 13;
 inline constexpr uint16_t kS5SlpTyp = 5;  // value in the DSDT's \_S5 package
 
+// The i8042 keyboard controller the DSDT describes (the VMM's I8042 sits
+// at these ports and raises this ISA IRQ).
+inline constexpr uint16_t kI8042DataPort = 0x60;
+inline constexpr uint16_t kI8042CommandPort = 0x64;
+inline constexpr unsigned kKeyboardIrq = 1;
+
 // Where each table goes (all inside [kAcpiStart, kAcpiEnd)).
 inline constexpr uint64_t kRsdpAddr = 0xE0000;  // 16-byte aligned, found by the BIOS-area scan
 inline constexpr uint64_t kFacsAddr = 0xE0040;  // FACS must be 64-byte aligned
@@ -62,11 +68,18 @@ struct PciHostBridge {
 // Device (PCI0) with _HID, _ADR, _UID, _CRS and _PRT, for the DSDT's \_SB scope.
 std::vector<uint8_t> pci_host_bridge_aml(const PciHostBridge& pci);
 
-// The DSDT's AML body (after the 36-byte header). With a PCI host bridge, it
-// also declares \_SB.PCI0 (PNP0A03) — without a PCI root bridge in the
-// namespace, Linux with ACPI enabled never scans PCI bus 0 — with its
-// windows (_CRS: without them Linux cannot claim BARs or the legacy IDE
-// ports) and its _PRT (without it Linux cannot route INTx: "no GSI").
+// Device (PS2K) for the DSDT's \_SB scope: the i8042's keyboard (PNP0303)
+// with its two ports and IRQ 1. Linux's i8042 driver looks for it through
+// PNP; finding a keyboard and no PS/2 mouse (PNP0F13) there, it also skips
+// probing the AUX port ("PS/2 appears to have AUX port disabled").
+std::vector<uint8_t> ps2_keyboard_aml();
+
+// The DSDT's AML body (after the 36-byte header): \_S5 and, in \_SB, the
+// keyboard. With a PCI host bridge, \_SB also declares PCI0 (PNP0A03) —
+// without a PCI root bridge in the namespace, Linux with ACPI enabled never
+// scans PCI bus 0 — with its windows (_CRS: without them Linux cannot claim
+// BARs or the legacy IDE ports) and its _PRT (without it Linux cannot route
+// INTx: "no GSI").
 std::vector<uint8_t> dsdt_aml(const std::optional<PciHostBridge>& pci);
 
 // Builds and writes all tables; returns the RSDP address for

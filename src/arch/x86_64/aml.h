@@ -81,6 +81,57 @@ inline void name(std::vector<uint8_t>& out, const char* seg, const std::vector<u
     out.insert(out.end(), object.begin(), object.end());
 }
 
+// Device (NAME) { body }
+inline void device(std::vector<uint8_t>& out, const char* seg, const std::vector<uint8_t>& body) {
+    std::vector<uint8_t> dev;
+    name_seg(dev, seg);
+    dev.insert(dev.end(), body.begin(), body.end());
+    package(out, {kExtOpPrefix, kDeviceOp}, dev);
+}
+
+// EisaId ("PNPxxxx") as the DWord the ASL compiler makes of it: three
+// letters in 5 bits each (A = 1) and four hex digits, stored big-endian.
+constexpr uint32_t eisa_id(const char (&id)[8]) {
+    auto hex = [](char c) -> uint32_t {
+        return c <= '9' ? uint32_t(c - '0') : uint32_t((c | 0x20) - 'a' + 10);
+    };
+    const uint32_t be = (uint32_t(id[0] - '@') << 26) | (uint32_t(id[1] - '@') << 21) |
+                        (uint32_t(id[2] - '@') << 16) | (hex(id[3]) << 12) | (hex(id[4]) << 8) |
+                        (hex(id[5]) << 4) | hex(id[6]);
+    return ((be & 0xFF) << 24) | ((be & 0xFF00) << 8) | ((be >> 8) & 0xFF00) | (be >> 24);
+}
+static_assert(eisa_id("PNP0A03") == 0x030AD041);
+
+// Name (_HID, EisaId ("PNPxxxx"))
+inline void hid(std::vector<uint8_t>& out, const char (&id)[8]) {
+    std::vector<uint8_t> value{kDWordPrefix};
+    put_le(value, eisa_id(id));
+    name(out, "_HID", value);
+}
+
+// Small resource descriptors (ACPI 6.4.2) for a ResourceTemplate.
+// IO (Decode16, port, port, 1, length): a fixed range of 16-bit decoded ports.
+inline void io_port(std::vector<uint8_t>& out, uint16_t port, uint8_t length) {
+    out.push_back(0x47);  // I/O Port Descriptor, 7 bytes follow
+    out.push_back(0x01);  // decodes 16 address lines
+    put_le(out, port);    // minimum
+    put_le(out, port);    // maximum
+    out.push_back(0x01);  // alignment
+    out.push_back(length);
+}
+
+// IRQNoFlags () { irq }: an ISA interrupt, edge-triggered, active high.
+inline void irq_no_flags(std::vector<uint8_t>& out, unsigned irq) {
+    out.push_back(0x22);  // IRQ Descriptor, 2 bytes follow (no flags byte)
+    put_le(out, static_cast<uint16_t>(1u << irq));
+}
+
+// The End Tag closing a ResourceTemplate; checksum 0: "treat as correct".
+inline void end_tag(std::vector<uint8_t>& out) {
+    out.push_back(0x79);
+    out.push_back(0x00);
+}
+
 // Buffer (<size>) { bytes }
 inline std::vector<uint8_t> buffer(const std::vector<uint8_t>& bytes) {
     std::vector<uint8_t> body;

@@ -165,12 +165,13 @@ Result<BootInfo> load_linux(const GuestMemory& memory, std::span<const uint8_t> 
     return finish_loading(memory, image, info, initrd, cmdline, layout, acpi_rsdp);
 }
 
-Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8_t> bzimage,
-                                const ElfKernel& elf, const SegmentWriter& write_segment,
-                                std::optional<std::span<const uint8_t>> initrd,
-                                std::string_view cmdline, const MemoryLayout& layout,
-                                std::optional<GuestAddress> acpi_rsdp) {
-    BzImage image = RV_TRY(parse_bzimage(bzimage));
+namespace {
+
+Result<BootInfo> load_elf_with(const GuestMemory& memory, const BzImage& image,
+                               const ElfKernel& elf, const SegmentWriter& write_segment,
+                               std::optional<std::span<const uint8_t>> initrd,
+                               std::string_view cmdline, const MemoryLayout& layout,
+                               std::optional<GuestAddress> acpi_rsdp) {
     RV_TRY_VOID(check_cmdline(image, cmdline));
     if (elf.lowest < kHighMemStart)
         return make_error("ELF kernel loads at {:#x}, below 1 MiB", elf.lowest);
@@ -192,6 +193,68 @@ Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8
         RV_TRY_VOID(memory.fill(GuestAddress(seg.paddr + seg.filesz), 0, seg.memsz - seg.filesz));
     }
     return finish_loading(memory, image, info, initrd, cmdline, layout, acpi_rsdp);
+}
+
+}  // namespace
+
+Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8_t> bzimage,
+                                const ElfKernel& elf, const SegmentWriter& write_segment,
+                                std::optional<std::span<const uint8_t>> initrd,
+                                std::string_view cmdline, const MemoryLayout& layout,
+                                std::optional<GuestAddress> acpi_rsdp) {
+    BzImage image = RV_TRY(parse_bzimage(bzimage));
+    return load_elf_with(memory, image, elf, write_segment, initrd, cmdline, layout, acpi_rsdp);
+}
+
+bool is_elf(std::span<const uint8_t> kernel) {
+    static constexpr uint8_t kMagic[] = {0x7F, 'E', 'L', 'F'};
+    return kernel.size() >= 4 && std::equal(std::begin(kMagic), std::end(kMagic), kernel.begin());
+}
+
+// What a bzImage of boot protocol 2.15 would say about this kernel: loaded
+// high at its link address, not relocated, 64-bit entry, 2 KiB command lines
+// (x86's COMMAND_LINE_SIZE), an initrd anywhere below 2 GiB.
+BzImage vmlinux_setup_header(const ElfKernel& elf) {
+    BzImage image;
+    image.version = 0x020F;
+    image.setup_sects = 4;
+    image.loadflags = kLoadedHigh;
+    image.xloadflags = kXlfKernel64;
+    image.pref_address = elf.lowest;
+    image.init_size = static_cast<uint32_t>(std::min<uint64_t>(elf.end - elf.lowest, UINT32_MAX));
+    image.kernel_alignment = 2u << 20;
+    image.relocatable = false;
+    image.cmdline_size = 2047;
+    image.initrd_addr_max = 0x7FFF'FFFF;
+    SetupHeader hdr{};
+    hdr.setup_sects = image.setup_sects;
+    hdr.boot_flag = kBootFlagMagic;
+    hdr.header = kHeaderMagic;
+    hdr.version = image.version;
+    hdr.loadflags = image.loadflags;
+    hdr.code32_start = static_cast<uint32_t>(elf.lowest);
+    hdr.initrd_addr_max = image.initrd_addr_max;
+    hdr.kernel_alignment = image.kernel_alignment;
+    hdr.xloadflags = image.xloadflags;
+    hdr.cmdline_size = image.cmdline_size;
+    hdr.pref_address = image.pref_address;
+    hdr.init_size = image.init_size;
+    image.setup_header.resize(sizeof hdr);
+    // SAFETY: SetupHeader is a packed trivially copyable wire struct.
+    std::memcpy(image.setup_header.data(), &hdr, sizeof hdr);
+    return image;
+}
+
+Result<BootInfo> load_linux_vmlinux(const GuestMemory& memory, std::span<const uint8_t> vmlinux,
+                                    std::optional<std::span<const uint8_t>> initrd,
+                                    std::string_view cmdline, const MemoryLayout& layout,
+                                    std::optional<GuestAddress> acpi_rsdp) {
+    ElfKernel elf = RV_TRY(parse_elf_kernel(vmlinux));
+    BzImage image = vmlinux_setup_header(elf);
+    auto copy = [&](const ElfSegment& seg) {
+        return memory.write(GuestAddress(seg.paddr), vmlinux.subspan(seg.offset, seg.filesz));
+    };
+    return load_elf_with(memory, image, elf, copy, initrd, cmdline, layout, acpi_rsdp);
 }
 
 }  // namespace rv::x86

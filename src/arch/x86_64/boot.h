@@ -64,4 +64,15 @@ Result<BootInfo> load_linux_elf(const GuestMemory& memory, std::span<const uint8
                                 std::string_view cmdline, const MemoryLayout& layout,
                                 std::optional<GuestAddress> acpi_rsdp = std::nullopt);
 
+// A plain ELF vmlinux (what PUT /boot-source may name instead of a bzImage;
+// Firecracker boots these): segments at their physical addresses, entry at
+// the ELF's entry point (startup_64), and a setup header made up for the zero
+// page as the bzImage would have carried it (vmlinux_setup_header).
+Result<BootInfo> load_linux_vmlinux(const GuestMemory& memory, std::span<const uint8_t> vmlinux,
+                                    std::optional<std::span<const uint8_t>> initrd,
+                                    std::string_view cmdline, const MemoryLayout& layout,
+                                    std::optional<GuestAddress> acpi_rsdp = std::nullopt);
+BzImage vmlinux_setup_header(const ElfKernel& elf);
+bool is_elf(std::span<const uint8_t> kernel);
+
 }  // namespace rv::x86

@@ -90,6 +90,7 @@ class BlockBackend {
     uint64_t sectors() const { return m_size / kSectorSize; }
     bool read_only() const { return m_options.read_only; }
     BlockOptions::Cache cache() const { return m_options.cache; }
+    const BlockOptions& options() const { return m_options; }
     BlockOptions::Engine engine() const { return m_engine_kind; }
     // O_DIRECT alignment of memory, offsets and lengths (1 with cache=writeback).
     uint64_t alignment() const { return m_align; }

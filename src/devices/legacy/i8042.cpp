@@ -19,9 +19,12 @@ constexpr uint8_t kStatusNotInhibited = 0x10;  // keyboard unlocked
 // Bit 5 (output is AUX data) is never set: there is no mouse.
 
 // Command byte (controller RAM byte 0).
+constexpr uint8_t kCmdByteKbdInterrupt = 0x01;
+// Bit 1 (AUX interrupt) is stored but never fires: there is no mouse.
 constexpr uint8_t kCmdByteSystemFlag = 0x04;
 constexpr uint8_t kCmdByteKbdDisabled = 0x10;
 constexpr uint8_t kCmdByteAuxDisabled = 0x20;
+constexpr uint8_t kCmdByteTranslate = 0x40;
 // Keyboard interrupt on, system flag, scancode translation: what a BIOS
 // leaves behind after POST.
 constexpr uint8_t kDefaultCommandByte = 0x45;
@@ -29,6 +32,30 @@ constexpr uint8_t kDefaultCommandByte = 0x45;
 // Output port: bit 0 is the CPU reset line (active low), bit 1 the A20 gate.
 constexpr uint8_t kOutputPortReset = 0x01;
 constexpr uint8_t kDefaultOutputPort = 0x03;
+
+constexpr uint8_t kSet2BreakPrefix = 0xf0;
+
+// The 8042's translation of scancode set 2 into set 1 (the table every PC
+// controller carries; QEMU, bhyve and 86Box use the same). Codes from 0x80
+// up pass through unchanged (prefixes and replies such as 0xE0, 0xFA, 0xAA),
+// except the two that collide with set-1 keys.
+constexpr uint8_t kSet2ToSet1[128] = {
+    0xff, 0x43, 0x41, 0x3f, 0x3d, 0x3b, 0x3c, 0x58, 0x64, 0x44, 0x42, 0x40, 0x3e, 0x0f, 0x29, 0x59,
+    0x65, 0x38, 0x2a, 0x70, 0x1d, 0x10, 0x02, 0x5a, 0x66, 0x71, 0x2c, 0x1f, 0x1e, 0x11, 0x03, 0x5b,
+    0x67, 0x2e, 0x2d, 0x20, 0x12, 0x05, 0x04, 0x5c, 0x68, 0x39, 0x2f, 0x21, 0x14, 0x13, 0x06, 0x5d,
+    0x69, 0x31, 0x30, 0x23, 0x22, 0x15, 0x07, 0x5e, 0x6a, 0x72, 0x32, 0x24, 0x16, 0x08, 0x09, 0x5f,
+    0x6b, 0x33, 0x25, 0x17, 0x18, 0x0b, 0x0a, 0x60, 0x6c, 0x34, 0x35, 0x26, 0x27, 0x19, 0x0c, 0x61,
+    0x6d, 0x73, 0x28, 0x74, 0x1a, 0x0d, 0x62, 0x6e, 0x3a, 0x36, 0x1c, 0x1b, 0x75, 0x2b, 0x63, 0x76,
+    0x55, 0x56, 0x77, 0x78, 0x79, 0x7a, 0x0e, 0x7b, 0x7c, 0x4f, 0x7d, 0x4b, 0x47, 0x7e, 0x7f, 0x6f,
+    0x52, 0x53, 0x50, 0x4c, 0x4d, 0x48, 0x01, 0x45, 0x57, 0x4e, 0x51, 0x4a, 0x37, 0x49, 0x46, 0x54,
+};
+
+uint8_t translate_to_set1(uint8_t code) {
+    if (code < 0x80) return kSet2ToSet1[code];
+    if (code == 0x83) return 0x41;  // F7
+    if (code == 0x84) return 0x54;  // SysRq (Alt+PrintScreen)
+    return code;
+}
 
 class Port final : public BusDevice {
   public:
@@ -57,14 +84,16 @@ class Port final : public BusDevice {
 
 }  // namespace
 
-I8042::I8042(std::function<void()> on_reset)
-    : m_on_reset(std::move(on_reset)),
+I8042::I8042(std::shared_ptr<IrqLine> keyboard_irq, std::function<void()> on_reset)
+    : m_irq(std::move(keyboard_irq)),
+      m_on_reset(std::move(on_reset)),
       m_command_byte(kDefaultCommandByte),
       m_output_port(kDefaultOutputPort) {}
 
-std::shared_ptr<I8042> I8042::create(std::function<void()> on_reset) {
+std::shared_ptr<I8042> I8042::create(std::shared_ptr<IrqLine> keyboard_irq,
+                                     std::function<void()> on_reset) {
     // make_shared cannot reach the private constructor.
-    return std::shared_ptr<I8042>(new I8042(std::move(on_reset)));
+    return std::shared_ptr<I8042>(new I8042(std::move(keyboard_irq), std::move(on_reset)));
 }
 
 std::shared_ptr<BusDevice> I8042::data_port() {
@@ -87,8 +116,15 @@ uint8_t I8042::read_status() {
 uint8_t I8042::read_data() {
     std::lock_guard lock(m_mutex);
     // An empty buffer reads back the last byte, as the real latch does.
-    m_output_full = false;
-    return m_output;
+    const uint8_t value = m_output;
+    if (m_output_full) {
+        m_output_full = false;
+        // The line drops with the read, before the next byte raises it
+        // again: an edge-triggered input needs that edge for every byte.
+        set_irq(false);
+        update();
+    }
+    return value;
 }
 
 void I8042::write_data(uint8_t value) {
@@ -106,21 +142,22 @@ void I8042::write_data(uint8_t value) {
                 reset = !(value & kOutputPortReset);
                 break;
             case Pending::KbdOutput:
-                put_output(value);
+                put_reply(value);
                 break;
             case Pending::AuxOutput:
                 // With no mouse wired we hand the byte back as keyboard data.
                 // Linux's AUX loopback probe reads that as "no AUX port" at
                 // once, instead of waiting out a 500 ms timeout during boot.
-                put_output(value);
+                put_reply(value);
                 break;
             case Pending::AuxDevice:
                 log::debug("i8042: byte {:#04x} to absent mouse dropped", value);
                 break;
             case Pending::None:
-                log::debug("i8042: byte {:#04x} to absent keyboard dropped", value);
+                m_keyboard.receive(value);
                 break;
         }
+        update();
     }
     if (reset && m_on_reset) m_on_reset();
 }
@@ -132,14 +169,24 @@ void I8042::write_command(uint8_t command) {
         m_last_write_command = true;
         m_pending = Pending::None;  // a new command abandons a pending one
         reset = handle_command(command);
+        update();
     }
     if (reset && m_on_reset) m_on_reset();
+}
+
+Result<void> I8042::send_ctrl_alt_del() {
+    std::lock_guard lock(m_mutex);
+    if (!m_keyboard.scanning()) return not_allowed_error("the guest has not enabled its keyboard");
+    if (!m_keyboard.press_ctrl_alt_del())
+        return not_allowed_error("the guest has not read the keys sent before");
+    update();
+    return {};
 }
 
 bool I8042::handle_command(uint8_t command) {
     switch (command) {
         case 0x20:  // read command byte
-            put_output(m_command_byte);
+            put_reply(m_command_byte);
             return false;
         case 0x60:  // write command byte
             m_pending = Pending::CommandByte;
@@ -151,14 +198,14 @@ bool I8042::handle_command(uint8_t command) {
             m_command_byte &= static_cast<uint8_t>(~kCmdByteAuxDisabled);
             return false;
         case 0xa9:  // AUX interface test: 0x01 = clock line stuck low, i.e. no AUX port
-            put_output(0x01);
+            put_reply(0x01);
             return false;
         case 0xaa:  // controller self-test: passed, and POST sets the system flag
             m_command_byte |= kCmdByteSystemFlag;
-            put_output(0x55);
+            put_reply(0x55);
             return false;
         case 0xab:  // keyboard interface test: no error
-            put_output(0x00);
+            put_reply(0x00);
             return false;
         case 0xad:  // disable keyboard interface
             m_command_byte |= kCmdByteKbdDisabled;
@@ -167,7 +214,7 @@ bool I8042::handle_command(uint8_t command) {
             m_command_byte &= static_cast<uint8_t>(~kCmdByteKbdDisabled);
             return false;
         case 0xd0:  // read output port
-            put_output(m_output_port);
+            put_reply(m_output_port);
             return false;
         case 0xd1:  // write output port
             m_pending = Pending::OutputPort;
@@ -191,9 +238,46 @@ bool I8042::handle_command(uint8_t command) {
     return false;
 }
 
-void I8042::put_output(uint8_t value) {
-    m_output = value;
-    m_output_full = true;
+void I8042::put_reply(uint8_t value) {
+    // The controller waits for the guest to take the byte in the buffer
+    // rather than overwrite it; a second reply before that replaces the
+    // first (the guest sent a new command without reading the old answer).
+    m_reply = value;
+}
+
+std::optional<uint8_t> I8042::next_keyboard_byte() {
+    if (m_command_byte & kCmdByteKbdDisabled) return std::nullopt;  // clock held low
+    while (auto byte = m_keyboard.transmit()) {
+        if (!(m_command_byte & kCmdByteTranslate)) return byte;
+        if (*byte == kSet2BreakPrefix) {
+            m_translate_break = true;
+            continue;
+        }
+        const uint8_t release = std::exchange(m_translate_break, false) ? 0x80 : 0x00;
+        return static_cast<uint8_t>(translate_to_set1(*byte) | release);
+    }
+    return std::nullopt;
+}
+
+void I8042::update() {
+    if (!m_output_full) {
+        std::optional<uint8_t> next = std::exchange(m_reply, std::nullopt);
+        if (!next) next = next_keyboard_byte();
+        if (next) {
+            m_output = *next;
+            m_output_full = true;
+        }
+    }
+    // Every byte in the buffer is keyboard-port data (there is no mouse), so
+    // it is IRQ 1's whenever the guest enabled that interrupt.
+    set_irq(m_output_full && (m_command_byte & kCmdByteKbdInterrupt));
+}
+
+void I8042::set_irq(bool level) {
+    if (level == m_irq_level) return;
+    m_irq_level = level;
+    // Under the device lock, so that concurrent accesses cannot reorder changes.
+    if (m_irq) m_irq->set_level(level);
 }
 
 }  // namespace rv

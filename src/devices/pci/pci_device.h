@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "devices/interrupt.h"
 
 namespace rv {
 
@@ -24,6 +27,15 @@ struct PciBarInfo {
 struct PciBarRange {
     uint64_t offset{0};
     uint64_t size{0};
+};
+
+// A doorbell inside a BAR that is better served without a trip to user space:
+// a guest write of any width and value at `offset` signals the eventfd `fd`
+// (a KVM ioeventfd, registered by the VMM wherever the BAR is mapped). The
+// device owns the fd and serves it on its event loop.
+struct PciIoEvent {
+    uint64_t offset{0};
+    int fd{-1};
 };
 
 using DeviceCounters = std::vector<std::pair<std::string, uint64_t>>;
@@ -45,6 +57,16 @@ public:
     // Accesses inside BAR `index`; offset is relative to the BAR's base.
     virtual void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) = 0;
     virtual void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) = 0;
+
+    // The doorbells in BAR `index` (see PciIoEvent); fixed for the device's life.
+    virtual std::vector<PciIoEvent> ioevents(uint8_t index) const {
+        (void)index;
+        return {};
+    }
+
+    // The device's INTx line, handed over by the root complex once the device
+    // has a slot (nullptr when it has no interrupt pin).
+    virtual void assign_intx(std::shared_ptr<IrqLine> line) { (void)line; }
 
     // Registers in MMIO BAR `index` whose writes may be posted: the VMM may
     // buffer them without stopping the guest (KVM coalesced MMIO) and deliver

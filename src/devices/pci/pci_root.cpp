@@ -135,20 +135,26 @@ PciRoot::PciRoot(MmioBus& mmio, PioBus& pio, IrqLineFactory irq_factory)
 
 Result<uint8_t> PciRoot::add_device(std::shared_ptr<PciDevice> device) {
     if (!device) return make_error("pci: null device");
-    std::lock_guard lock(m_lock);
-    for (uint8_t slot = 1; slot < kPciMaxSlots; ++slot) {
-        if (m_slots[slot].device) continue;
-        m_slots[slot].device = device;
-        for (const auto& bar : device->bars()) m_slots[slot].bars.push_back(Mapping{bar, {}});
-        uint8_t pin = 0;
-        device->config_read(pci_reg::kInterruptPin, std::span(&pin, 1));
-        if (pin != 0) {
-            uint8_t line = intx_irq(slot, pin);
-            device->config_write(pci_reg::kInterruptLine, std::span(&line, 1));
+    std::optional<uint8_t> placed;
+    {
+        std::lock_guard lock(m_lock);
+        for (uint8_t slot = 1; slot < kPciMaxSlots && !placed; ++slot) {
+            if (m_slots[slot].device) continue;
+            m_slots[slot].device = device;
+            for (const auto& bar : device->bars()) m_slots[slot].bars.push_back(Mapping{bar, {}});
+            uint8_t pin = 0;
+            device->config_read(pci_reg::kInterruptPin, std::span(&pin, 1));
+            if (pin != 0) {
+                uint8_t line = intx_irq(slot, pin);
+                device->config_write(pci_reg::kInterruptLine, std::span(&line, 1));
+            }
+            placed = slot;
         }
-        return slot;
     }
-    return make_error("pci: no free slot for {}", device->name());
+    if (!placed) return make_error("pci: no free slot for {}", device->name());
+    // Outside the lock: intx_line takes it, and the device takes its own.
+    device->assign_intx(intx_line(*placed));
+    return *placed;
 }
 
 std::vector<std::pair<uint8_t, std::shared_ptr<PciDevice>>> PciRoot::devices() const {

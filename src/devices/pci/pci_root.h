@@ -49,8 +49,9 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
 
     static std::shared_ptr<PciRoot> create(MmioBus& mmio, PioBus& pio, IrqLineFactory irq_factory);
 
-    // Puts `device` in the lowest free slot and writes its Interrupt Line
-    // register; returns the slot.
+    // Puts `device` in the lowest free slot, writes its Interrupt Line
+    // register and hands it its INTx line (PciDevice::assign_intx); returns
+    // the slot.
     Result<uint8_t> add_device(std::shared_ptr<PciDevice> device);
     // The INTx line of the device in `slot` (nullptr: no device, no pin or
     // no factory). Lines of slots sharing an IRQ are ORed together.
@@ -69,7 +70,7 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
 
     // Told whenever a BAR is mapped at an address (mapped = true) or taken
     // off it, under the root's lock: the VMM follows BARs with KVM state
-    // (coalesced MMIO zones). Set before allocate_bars.
+    // (the device's ioeventfds and coalesced MMIO zones). Set before allocate_bars.
     using BarObserver =
         std::function<void(const PciDevice&, const PciBarInfo&, uint64_t address, bool mapped)>;
     void set_bar_observer(BarObserver observer);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <sys/epoll.h>
 
 #include "base/log.h"
 #include "devices/virtio/common_cfg_layout.h"
@@ -75,14 +76,54 @@ Result<std::shared_ptr<VirtioPciTransport>> VirtioPciTransport::create(
                               device->name(), s, kMaxQueueSize);
     // One vector per queue plus one for config changes, as Linux asks for.
     auto vectors = static_cast<uint16_t>(std::min<size_t>(sizes.size() + 1, kPciMaxVectors));
-    auto t = std::make_shared<VirtioPciTransport>(std::move(device), memory, msi, events, vectors);
+    std::vector<EventFd> notify;
+    for (size_t q = 0; q < sizes.size(); ++q)
+        notify.push_back(RV_TRY(with_context(EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC),
+                                             "virtio-pci: queue notification eventfd")));
+    auto t = std::make_shared<VirtioPciTransport>(std::move(device), memory, msi, events, vectors,
+                                                  std::move(notify));
     RV_TRY_VOID(t->build_capabilities());
+    RV_TRY_VOID(t->watch_notifiers());
     return t;
+}
+
+Result<void> VirtioPciTransport::watch_notifiers() {
+    std::weak_ptr<VirtioPciTransport> weak = weak_from_this();
+    for (uint16_t q = 0; q < m_notify.size(); ++q) {
+        RV_TRY_VOID(m_events.add(m_notify[q].fd(), EPOLLIN, [weak, q](uint32_t) {
+            if (auto t = weak.lock()) t->notify(q);
+        }));
+    }
+    m_notify_watched = true;
+    return {};
+}
+
+VirtioPciTransport::~VirtioPciTransport() {
+    if (m_notify_watched)
+        for (const EventFd& fd : m_notify) m_events.remove(fd.fd());
+}
+
+std::vector<PciIoEvent> VirtioPciTransport::ioevents(uint8_t index) const {
+    if (index != kPciBarIndex) return {};
+    std::vector<PciIoEvent> out;
+    for (uint16_t q = 0; q < m_notify.size(); ++q)
+        out.push_back(PciIoEvent{notify_offset(q), m_notify[q].fd()});
+    return out;
+}
+
+void VirtioPciTransport::notify(uint16_t queue) {
+    (void)m_notify[queue].read();  // nonblocking: nothing to read is a stale wake-up
+    {
+        std::lock_guard lock(m_lock);
+        if (!m_activated || queue >= m_queues.size() || !m_queues[queue].enabled) return;
+    }
+    m_device->queue_notify(queue);
 }
 
 VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device,
                                        const GuestMemory& memory, MsiRouter& msi,
-                                       EventRegistrar& events, uint16_t vectors)
+                                       EventRegistrar& events, uint16_t vectors,
+                                       std::vector<EventFd> notify)
     : m_device(std::move(device)),
       m_memory(memory),
       m_events(events),
@@ -96,7 +137,8 @@ VirtioPciTransport::VirtioPciTransport(std::shared_ptr<VirtioDevice> device,
                          .subsystem_vendor_id = 0x1AF4,
                          .subsystem_id = 0x40,
                          .interrupt_pin = 1}),
-      m_msix(vectors, msi) {
+      m_msix(vectors, msi),
+      m_notify(std::move(notify)) {
     m_queues.resize(m_queue_max.size());
     for (size_t i = 0; i < m_queues.size(); ++i)
         m_queues[i].max_size = m_queues[i].size = m_queue_max[i];
@@ -135,16 +177,11 @@ Result<void> VirtioPciTransport::build_capabilities() {
     return {};
 }
 
-void VirtioPciTransport::set_intx(std::shared_ptr<IrqLine> line) {
+void VirtioPciTransport::assign_intx(std::shared_ptr<IrqLine> line) {
     std::lock_guard lock(m_lock);
     m_intx = std::move(line);
     m_intx_level = false;
     update_intx_locked();
-}
-
-void VirtioPciTransport::set_bar_moved_handler(std::function<void(uint64_t)> handler) {
-    std::lock_guard lock(m_lock);
-    m_bar_moved_handler = std::move(handler);
 }
 
 std::optional<uint64_t> VirtioPciTransport::notify_address(uint16_t queue) const {
@@ -165,13 +202,8 @@ std::vector<PciBarInfo> VirtioPciTransport::bars() const {
 
 void VirtioPciTransport::bar_moved(uint8_t index, uint64_t address) {
     if (index != kPciBarIndex) return;
-    std::function<void(uint64_t)> handler;
-    {
-        std::lock_guard lock(m_lock);
-        m_bar_base = address;
-        handler = m_bar_moved_handler;
-    }
-    if (handler) handler(address);
+    std::lock_guard lock(m_lock);
+    m_bar_base = address;
 }
 
 // --- configuration space ---------------------------------------------------
@@ -279,15 +311,12 @@ void VirtioPciTransport::bar_write(uint8_t index, uint64_t offset, std::span<con
             m_msix.table_write(rel, data);
             break;
         case kPciNotifyOffset: {
-            // The slow path of a kick (the ioeventfd on this address is the
-            // fast one). The queue is named by the address, not the value.
+            // The slow path of a kick (when KVM has no ioeventfd on this
+            // address): signal the same eventfd, so the event loop serves it
+            // as any kick. The queue is named by the address, not the value.
             if (rel % kPciNotifyMultiplier != 0) return;
             uint64_t queue = rel / kPciNotifyMultiplier;
-            {
-                std::lock_guard lock(m_lock);
-                if (!m_activated || queue >= m_queues.size() || !m_queues[queue].enabled) return;
-            }
-            m_device->queue_notify(static_cast<uint16_t>(queue));
+            if (queue < m_notify.size()) (void)m_notify[queue].write(1);
             break;
         }
         default:

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/log.h"
 #include "devices/event_registrar.h"
 #include "devices/interrupt.h"
@@ -61,11 +62,7 @@ class VirtioPciTransport final : public PciDevice,
                                                               MsiRouter& msi,
                                                               EventRegistrar& events);
 
-    // The legacy interrupt (PciRoot::intx_line), used while MSI-X is off.
-    void set_intx(std::shared_ptr<IrqLine> line);
-    // Called (without locks held) whenever the BAR moves, so the VMM can
-    // re-register the ioeventfds on notify_address().
-    void set_bar_moved_handler(std::function<void(uint64_t bar_base)> handler);
+    ~VirtioPciTransport() override;
 
     uint16_t queue_count() const { return static_cast<uint16_t>(m_queue_max.size()); }
     // Guest-physical address of queue's notification register (ioeventfd
@@ -84,6 +81,11 @@ class VirtioPciTransport final : public PciDevice,
     void config_write(uint16_t offset, std::span<const uint8_t> data) override;
     std::vector<PciBarInfo> bars() const override;
     void bar_moved(uint8_t index, uint64_t address) override;
+    // One eventfd per queue at its notification register: a kick is an
+    // ioeventfd, served on the event loop (notify()), never on the vCPU.
+    std::vector<PciIoEvent> ioevents(uint8_t index) const override;
+    // The legacy interrupt, used while MSI-X is off.
+    void assign_intx(std::shared_ptr<IrqLine> line) override;
     void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
 
@@ -92,7 +94,8 @@ class VirtioPciTransport final : public PciDevice,
     void signal_config_change();
 
     VirtioPciTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory& memory,
-                       MsiRouter& msi, EventRegistrar& events, uint16_t vectors);  // use create()
+                       MsiRouter& msi, EventRegistrar& events, uint16_t vectors,
+                       std::vector<EventFd> notify);  // use create()
 
   private:
     struct QueueState {
@@ -106,6 +109,10 @@ class VirtioPciTransport final : public PciDevice,
     };
 
     Result<void> build_capabilities();
+    Result<void> watch_notifiers();
+    // A kick of `queue` (its eventfd fired): passed to the device if the
+    // queue is live.
+    void notify(uint16_t queue);
     void common_read(uint64_t offset, std::span<uint8_t> data);
     void common_write(uint64_t offset, std::span<const uint8_t> data);
     bool queue_field_write_locked(uint64_t offset, size_t len, uint64_t value);
@@ -148,7 +155,8 @@ class VirtioPciTransport final : public PciDevice,
     log::RateLimit m_features_log;
     log::RateLimit m_activate_log;
     std::optional<uint64_t> m_bar_base;
-    std::function<void(uint64_t)> m_bar_moved_handler;
+    const std::vector<EventFd> m_notify;  // per queue; registered in m_events while we live
+    bool m_notify_watched{false};
 };
 
 }  // namespace rv::virtio

@@ -67,5 +67,74 @@ TEST(NetArg, RejectsBadInput) {
     EXPECT_FALSE(parse_net_arg("tap=t0,speed=10G"));
 }
 
+TEST(DiskArg, IdRootEngineAndUnsafeCache) {
+    auto d = parse_disk_arg("/img/root.ext4,id=rootfs,root,engine=sync,cache=unsafe,ro");
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(d->id, "rootfs");
+    EXPECT_TRUE(d->is_root_device);
+    EXPECT_EQ(d->engine, BlockOptions::Engine::Sync);
+    EXPECT_EQ(d->cache, DiskConfig::Cache::Unsafe);
+    EXPECT_TRUE(d->read_only);
+    EXPECT_EQ(parse_disk_arg("x.img,engine=uring")->engine, BlockOptions::Engine::IoUring);
+}
+
+TEST(DiskArg, LeavesIdAndDerivedFieldsEmpty) {
+    auto d = parse_disk_arg("x.img");
+    ASSERT_TRUE(d);
+    EXPECT_TRUE(d->id.empty());  // VmConfig::resolve_defaults names it
+    EXPECT_TRUE(d->serial.empty());
+    EXPECT_FALSE(d->is_root_device);
+    EXPECT_EQ(d->engine, BlockOptions::Engine::IoUring);
+    EXPECT_FALSE(d->rate_limiter);
+}
+
+TEST(DiskArg, RejectsBadNewOptions) {
+    auto engine = parse_disk_arg("x.img,engine=aio");
+    ASSERT_FALSE(engine);
+    EXPECT_TRUE(engine.error().is_input());
+    EXPECT_NE(engine.error().message().find("unsupported engine 'aio'"), std::string::npos);
+    auto cache = parse_disk_arg("x.img,cache=directsync");
+    ASSERT_FALSE(cache);
+    EXPECT_NE(cache.error().message().find("unsupported cache 'directsync'"), std::string::npos);
+    auto id = parse_disk_arg("x.img,id=");
+    ASSERT_FALSE(id);
+    EXPECT_NE(id.error().message().find("id= needs a name"), std::string::npos);
+    EXPECT_FALSE(parse_disk_arg("x.img,root=yes"));
+}
+
+TEST(NetArg, Id) {
+    auto n = parse_net_arg("tap=tap0,id=uplink,model=e1000");
+    ASSERT_TRUE(n) << n.error().message();
+    EXPECT_EQ(n->id, "uplink");
+    EXPECT_TRUE(parse_net_arg("tap=tap0")->id.empty());
+    auto bad = parse_net_arg("tap=tap0,id=");
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(bad.error().is_input());
+}
+
+TEST(DeviceArgs, ErrorsAreInputErrors) {
+    EXPECT_TRUE(parse_disk_arg("").error().is_input());
+    EXPECT_TRUE(parse_disk_arg("x,iface=scsi").error().is_input());
+    EXPECT_TRUE(parse_net_arg("mac=52:54:00:12:34:56").error().is_input());
+    EXPECT_TRUE(parse_net_arg("tap=t0,mac=52:54").error().is_input());
+    EXPECT_TRUE(parse_net_arg("tap=t0,speed=10G").error().is_input());
+}
+
+TEST(DeviceArgs, ResolvedLikeTheJson) {
+    // The CLI's structs go through the same resolve_defaults as --config-file's.
+    VmConfig c;
+    c.kernel_path = "/k";
+    c.disks.push_back(*parse_disk_arg("a.img"));
+    c.disks.push_back(*parse_disk_arg("b.img,iface=ide,id=legacy"));
+    c.nets.push_back(*parse_net_arg("tap=tap0"));
+    c.resolve_defaults();
+    EXPECT_EQ(c.disks[0].id, "drive0");
+    EXPECT_EQ(c.disks[0].serial, "ringvisor-drive0");
+    EXPECT_EQ(c.disks[1].serial, "RV-HD0");
+    EXPECT_EQ(c.nets[0].id, "net0");
+    EXPECT_EQ(c.nets[0].mac, default_mac("tap0"));
+    EXPECT_TRUE(c.validate(kMaxCpus));
+}
+
 }  // namespace
 }  // namespace rv

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "arch/x86_64/acpi_tables.h"
+#include "arch/x86_64/aml.h"
 #include "arch/x86_64/layout.h"
 
 namespace rv::x86 {
@@ -132,22 +133,58 @@ TEST_F(AcpiTest, FadtDescribesPm1Blocks) {
     EXPECT_EQ(kFacsAddr % 64, 0u);
 }
 
-TEST_F(AcpiTest, DsdtHasS5Package) {
+// Device (PS2K) { Name (_HID, EisaId ("PNP0303")) Name (_CRS, ResourceTemplate () {
+//     IO (Decode16, 0x60, 0x60, 1, 1) IO (Decode16, 0x64, 0x64, 1, 1) IRQNoFlags () {1} }) }
+// as iasl compiles it: 47 bytes.
+const std::vector<uint8_t> kPs2KeyboardAml = {
+    // Device (PS2K), PkgLength 0x2D = 1 + 4 + 10 + 30
+    0x5B, 0x82, 0x2D, 'P', 'S', '2', 'K',
+    // Name (_HID, EisaId ("PNP0303"))
+    0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x03, 0x03,
+    // Name (_CRS, Buffer (21) { ... }), PkgLength 0x18 = 1 + 2 + 21
+    0x08, '_', 'C', 'R', 'S', 0x11, 0x18, 0x0A, 0x15,
+    // IO (Decode16, 0x60, 0x60, 0x01, 0x01)  IO (Decode16, 0x64, 0x64, 0x01, 0x01)
+    0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x01, 0x01, 0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x01, 0x01,
+    // IRQNoFlags () {1}, EndTag
+    0x22, 0x02, 0x00, 0x79, 0x00};
+
+TEST_F(AcpiTest, DsdtHasS5PackageAndKeyboard) {
     ASSERT_TRUE(setup_acpi(m_mem, 1, std::nullopt));
     auto dsdt = read_table(kDsdtAddr, "DSDT");
     EXPECT_EQ(read<AcpiTableHeader>(kDsdtAddr).revision, 2);
     // NameOp "_S5_" PackageOp PkgLength(8: itself + count + 6 element bytes)
     // NumElements(4) BytePrefix 5, BytePrefix 5, Zero, Zero.
-    std::vector<uint8_t> expected = {0x08, '_',  'S',  '5',  '_',  0x12, 0x08,
-                                     0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00};
+    std::vector<uint8_t> expected = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A,
+                                     0x05, 0x00, 0x00,
+                                     // Scope (\_SB_), PkgLength 0x34 = 1 + 4 + 47
+                                     0x10, 0x34, '_', 'S', 'B', '_'};
+    expected.insert(expected.end(), kPs2KeyboardAml.begin(), kPs2KeyboardAml.end());
     EXPECT_EQ(std::vector<uint8_t>(dsdt.begin() + 36, dsdt.end()), expected);
+}
+
+TEST(Acpi, Ps2KeyboardForLinuxPnp) {
+    // What Linux's i8042 PNP probe reads: a PNP0303 device whose first I/O
+    // resource is the data port and second the command port, one byte each,
+    // and whose first IRQ is the keyboard's.
+    EXPECT_EQ(ps2_keyboard_aml(), kPs2KeyboardAml);
+    EXPECT_EQ(aml::eisa_id("PNP0303"), 0x0303D041u);
+}
+
+TEST_F(AcpiTest, DsdtHasKeyboardBesidePciHostBridge) {
+    ASSERT_TRUE(setup_acpi(m_mem, 1, PciHostBridge{}));
+    auto dsdt = read_table(kDsdtAddr, "DSDT");
+    auto at = std::search(dsdt.begin(), dsdt.end(), kPs2KeyboardAml.begin(), kPs2KeyboardAml.end());
+    ASSERT_NE(at, dsdt.end());
+    EXPECT_EQ(at + static_cast<long>(kPs2KeyboardAml.size()), dsdt.end());  // last in \_SB
+    const std::vector<uint8_t> pci0 = {'P', 'C', 'I', '0'};
+    EXPECT_LT(std::search(dsdt.begin(), dsdt.end(), pci0.begin(), pci0.end()), at);
 }
 
 TEST(Acpi, DsdtWithPciHostBridge) {
     std::vector<uint8_t> expected = {
         0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00,
-        // Scope (\_SB_), two-byte PkgLength 0x82 = 2 + 4 + 124
-        0x10, 0x42, 0x08, '_', 'S', 'B', '_',
+        // Scope (\_SB_), two-byte PkgLength 0xB1 = 2 + 4 + 124 + 47 (PCI0, PS2K)
+        0x10, 0x41, 0x0B, '_', 'S', 'B', '_',
         // Device (PCI0), two-byte PkgLength 0x7A = 2 + 4 + 10 + 6 + 6 + 94
         0x5B, 0x82, 0x4A, 0x07, 'P', 'C', 'I', '0',
         // Name (_HID, EisaId ("PNP0A03"))
@@ -170,6 +207,7 @@ TEST(Acpi, DsdtWithPciHostBridge) {
         0xFF, 0xBF, 0xFE, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x3E,
         // EndTag
         0x79, 0x00};
+    expected.insert(expected.end(), kPs2KeyboardAml.begin(), kPs2KeyboardAml.end());
     EXPECT_EQ(dsdt_aml(PciHostBridge{.mmio32_start = 0xC000'0000, .mmio32_end = 0xFEC0'0000}),
               expected);
 }
@@ -183,8 +221,10 @@ TEST(Acpi, DsdtPciRoutingTable) {
                                 0x0B, 0x04, 0x0C, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00,
                                 0x0A, 0x11, 0x12, 0x0D, 0x04, 0x0C, 0xFF, 0xFF, 0x1F,
                                 0x00, 0x0A, 0x03, 0x00, 0x0B, 0x34, 0x12};
-    ASSERT_GE(aml.size(), prt.size());
-    EXPECT_EQ(std::vector<uint8_t>(aml.end() - static_cast<long>(prt.size()), aml.end()), prt);
+    // The last thing in PCI0, which the keyboard follows in \_SB.
+    auto at = std::search(aml.begin(), aml.end(), prt.begin(), prt.end());
+    ASSERT_NE(at, aml.end());
+    EXPECT_EQ(std::vector<uint8_t>(at + static_cast<long>(prt.size()), aml.end()), kPs2KeyboardAml);
     // Device (PCI0)'s length covers it (no windows: _CRS has bus and I/O
     // ranges only, 67 bytes): 2 + 4 + 10 + 6 + 6 + 67 + 34 = 129.
     std::vector<uint8_t> device = {0x5B, 0x82, 0x41, 0x08, 'P', 'C', 'I', '0'};

@@ -1,5 +1,8 @@
 #include "arch/x86_64/kernel_payload.h"
 
+#include "arch/x86_64/boot.h"
+#include "arch/x86_64/layout.h"
+
 #include <elf.h>
 #include <gtest/gtest.h>
 
@@ -91,6 +94,58 @@ TEST(KernelPayload, RejectsPayloadOutsideTheFile) {
     EXPECT_FALSE(decompress(Payload{junk, Compression::Xz}));
     EXPECT_FALSE(decompress(Payload{junk, Compression::Zstd}));
     EXPECT_FALSE(decompress(Payload{junk, Compression::Gzip}));
+}
+
+}  // namespace
+}  // namespace rv::x86
+
+namespace rv::x86 {
+namespace {
+
+// PUT /boot-source may name a plain vmlinux: it boots at its ELF entry with a
+// zero page whose setup header ringvisor makes up.
+TEST(Vmlinux, BootsAtItsEntryWithAMadeUpSetupHeader) {
+    auto file = make_elf(0x1000000, 0x1000000, 0x100, 0x3000);
+    ASSERT_TRUE(is_elf(file));
+    auto layout = MemoryLayout::for_size(64 * kMiB);
+    ASSERT_TRUE(layout);
+    auto memory = GuestMemory::create(layout->ram);
+    ASSERT_TRUE(memory);
+    const std::string initrd(4096, 'i');
+    auto initrd_bytes = std::span(reinterpret_cast<const uint8_t*>(initrd.data()), initrd.size());
+    auto boot = load_linux_vmlinux(*memory, file, initrd_bytes, "console=ttyS0", *layout);
+    ASSERT_TRUE(boot) << boot.error().message();
+    EXPECT_EQ(boot->entry.value, 0x1000000u);
+    EXPECT_EQ(boot->kernel_load.value, 0x1000000u);
+    EXPECT_GE(boot->initrd.value, 0x1003000u) << "the initrd is above the kernel's memory";
+    EXPECT_LE(boot->initrd.value + initrd.size() - 1, 0x7FFF'FFFFu);
+    // The segment's bytes are in place and its BSS is zero.
+    std::array<uint8_t, 2> b{};
+    ASSERT_TRUE(memory->read(GuestAddress(0x1000000), b));
+    EXPECT_EQ(b[0], 0xcc);
+    ASSERT_TRUE(memory->read(GuestAddress(0x1000100), b));
+    EXPECT_EQ(b[0], 0);
+    // The zero page: "HdrS", protocol 2.15, loaded high, the command line and initrd.
+    auto read = memory->read_obj<BootParams>(boot->boot_params);
+    ASSERT_TRUE(read);
+    const BootParams& bp = *read;
+    EXPECT_EQ(bp.hdr.header, kHeaderMagic);
+    EXPECT_EQ(bp.hdr.boot_flag, kBootFlagMagic);
+    EXPECT_EQ(bp.hdr.version, 0x020F);
+    EXPECT_TRUE(bp.hdr.loadflags & kLoadedHigh);
+    EXPECT_EQ(bp.hdr.cmd_line_ptr, boot->cmdline.value);
+    EXPECT_EQ(bp.hdr.ramdisk_image, boot->initrd.value);
+    EXPECT_EQ(bp.hdr.ramdisk_size, initrd.size());
+    EXPECT_EQ(bp.hdr.init_size, 0x3000u);
+}
+
+TEST(Vmlinux, RefusesATruncatedFile) {
+    auto file = make_elf(0x1000000, 0x1000000, 0x100, 0x3000);
+    file.resize(file.size() - 0x80);  // the segment's bytes run past the end
+    auto layout = MemoryLayout::for_size(64 * kMiB);
+    auto memory = GuestMemory::create(layout->ram);
+    EXPECT_FALSE(load_linux_vmlinux(*memory, file, std::nullopt, "", *layout));
+    EXPECT_FALSE(is_elf(std::vector<uint8_t>{'M', 'Z'}));
 }
 
 }  // namespace

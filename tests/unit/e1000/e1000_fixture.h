@@ -129,7 +129,7 @@ class E1000Test : public ::testing::Test {
         auto created = E1000::create(mem, std::move(backend), config, events);
         if (!created) throw std::runtime_error(created.error().message());
         dev = std::move(*created);
-        dev->set_intx(irq);
+        dev->assign_intx(irq);
     }
 
     void write32(uint32_t offset, uint32_t value) {

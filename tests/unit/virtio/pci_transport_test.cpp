@@ -1,8 +1,12 @@
 #include "devices/virtio/pci_transport.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <array>
+#include <map>
 #include <mutex>
 
 #include "devices/pci/pci_root.h"
@@ -69,9 +73,22 @@ class FakeVirtioDevice final : public VirtioDevice {
     bool broken{false};
 };
 
-struct NullEvents final : EventRegistrar {
-    Result<void> add(int, uint32_t, std::function<void(uint32_t)>) override { return {}; }
-    void remove(int) override {}
+// Stands in for the event loop: serves every registered fd that is readable
+// when pump() runs (the transport's queue kick eventfds).
+struct PumpedEvents final : EventRegistrar {
+    Result<void> add(int fd, uint32_t, std::function<void(uint32_t)> handler) override {
+        if (handlers.contains(fd)) return make_error("fd {} registered twice", fd);
+        handlers[fd] = std::move(handler);
+        return {};
+    }
+    void remove(int fd) override { handlers.erase(fd); }
+    void pump() {
+        for (auto& [fd, handler] : handlers) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 0) == 1) handler(EPOLLIN);
+        }
+    }
+    std::map<int, std::function<void(uint32_t)>> handlers;
 };
 
 struct TransportTest : ::testing::Test {
@@ -80,13 +97,13 @@ struct TransportTest : ::testing::Test {
         return std::move(*GuestMemory::create(spec));
     }();
     test::FakeMsiRouter router;
-    NullEvents events;
+    PumpedEvents events;
     std::shared_ptr<FakeVirtioDevice> dev = std::make_shared<FakeVirtioDevice>();
     std::shared_ptr<test::RecordingIrqLine> intx = std::make_shared<test::RecordingIrqLine>();
     std::shared_ptr<VirtioPciTransport> t = [this] {
         auto r = VirtioPciTransport::create(dev, memory, router, events);
         EXPECT_TRUE(r);
-        (*r)->set_intx(intx);
+        (*r)->assign_intx(intx);
         return *r;
     }();
 
@@ -101,6 +118,7 @@ struct TransportTest : ::testing::Test {
         std::array<uint8_t, 8> b{};
         store_le(std::span(b).first(len), v);
         t->bar_write(kPciBarIndex, off, std::span(b).first(len));
+        events.pump();  // the loop serves a kick before the guest's next access
     }
     uint32_t cfg(uint16_t off, size_t len = 4) {
         std::array<uint8_t, 4> b{};
@@ -514,18 +532,50 @@ TEST_F(TransportTest, ThroughPciRoot) {
     auto root = PciRoot::create(mmio, pio, nullptr);
     auto slot = root->add_device(t);
     ASSERT_TRUE(slot);
-    uint64_t moved_to = 0;
-    t->set_bar_moved_handler([&](uint64_t base) { moved_to = base; });
+    std::vector<std::pair<uint64_t, bool>> observed;
+    root->set_bar_observer([&](const PciDevice& d, const PciBarInfo& bar, uint64_t at, bool mapped) {
+        for (const PciIoEvent& e : d.ioevents(bar.index)) {
+            EXPECT_GE(e.fd, 0);
+            observed.emplace_back(at + e.offset, mapped);
+        }
+    });
     ASSERT_TRUE(root->allocate_bars(
         PciWindows{.mmio64_start = 0x1'0000'0000, .mmio64_end = 0x2'0000'0000}));
     auto base = root->bar_address(*slot, kPciBarIndex);
     ASSERT_TRUE(base);
-    EXPECT_EQ(moved_to, *base);
+    // The VMM learns where each queue's doorbell is, from the BAR observer.
+    EXPECT_EQ(observed, (std::vector<std::pair<uint64_t, bool>>{
+                            {*base + kPciNotifyOffset, true}, {*base + kPciNotifyOffset + 4, true}}));
     EXPECT_EQ(t->notify_address(0), *base + kPciNotifyOffset);
     std::array<uint8_t, 2> nq{};
     mmio.read(MmioAddress{*base + kNumQueues}, nq);
     EXPECT_EQ(load_le(nq), 2u);
     EXPECT_EQ(cfg(0x3C, 1), PciRoot::intx_irq(*slot));
+}
+
+TEST_F(TransportTest, KicksArriveThroughTheQueueEventfds) {
+    auto io = t->ioevents(kPciBarIndex);
+    ASSERT_EQ(io.size(), 2u);
+    EXPECT_TRUE(t->ioevents(0).empty());
+    EXPECT_EQ(io[1].offset, kPciNotifyOffset + kPciNotifyMultiplier);
+    ASSERT_TRUE(negotiate(kFVersion1));
+    program_queue(0, 64, 0x10000);
+    program_queue(1, 64, 0x20000);
+    driver_ok();
+    // What KVM does for an ioeventfd write: signal the fd; the loop serves it.
+    uint64_t one = 1;
+    ASSERT_EQ(::write(io[1].fd, &one, sizeof one), ssize_t(sizeof one));
+    EXPECT_TRUE(dev->notified.empty()) << "nothing happens on the vCPU";
+    events.pump();
+    EXPECT_EQ(dev->notified, (std::vector<uint16_t>{1}));
+    events.pump();  // one kick, one notification
+    EXPECT_EQ(dev->notified, (std::vector<uint16_t>{1}));
+}
+
+TEST_F(TransportTest, TheTransportUnregistersItsEventfdsWhenDestroyed) {
+    EXPECT_EQ(events.handlers.size(), 2u);
+    t.reset();
+    EXPECT_TRUE(events.handlers.empty());
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "devices/virtio/blk/blk_device.h"
+#include "support/map_registrar.h"
 #include "support/fake_driver_queue.h"
 #include "unit/backends/block_test_util.h"
 
@@ -28,16 +29,7 @@ class CountingInterrupt final : public virtio::Interrupt {
     int config{0};
 };
 
-class FakeRegistrar final : public EventRegistrar {
-  public:
-    Result<void> add(int fd, uint32_t events, std::function<void(uint32_t)> handler) override {
-        EXPECT_EQ(events, static_cast<uint32_t>(EPOLLIN));
-        if (!handlers.emplace(fd, std::move(handler)).second) return make_error("fd {} twice", fd);
-        return {};
-    }
-    void remove(int fd) override { handlers.erase(fd); }
-    std::map<int, std::function<void(uint32_t)>> handlers;
-};
+using FakeRegistrar = MapRegistrar;
 
 inline std::vector<uint8_t> blk_header(uint32_t type, uint64_t sector) {
     virtio::blk::BlkReqHeader h{type, 0, sector};

@@ -58,6 +58,23 @@ class FakeEventRegistrar final : public EventRegistrar {
         std::lock_guard lock(m_mutex);
         return m_handlers.size();
     }
+    bool registered(int fd) const {
+        std::lock_guard lock(m_mutex);
+        return m_handlers.contains(fd);
+    }
+    // Runs fd's handler as if it were readable (a test firing a timer it
+    // took over); false if fd is not registered.
+    bool fire(int fd) {
+        std::function<void(uint32_t)> handler;
+        {
+            std::lock_guard lock(m_mutex);
+            auto it = m_handlers.find(fd);
+            if (it == m_handlers.end()) return false;
+            handler = it->second;
+        }
+        handler(POLLIN);
+        return true;
+    }
     // One event-loop iteration: runs the handler of every readable fd.
     // Returns how many ran.
     size_t run_ready() {

@@ -41,12 +41,6 @@ bool arm_once(const Fd& timer, uint64_t delay_ns) {
     return ::timerfd_settime(timer.get(), 0, &spec, nullptr) == 0;
 }
 
-uint64_t monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
-
 }  // namespace
 
 Result<std::shared_ptr<E1000>> E1000::create(const GuestMemory& memory,
@@ -73,6 +67,11 @@ Result<std::shared_ptr<E1000>> E1000::create(const GuestMemory& memory,
                                             if (auto d = weak.lock()) d->on_rx_retry_timer();
                                         }),
                              "e1000: registering the RX retry timer"));
+    std::lock_guard lock(dev->m_mutex);
+    for (bool rx : {true, false}) {
+        if ((rx ? dev->m_rx_limit : dev->m_tx_limit).limiter.unlimited()) continue;
+        RV_TRY_VOID(dev->attach_limiter_timer(rx));
+    }
     return dev;
 }
 
@@ -95,7 +94,9 @@ E1000::E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend,
                       .header_type = 0,
                       .interrupt_pin = 1}),  // INTA#
       m_eeprom(config.mac),
-      m_rx_buf(kRxBufferSize) {
+      m_rx_buf(kRxBufferSize),
+      m_rx_limit{RateLimiter(config.rx_rate_limiter, config.clock_ns)},
+      m_tx_limit{RateLimiter(config.tx_rate_limiter, config.clock_ns)} {
     // Both BARs are valid by construction (sizes are powers of two, indices distinct).
     (void)m_pci.add_bar(PciBarInfo{.index = kMmioBar, .size = kMmioBarSize});
     (void)m_pci.add_bar(PciBarInfo{.index = kIoBar, .size = kIoBarSize, .io = true});
@@ -107,10 +108,12 @@ E1000::E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend,
 E1000::~E1000() {
     m_events.remove(m_timer.get());
     m_events.remove(m_rx_retry.get());
+    m_rx_limit.timer.detach();
+    m_tx_limit.timer.detach();
     if (m_rx_registered) m_events.remove(m_backend->fd());
 }
 
-void E1000::set_intx(std::shared_ptr<IrqLine> line) {
+void E1000::assign_intx(std::shared_ptr<IrqLine> line) {
     std::lock_guard lock(m_mutex);
     m_intx = std::move(line);
     if (m_intx) m_intx->set_level(m_level);
@@ -158,6 +161,10 @@ DeviceCounters E1000::counters() const {
             {"rx_held_packet", m_rx_pending},
             {"rx_retry_armed", m_rx_retry_armed},
             {"rx_retries", m_stats.rx_retries},
+            {"rx_throttled", m_stats.rx_throttled},
+            {"tx_throttled", m_stats.tx_throttled},
+            {"rx_rate_limited", m_rx_throttled},
+            {"tx_rate_limited", m_tx_throttled},
             {"backend_gone", m_backend_gone}};
 }
 
@@ -267,7 +274,14 @@ void E1000::on_itr_timer() {
 // --- TX and RX -----------------------------------------------------------------
 
 void E1000::process_tx() {
-    uint32_t causes = m_tx.process(TxEngine::Env{m_memory, *m_backend, m_regs});
+    if (m_tx_throttled) return;  // the limiter timer resumes
+    RateLimiter* limiter = m_tx_limit.limiter.unlimited() ? nullptr : &m_tx_limit.limiter;
+    uint32_t causes =
+        m_tx.process(TxEngine::Env{m_memory, *m_backend, m_regs, limiter, &m_tx_limit.timer});
+    if (m_tx.throttled()) {
+        m_tx_throttled = true;
+        ++m_stats.tx_throttled;
+    }
     if (causes) raise(causes);
 }
 
@@ -287,6 +301,9 @@ void E1000::on_backend_event(uint32_t events) {
 // the batch is done. Runs on the event loop (fd readable) and on vCPU
 // threads (RDT and RCTL writes).
 void E1000::process_rx(bool read_backend) {
+    // The held packet waits for the limiter (the fd is not polled): its
+    // timer resumes, not RDT writes or the retry timer.
+    if (m_rx_throttled) return;
     uint32_t causes = 0;
     for (int i = 0; i < kRxBatch; ++i) {
         if (!m_rx_pending) {
@@ -311,9 +328,20 @@ void E1000::process_rx(bool read_backend) {
             ++m_stats.rx_filtered;
             continue;
         }
+        // Charged once, when accepted; a packet then waiting for
+        // descriptors keeps its tokens.
+        if (!m_rx_paid) {
+            if (!m_rx_limit.timer.admit(m_rx_limit.limiter, packet.size() - kVnetHdrSize, 1)) {
+                m_rx_throttled = true;
+                ++m_stats.rx_throttled;
+                break;
+            }
+            m_rx_paid = true;
+        }
         auto outcome = m_rx.deliver(m_memory, m_regs, packet.subspan(kVnetHdrSize), causes);
         if (outcome == RxEngine::Outcome::kNoRoom) break;  // keep it for the next RDT write
         m_rx_pending = false;
+        m_rx_paid = false;
         if (outcome == RxEngine::Outcome::kDelivered)
             ++m_stats.rx_packets;
         else
@@ -328,7 +356,7 @@ void E1000::process_rx(bool read_backend) {
 // Receive is on but has no descriptors for what the backend may hold: the
 // guest's refill may be sitting among the posted writes.
 bool E1000::rx_starved() const {
-    return !m_backend_gone && (m_regs.get(reg::kRctl) & kRctlEn) &&
+    return !m_backend_gone && !m_rx_throttled && (m_regs.get(reg::kRctl) & kRctlEn) &&
            (m_rx_pending || !RxEngine::ready(m_memory, m_regs));
 }
 

@@ -17,6 +17,14 @@
 // timer is a timerfd on the same loop. One mutex guards all device state;
 // handlers hold only a weak reference to the device.
 //
+// Rate limiting (optional, as virtio-net's): a packet costs its frame bytes
+// and 1 op. TX asks at a packet's EOP descriptor; refused, TDH stays there
+// and TX waits for its limiter timer (TDT writes meanwhile do nothing). RX
+// asks once a received packet passed the filters; refused, the packet stays
+// held, the backend fd is not polled and RX waits for its timer. Both
+// timers are registered only once a limiter is in force; the device mutex
+// guards the limiters and timers too (set_*_rate_limiter take it).
+//
 // RDT writes may be posted (posted_write_ranges; KVM coalesced MMIO, as
 // QEMU does): the driver's refills reach us at its next register access
 // instead of costing an exit each. While a packet waits for descriptors a
@@ -44,6 +52,8 @@
 #include "devices/legacy/e1000/tx.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/pci_device.h"
+#include "devices/rate_limiter.h"
+#include "devices/rate_limiter_timer.h"
 #include "memory/guest_memory.h"
 
 namespace rv {
@@ -56,17 +66,23 @@ struct E1000Config {
     // Applies the VMM's posted writes to this device; called with no device
     // lock held. Empty: RDT writes are never posted.
     std::function<void()> flush_posted;
+    // Packets to the guest / from the guest; none: unlimited. They use
+    // clock_ns too.
+    std::optional<RateLimiterConfig> rx_rate_limiter;
+    std::optional<RateLimiterConfig> tx_rate_limiter;
 };
 
 struct E1000Stats {
     uint64_t tx_packets{0};
     uint64_t tx_dropped{0};
     uint64_t rx_packets{0};
-    uint64_t rx_filtered{0};  // not for us (address / VLAN filter)
-    uint64_t rx_dropped{0};   // too long, or could never fit the ring
-    uint64_t interrupts{0};   // INTx assertions
-    uint64_t throttled{0};    // assertions ITR held back
-    uint64_t rx_retries{0};   // RX retry timer runs (posted RDT writes asked for)
+    uint64_t rx_filtered{0};   // not for us (address / VLAN filter)
+    uint64_t rx_dropped{0};    // too long, or could never fit the ring
+    uint64_t interrupts{0};    // INTx assertions
+    uint64_t throttled{0};     // assertions ITR held back
+    uint64_t rx_retries{0};    // RX retry timer runs (posted RDT writes asked for)
+    uint64_t rx_throttled{0};  // packets the rx rate limiter held back (each try counts)
+    uint64_t tx_throttled{0};  // the same for tx
 };
 
 class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000> {
@@ -78,7 +94,7 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     ~E1000() override;
 
     // The INTx line (PciRoot::intx_line); called once the device is placed.
-    void set_intx(std::shared_ptr<IrqLine> line);
+    void assign_intx(std::shared_ptr<IrqLine> line) override;
 
     // PciDevice
     std::string_view name() const override { return "e1000"; }
@@ -96,6 +112,16 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     void on_rx_retry_timer();
     int itr_timer_fd() const { return m_timer.get(); }
     int rx_retry_timer_fd() const { return m_rx_retry.get(); }
+    // The rate limiter timers' fds, -1 while not registered (tests fire them).
+    int rx_limiter_timer_fd() const;
+    int tx_limiter_timer_fd() const;
+
+    // Replace a direction's rate limiter (nullopt: unlimited) while the VM
+    // runs, from any thread; a packet it holds back is retried under the new
+    // limits at once, from the event loop. Fails only if the limiter's timer
+    // cannot be set up (the limits then stay as they were).
+    Result<void> set_rx_rate_limiter(std::optional<RateLimiterConfig> config);
+    Result<void> set_tx_rate_limiter(std::optional<RateLimiterConfig> config);
 
     E1000Stats stats() const;
 
@@ -123,6 +149,15 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     void process_tx();
     void process_rx(bool read_backend);
     void update_rx_interest();
+
+    // rate_limit.cpp: the limiters' timers and runtime changes.
+    struct Limit {
+        RateLimiter limiter;
+        LimiterTimer timer;  // attached once a limiter is in force
+    };
+    Result<void> attach_limiter_timer(bool rx);
+    Result<void> set_rate_limiter(bool rx, const std::optional<RateLimiterConfig>& config);
+    void on_limiter_timer(bool rx);
 
     const GuestMemory& m_memory;
     const std::unique_ptr<NetBackend> m_backend;
@@ -155,6 +190,12 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     bool m_rx_pending{false};  // m_rx_buf holds a packet waiting for descriptors
     size_t m_rx_len{0};
     std::vector<uint8_t> m_rx_buf;
+
+    Limit m_rx_limit;
+    Limit m_tx_limit;
+    bool m_rx_paid{false};       // the held packet has its tokens (it waits for descriptors)
+    bool m_rx_throttled{false};  // the held packet waits for the rx limiter timer
+    bool m_tx_throttled{false};  // TX waits for the tx limiter timer
 
     E1000Stats m_stats;
     std::bitset<e1000::kMmioBarSize / 4> m_unknown_logged;

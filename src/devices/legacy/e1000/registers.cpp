@@ -294,6 +294,12 @@ void E1000::reset_locked() {
     m_io_addr = 0;
     if (m_rx_pending) ++m_stats.rx_dropped;  // nowhere to go after a reset
     m_rx_pending = false;
+    m_rx_paid = false;
+    // Nothing is held for the limiters any more (their tokens stay spent).
+    m_rx_throttled = false;
+    m_tx_throttled = false;
+    m_rx_limit.timer.disarm();
+    m_tx_limit.timer.disarm();
     m_next_irq_ns = 0;
     update_irq();
     update_rx_interest();

@@ -59,12 +59,15 @@ uint32_t TxEngine::process(const Env& env) {
     }
     uint32_t causes = 0;
     uint32_t n = 0;
+    m_throttled = false;
     // At most one lap: head == tail ends it, and it cannot take longer.
     for (; n < count && head != tail; ++n) {
         GuestAddress at(base + uint64_t{head} * kDescSize);
         auto desc = env.memory.read_obj<RawDesc>(at);
         if (!desc) break;  // the ring was checked above; cannot happen
-        if (handle_descriptor(env, *desc)) {
+        const bool report = handle_descriptor(env, *desc);
+        if (m_throttled) break;  // this descriptor again, once the limiter allows
+        if (report) {
             // DD in the status byte (offset 12 in every descriptor format).
             uint8_t status = static_cast<uint8_t>(desc->bytes[12] | kTxStaDd);
             (void)env.memory.write(GuestAddress(at.value + 12), std::span(&status, 1));
@@ -104,6 +107,17 @@ bool TxEngine::handle_descriptor(const Env& env, const RawDesc& desc) {
         m_drop_reason = nullptr;
     }
     const uint32_t length = (cmd & kTxCmdDext) ? (dword & 0xFFFFF) : le16(b + 8);
+    if ((cmd & kTxCmdEop) && env.limiter) {
+        // Asked before this descriptor is gathered, so a refused packet is
+        // retried from here (what its first descriptor set up above stays
+        // for the retry). Packets that will be dropped cost nothing.
+        const uint64_t bytes = m_packet.size() + uint64_t{length};
+        const bool dropping = m_drop_reason || bytes > kMaxTxPacket;
+        if (!dropping && !env.timer->admit(*env.limiter, bytes, 1)) {
+            m_throttled = true;
+            return false;
+        }
+    }
     gather(env, le64(b), length);
     if (cmd & kTxCmdEop) finish_packet(env, desc);
     return rs;

@@ -18,6 +18,8 @@
 #include "backends/net/net_backend.h"
 #include "devices/legacy/e1000/e1000_regs.h"
 #include "devices/legacy/e1000/tx_offload.h"
+#include "devices/rate_limiter.h"
+#include "devices/rate_limiter_timer.h"
 #include "memory/guest_memory.h"
 
 namespace rv::e1000 {
@@ -37,11 +39,20 @@ class TxEngine {
         const GuestMemory& memory;
         NetBackend& backend;
         RegisterFile& regs;
+        // A rate limiter in force (null: none) and the timer that brings the
+        // device back when it refuses a packet.
+        RateLimiter* limiter{nullptr};
+        LimiterTimer* timer{nullptr};
     };
 
     // Processes descriptors from TDH up to TDT (updating TDH in regs) and
-    // returns the interrupt causes to raise (TXDW, TXQE).
+    // returns the interrupt causes to raise (TXDW, TXQE). With a limiter, a
+    // packet costs its gathered bytes and 1 op, asked at its EOP descriptor;
+    // refused, the walk stops there (TDH at the EOP, its data not gathered
+    // yet, throttled() true) and the next process() retries it.
     uint32_t process(const Env& env);
+    // The last process() stopped for the rate limiter.
+    bool throttled() const { return m_throttled; }
     // Forgets both contexts and any half-gathered packet (CTRL.RST).
     void reset();
 
@@ -69,6 +80,7 @@ class TxEngine {
     const char* m_drop_reason{nullptr};  // set: drop the packet at EOP
     TxCounters m_counters;
     unsigned m_warned{0};
+    bool m_throttled{false};
 };
 
 }  // namespace rv::e1000

@@ -247,6 +247,20 @@ void AtaChannel::bm_write_byte(unsigned offset, uint8_t value) {
     }
 }
 
+bool AtaChannel::limited() const {
+    for (const auto& d : m_disks)
+        if (d && !d->limiter.unlimited()) return true;
+    return false;
+}
+
+void AtaChannel::set_rate_limiter(unsigned unit, const std::optional<RateLimiterConfig>& config) {
+    AtaDisk* d = disk(unit);
+    if (!d) return;
+    d->limiter.reconfigure(config);
+    // A held command retries under the new limits at once, on the loop.
+    if (m_phase == Phase::Throttled && m_xfer.unit == unit) m_limiter_timer.arm(0);
+}
+
 // Abandons the command in flight. The backend may still be transferring
 // into guest RAM or m_buffer: wait for it, then drop its completion.
 void AtaChannel::cancel() {
@@ -256,6 +270,7 @@ void AtaChannel::cancel() {
             b->process_completions([](uint64_t, int64_t) {});
         }
     }
+    if (m_phase == Phase::Throttled) m_limiter_timer.disarm();
     m_pending = Pending::None;
     m_phase = Phase::Idle;
     m_dma = DmaCursor();

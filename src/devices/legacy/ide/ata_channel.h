@@ -9,6 +9,12 @@
 // Disk I/O never runs on the caller's thread: a command that needs data
 // submits to the disk's BlockBackend and stays BSY until the completion.
 //
+// Rate limiting: each disk may have a RateLimiter (Firecracker's drive
+// rate_limiter). An ATA read or write command (PIO or DMA) costs 1 op and
+// all its data bytes, charged once when the command starts. Refused, the
+// drive stays BSY (phase Throttled) and the command starts later from the
+// channel's limiter timer; a reset or SRST meanwhile abandons it.
+//
 // Reset and cancellation: a command in flight when the guest resets the
 // channel (SRST) or stops the bus master mid-transfer is cancelled by
 // draining its backend (the I/O may still be writing into guest RAM or our
@@ -29,6 +35,8 @@
 #include "devices/interrupt.h"
 #include "devices/legacy/ide/ata.h"
 #include "devices/legacy/ide/bmdma.h"
+#include "devices/rate_limiter.h"
+#include "devices/rate_limiter_timer.h"
 #include "memory/guest_memory.h"
 
 namespace rv::ide {
@@ -43,6 +51,8 @@ struct AtaDisk {
     uint8_t transfer_mode{0};  // SET FEATURES 0x03 value (for IDENTIFY words 63/88)
     uint16_t heads{ata::kDefaultHeads};
     uint16_t sectors_per_track{ata::kDefaultSectorsPerTrack};
+    RateLimiter limiter;    // unlimited unless configured
+    uint64_t throttled{0};  // commands the limiter held back (each try counts)
 };
 
 class AtaChannel {
@@ -74,17 +84,32 @@ class AtaChannel {
 
     BlockBackend* backend(unsigned unit) const;
     bool has_disks() const { return m_disks[0] || m_disks[1]; }
+
+    // Rate limiting. The timer brings back a command the limiter held; the
+    // controller registers it (attach) and calls on_limiter_timer when it
+    // fires. set_rate_limiter retries a held command at once (by the timer).
+    Result<void> attach_limiter_timer(EventRegistrar& events, std::function<void()> on_expiry) {
+        return m_limiter_timer.attach(events, std::move(on_expiry));
+    }
+    void detach_limiter_timer() { m_limiter_timer.detach(); }
+    int limiter_timer_fd() const { return m_limiter_timer.fd(); }
+    bool limited() const;  // some disk has a limiter in force
+    void set_rate_limiter(unsigned unit, const std::optional<RateLimiterConfig>& config);
+    void on_limiter_timer();
+    uint64_t throttled(unsigned unit) const { return m_disks[unit] ? m_disks[unit]->throttled : 0; }
+    bool rate_limited() const { return m_phase == Phase::Throttled; }
     // No command in progress (for tests and the fuzzer).
     bool idle() const { return m_phase == Phase::Idle; }
 
   private:
     enum class Phase {
         Idle,
-        Backend,   // BSY: waiting for a backend completion
-        PioIn,     // DRQ: the guest reads a block from m_buffer
-        PioOut,    // DRQ: the guest writes a block into m_buffer
-        DmaReady,  // a DMA command waits for the bus master to be started
-        Dma,       // bus-master transfer submitted
+        Backend,    // BSY: waiting for a backend completion
+        PioIn,      // DRQ: the guest reads a block from m_buffer
+        PioOut,     // DRQ: the guest writes a block into m_buffer
+        DmaReady,   // a DMA command waits for the bus master to be started
+        Dma,        // bus-master transfer submitted
+        Throttled,  // BSY: a read/write waits for its disk's rate limiter
     };
     enum class Pending { None, PioRead, PioWrite, Dma, Flush, WriteThrough };
 
@@ -121,6 +146,7 @@ class AtaChannel {
     void set_features(AtaDisk& d);
     void start_transfer(uint8_t opcode, bool write, bool dma, bool lba48, uint64_t block);
     void start_identify(AtaDisk& d);
+    void start_data_phase();
     void submit_pio_read();
     void submit_pio_write();
     void begin_in_block();
@@ -158,6 +184,8 @@ class AtaChannel {
     uint64_t m_buf_pos{0};
     uint64_t m_buf_len{0};
     uint64_t m_block_end{0};
+
+    LimiterTimer m_limiter_timer;  // attached while a disk has a limiter in force
 
     // Bus master.
     uint8_t m_bm_command{0};

@@ -193,13 +193,38 @@ void AtaChannel::start_transfer(uint8_t opcode, bool write, bool dma, bool lba48
     m_xfer.block = block;
     m_xfer.write = write;
     m_xfer.dma = dma;
-    if (dma) {
+    // The whole command is charged up front, before any of its data moves.
+    if (!m_limiter_timer.admit(d.limiter, count * kSectorSize, 1)) {
+        ++d.throttled;
+        m_phase = Phase::Throttled;
+        d.status = kStatusBsy;
+        return;
+    }
+    start_data_phase();
+}
+
+// The limiter's tokens should be there now (or its limits changed).
+void AtaChannel::on_limiter_timer() {
+    if (m_phase != Phase::Throttled) return;  // stale: reset or SRST since
+    AtaDisk& d = *m_disks[m_xfer.unit];
+    if (!m_limiter_timer.admit(d.limiter, m_xfer.remaining * kSectorSize, 1)) {
+        ++d.throttled;  // still short (limits lowered meanwhile): re-armed
+        return;
+    }
+    start_data_phase();
+}
+
+// A validated read/write the limiter let through: DMA waits for the bus
+// master, PIO out asks for the first block, PIO in reads from the disk.
+void AtaChannel::start_data_phase() {
+    AtaDisk& d = *m_disks[m_xfer.unit];
+    if (m_xfer.dma) {
         // The driver loads the PRD table before the command and starts the
         // bus master after it; the transfer begins with whichever is last.
         m_phase = Phase::DmaReady;
         d.status = kStatusReady | kStatusDrq;
         if (m_bm_command & kBmCmdStart) begin_dma();
-    } else if (write) {
+    } else if (m_xfer.write) {
         m_buf_pos = 0;
         begin_out_block();  // the first DRQ block of a write comes without INTRQ
     } else {

@@ -35,15 +35,16 @@ Result<std::shared_ptr<PiixIde>> PiixIde::create(const GuestMemory& memory,
                                                  std::array<std::optional<IdeDrive>, 4> drives,
                                                  std::shared_ptr<IrqLine> irq14,
                                                  std::shared_ptr<IrqLine> irq15,
-                                                 EventRegistrar& events) {
+                                                 EventRegistrar& events, NsClock clock_ns) {
     for (unsigned i = 0; i < drives.size(); ++i) {
         if (drives[i] && !drives[i]->backend) return make_error("ide: drive {} has no backend", i);
         if (drives[i] && drives[i]->serial.empty())
             drives[i]->serial = fmt::format("RVIDE{:04}", i);
     }
-    std::shared_ptr<PiixIde> ide(
-        new PiixIde(memory, std::move(drives), std::move(irq14), std::move(irq15)));
+    std::shared_ptr<PiixIde> ide(new PiixIde(memory, std::move(drives), std::move(irq14),
+                                             std::move(irq15), std::move(clock_ns)));
     std::weak_ptr<PiixIde> weak = ide;
+    ide->m_self = weak;
     for (unsigned channel = 0; channel < 2; ++channel) {
         ide->m_command_blocks[channel] = std::make_shared<PortBlock>(weak, channel, false);
         ide->m_control_blocks[channel] = std::make_shared<PortBlock>(weak, channel, true);
@@ -60,11 +61,14 @@ Result<std::shared_ptr<PiixIde>> PiixIde::create(const GuestMemory& memory,
             return std::unexpected(added.error().context("ide: registering a completion fd"));
         ide->m_registered_fds.push_back(backend->completion_fd());
     }
+    std::lock_guard lock(ide->m_lock);
+    for (unsigned channel = 0; channel < 2; ++channel)
+        if (ide->m_channels[channel]->limited()) RV_TRY_VOID(ide->attach_limiter_timer(channel));
     return ide;
 }
 
 PiixIde::PiixIde(const GuestMemory& memory, std::array<std::optional<IdeDrive>, 4> drives,
-                 std::shared_ptr<IrqLine> irq14, std::shared_ptr<IrqLine> irq15)
+                 std::shared_ptr<IrqLine> irq14, std::shared_ptr<IrqLine> irq15, NsClock clock_ns)
     : m_config(PciHeader{.vendor_id = kVendorId,
                          .device_id = kDeviceId,
                          .revision = 0x01,
@@ -84,6 +88,8 @@ PiixIde::PiixIde(const GuestMemory& memory, std::array<std::optional<IdeDrive>, 
             disks[unit].emplace();
             disks[unit]->backend = std::move(drive->backend);
             disks[unit]->serial = drive->serial.substr(0, 20);
+            // Every disk gets the clock, so a limiter set at runtime uses it too.
+            disks[unit]->limiter = RateLimiter(drive->rate_limiter, clock_ns);
         }
         m_channels[channel] =
             std::make_unique<ide::AtaChannel>(memory, std::move(disks), std::move(irqs[channel]));
@@ -101,6 +107,7 @@ PiixIde::PiixIde(const GuestMemory& memory, std::array<std::optional<IdeDrive>, 
 
 PiixIde::~PiixIde() {
     for (int fd : m_registered_fds) m_events->remove(fd);
+    for (auto& ch : m_channels) ch->detach_limiter_timer();
     // The channels' destructors wait for I/O still in flight.
 }
 
@@ -188,6 +195,52 @@ void PiixIde::bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t>
 void PiixIde::process_completions(unsigned drive) {
     std::lock_guard lock(m_lock);
     if (drive < 4) m_channels[drive / 2]->process_completions(drive % 2);
+}
+
+Result<void> PiixIde::attach_limiter_timer(unsigned channel) {
+    auto on_expiry = [weak = m_self, channel] {
+        if (auto self = weak.lock()) self->on_limiter_timer(channel);
+    };
+    return with_context(m_channels[channel]->attach_limiter_timer(*m_events, on_expiry),
+                        "ide: rate limiter timer");
+}
+
+void PiixIde::on_limiter_timer(unsigned channel) {
+    std::lock_guard lock(m_lock);
+    m_channels[channel]->on_limiter_timer();
+}
+
+Result<void> PiixIde::set_rate_limiter(unsigned drive, std::optional<RateLimiterConfig> config) {
+    std::lock_guard lock(m_lock);
+    if (drive >= 4 || !m_channels[drive / 2]->backend(drive % 2))
+        return input_error("ide: no drive {}", drive);
+    // The timer first: limits without a way to wait for tokens would strand
+    // the commands they refuse.
+    if (config && !config->unlimited()) RV_TRY_VOID(attach_limiter_timer(drive / 2));
+    m_channels[drive / 2]->set_rate_limiter(drive % 2, config);
+    return {};
+}
+
+int PiixIde::limiter_timer_fd(unsigned channel) const {
+    std::lock_guard lock(m_lock);
+    return channel < 2 ? m_channels[channel]->limiter_timer_fd() : -1;
+}
+
+DeviceCounters PiixIde::counters() const {
+    std::lock_guard lock(m_lock);
+    DeviceCounters out;
+    uint64_t total = 0;
+    for (unsigned drive = 0; drive < 4; ++drive) {
+        const ide::AtaChannel& ch = *m_channels[drive / 2];
+        if (!ch.backend(drive % 2)) continue;
+        total += ch.throttled(drive % 2);
+        out.emplace_back(fmt::format("drive{}_throttled", drive), ch.throttled(drive % 2));
+    }
+    out.emplace_back("throttled", total);
+    for (unsigned channel = 0; channel < 2; ++channel)
+        out.emplace_back(fmt::format("channel{}_rate_limited", channel),
+                         m_channels[channel]->rate_limited());
+    return out;
 }
 
 bool PiixIde::idle() const {

@@ -13,8 +13,13 @@
 // The backends' completion fds are registered with `events` in create() and
 // removed when the device is destroyed.
 //
-// One mutex guards the whole controller; port, BAR and config accesses (vCPU
-// threads) and backend completions (event loop) all take it.
+// Rate limiting: each drive may have a RateLimiter (IdeDrive::rate_limiter,
+// PiixIde::set_rate_limiter at runtime); see AtaChannel. A channel's limiter
+// timer is registered once one of its drives has a limiter in force.
+//
+// One mutex guards the whole controller, the limiters included; port, BAR
+// and config accesses (vCPU threads), backend completions and limiter timers
+// (event loop) and set_rate_limiter (the API's thread) all take it.
 #pragma once
 
 #include <array>
@@ -31,13 +36,15 @@
 #include "devices/legacy/ide/ata_channel.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/pci_device.h"
+#include "devices/rate_limiter.h"
 #include "memory/guest_memory.h"
 
 namespace rv {
 
 struct IdeDrive {  // one ATA disk
     std::unique_ptr<BlockBackend> backend;
-    std::string serial;  // up to 20 characters; empty = generated
+    std::string serial;                             // up to 20 characters; empty = generated
+    std::optional<RateLimiterConfig> rate_limiter;  // none: unlimited
 };
 
 class PiixIde final : public PciDevice {
@@ -58,12 +65,13 @@ class PiixIde final : public PciDevice {
 
     // drives[0] primary master, [1] primary slave, [2] secondary master,
     // [3] secondary slave; an empty optional is an absent disk. Each drive
-    // needs a backend.
+    // needs a backend. `clock_ns` is the rate limiters' clock, for tests
+    // (empty: CLOCK_MONOTONIC).
     static Result<std::shared_ptr<PiixIde>> create(const GuestMemory& memory,
                                                    std::array<std::optional<IdeDrive>, 4> drives,
                                                    std::shared_ptr<IrqLine> irq14,
                                                    std::shared_ptr<IrqLine> irq15,
-                                                   EventRegistrar& events);
+                                                   EventRegistrar& events, NsClock clock_ns = {});
     ~PiixIde() override;
 
     // Port-I/O devices for channel 0 (primary) or 1 (secondary): the
@@ -77,6 +85,15 @@ class PiixIde final : public PciDevice {
     std::vector<PciBarInfo> bars() const override;
     void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
+    DeviceCounters counters() const override;
+
+    // Replaces drive `drive`'s (0..3) rate limiter (nullopt: unlimited) while
+    // the VM runs, from any thread; a command it holds back is retried under
+    // the new limits at once, from the event loop. Fails for an absent drive
+    // or if the channel's limiter timer cannot be set up.
+    Result<void> set_rate_limiter(unsigned drive, std::optional<RateLimiterConfig> config);
+    // Channel `channel`'s limiter timer fd, -1 while none is registered.
+    int limiter_timer_fd(unsigned channel) const;
 
     // The event loop's view, public for tests that pump completions
     // themselves: the completion fd of `drive` (0..3) became readable.
@@ -88,11 +105,13 @@ class PiixIde final : public PciDevice {
     class PortBlock;
 
     PiixIde(const GuestMemory& memory, std::array<std::optional<IdeDrive>, 4> drives,
-            std::shared_ptr<IrqLine> irq14, std::shared_ptr<IrqLine> irq15);
+            std::shared_ptr<IrqLine> irq14, std::shared_ptr<IrqLine> irq15, NsClock clock_ns);
     void port_read(unsigned channel, bool control, uint64_t offset, std::span<uint8_t> data);
     void port_write(unsigned channel, bool control, uint64_t offset, std::span<const uint8_t> data);
     bool decodes(unsigned channel) const;
     void sync_bus_master();
+    Result<void> attach_limiter_timer(unsigned channel);
+    void on_limiter_timer(unsigned channel);
 
     mutable std::mutex m_lock;
     PciConfigSpace m_config;
@@ -101,6 +120,7 @@ class PiixIde final : public PciDevice {
     std::array<std::shared_ptr<BusDevice>, 2> m_control_blocks;
     EventRegistrar* m_events{nullptr};
     std::vector<int> m_registered_fds;
+    std::weak_ptr<PiixIde> m_self;  // for handlers registered after create()
 };
 
 }  // namespace rv

@@ -12,8 +12,11 @@ namespace rv::virtio {
 
 using namespace blk;
 
-VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial)
-    : m_backend(std::move(backend)), m_serial(std::move(serial)) {
+VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
+                     std::optional<RateLimiterConfig> rate_limiter, NsClock clock)
+    : m_backend(std::move(backend)),
+      m_serial(std::move(serial)),
+      m_limiter(rate_limiter, std::move(clock)) {
     m_config.capacity = m_backend->sectors();
     m_config.size_max = kSizeMax;
     m_config.seg_max = kSegMax;
@@ -78,6 +81,12 @@ Result<void> VirtioBlk::activate(ActivateArgs args) {
                                 args.acked_features, &args.events, std::move(kick)});
         m_limits.acked_features = args.acked_features;
         m_needs_reset = false;
+        if (!m_limiter.unlimited()) {
+            if (auto attached = attach_limiter_timer(); !attached) {
+                m_active.reset();
+                return with_context(std::move(attached), "virtio-blk");
+            }
+        }
     }
     // Outside the lock: the registrar may synchronize with the event loop,
     // which may be waiting for our lock in queue_notify.
@@ -89,6 +98,7 @@ Result<void> VirtioBlk::activate(ActivateArgs args) {
     }
     if (!added) {
         std::lock_guard lock(m_mutex);
+        m_limiter_timer.detach();
         m_active.reset();
         return with_context(std::move(added), "virtio-blk: registering with the event loop");
     }
@@ -111,6 +121,8 @@ void VirtioBlk::reset() {
         m_slots.clear();
         m_free_slots.clear();
         m_waiting.clear();
+        m_held.reset();
+        m_limiter_timer.detach();
         m_in_flight = 0;
         m_flush_in_flight = false;
         m_active.reset();
@@ -137,6 +149,8 @@ void VirtioBlk::on_kick() {
 }
 
 void VirtioBlk::drain_queue() {
+    // A request held by the limiter goes first: its timer resumes the queue.
+    if (m_held) return;
     Active& a = *m_active;
     size_t budget = kChainsPerPass;
     // Event-idx dance: no kicks while we drain, then re-enable and look again
@@ -164,7 +178,8 @@ void VirtioBlk::drain_queue() {
             if (outstanding() >= a.queue.size())
                 return fail_device("driver published more requests than the queue holds");
             handle_chain(**chain);
-            if (m_needs_reset) return;
+            // Held by the limiter: notifications stay off, the timer resumes.
+            if (m_needs_reset || m_held) return;
         }
         auto more = a.queue.enable_notification(*a.memory);
         if (!more) return fail_device(more.error().message());
@@ -190,14 +205,25 @@ void VirtioBlk::handle_chain(const DescriptorChain& chain) {
                               m_config.seg_max);
         return complete(request->head, request->status_addr, request->status, request->used_len);
     }
-    if (request->type == kTGetId) {
-        auto written = write_id(*a.memory, *request, m_serial);
-        return complete(request->head, request->status_addr, written ? kSOk : kSIoErr,
-                        request->used_len);
+    if (!m_limiter_timer.admit(m_limiter, request->data_len, 1)) {
+        ++m_stats.throttled;
+        m_held = std::move(*request);
+        return;
     }
-    if ((request->type == kTIn || request->type == kTOut) && request->data_len == 0)
-        return complete(request->head, request->status_addr, kSOk, request->used_len);
-    enqueue(std::move(*request));
+    execute(std::move(*request));
+}
+
+// A valid request the limiter let through.
+void VirtioBlk::execute(Request&& request) {
+    Active& a = *m_active;
+    if (request.type == kTGetId) {
+        auto written = write_id(*a.memory, request, m_serial);
+        return complete(request.head, request.status_addr, written ? kSOk : kSIoErr,
+                        request.used_len);
+    }
+    if ((request.type == kTIn || request.type == kTOut) && request.data_len == 0)
+        return complete(request.head, request.status_addr, kSOk, request.used_len);
+    enqueue(std::move(request));
 }
 
 void VirtioBlk::enqueue(Request&& request) {
@@ -334,7 +360,7 @@ void VirtioBlk::process_completions() {
 
 bool VirtioBlk::idle() const {
     std::lock_guard lock(m_mutex);
-    return m_in_flight == 0 && m_waiting.empty() && m_backend->pending() == 0;
+    return m_in_flight == 0 && m_waiting.empty() && !m_held && m_backend->pending() == 0;
 }
 
 DeviceCounters VirtioBlk::counters() const {
@@ -343,14 +369,15 @@ DeviceCounters VirtioBlk::counters() const {
             {"write_bytes", s.write_bytes}, {"flushes", s.flushes},
             {"submitted", s.submitted},     {"errors", s.errors},
             {"malformed", s.malformed},     {"notifications", s.notifications},
-            {"interrupts", s.interrupts}};
+            {"interrupts", s.interrupts},   {"throttled", s.throttled}};
 }
 
 BlkStats VirtioBlk::stats() const {
-    return BlkStats{
-        m_stats.requests.load(),  m_stats.read_bytes.load(),    m_stats.write_bytes.load(),
-        m_stats.flushes.load(),   m_stats.submitted.load(),     m_stats.errors.load(),
-        m_stats.malformed.load(), m_stats.notifications.load(), m_stats.interrupts.load()};
+    return BlkStats{m_stats.requests.load(),    m_stats.read_bytes.load(),
+                    m_stats.write_bytes.load(), m_stats.flushes.load(),
+                    m_stats.submitted.load(),   m_stats.errors.load(),
+                    m_stats.malformed.load(),   m_stats.notifications.load(),
+                    m_stats.interrupts.load(),  m_stats.throttled.load()};
 }
 
 }  // namespace rv::virtio

@@ -21,9 +21,19 @@
 // whose handler carries on, so a driver that keeps the ring full shares the
 // event loop with everything else and none of its chains are stranded.
 //
+// Rate limiting (optional, Firecracker's RateLimiter): each request the
+// device executes costs 1 op and its data bytes (IN/OUT; 0 for the others).
+// A request the limiter refuses is kept, parsed, as the one held request;
+// the queue is not popped further (notifications stay off) until the
+// limiter timer brings the device back, which executes it first and then
+// drains on. Requests answered at once with an error status cost nothing.
+//
 // Threading: activate/reset run on a vCPU thread, queue_notify, the backend
-// completion handler and the continuation on the event loop; one mutex
-// serializes them.
+// completion handler, the continuation and the limiter timer on the event
+// loop, set_rate_limiter on the API's thread; one mutex serializes them (it
+// also guards the limiter and its timer). The registrar must not hold its
+// own lock while running handlers: the limiter timer is registered under
+// ours.
 #pragma once
 
 #include <atomic>
@@ -36,6 +46,8 @@
 #include "backends/block/block_backend.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "devices/rate_limiter.h"
+#include "devices/rate_limiter_timer.h"
 #include "devices/virtio/blk/blk_wire.h"
 #include "devices/virtio/blk/request.h"
 #include "devices/virtio/virtio_device.h"
@@ -52,6 +64,7 @@ struct BlkStats {
     uint64_t malformed{0};      // returned without a status (device needs reset)
     uint64_t notifications{0};  // queue_notify calls
     uint64_t interrupts{0};     // signal_used_queue calls
+    uint64_t throttled{0};      // requests the rate limiter held back (each try counts)
 };
 
 class VirtioBlk final : public VirtioDevice {
@@ -64,7 +77,10 @@ class VirtioBlk final : public VirtioDevice {
     static constexpr size_t kChainsPerPass = 256;  // one queue's worth
 
     // `serial` is the GET_ID string (at most 20 bytes are used).
-    VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial);
+    // `rate_limiter`: none or unlimited by default; `clock` is for tests
+    // (empty: CLOCK_MONOTONIC).
+    VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
+              std::optional<RateLimiterConfig> rate_limiter = std::nullopt, NsClock clock = {});
     ~VirtioBlk() override;
 
     std::string_view name() const override { return "virtio-blk"; }
@@ -82,9 +98,24 @@ class VirtioBlk final : public VirtioDevice {
     // event loop on completion_fd; public so tests can drive it directly.
     void process_completions();
 
+    // Replaces the rate limiter (nullopt: unlimited) while the device runs,
+    // from any thread; a request it holds back is retried under the new
+    // limits at once, from the event loop. Fails only if the limiter's timer
+    // cannot be set up (the limits then stay as they were).
+    Result<void> set_rate_limiter(std::optional<RateLimiterConfig> config);
+    // A media change (PATCH /drives path_on_host): in-flight requests finish
+    // on the old image, later ones go to `backend`; the capacity in config
+    // space follows and the guest gets a config-change interrupt (Linux then
+    // re-reads the size). `backend` must have the same read-only mode (open
+    // it with backend_options()). On the event loop's thread.
+    Result<void> replace_backend(std::unique_ptr<BlockBackend> backend);
+    BlockOptions backend_options() const;
+    // The limiter timer's fd, -1 while none is registered (tests fire it).
+    int rate_limiter_timer_fd() const;
+
     BlkStats stats() const;
     DeviceCounters counters() const override;
-    // No request in flight or held back by a barrier.
+    // No request in flight, held back by a barrier or by the rate limiter.
     bool idle() const;
     const blk::BlkConfig& config() const { return m_config; }
 
@@ -112,6 +143,9 @@ class VirtioBlk final : public VirtioDevice {
     void drain_queue();
     void on_kick();
     void handle_chain(const DescriptorChain& chain);
+    void execute(blk::Request&& request);
+    void on_limiter_timer();
+    Result<void> attach_limiter_timer();
     void enqueue(blk::Request&& request);
     void submit(blk::Request&& request);
     void pump();
@@ -119,7 +153,7 @@ class VirtioBlk final : public VirtioDevice {
     void complete(uint16_t head, GuestAddress status_addr, uint8_t status, uint32_t used_len);
     void signal_if_needed();
     void fail_device(std::string_view why);
-    size_t outstanding() const { return m_in_flight + m_waiting.size(); }
+    size_t outstanding() const { return m_in_flight + m_waiting.size() + (m_held ? 1 : 0); }
 
     std::unique_ptr<BlockBackend> m_backend;
     std::string m_serial;
@@ -131,6 +165,9 @@ class VirtioBlk final : public VirtioDevice {
     std::vector<Slot> m_slots;  // indexed by backend tag
     std::vector<uint32_t> m_free_slots;
     std::deque<blk::Request> m_waiting;  // held back by a FLUSH barrier
+    RateLimiter m_limiter;
+    LimiterTimer m_limiter_timer;        // attached while active with a limiter in force
+    std::optional<blk::Request> m_held;  // refused by the limiter, executed first
     size_t m_in_flight{0};
     bool m_flush_in_flight{false};
     std::atomic<bool> m_needs_reset{false};
@@ -138,7 +175,7 @@ class VirtioBlk final : public VirtioDevice {
 
     struct Counters {
         std::atomic<uint64_t> requests, read_bytes, write_bytes, flushes, submitted, errors,
-            malformed, notifications, interrupts;
+            malformed, notifications, interrupts, throttled;
     } m_stats{};
 };
 

@@ -10,6 +10,8 @@
 namespace rv::virtio {
 
 void VirtioNet::process_rx(Active& a) {
+    // Held by the rate limiter (EPOLLIN is off): its timer resumes.
+    if (a.rx_throttled) return;
     bool used = false;
     // A tap that never runs dry (or a driver that republishes unusable
     // chains) would keep us here for good: past the budget, finish on a
@@ -71,6 +73,13 @@ void VirtioNet::process_rx(Active& a) {
         }
         if (wait_for_buffers || out_of_budget) break;
         if (!a.rx_pending) continue;
+        // Asked only now, with the chains in hand, so a packet that has to
+        // wait for buffers is not charged twice.
+        if (!m_rx_limit.timer.admit(m_rx_limit.limiter, a.rx_len - kVnetHdrSize, 1)) {
+            ++m_counters.rx_throttled;
+            a.rx_throttled = true;  // the packet stays held with its chains
+            break;
+        }
         if (!deliver_rx_packet(a)) return;
         // One interrupt decision per batch, unlike TX: deciding per packet
         // (as TX does) raised host->guest TCP interrupts from 2.6 to 4.2

@@ -22,7 +22,8 @@ const char* tx_chain_problem(const DescriptorChain& chain) {
 }  // namespace
 
 void VirtioNet::process_tx(Active& a) {
-    if (a.tx_blocked) return;  // the EPOLLOUT handler resumes
+    if (a.tx_blocked) return;    // the EPOLLOUT handler resumes
+    if (a.tx_throttled) return;  // the limiter timer resumes
     const GuestMemory& mem = *a.memory;
     // With EVENT_IDX the driver names the completion it wants to hear of, so
     // decide per chain: it frees a sent skb while we send the rest, and TCP's
@@ -67,6 +68,14 @@ void VirtioNet::process_tx(Active& a) {
             warn_once(kWarnTxBadChain,
                       fmt::format("virtio-net: dropping tx chain {} that {}", chain.head, problem));
         } else {
+            const uint64_t frame = chain.readable_bytes() - kVnetHdrSize;
+            if (!m_tx_limit.timer.admit(m_tx_limit.limiter, frame, 1)) {
+                // Back to the ring until the limiter timer fires.
+                a.tx.undo_pop();
+                a.tx_throttled = true;
+                ++m_counters.tx_throttled;
+                break;
+            }
             // The header goes to the backend as the guest wrote it: a tap
             // validates it (gso fields, csum offsets) and applies the offloads.
             auto sent = m_backend->writev(m_tx_iov);
@@ -80,6 +89,7 @@ void VirtioNet::process_tx(Active& a) {
                 a.tx.undo_pop();
                 a.tx_blocked = true;
                 ++m_counters.tx_backpressure;
+                m_tx_limit.limiter.refund(frame, 1);  // charged again when it goes
                 break;
             } else {
                 ++m_counters.tx_packets;

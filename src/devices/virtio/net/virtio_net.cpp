@@ -30,7 +30,9 @@ VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig&
     : m_backend(std::move(backend)),
       m_config(config),
       m_kick(std::move(kick)),
-      m_bounce(kNetMaxPacketLen + 1) {}
+      m_bounce(kNetMaxPacketLen + 1),
+      m_rx_limit{RateLimiter(config.rx_rate_limiter, config.clock_ns)},
+      m_tx_limit{RateLimiter(config.tx_rate_limiter, config.clock_ns)} {}
 
 VirtioNet::~VirtioNet() {
     std::lock_guard lock(m_mutex);
@@ -111,6 +113,14 @@ Result<void> VirtioNet::activate(ActivateArgs args) {
         return std::unexpected(added.error().context("virtio-net: registering the backend fd"));
     }
     m_active->interest = EPOLLIN;
+    for (uint16_t queue : {kRxQueue, kTxQueue}) {
+        if (limit(queue).limiter.unlimited()) continue;
+        if (auto attached = attach_limiter_timer(queue); !attached) {
+            stop(*m_active);
+            m_active.reset();
+            return attached;
+        }
+    }
     m_needs_reset = false;
     return {};
 }
@@ -120,6 +130,8 @@ void VirtioNet::stop(Active& a) {
     a.interest = 0;
     if (a.kick_registered) a.events->remove(m_kick.fd());
     a.kick_registered = false;
+    m_rx_limit.timer.detach();
+    m_tx_limit.timer.detach();
 }
 
 void VirtioNet::reset() {
@@ -176,6 +188,56 @@ void VirtioNet::on_kick() {
     if (std::exchange(a.rx_resume, false) && !a.failed) process_rx(a);
 }
 
+// A limiter's tokens should be there now (or its limits changed): resume
+// the direction it held back.
+void VirtioNet::on_limiter_timer(uint16_t queue) {
+    std::lock_guard lock(m_mutex);
+    if (!m_active || m_active->failed) return;
+    Active& a = *m_active;
+    if (queue == kRxQueue && std::exchange(a.rx_throttled, false)) process_rx(a);
+    if (queue == kTxQueue && std::exchange(a.tx_throttled, false)) process_tx(a);
+}
+
+Result<void> VirtioNet::attach_limiter_timer(uint16_t queue) {
+    return with_context(
+        limit(queue).timer.attach(*m_active->events, [this, queue] { on_limiter_timer(queue); }),
+        queue == kRxQueue ? "virtio-net: rx rate limiter timer"
+                          : "virtio-net: tx rate limiter timer");
+}
+
+Result<void> VirtioNet::set_rx_rate_limiter(std::optional<RateLimiterConfig> config) {
+    return set_rate_limiter(kRxQueue, config);
+}
+
+Result<void> VirtioNet::set_tx_rate_limiter(std::optional<RateLimiterConfig> config) {
+    return set_rate_limiter(kTxQueue, config);
+}
+
+Result<void> VirtioNet::set_rate_limiter(uint16_t queue,
+                                         const std::optional<RateLimiterConfig>& config) {
+    std::lock_guard lock(m_mutex);
+    // The timer first: limits without a way to wait for tokens would strand
+    // what they refuse.
+    if (m_active && config && !config->unlimited()) RV_TRY_VOID(attach_limiter_timer(queue));
+    Limit& l = limit(queue);
+    l.limiter.reconfigure(config);
+    // What the limiter holds back retries under the new limits at once, on
+    // the loop (an unlimited limiter lets it through).
+    if (m_active && (queue == kRxQueue ? m_active->rx_throttled : m_active->tx_throttled))
+        l.timer.arm(0);
+    return {};
+}
+
+int VirtioNet::rx_limiter_timer_fd() const {
+    std::lock_guard lock(m_mutex);
+    return m_rx_limit.timer.fd();
+}
+
+int VirtioNet::tx_limiter_timer_fd() const {
+    std::lock_guard lock(m_mutex);
+    return m_tx_limit.timer.fd();
+}
+
 // Called by a pass that stops for its budget: the event loop serves the
 // other fds first, then the kick brings this direction back.
 void VirtioNet::resume_later(bool& resume) {
@@ -189,7 +251,7 @@ void VirtioNet::resume_later(bool& resume) {
 void VirtioNet::update_interest(Active& a) {
     uint32_t want = 0;
     if (!a.failed && !a.backend_gone) {
-        if (!a.rx_stalled) want |= EPOLLIN;
+        if (!a.rx_stalled && !a.rx_throttled) want |= EPOLLIN;
         if (a.tx_blocked) want |= EPOLLOUT;
     }
     if (want == a.interest) return;
@@ -248,7 +310,9 @@ DeviceCounters VirtioNet::counters() const {
                        {"tx_backpressure", s.tx_backpressure},
                        {"notifications", s.notifications},
                        {"interrupts", s.interrupts},
-                       {"budget_yields", s.budget_yields}};
+                       {"budget_yields", s.budget_yields},
+                       {"rx_throttled", s.rx_throttled},
+                       {"tx_throttled", s.tx_throttled}};
     std::lock_guard lock(m_mutex);
     out.emplace_back("active", m_active ? 1 : 0);
     if (m_active) {
@@ -259,6 +323,8 @@ DeviceCounters VirtioNet::counters() const {
                                {"rx_resume_pending", a.rx_resume},
                                {"rx_held_packet", a.rx_pending},
                                {"rx_held_chains", a.rx_chains.size()},
+                               {"rx_rate_limited", a.rx_throttled},
+                               {"tx_rate_limited", a.tx_throttled},
                                {"polled_events", a.interest},
                                {"failed", a.failed},
                                {"backend_gone", a.backend_gone}});
@@ -279,7 +345,9 @@ NetStats VirtioNet::stats() const {
                     .tx_backpressure = c.tx_backpressure,
                     .notifications = c.notifications,
                     .interrupts = c.interrupts,
-                    .budget_yields = c.budget_yields};
+                    .budget_yields = c.budget_yields,
+                    .rx_throttled = c.rx_throttled,
+                    .tx_throttled = c.tx_throttled};
 }
 
 }  // namespace rv::virtio

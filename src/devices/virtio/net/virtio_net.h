@@ -29,9 +29,20 @@
 // the kick the rest would wait for the driver's next notification, which
 // may never come: it has not seen us ask for one.
 //
+// Rate limiting (optional, Firecracker's rx/tx RateLimiter): a packet costs
+// its frame bytes (without the virtio-net header) and 1 op. TX asks before
+// writing a chain; refused, the chain goes back to the ring and TX waits for
+// its limiter timer (guest kicks meanwhile do nothing). RX asks once a
+// packet has been read and its chains are in hand; refused, the packet stays
+// held with its chains, the tap is not polled (EPOLLIN off) and RX waits for
+// its timer. A packet the backend could not take after all (EAGAIN) gets its
+// tokens back, so the retry is not charged twice.
+//
 // Threads: activate/reset run on a vCPU thread; queue_notify, the backend
-// handler and the kick on the event-loop thread; one mutex serializes them.
-// The registrar must not hold its own lock while running handlers.
+// handler, the kick and the limiter timers on the event-loop thread;
+// set_*_rate_limiter on the API's thread; one mutex serializes them (and
+// guards the limiters and their timers). The registrar must not hold its
+// own lock while running handlers.
 #pragma once
 
 #include <array>
@@ -43,6 +54,8 @@
 
 #include "backends/net/net_backend.h"
 #include "base/fd.h"
+#include "devices/rate_limiter.h"
+#include "devices/rate_limiter_timer.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace rv::virtio {
@@ -50,6 +63,10 @@ namespace rv::virtio {
 struct VirtioNetConfig {
     std::array<uint8_t, 6> mac{};
     std::optional<uint16_t> mtu;  // offered as VIRTIO_NET_F_MTU when set
+    // Packets to the guest / from the guest; none: unlimited.
+    std::optional<RateLimiterConfig> rx_rate_limiter;
+    std::optional<RateLimiterConfig> tx_rate_limiter;
+    NsClock clock_ns;  // the limiters' clock, for tests; empty: CLOCK_MONOTONIC
 };
 
 // Counters, readable from any thread.
@@ -66,6 +83,8 @@ struct NetStats {
     uint64_t notifications{0};    // driver queue notifications
     uint64_t interrupts{0};       // used-buffer interrupts sent
     uint64_t budget_yields{0};    // passes that ran out of budget and resumed on a later turn
+    uint64_t rx_throttled{0};     // packets the rx rate limiter held back (each try counts)
+    uint64_t tx_throttled{0};     // the same for tx
 };
 
 class VirtioNet final : public VirtioDevice {
@@ -95,6 +114,16 @@ class VirtioNet final : public VirtioDevice {
     void queue_notify(uint16_t index) override;
     bool needs_reset() const override { return m_needs_reset.load(); }
 
+    // Replace a direction's rate limiter (nullopt: unlimited) while the
+    // device runs, from any thread; a packet it holds back is retried under
+    // the new limits at once, from the event loop. Fails only if the
+    // limiter's timer cannot be set up (the limits then stay as they were).
+    Result<void> set_rx_rate_limiter(std::optional<RateLimiterConfig> config);
+    Result<void> set_tx_rate_limiter(std::optional<RateLimiterConfig> config);
+    // The limiter timers' fds, -1 while none is registered (tests fire them).
+    int rx_limiter_timer_fd() const;
+    int tx_limiter_timer_fd() const;
+
     NetStats stats() const;
     DeviceCounters counters() const override;
 
@@ -116,6 +145,9 @@ class VirtioNet final : public VirtioDevice {
         // A pass ran out of budget with work left; the kick resumes it.
         bool tx_resume{false};
         bool rx_resume{false};
+        // Held back by a rate limiter: its timer resumes the direction.
+        bool rx_throttled{false};
+        bool tx_throttled{false};
         // RX in progress: a packet in m_bounce and the chains held for it.
         bool rx_pending{false};
         size_t rx_len{0};
@@ -137,12 +169,22 @@ class VirtioNet final : public VirtioDevice {
         std::atomic<uint64_t> rx_dropped{0}, tx_dropped{0}, rx_errors{0}, tx_errors{0};
         std::atomic<uint64_t> tx_backpressure{0}, notifications{0}, interrupts{0};
         std::atomic<uint64_t> budget_yields{0};
+        std::atomic<uint64_t> rx_throttled{0}, tx_throttled{0};
+    };
+    // A direction's limiter and the timer that brings it back.
+    struct Limit {
+        RateLimiter limiter;
+        LimiterTimer timer;  // attached while active with a limiter in force
     };
 
     VirtioNet(std::unique_ptr<NetBackend> backend, const VirtioNetConfig& config, EventFd kick);
 
     void on_backend_event(uint32_t events);
     void on_kick();
+    void on_limiter_timer(uint16_t queue);
+    Result<void> set_rate_limiter(uint16_t queue, const std::optional<RateLimiterConfig>& config);
+    Result<void> attach_limiter_timer(uint16_t queue);
+    Limit& limit(uint16_t queue) { return queue == kRxQueue ? m_rx_limit : m_tx_limit; }
     void resume_later(bool& resume);
     void process_tx(Active& a);
     void process_rx(Active& a);
@@ -166,7 +208,9 @@ class VirtioNet final : public VirtioDevice {
     std::optional<Active> m_active;
     std::vector<uint8_t> m_bounce;  // one rx packet, kNetMaxPacketLen + 1 (to see truncation)
     std::vector<iovec> m_tx_iov;    // reused per TX chain
-    unsigned m_warned{0};           // warn_once bits: log each kind of guest error once
+    Limit m_rx_limit;
+    Limit m_tx_limit;
+    unsigned m_warned{0};  // warn_once bits: log each kind of guest error once
 };
 
 }  // namespace rv::virtio

@@ -9,8 +9,10 @@
 
 namespace rv::virtio {
 
-VirtioRng::VirtioRng(EntropySource source)
-    : m_source(source ? std::move(source) : EntropySource(&VirtioRng::host_entropy)) {}
+VirtioRng::VirtioRng(EntropySource source, std::optional<RateLimiterConfig> rate_limiter,
+                     NsClock clock)
+    : m_source(source ? std::move(source) : EntropySource(&VirtioRng::host_entropy)),
+      m_limiter(rate_limiter, std::move(clock)) {}
 
 // The kick handler captures `this`: unregister it before we go away.
 VirtioRng::~VirtioRng() {
@@ -54,6 +56,14 @@ Result<void> VirtioRng::activate(ActivateArgs args) {
     m_active.emplace(Active{&args.memory, std::move(args.interrupt), std::move(args.queues),
                             &args.events, std::move(kick)});
     m_needs_reset = false;
+    if (!m_limiter.unlimited()) {
+        if (auto attached = attach_limiter_timer_locked(); !attached) {
+            m_active.reset();
+            lock.unlock();
+            args.events.remove(kick_fd);
+            return attached;
+        }
+    }
     // Requests posted before DRIVER_OK were not notified to us.
     Effects fx;
     process_locked(fx);
@@ -67,6 +77,8 @@ void VirtioRng::reset() {
         std::lock_guard lock(m_mutex);
         old.swap(m_active);
         m_needs_reset = false;
+        m_throttled = false;
+        m_limiter_timer.detach();
     }
     // Outside the lock: the registrar may wait for a running handler, which
     // itself takes m_mutex.
@@ -95,6 +107,49 @@ VirtioRng::Stats VirtioRng::stats() const {
     return m_stats;
 }
 
+DeviceCounters VirtioRng::counters() const {
+    std::lock_guard lock(m_mutex);
+    return {{"requests", m_stats.requests},
+            {"bytes", m_stats.bytes},
+            {"empty_requests", m_stats.empty_requests},
+            {"source_errors", m_stats.source_errors},
+            {"queue_errors", m_stats.queue_errors},
+            {"throttled", m_stats.throttled},
+            {"rate_limited", m_throttled}};
+}
+
+Result<void> VirtioRng::attach_limiter_timer_locked() {
+    return with_context(m_limiter_timer.attach(*m_active->events, [this] { on_limiter_timer(); }),
+                        "virtio-rng: rate limiter timer");
+}
+
+Result<void> VirtioRng::set_rate_limiter(std::optional<RateLimiterConfig> config) {
+    std::lock_guard lock(m_mutex);
+    // The timer first: limits without a way to wait for tokens would strand
+    // the requests they refuse.
+    if (m_active && config && !config->unlimited()) RV_TRY_VOID(attach_limiter_timer_locked());
+    m_limiter.reconfigure(config);
+    // The held request retries under the new limits at once, on the loop.
+    if (m_throttled) m_limiter_timer.arm(0);
+    return {};
+}
+
+int VirtioRng::rate_limiter_timer_fd() const {
+    std::lock_guard lock(m_mutex);
+    return m_limiter_timer.fd();
+}
+
+// The tokens for the request the limiter refused should be there now (or
+// the limits changed): carry on with the queue.
+void VirtioRng::on_limiter_timer() {
+    std::unique_lock lock(m_mutex);
+    if (!m_active || m_needs_reset || !m_throttled) return;  // stale, or raced with reset()
+    m_throttled = false;
+    Effects fx;
+    process_locked(fx);
+    finish(lock, fx);
+}
+
 void VirtioRng::on_kick() {
     std::unique_lock lock(m_mutex);
     if (!m_active) return;
@@ -106,6 +161,7 @@ void VirtioRng::on_kick() {
 }
 
 void VirtioRng::process_locked(Effects& fx) {
+    if (m_throttled) return;  // the limiter timer resumes
     Queue& queue = m_active->queues[0];
     const GuestMemory& memory = *m_active->memory;
     size_t bytes = 0;
@@ -123,6 +179,13 @@ void VirtioRng::process_locked(Effects& fx) {
             auto more = queue.enable_notification(memory);
             if (!more) return fail_locked(fx, more.error());
             if (*more) continue;
+            break;
+        }
+        const uint64_t asked = std::min<uint64_t>((*popped)->writable_bytes(), kMaxBytesPerRequest);
+        if (!m_limiter_timer.admit(m_limiter, asked, 1)) {
+            queue.undo_pop();  // back to the ring until the timer fires
+            m_throttled = true;
+            ++m_stats.throttled;
             break;
         }
         auto len = fill_chain_locked(**popped);

@@ -8,6 +8,16 @@
 // kMaxBytesPerNotify per pass; leftover chains are picked up on a later pass
 // scheduled through a private eventfd, so none are stranded.
 //
+// Rate limiting (optional, Firecracker's entropy rate_limiter): a request
+// costs the bytes it asks for (capped as above) and 1 op, charged before it
+// is filled. A request the limiter refuses goes back to the ring and the
+// queue waits for the limiter timer; notifications meanwhile do nothing.
+//
+// Threads: activate/reset on a vCPU thread, queue_notify, the kick and the
+// limiter timer on the event loop, set_rate_limiter on the API's thread; one
+// mutex guards the state, the limiter and its timer (registered under it:
+// the registrar must not hold its own lock while running handlers).
+//
 // Guest errors: a malformed ring sets needs_reset() and raises a
 // config-change interrupt; a chain without writable bytes is returned with
 // used length 0. Each kind is logged once per device.
@@ -22,6 +32,8 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "devices/rate_limiter.h"
+#include "devices/rate_limiter_timer.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace rv::virtio {
@@ -42,9 +54,14 @@ class VirtioRng final : public VirtioDevice {
         uint64_t empty_requests{0};  // chains without writable buffers
         uint64_t source_errors{0};
         uint64_t queue_errors{0};
+        uint64_t throttled{0};  // requests the rate limiter held back (each try counts)
     };
 
-    explicit VirtioRng(EntropySource source = {});
+    // `rate_limiter`: none or unlimited by default; `clock` is for tests
+    // (empty: CLOCK_MONOTONIC).
+    explicit VirtioRng(EntropySource source = {},
+                       std::optional<RateLimiterConfig> rate_limiter = std::nullopt,
+                       NsClock clock = {});
     ~VirtioRng() override;
 
     // getrandom(2) without blocking the event loop: loops over short reads
@@ -64,6 +81,15 @@ class VirtioRng final : public VirtioDevice {
     void reset() override;
     void queue_notify(uint16_t index) override;
     bool needs_reset() const override;
+    DeviceCounters counters() const override;
+
+    // Replaces the rate limiter (nullopt: unlimited) while the device runs,
+    // from any thread; a request it holds back is retried under the new
+    // limits at once, from the event loop. Fails only if the limiter's timer
+    // cannot be set up (the limits then stay as they were).
+    Result<void> set_rate_limiter(std::optional<RateLimiterConfig> config);
+    // The limiter timer's fd, -1 while none is registered (tests fire it).
+    int rate_limiter_timer_fd() const;
 
     Stats stats() const;
 
@@ -87,6 +113,8 @@ class VirtioRng final : public VirtioDevice {
     };
 
     void on_kick();
+    void on_limiter_timer();
+    Result<void> attach_limiter_timer_locked();
     void process_locked(Effects& fx);
     Result<uint32_t> fill_chain_locked(const DescriptorChain& chain);
     void fail_locked(Effects& fx, const Error& error);
@@ -98,6 +126,9 @@ class VirtioRng final : public VirtioDevice {
     std::optional<Active> m_active;
     std::vector<uint8_t> m_scratch;  // one request's bytes on their way to the guest
     bool m_needs_reset{false};
+    RateLimiter m_limiter;
+    LimiterTimer m_limiter_timer;  // attached while active with a limiter in force
+    bool m_throttled{false};       // a request waits for the limiter timer
     uint32_t m_warned{0};
     Stats m_stats;
 };

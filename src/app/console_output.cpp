@@ -1,4 +1,4 @@
-#include "vmm/console_output.h"
+#include "app/console_output.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,7 +1,7 @@
 // Guest console output must never stall the VMM: not the vCPU that prints,
 // not the event loop that serves every device, not when the reader stops
 // reading (a stalled terminal, a full pipe) and not when it goes away.
-#include "vmm/console_output.h"
+#include "app/console_output.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,0 +1,114 @@
+#include "app/run_command.h"
+
+#include <cstdio>
+
+#include "api/server.h"
+#include "app/console.h"
+#include "base/fd.h"
+#include "base/log.h"
+#include "vmm/config_json.h"
+#include "vmm/logger.h"
+#include "vmm/vmm.h"
+
+namespace rv {
+
+namespace {
+
+int fail(const Error& error) {
+    std::fprintf(stderr, "ringvisor: error: %s\n", error.message().c_str());
+    return error.is_input() ? 2 : 1;
+}
+
+int report(const VmOutcome& outcome) {
+    switch (outcome.reason) {
+        case VmExitReason::PowerOff:
+        case VmExitReason::Reset:
+            log::info("guest stopped: {}", outcome.message);
+            break;
+        case VmExitReason::Panic:
+            std::fprintf(stderr, "\nringvisor: guest kernel panic: %s\n", outcome.message.c_str());
+            break;
+        case VmExitReason::Crash:
+            std::fprintf(stderr, "\nringvisor: guest crashed: %s\n", outcome.message.c_str());
+            break;
+        case VmExitReason::Quit:
+            std::fprintf(stderr, "\nringvisor: %s\n", outcome.message.c_str());
+            break;
+        case VmExitReason::Error:
+            std::fprintf(stderr, "\nringvisor: error: %s\n", outcome.message.c_str());
+            break;
+    }
+    return exit_status(outcome);
+}
+
+// The VM as --config-file describes it, with what only the command line
+// says (the process's own options) taken from the flags.
+Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags) {
+    auto text = RV_TRY(as_input_error(read_file(path), "--config-file"));
+    VmConfig config = RV_TRY(with_context(config_from_json(text), fmt::format("--config-file {}", path)));
+    config.kvm_path = flags.kvm_path;
+    config.kernel_cache_dir = flags.kernel_cache_dir;
+    config.stats_path = flags.stats_path;
+    config.on_triple_fault = flags.on_triple_fault;
+    config.console = flags.console;
+    return config;
+}
+
+}  // namespace
+
+int run_vm(RunRequest request) {
+    VmConfig config = request.config;
+    if (request.config_file) {
+        if (!config.kernel_path.empty() || !config.disks.empty() || !config.nets.empty())
+            return fail(input_error("--config-file describes the whole VM: give --kernel, "
+                                    "--disk and --net there, not as flags")
+                            .error());
+        auto loaded = load_config_file(*request.config_file, config);
+        if (!loaded) return fail(loaded.error());
+        config = std::move(*loaded);
+    }
+    const bool boot_now = !config.kernel_path.empty();
+    if (!boot_now && !request.api_sock)
+        return fail(input_error("run: --kernel is required (or --config-file, or --api-sock to "
+                                "configure the VM through the API; see ringvisor --help)")
+                        .error());
+    if (boot_now) {
+        // Bad input is reported before anything is created.
+        VmConfig checked = config;
+        checked.resolve_defaults();
+        if (auto r = checked.validate(kMaxCpus); !r) return fail(r.error());
+    }
+    if (config.logger)
+        if (auto r = configure_logger(*config.logger); !r) return fail(r.error());
+
+    auto vmm = Vmm::create(config, Vmm::Options{.instance_id = request.id});
+    if (!vmm) return fail(vmm.error());
+    auto bridge = ConsoleBridge::create(**vmm, request.stdin_console ? config.console_in : -1,
+                                        config.console_out);
+    if (!bridge) return fail(bridge.error());
+    (*vmm)->set_console((*bridge)->sink());
+    (*vmm)->set_start_hook([b = bridge->get()] { b->vm_started(); });
+    auto signals = watch_signals(**vmm);
+    if (!signals) return fail(signals.error());
+    if (config.metrics)
+        if (auto r = (*vmm)->put_metrics(*config.metrics); !r) return fail(r.error());
+
+    std::unique_ptr<api::ApiServer> server;
+    if (request.api_sock) {
+        auto s = api::ApiServer::start(*request.api_sock, **vmm);
+        if (!s) return fail(s.error());
+        server = std::move(*s);
+        (*vmm)->set_api_metrics([srv = server.get()] { return srv->stats().to_json(); });
+    }
+    if (boot_now)
+        if (auto r = (*vmm)->start(); !r) return fail(r.error());
+
+    VmOutcome outcome = (*vmm)->run();
+    (*vmm)->set_api_metrics({});  // the provider refers to the server
+    server.reset();               // after run(): the VMM refuses the API's calls now
+    (*bridge)->drain();
+    bridge->reset();  // restores the terminal before we report
+    return report(outcome);
+}
+
+}  // namespace rv

@@ -1,0 +1,300 @@
+#include "vmm/vmm.h"
+
+#include <algorithm>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "vmm/logger.h"
+#include "vmm/metrics.h"
+
+namespace rv {
+
+std::string_view ringvisor_version() { return "0.5.0"; }
+
+Result<std::unique_ptr<Vmm>> Vmm::create(VmConfig config, Options options) {
+    auto loop = RV_TRY(EventLoop::create());
+    return std::unique_ptr<Vmm>(new Vmm(std::move(config), std::move(options), std::move(loop)));
+}
+
+Vmm::Vmm(VmConfig config, Options options, std::unique_ptr<EventLoop> loop)
+    : m_config(std::move(config)),
+      m_options(std::move(options)),
+      m_loop(std::move(loop)),
+      m_loop_thread(std::this_thread::get_id()) {}
+
+Vmm::~Vmm() {
+    m_metrics.reset();  // unregisters its timer from the loop
+    if (m_vm) m_vm->shutdown();
+    m_vm.reset();
+}
+
+Result<void> Vmm::on_loop(std::function<Result<void>()> fn) {
+    {
+        std::lock_guard lock(m_lock);
+        if (m_finished) return make_error("the VMM is shutting down");
+    }
+    // The thread that runs the loop calls straight through (it is the one
+    // thread of control, whether or not run() has started yet).
+    if (std::this_thread::get_id() == m_loop_thread) return fn();
+    auto done = std::make_shared<std::promise<Result<void>>>();
+    auto result = done->get_future();
+    m_loop->post([this, fn = std::move(fn), done] {
+        bool finished;
+        {
+            std::lock_guard lock(m_lock);
+            finished = m_finished;
+        }
+        done->set_value(finished ? Result<void>(make_error("the VMM is shutting down")) : fn());
+    });
+    return result.get();
+}
+
+Result<void> Vmm::pre_boot(std::string_view what) const {
+    std::lock_guard lock(m_lock);
+    if (m_state != VmState::NotStarted)
+        return not_allowed_error("{} is not allowed after the VM has started", what);
+    return {};
+}
+
+Result<void> Vmm::start() {
+    return on_loop([this] { return start_on_loop(); });
+}
+
+Result<void> Vmm::start_on_loop() {
+    RV_TRY_VOID(pre_boot("InstanceStart"));
+    VmConfig config = m_config;
+    config.resolve_defaults();
+    RV_TRY_VOID(config.validate(kMaxCpus));
+    auto vm = RV_TRY(Vm::create(config, *m_loop, m_options.console, [this] { on_vm_exit(); }));
+    m_config = config;  // resolved: GET /vm/config shows what runs
+    m_vm = std::move(vm);
+    m_vm->start();
+    {
+        std::lock_guard lock(m_lock);
+        m_state = VmState::Running;
+    }
+    if (m_start_hook) m_start_hook();
+    return {};
+}
+
+// From whichever thread ended the VM: the loop stops, run() returns.
+void Vmm::on_vm_exit() { m_loop->stop(); }
+
+void Vmm::quit(std::string why) {
+    {
+        std::lock_guard lock(m_lock);
+        if (!m_quit) m_quit = VmOutcome{VmExitReason::Quit, why};
+    }
+    m_loop->post([this, why] {
+        if (m_vm)
+            m_vm->request_exit(VmExitReason::Quit, why);
+        else
+            m_loop->stop();
+    });
+}
+
+VmOutcome Vmm::run() {
+    m_loop_thread = std::this_thread::get_id();
+    auto result = m_loop->run();
+    {
+        std::lock_guard lock(m_lock);
+        m_finished = true;
+    }
+    // Requests posted meanwhile are answered (with "shutting down").
+    m_loop->post([] {});
+    m_loop->run_posted();
+    if (m_metrics) (void)m_metrics->flush();
+    if (m_vm) {
+        if (!result) m_vm->request_exit(VmExitReason::Error, result.error().message());
+        m_vm->shutdown();
+        if (auto o = m_vm->outcome()) return *o;
+    }
+    std::lock_guard lock(m_lock);
+    if (!result) return VmOutcome{VmExitReason::Error, result.error().message()};
+    return m_quit.value_or(VmOutcome{VmExitReason::Quit, "the VMM stopped"});
+}
+
+ConsoleInput* Vmm::console_input() { return m_vm ? &m_vm->devices().console_input() : nullptr; }
+
+void Vmm::set_api_metrics(std::function<nlohmann::json()> provider) {
+    (void)on_loop([&] {
+        m_api_metrics = std::move(provider);
+        return Result<void>{};
+    });
+}
+
+InstanceInfo Vmm::instance_info() {
+    std::lock_guard lock(m_lock);
+    return InstanceInfo{.id = m_options.instance_id,
+                        .state = m_state,
+                        .vmm_version = std::string(ringvisor_version()),
+                        .app_name = "ringvisor"};
+}
+
+std::string Vmm::version() { return std::string(ringvisor_version()); }
+
+Result<void> Vmm::set_boot_source(const BootSourceConfig& boot) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PUT /boot-source"));
+        if (boot.kernel_image_path.empty()) return input_error("kernel_image_path is empty");
+        m_config.kernel_path = boot.kernel_image_path;
+        m_config.initrd_path = boot.initrd_path;
+        if (boot.boot_args) m_config.cmdline = *boot.boot_args;
+        return {};
+    });
+}
+
+Result<void> Vmm::put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
+                                     bool track_dirty_pages) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PUT /machine-config"));
+        VmConfig c = m_config;
+        c.cpus = vcpu_count;
+        c.memory_bytes = mem_size_mib << 20;
+        c.smt = smt;
+        c.track_dirty_pages = track_dirty_pages;
+        m_config = c;
+        return {};
+    });
+}
+
+Result<void> Vmm::patch_machine_config(const MachineConfigUpdate& update) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PATCH /machine-config"));
+        if (update.vcpu_count) m_config.cpus = *update.vcpu_count;
+        if (update.mem_size_mib) m_config.memory_bytes = *update.mem_size_mib << 20;
+        if (update.smt) m_config.smt = *update.smt;
+        if (update.track_dirty_pages) m_config.track_dirty_pages = *update.track_dirty_pages;
+        return {};
+    });
+}
+
+Result<void> Vmm::put_drive(const DiskConfig& drive) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PUT /drives"));
+        for (auto& d : m_config.disks)
+            if (d.id == drive.id) {
+                d = drive;
+                return {};
+            }
+        m_config.disks.push_back(drive);
+        return {};
+    });
+}
+
+Result<void> Vmm::put_network_interface(const NetConfig& net) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PUT /network-interfaces"));
+        for (auto& n : m_config.nets)
+            if (n.id == net.id) {
+                n = net;
+                return {};
+            }
+        m_config.nets.push_back(net);
+        return {};
+    });
+}
+
+Result<void> Vmm::put_entropy(const EntropyConfig& entropy) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PUT /entropy"));
+        m_config.entropy = entropy;
+        return {};
+    });
+}
+
+Result<void> Vmm::put_logger(const LoggerConfig& logger) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(configure_logger(logger));
+        m_config.logger = logger;
+        return {};
+    });
+}
+
+Result<void> Vmm::put_metrics(const MetricsConfig& metrics) {
+    return on_loop([&]() -> Result<void> {
+        if (m_metrics) return not_allowed_error("metrics are already configured");
+        m_metrics = RV_TRY(MetricsWriter::open(metrics.metrics_path, *m_loop, [this] {
+            return metrics_snapshot(m_vm.get(), m_api_metrics ? m_api_metrics() : nlohmann::json());
+        }));
+        m_config.metrics = metrics;
+        return {};
+    });
+}
+
+Result<void> Vmm::patch_drive(const DriveUpdate& update) {
+    return on_loop([&]() -> Result<void> {
+        auto it = std::find_if(m_config.disks.begin(), m_config.disks.end(),
+                               [&](const DiskConfig& d) { return d.id == update.id; });
+        if (it == m_config.disks.end()) return input_error("no drive '{}'", update.id);
+        if (m_vm) RV_TRY_VOID(m_vm->devices().update_drive(update));
+        if (update.path_on_host) it->path = *update.path_on_host;
+        if (update.rate_limiter) it->rate_limiter = *update.rate_limiter;
+        return {};
+    });
+}
+
+Result<void> Vmm::patch_network_interface(const NetUpdate& update) {
+    return on_loop([&]() -> Result<void> {
+        auto it = std::find_if(m_config.nets.begin(), m_config.nets.end(),
+                               [&](const NetConfig& n) { return n.id == update.id; });
+        if (it == m_config.nets.end()) return input_error("no network interface '{}'", update.id);
+        if (m_vm) RV_TRY_VOID(m_vm->devices().update_net(update));
+        if (update.rx_rate_limiter) it->rx_rate_limiter = *update.rx_rate_limiter;
+        if (update.tx_rate_limiter) it->tx_rate_limiter = *update.tx_rate_limiter;
+        return {};
+    });
+}
+
+Result<void> Vmm::action(VmAction action) {
+    switch (action) {
+        case VmAction::InstanceStart:
+            return start();
+        case VmAction::SendCtrlAltDel:
+            return on_loop([this]() -> Result<void> {
+                if (!m_vm) return not_allowed_error("SendCtrlAltDel: the VM has not started");
+                return m_vm->devices().send_ctrl_alt_del();
+            });
+        case VmAction::FlushMetrics:
+            return on_loop([this]() -> Result<void> {
+                if (!m_metrics) return not_allowed_error("FlushMetrics: no metrics configured (PUT /metrics)");
+                return m_metrics->flush();
+            });
+    }
+    return input_error("unknown action");
+}
+
+Result<void> Vmm::pause() {
+    return on_loop([this]() -> Result<void> {
+        if (!m_vm) return not_allowed_error("the VM has not started");
+        RV_TRY_VOID(m_vm->pause());
+        std::lock_guard lock(m_lock);
+        m_state = VmState::Paused;
+        return {};
+    });
+}
+
+Result<void> Vmm::resume() {
+    return on_loop([this]() -> Result<void> {
+        if (!m_vm) return not_allowed_error("the VM has not started");
+        RV_TRY_VOID(m_vm->resume());
+        std::lock_guard lock(m_lock);
+        m_state = VmState::Running;
+        return {};
+    });
+}
+
+VmConfig Vmm::machine_config() { return full_config(); }
+
+VmConfig Vmm::full_config() {
+    VmConfig out;
+    (void)on_loop([&] {
+        out = m_config;
+        out.resolve_defaults();
+        return Result<void>{};
+    });
+    return out;
+}
+
+}  // namespace rv

@@ -1,0 +1,97 @@
+// The VMM process's one VM, before and after it starts: the configuration
+// being built (by the CLI, --config-file or the API), then the running Vm.
+// Owns the event loop; run() serves it until the VM ends. Implements VmmApi
+// for the REST API: every call from another thread is run on the loop (posted,
+// then waited for), so the VM and its devices see one thread of control.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "vmm/event_loop.h"
+#include "vmm/vm.h"
+#include "vmm/vmm_api.h"
+
+namespace rv {
+
+class MetricsWriter;
+
+class Vmm final : public VmmApi {
+public:
+    struct Options {
+        std::string instance_id{"ringvisor"};
+        Vm::ConsoleSink console;  // guest console output
+    };
+    static Result<std::unique_ptr<Vmm>> create(VmConfig config, Options options);
+    ~Vmm() override;
+
+    EventLoop& loop() { return *m_loop; }
+
+    // InstanceStart: checks the configuration, builds the VM and starts its
+    // vCPUs. From any thread.
+    Result<void> start();
+    // Serves the loop until the VM ends or quit(); the VM's outcome (Quit
+    // when it never started). Then tears the VM down (stats, crash report).
+    VmOutcome run();
+    // Ends the VM, or the wait for one (any thread; signals, Ctrl-A x).
+    void quit(std::string why);
+    // Where console input goes; null until the VM exists. Loop thread only.
+    ConsoleInput* console_input();
+    // Adds the API's request counts to the metrics (a JSON object).
+    void set_api_metrics(std::function<nlohmann::json()> provider);
+    // Where guest console output goes, and who is told (on the loop) once
+    // the VM exists. Set both before start().
+    void set_console(Vm::ConsoleSink sink) { m_options.console = std::move(sink); }
+    void set_start_hook(std::function<void()> hook) { m_start_hook = std::move(hook); }
+
+    // VmmApi
+    InstanceInfo instance_info() override;
+    std::string version() override;
+    Result<void> set_boot_source(const BootSourceConfig& boot) override;
+    Result<void> put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
+                                    bool track_dirty_pages) override;
+    Result<void> patch_machine_config(const MachineConfigUpdate& update) override;
+    Result<void> put_drive(const DiskConfig& drive) override;
+    Result<void> put_network_interface(const NetConfig& net) override;
+    Result<void> put_entropy(const EntropyConfig& entropy) override;
+    Result<void> put_logger(const LoggerConfig& logger) override;
+    Result<void> put_metrics(const MetricsConfig& metrics) override;
+    Result<void> patch_drive(const DriveUpdate& update) override;
+    Result<void> patch_network_interface(const NetUpdate& update) override;
+    Result<void> action(VmAction action) override;
+    Result<void> pause() override;
+    Result<void> resume() override;
+    VmConfig machine_config() override;
+    VmConfig full_config() override;
+
+private:
+    Vmm(VmConfig config, Options options, std::unique_ptr<EventLoop> loop);
+    // Runs fn on the loop thread and returns its result; at once when
+    // called there. Fails (Internal) once the loop has finished.
+    Result<void> on_loop(std::function<Result<void>()> fn);
+    Result<void> pre_boot(std::string_view what) const;  // NotAllowed once started
+    Result<void> start_on_loop();
+    void on_vm_exit();
+
+    VmConfig m_config;
+    Options m_options;
+    std::unique_ptr<EventLoop> m_loop;
+    std::unique_ptr<Vm> m_vm;
+    std::unique_ptr<MetricsWriter> m_metrics;
+    std::function<nlohmann::json()> m_api_metrics;
+    std::function<void()> m_start_hook;
+    std::thread::id m_loop_thread;
+    mutable std::mutex m_lock;  // guards the three below (read by any thread)
+    VmState m_state{VmState::NotStarted};
+    bool m_finished{false};
+    std::optional<VmOutcome> m_quit;
+};
+
+// The version ringvisor reports (GET /version, GET /).
+std::string_view ringvisor_version();
+
+}  // namespace rv

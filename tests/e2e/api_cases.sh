@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# The control plane end to end, run inside the test host: a Firecracker-style
+# session driven only through the API socket with curl (as Firecracker's
+# getting-started guide does): configure logger, metrics, kernel, a drive, a
+# NIC and the machine, InstanceStart, then pause and resume, throttle the
+# drive and the NIC (and lift the limits), flush metrics and end the VM with
+# SendCtrlAltDel. The guest (busybox initramfs with the virtio drivers) runs
+# its steps in order and waits between them for a file L1 serves over HTTP,
+# so L1 decides when each step may start.
+#   tools/testhost/run.sh -- tests/e2e/api_cases.sh
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/guest_vm.sh"
+cd "$E2E_ROOT"
+
+INITRD=${VIRTIO_INITRD:-$GUEST/initramfs-virtio.cpio.gz}
+SOCK=$WORK/api.sock
+LIMIT=$((10 << 20))   # 10 MiB/s: a 1 MiB bucket refilled every 100 ms
+READ_MIB=40 SEND_MIB=6
+GO_PORT=8000
+
+api() {  # METHOD PATH [BODY] -> the HTTP status on stdout, the body in $WORK/api.out
+    local args=(-sS --max-time 30 --unix-socket "$SOCK" -X "$1" -o "$WORK/api.out" -w '%{http_code}')
+    [[ $# -lt 3 ]] || args+=(-H 'Content-Type: application/json' -d "$3")
+    curl "${args[@]}" "http://localhost$2"
+}
+expect_api() {  # STATUS METHOD PATH [BODY]
+    local want=$1 got
+    shift
+    got=$(api "$@") || true
+    [[ $got == "$want" ]] || e2e_fail "$1 $2: HTTP $got, expected $want: $(cat "$WORK/api.out" 2>/dev/null)"
+}
+# The guest waits for step N: L1 serves $WORK/www/go-N once it may start.
+guest_wait() { echo "until wget -q -O /dev/null http://$HOST_IP:$GO_PORT/go-$1; do sleep 0.2; done"; }
+allow() { : >"$WORK/www/go-$1"; }
+console_has() { grep -aq "$1" "$WORK/console.log"; }
+wait_console() {  # PATTERN SECONDS
+    local deadline=$((SECONDS + $2))
+    until console_has "$1"; do
+        ((SECONDS < deadline)) || e2e_fail "no '$1' on the guest console within $2 s: $(tail -n 3 "$WORK/console.log" | tr -d '\r')"
+        kill -0 "$vmm" 2>/dev/null || e2e_fail "ringvisor exited while waiting for '$1'"
+        sleep 0.2
+    done
+}
+vmm_cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / t) }' "/proc/$1/stat"; }
+ticks() { grep -a -o 'TICK=[0-9]*' "$WORK/console.log" | tail -n 1 | cut -d= -f2; }
+
+case_api_session() {
+    net_setup
+    mkdir -p "$WORK/www"
+    (cd "$WORK/www" && exec python3 -m http.server --bind "$HOST_IP" "$GO_PORT" >/dev/null 2>&1) &
+    pids+=($!)
+    local disk=$WORK/api-disk.img metrics=$WORK/metrics.json
+    head -c $((READ_MIB * 2 << 20)) /dev/urandom >"$disk"
+    # L1 takes what the guest sends: unlimited (port 5001), then limited (5003).
+    local port
+    for port in 5001 5003; do
+        (socat -u "TCP-LISTEN:$port,bind=$HOST_IP,reuseaddr" - | wc -c >"$WORK/received-$port") &
+        pids+=($!)
+    done
+
+    local up='$(cut -d" " -f1 /proc/uptime)'
+    local cmd="echo 1 >/proc/sys/kernel/ctrl-alt-del
+$GUEST_NET_UP
+(i=0; while true; do echo TICK=\$i UP=$up; i=\$((i+1)); sleep 0.5; done) &
+$(guest_wait 1)
+t0=$up; dd if=/dev/vda of=/dev/null bs=1M count=$READ_MIB iflag=direct 2>/dev/null; echo READ1=\$(echo $up \$t0 | awk '{print \$1-\$2}')
+$(guest_wait 2)
+t0=$up; dd if=/dev/vda of=/dev/null bs=1M count=$READ_MIB skip=$READ_MIB iflag=direct 2>/dev/null; echo READ2=\$(echo $up \$t0 | awk '{print \$1-\$2}')
+$(guest_wait 3)
+t0=$up; head -c $((SEND_MIB << 20)) /dev/zero | nc $HOST_IP 5001; echo SEND0=\$(echo $up \$t0 | awk '{print \$1-\$2}')
+$(guest_wait 4)
+t0=$up; head -c $((SEND_MIB << 20)) /dev/zero | nc $HOST_IP 5003; echo SEND1=\$(echo $up \$t0 | awk '{print \$1-\$2}')
+echo STEPS-DONE
+sleep 600"
+    "$RINGVISOR" run --api-sock "$SOCK" --kernel-cache "$KERNEL_CACHE" </dev/null >"$WORK/console.log" 2>&1 &
+    vmm=$!
+    pids+=($vmm)
+    local i=0
+    until [[ -S $SOCK ]]; do ((i++ < 100)) || e2e_fail "no API socket after 10 s"; sleep 0.1; done
+
+    # Firecracker's getting-started sequence, plus ringvisor's own checks.
+    expect_api 200 GET /
+    grep -q '"state":"Not started"' "$WORK/api.out" || e2e_fail "GET / before start: $(cat "$WORK/api.out")"
+    expect_api 204 PUT /logger '{"log_path": "'"$WORK"'/vmm.log", "level": "Info", "show_level": true}'
+    expect_api 204 PUT /metrics '{"metrics_path": "'"$metrics"'"}'
+    # The plain ELF vmlinux, as Firecracker users give it (ringvisor takes a bzImage too).
+    expect_api 204 PUT /boot-source '{"kernel_image_path": "'"$GUEST/vmlinux"'", "initrd_path": "'"$INITRD"'", "boot_args": "console=ttyS0 panic=-1 quiet rv.cmd='"$(guest_cmd_b64 "$cmd")"'"}'
+    expect_api 204 PUT /drives/data '{"drive_id": "data", "path_on_host": "'"$disk"'", "is_root_device": false, "is_read_only": true, "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 100}}}'
+    expect_api 204 PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "'"$TAP"'", "guest_mac": "'"$GUEST_MAC"'"}'
+    expect_api 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}'
+    expect_api 400 PATCH /vm '{"state": "Paused"}'   # not started yet
+    expect_api 204 PUT /actions '{"action_type": "InstanceStart"}'
+    expect_api 400 PUT /boot-source '{"kernel_image_path": "/nope"}'   # not after start
+    grep -q "fault_message" "$WORK/api.out" || e2e_fail "no fault_message for a refused request"
+    wait_console RINGVISOR-GUEST-INIT 180
+    wait_console 'TICK=4 ' 120
+
+    # Paused: the ticks stop, the VMM uses no CPU; resumed: they go on, and
+    # guest time did not jump by the pause.
+    expect_api 204 PATCH /vm '{"state": "Paused"}'
+    expect_api 200 GET /
+    grep -q '"state":"Paused"' "$WORK/api.out" || e2e_fail "GET / while paused: $(cat "$WORK/api.out")"
+    sleep 1
+    local t_before cpu_before up_before
+    t_before=$(ticks) cpu_before=$(vmm_cpu_ms "$vmm")
+    up_before=$(grep -a -o 'TICK=[0-9]* UP=[0-9.]*' "$WORK/console.log" | tail -n 1 | sed 's/.*UP=//')
+    sleep 5
+    local t_after cpu_after
+    t_after=$(ticks) cpu_after=$(vmm_cpu_ms "$vmm")
+    echo "paused 5 s: ticks $t_before -> $t_after, VMM CPU $((cpu_after - cpu_before)) ms"
+    [[ $t_after == "$t_before" ]] || e2e_fail "the guest kept running while paused (ticks $t_before -> $t_after)"
+    ((cpu_after - cpu_before <= 100)) || e2e_fail "a paused VM used $((cpu_after - cpu_before)) ms of CPU in 5 s"
+    expect_api 204 PATCH /vm '{"state": "Resumed"}'
+    wait_console "TICK=$((t_before + 3)) " 60
+    local up_next
+    up_next=$(grep -a -o "TICK=$((t_before + 1)) UP=[0-9.]*" "$WORK/console.log" | sed 's/.*UP=//')
+    echo "guest uptime across the pause: $up_before -> $up_next"
+    awk -v a="$up_before" -v b="$up_next" 'BEGIN { exit !(b - a < 2.5) }' ||
+        e2e_fail "guest time jumped across the pause: uptime $up_before -> $up_next"
+
+    # Hostile clients while the VM runs: garbage, a 10 MiB body, a request
+    # left half-sent, 200 at once. The API and the guest go on.
+    printf 'GARBAGE\x00\xff\r\n\r\n' | timeout 10 socat - "UNIX-CONNECT:$SOCK" >/dev/null 2>&1 || true
+    local big=$WORK/big.json
+    head -c $((10 << 20)) /dev/zero | tr '\0' 'a' >"$big"
+    local code; code=$(curl -sS --max-time 30 --unix-socket "$SOCK" -X PUT -o /dev/null -w '%{http_code}' \
+        -H 'Content-Type: application/json' --data-binary @"$big" http://localhost/drives/big 2>/dev/null) || true
+    [[ $code == 413 || $code == 400 ]] || e2e_fail "a 10 MiB body got HTTP $code"
+    (printf 'PUT /drives/x HTTP/1.1\r\nHost: l\r\nContent-Length: 100\r\n\r\n{"dri'; sleep 20) |
+        socat - "UNIX-CONNECT:$SOCK" >/dev/null 2>&1 &
+    local half=$!
+    local t0=$EPOCHREALTIME
+    expect_api 200 GET /
+    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a < 2) }' || e2e_fail "GET / waited behind a half-sent request"
+    local many=() ok=0
+    for i in $(seq 200); do
+        curl -sS --max-time 60 --unix-socket "$SOCK" -o /dev/null -w '%{http_code}\n' http://localhost/ >"$WORK/many.$i" 2>&1 &
+        many+=($!)
+    done
+    wait "${many[@]}" 2>/dev/null || true
+    ok=$(cat "$WORK"/many.* | grep -c '^200$') || true
+    kill "$half" 2>/dev/null || true   # gone already if the server's request deadline closed it
+    echo "hostile clients: garbage, 10 MiB body ($code), half-sent request, 200 concurrent ($ok answered 200)"
+    ((ok == 200)) || e2e_fail "only $ok of 200 concurrent GET / got 200"
+    local t_now; t_now=$(ticks)
+    wait_console "TICK=$((t_now + 2)) " 30
+
+    # The drive at 10 MiB/s, then unlimited.
+    allow 1
+    wait_console 'READ1=' 120
+    local read1; read1=$(guest_value "$WORK/console.log" READ1)
+    local rate1; rate1=$(awk -v s="$read1" -v m="$READ_MIB" 'BEGIN { printf "%.2f", m / s }')
+    echo "drive limited to 10 MiB/s: $READ_MIB MiB in $read1 s = $rate1 MiB/s"
+    awk -v r="$rate1" 'BEGIN { exit !(r >= 9 && r <= 11) }' || e2e_fail "the limited drive read at $rate1 MiB/s, not 10 ±10 %"
+    expect_api 204 PATCH /drives/data '{"drive_id": "data", "rate_limiter": {}}'
+    allow 2
+    wait_console 'READ2=' 120
+    local read2; read2=$(guest_value "$WORK/console.log" READ2)
+    echo "drive unlimited: $READ_MIB MiB in $read2 s"
+    awk -v a="$read1" -v b="$read2" 'BEGIN { exit !(b < a / 2) }' || e2e_fail "lifting the drive's limit did not speed it up ($read1 s -> $read2 s)"
+
+    # The NIC's transmit side: what it sends unlimited, then limited through
+    # PATCH to a quarter of that (the nested test host's TCP path is slower
+    # than 10 MiB/s, so a fixed 10 MiB/s limit would never bind).
+    allow 3
+    wait_console 'SEND0=' 120
+    local send0; send0=$(guest_value "$WORK/console.log" SEND0)
+    local rate0; rate0=$(awk -v s="$send0" -v m="$SEND_MIB" 'BEGIN { printf "%.3f", m / s }')
+    local tx_limit; tx_limit=$(awk -v r="$rate0" 'BEGIN { printf "%d", r / 4 * 1048576 }')
+    echo "NIC tx unlimited: $SEND_MIB MiB in $send0 s = $rate0 MiB/s; limiting to $tx_limit bytes/s"
+    expect_api 204 PATCH /network-interfaces/eth0 '{"iface_id": "eth0", "tx_rate_limiter": {"bandwidth": {"size": '"$((tx_limit / 10))"', "refill_time": 100}}}'
+    allow 4
+    wait_console 'SEND1=' 300
+    local send1; send1=$(guest_value "$WORK/console.log" SEND1)
+    local rate1b; rate1b=$(awk -v s="$send1" -v m="$SEND_MIB" 'BEGIN { printf "%d", m * 1048576 / s }')
+    echo "NIC tx limited to $tx_limit bytes/s: $SEND_MIB MiB in $send1 s = $rate1b bytes/s"
+    awk -v r="$rate1b" -v l="$tx_limit" 'BEGIN { exit !(r >= 0.9 * l && r <= 1.1 * l) }' ||
+        e2e_fail "the limited NIC sent $rate1b bytes/s, not $tx_limit ±10 %"
+    for port in 5001 5003; do
+        i=0; until [[ -s $WORK/received-$port ]] || ((i++ > 50)); do sleep 0.2; done
+        [[ $(cat "$WORK/received-$port" 2>/dev/null) == $((SEND_MIB << 20)) ]] ||
+            e2e_fail "L1 received $(cat "$WORK/received-$port" 2>/dev/null) bytes on port $port, not $((SEND_MIB << 20))"
+    done
+    wait_console STEPS-DONE 30
+
+    # Metrics: the line FlushMetrics writes counts the work done.
+    expect_api 204 PUT /actions '{"action_type": "FlushMetrics"}'
+    python3 - "$metrics" "$READ_MIB" "$SEND_MIB" <<'PY' || e2e_fail "metrics do not match the work done"
+import json, sys
+line = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+read_mib, send_mib = int(sys.argv[2]), int(sys.argv[3])
+data, eth0 = line["devices"]["data"], line["devices"]["eth0"]
+print("metrics: data", {k: v for k, v in data.items() if "read" in k or "throttl" in k},
+      "eth0", {k: v for k, v in eth0.items() if k.startswith("tx") or "throttl" in k})
+assert data["read_bytes"] >= 2 * read_mib << 20, data
+assert eth0["tx_bytes"] >= 2 * send_mib << 20, eth0
+assert eth0["tx_throttled"] > 0, eth0
+assert line["vcpu"] and all(v["guest_time_ms"] >= 0 for v in line["vcpu"]), line["vcpu"]
+assert line["api_server"], line
+PY
+    expect_api 200 GET /vm/config
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["drives"][0]["drive_id"] == "data" and c["machine-config"]["vcpu_count"] == 2, c' "$WORK/api.out" ||
+        e2e_fail "GET /vm/config: $(cat "$WORK/api.out")"
+
+    # Ctrl-Alt-Del: the guest reboots, ringvisor exits 0.
+    expect_api 204 PUT /actions '{"action_type": "SendCtrlAltDel"}'
+    local rc=0 waited=0
+    while kill -0 "$vmm" 2>/dev/null && ((waited < 60)); do sleep 1; waited=$((waited + 1)); done
+    kill -0 "$vmm" 2>/dev/null && e2e_fail "ringvisor still runs 60 s after SendCtrlAltDel"
+    wait "$vmm" || rc=$?
+    ((rc == 0)) || e2e_fail "ringvisor exited $rc after SendCtrlAltDel: $(tail -n 3 "$WORK/console.log" | tr -d '\r')"
+    [[ ! -e $SOCK ]] || e2e_fail "the API socket is left behind"
+    echo "SendCtrlAltDel: ringvisor exited 0 after ${waited} s"
+}
+
+CASES=("api_firecracker_session case_api_session")
+run_cases api "$@"
+[[ -n ${VIRTIO_WORK:-} ]] || rm -rf "$WORK"
+e2e_summary

@@ -1,0 +1,231 @@
+// VmConfig::resolve_defaults, VmConfig::validate and the MAC helpers.
+#include "vmm/vm_config.h"
+
+#include <gtest/gtest.h>
+
+#include "unit/vmm/config_json_test_support.h"
+
+namespace rv {
+namespace {
+
+using testing_support::InputError;
+
+DiskConfig disk(std::string path, std::string id = {},
+                DiskConfig::Interface iface = DiskConfig::Interface::Virtio) {
+    DiskConfig d;
+    d.id = std::move(id);
+    d.path = std::move(path);
+    d.iface = iface;
+    return d;
+}
+
+NetConfig net(std::string tap, std::string id = {}) {
+    NetConfig n;
+    n.id = std::move(id);
+    n.tap = std::move(tap);
+    return n;
+}
+
+VmConfig valid_config() {
+    VmConfig c;
+    c.kernel_path = "/k";
+    c.disks = {disk("/a"), disk("/b", "data")};
+    c.nets = {net("tap0"), net("tap1", "uplink")};
+    return c;
+}
+
+TEST(ResolveDefaults, FillsIdsInOrderSkippingTakenOnes) {
+    VmConfig c;
+    c.disks = {disk("/a"), disk("/b", "drive0"), disk("/c"), disk("/d", "drive2"), disk("/e")};
+    c.nets = {net("t0", "net1"), net("t1"), net("t2")};
+    c.resolve_defaults();
+    EXPECT_EQ(c.disks[0].id, "drive1");
+    EXPECT_EQ(c.disks[1].id, "drive0");
+    EXPECT_EQ(c.disks[2].id, "drive3");
+    EXPECT_EQ(c.disks[3].id, "drive2");
+    EXPECT_EQ(c.disks[4].id, "drive4");
+    EXPECT_EQ(c.nets[0].id, "net1");
+    EXPECT_EQ(c.nets[1].id, "net0");
+    EXPECT_EQ(c.nets[2].id, "net2");
+}
+
+TEST(ResolveDefaults, PlainConfigGetsPositionalIds) {
+    VmConfig c;
+    c.disks = {disk("/a"), disk("/b")};
+    c.nets = {net("t0")};
+    c.resolve_defaults();
+    EXPECT_EQ(c.disks[0].id, "drive0");
+    EXPECT_EQ(c.disks[1].id, "drive1");
+    EXPECT_EQ(c.nets[0].id, "net0");
+}
+
+TEST(ResolveDefaults, Serials) {
+    VmConfig c;
+    c.disks = {disk("/a", "rootfs"), disk("/b", "", DiskConfig::Interface::Ide),
+               disk("/c", "a_very_long_drive_name"), disk("/d", "x", DiskConfig::Interface::Ide),
+               disk("/e", "own")};
+    c.disks[4].serial = "MY-SERIAL";
+    c.resolve_defaults();
+    EXPECT_EQ(c.disks[0].serial, "ringvisor-rootfs");
+    EXPECT_EQ(c.disks[1].serial, "RV-HD0");
+    EXPECT_EQ(c.disks[2].serial, "ringvisor-a_very_lon");  // virtio-blk's 20-byte GET_ID
+    EXPECT_EQ(c.disks[2].serial.size(), 20u);
+    EXPECT_EQ(c.disks[3].serial, "RV-HD1");
+    EXPECT_EQ(c.disks[4].serial, "MY-SERIAL");  // given ones are kept
+}
+
+TEST(ResolveDefaults, MacsFromTheTapName) {
+    VmConfig c;
+    c.nets = {net("tap0"), net("tap1")};
+    c.nets[1].mac = MacAddress{0x52, 0x54, 0, 1, 2, 3};
+    c.resolve_defaults();
+    ASSERT_TRUE(c.nets[0].mac);
+    EXPECT_EQ(*c.nets[0].mac, default_mac("tap0"));
+    EXPECT_EQ((*c.nets[0].mac)[0], 0x02);  // locally administered, unicast
+    EXPECT_EQ((*c.nets[0].mac)[1], 0x72);
+    EXPECT_EQ((*c.nets[0].mac)[2], 0x76);
+    EXPECT_EQ(c.nets[1].mac, (MacAddress{0x52, 0x54, 0, 1, 2, 3}));
+    // The builder's historical formula, so existing guests keep their MAC.
+    size_t h = std::hash<std::string>{}("tap0");
+    EXPECT_EQ(default_mac("tap0"),
+              (MacAddress{0x02, 0x72, 0x76, uint8_t(h >> 16), uint8_t(h >> 8), uint8_t(h)}));
+}
+
+TEST(ResolveDefaults, IsStable) {
+    VmConfig c = valid_config();
+    c.disks.push_back(disk("/i", "", DiskConfig::Interface::Ide));
+    c.resolve_defaults();
+    VmConfig again = c;
+    again.resolve_defaults();
+    EXPECT_EQ(again, c);
+    EXPECT_TRUE(c.validate(kMaxCpus));
+}
+
+TEST(Validate, AcceptsAValidConfigBeforeAndAfterResolving) {
+    VmConfig c = valid_config();
+    EXPECT_TRUE(c.validate(kMaxCpus));
+    c.resolve_defaults();
+    EXPECT_TRUE(c.validate(kMaxCpus));
+}
+
+TEST(Validate, MachineRules) {
+    VmConfig c = valid_config();
+    c.kernel_path.clear();
+    EXPECT_TRUE(InputError(c.validate(8), "boot-source.kernel_image_path (--kernel): missing"));
+    c = valid_config();
+    c.cpus = 0;
+    // Worded as tests/cli/bad_input.sh expects of the CLI.
+    EXPECT_TRUE(
+        InputError(c.validate(8), "--cpus 0: must be between 1 and 8 (machine-config.vcpu_count)"));
+    c.cpus = 9;
+    EXPECT_TRUE(InputError(c.validate(8), "--cpus 9: must be between 1 and 8"));
+    c.cpus = 8;
+    EXPECT_TRUE(c.validate(8));
+    c.smt = true;
+    EXPECT_TRUE(InputError(c.validate(8), "machine-config.smt: smt is not supported"));
+    c = valid_config();
+    c.memory_bytes = kMinMemoryBytes - 4096;
+    EXPECT_TRUE(
+        InputError(c.validate(8), "machine-config.mem_size_mib (--memory): 31 MiB is too small"));
+    c.memory_bytes = kMinMemoryBytes + 512;
+    EXPECT_TRUE(InputError(c.validate(8), "not a whole number of 4 KiB pages"));
+    c.memory_bytes = kMinMemoryBytes + 4096;
+    EXPECT_TRUE(c.validate(8));
+}
+
+TEST(Validate, DriveRules) {
+    VmConfig c = valid_config();
+    c.disks[0].path.clear();
+    EXPECT_TRUE(InputError(c.validate(8), "drives[0].path_on_host: empty"));
+    c = valid_config();
+    c.disks[0].id = "data";
+    EXPECT_TRUE(
+        InputError(c.validate(8), "drives[1].drive_id: 'data' is already the id of drives[0]"));
+    c.disks[0].id = "bad/id";
+    EXPECT_TRUE(InputError(c.validate(8), "drives[0].drive_id: 'bad/id' is not a valid id"));
+    c.disks[0].id = std::string(65, 'a');
+    EXPECT_TRUE(InputError(c.validate(8), "is not a valid id"));
+    c = valid_config();
+    c.disks[0].is_root_device = true;
+    EXPECT_TRUE(c.validate(8));
+    c.disks[1].is_root_device = true;
+    EXPECT_TRUE(InputError(c.validate(8),
+                           "drives[1].is_root_device: drives[0] is already the root device"));
+    c = valid_config();
+    for (int i = 0; i < 4; ++i) c.disks.push_back(disk("/ide", "", DiskConfig::Interface::Ide));
+    EXPECT_TRUE(c.validate(8));
+    c.disks.push_back(disk("/ide", "", DiskConfig::Interface::Ide));
+    EXPECT_TRUE(
+        InputError(c.validate(8), "drives: 5 IDE disks, but the IDE controller has room for 4"));
+}
+
+TEST(Validate, NetRules) {
+    VmConfig c = valid_config();
+    c.nets[0].tap.clear();
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].host_dev_name: empty"));
+    c = valid_config();
+    c.nets[1].tap = "tap0";
+    EXPECT_TRUE(InputError(c.validate(8),
+                           "network-interfaces[1].host_dev_name: TAP 'tap0' is already used by "
+                           "network-interfaces[0]"));
+    c = valid_config();
+    c.nets[0].id = "uplink";
+    EXPECT_TRUE(
+        InputError(c.validate(8), "network-interfaces[1].iface_id: 'uplink' is already the id"));
+    c = valid_config();
+    c.nets[0].mac = MacAddress{0x01, 0, 0x5e, 0, 0, 1};
+    EXPECT_TRUE(InputError(c.validate(8),
+                           "network-interfaces[0].guest_mac: 01:00:5e:00:00:01 is a multicast"));
+    c.nets[0].mac = MacAddress{};
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].guest_mac: 00:00:00:00:00:00"));
+}
+
+TEST(Validate, RateLimiterBucketsNeedARefillTime) {
+    RateLimiterConfig bad{TokenBucketConfig{1000, 0, 0}, std::nullopt};
+    RateLimiterConfig bad_ops{std::nullopt, TokenBucketConfig{10, 0, 0}};
+    RateLimiterConfig off{TokenBucketConfig{0, 0, 0}, std::nullopt};  // size 0: no limit
+    VmConfig c = valid_config();
+    c.disks[1].rate_limiter = off;
+    EXPECT_TRUE(c.validate(8));
+    c.disks[1].rate_limiter = bad;
+    EXPECT_TRUE(
+        InputError(c.validate(8),
+                   "drives[1].rate_limiter.bandwidth.refill_time: must be > 0 when size is > 0"));
+    c = valid_config();
+    c.nets[0].rx_rate_limiter = bad_ops;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].rx_rate_limiter.ops.refill_time"));
+    c = valid_config();
+    c.nets[1].tx_rate_limiter = bad;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[1].tx_rate_limiter.bandwidth"));
+    c = valid_config();
+    c.entropy = EntropyConfig{bad_ops};
+    EXPECT_TRUE(InputError(c.validate(8), "entropy.rate_limiter.ops.refill_time"));
+}
+
+TEST(Validate, LoggerAndMetricsPaths) {
+    VmConfig c = valid_config();
+    c.logger = LoggerConfig{};
+    EXPECT_TRUE(c.validate(8));  // no log_path: the usual stderr
+    c.logger->log_path = "";
+    EXPECT_TRUE(InputError(c.validate(8), "logger.log_path: empty"));
+    c = valid_config();
+    c.metrics = MetricsConfig{};
+    EXPECT_TRUE(InputError(c.validate(8), "metrics.metrics_path: empty"));
+}
+
+TEST(Mac, ParseAndFormat) {
+    auto mac = parse_mac("52:54:00:AB:cd:0f");
+    ASSERT_TRUE(mac);
+    EXPECT_EQ(*mac, (MacAddress{0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f}));
+    EXPECT_EQ(format_mac(*mac), "52:54:00:ab:cd:0f");
+    EXPECT_TRUE(InputError(parse_mac("52:54:00:ab:cd"), "expected six hex bytes"));
+    EXPECT_TRUE(InputError(parse_mac("52:54:00:ab:cd:0f:00"), "expected six hex bytes"));
+    EXPECT_TRUE(InputError(parse_mac("52-54-00-ab-cd-0f"), "expected six hex bytes"));
+    EXPECT_TRUE(InputError(parse_mac("5:254:00:ab:cd:0f"), "invalid MAC address"));
+    EXPECT_TRUE(InputError(parse_mac("52:54:00:ab:cd:+f"), "invalid MAC address"));
+    EXPECT_TRUE(InputError(parse_mac("01:00:5e:00:00:01"), "multicast"));
+    EXPECT_TRUE(InputError(parse_mac(""), "invalid MAC address"));
+}
+
+}  // namespace
+}  // namespace rv
