@@ -190,11 +190,13 @@ def startup(a):
             try:
                 if mode == "api":
                     wait_for(sock)
+                    rows.append((mode, "to_api_socket", (now_us() - t0) / 1000))
                     api = Http(sock)
                     expect(*api.request("PUT", "/boot-source", {"kernel_image_path": a.guest})[:1], 204,
                            "PUT /boot-source")
                     expect(*api.request("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128})[:1],
                            204, "PUT /machine-config")
+                    rows.append((mode, "to_configured", (now_us() - t0) / 1000))
                     s, p = api.request("PUT", "/actions", {"action_type": "InstanceStart"})
                     expect(s, 204, "InstanceStart", p)
                     rows.append((mode, "to_instance_start", (now_us() - t0) / 1000))

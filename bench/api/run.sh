@@ -20,8 +20,7 @@ for v in idle reboot; do
     ld -static -nostdlib -Ttext=0x1000000 -e _start -o "$out/tiny-$v.elf" "$out/tiny-$v.o"
 done
 "$root/tools/testhost/run.sh" --timeout 3000 --results "$out" -- \
-    sh -c "python3 '$root/bench/api/apibench.py' roundtrip --ringvisor '$build/ringvisor' --guest '$out/tiny-idle.elf' -n $N --out '$out/roundtrip.csv' &&
-           python3 '$root/bench/api/apibench.py' startup --ringvisor '$build/ringvisor' --guest '$out/tiny-reboot.elf' --runs $RUNS --out '$out/startup.csv'" >&2
+    env RINGVISOR="$build/ringvisor" OUT="$out" N="$N" RUNS="$RUNS" "$root/bench/api/inside.sh" >&2
 python3 - "$out" "$N" "$RUNS" <<'PY'
 import csv, statistics, sys
 out, n, runs = sys.argv[1], sys.argv[2], sys.argv[3]

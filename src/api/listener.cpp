@@ -2,6 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <boost/asio/error.hpp>
 
@@ -22,9 +26,16 @@ void set_cloexec(int fd) {
 Listener::Listener(asio::io_context& io, Router router, ApiServerOptions options)
     : m_acceptor(io), m_retry(io), m_router(std::move(router)), m_options(options) {}
 
+// The socket appears at `path` only once it listens: bound under a sibling
+// name, then renamed into place (atomic), so a client that waits for the
+// path to exist never meets ECONNREFUSED. A path too long for the sibling
+// name is bound directly.
 Result<void> Listener::open(const std::string& path) {
+    std::string bind_path = path + fmt::format(".{}.tmp", ::getpid());
+    if (bind_path.size() >= sizeof(sockaddr_un{}.sun_path)) bind_path = path;
+    if (bind_path != path) ::unlink(bind_path.c_str());
     boost::system::error_code ec;
-    const asio::local::stream_protocol::endpoint endpoint(path);
+    const asio::local::stream_protocol::endpoint endpoint(bind_path);
     m_acceptor.open(endpoint.protocol(), ec);
     if (ec) return errno_error("creating the API socket", ec.value());
     set_cloexec(m_acceptor.native_handle());
@@ -38,7 +49,15 @@ Result<void> Listener::open(const std::string& path) {
         return std::unexpected(callers ? error.with_kind(ErrorKind::InvalidInput) : error);
     }
     m_acceptor.listen(SOMAXCONN, ec);
-    if (ec) return errno_error("listening on the API socket", ec.value());
+    if (ec) {
+        if (bind_path != path) ::unlink(bind_path.c_str());
+        return errno_error("listening on the API socket", ec.value());
+    }
+    if (bind_path != path && ::rename(bind_path.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(bind_path.c_str());
+        return errno_error(fmt::format("moving the API socket into place at {}", path), err);
+    }
     return {};
 }
 

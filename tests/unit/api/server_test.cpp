@@ -3,7 +3,10 @@
 // Expect: 100-continue) and the stats it counts.
 #include <sys/stat.h>
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "unit/api/server_fixture.h"
 
@@ -69,6 +72,36 @@ TEST_F(ApiServerTest, StaleSocketIsReplacedAndOtherFilesAreRefused) {
     auto too_long = ApiServer::start("/tmp/" + std::string(200, 'x'), vmm);
     ASSERT_FALSE(too_long);
     EXPECT_EQ(too_long.error().kind(), ErrorKind::InvalidInput);
+}
+
+// A client that waits for the socket file and then connects (as
+// Firecracker's clients do) is never refused: the file appears only once
+// the server listens, and no temporary name is left beside it.
+TEST_F(ApiServerTest, TheSocketFileAppearsOnlyWhenListening) {
+    for (int round = 0; round < 2000; ++round) {
+        std::atomic<int> refused{0};
+        std::atomic<bool> done{false};
+        std::thread watcher([&] {
+            struct stat st {};
+            while (::lstat(m_path.c_str(), &st) != 0)
+                if (done) return;
+            int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+            sockaddr_un addr{};
+            addr.sun_family = AF_UNIX;
+            std::strncpy(addr.sun_path, m_path.c_str(), sizeof(addr.sun_path) - 1);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) ++refused;
+            ::close(fd);
+        });
+        auto server = ApiServer::start(m_path, vmm);
+        ASSERT_TRUE(server) << server.error().message();
+        done = true;
+        watcher.join();
+        EXPECT_EQ(refused.load(), 0) << "round " << round;
+        const std::string dir = m_path.substr(0, m_path.rfind('/'));
+        for (const auto& e : std::filesystem::directory_iterator(dir))
+            EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+        server->reset();
+    }
 }
 
 TEST_F(ApiServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
