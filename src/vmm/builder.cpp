@@ -220,14 +220,15 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, EventLoop& loop, 
     std::optional<CachedKernel> vmlinux;
     if (config.kernel_cache_dir && !elf)
         vmlinux = RV_TRY(cached_vmlinux(as_bytes(kernel), *config.kernel_cache_dir));
+    const std::string cmdline = config.kernel_cmdline();
     auto load = [&]() -> Result<x86::BootInfo> {
         if (elf)
             return x86::load_linux_vmlinux(vm->m_memory, as_bytes(kernel), initrd_bytes,
-                                           config.cmdline, layout, rsdp);
+                                           cmdline, layout, rsdp);
         if (vmlinux)
             return load_cached_kernel(vm->m_memory, as_bytes(kernel), *vmlinux, initrd_bytes,
-                                      config.cmdline, layout, rsdp);
-        return x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, config.cmdline,
+                                      cmdline, layout, rsdp);
+        return x86::load_linux(vm->m_memory, as_bytes(kernel), initrd_bytes, cmdline,
                                layout, rsdp);
     };
     auto boot = RV_TRY(with_context(load(), "cannot load the kernel"));

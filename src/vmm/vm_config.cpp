@@ -1,5 +1,6 @@
 #include "vmm/vm_config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <functional>
@@ -171,6 +172,10 @@ Result<void> validate_nets(const std::vector<NetConfig>& nets) {
 }  // namespace
 
 void VmConfig::resolve_defaults() {
+    // The root device goes first (Firecracker's order), so it is the first
+    // disk the guest finds: /dev/vda (or /dev/sda).
+    std::stable_partition(disks.begin(), disks.end(),
+                          [](const DiskConfig& d) { return d.is_root_device; });
     fill_ids(disks, "drive");
     fill_ids(nets, "net");
     size_t ide = 0;
@@ -185,6 +190,28 @@ void VmConfig::resolve_defaults() {
     }
     for (auto& n : nets)
         if (!n.mac) n.mac = default_mac(n.tap);
+}
+
+std::string VmConfig::kernel_cmdline() const {
+    auto root = std::ranges::find_if(disks, [](const DiskConfig& d) { return d.is_root_device; });
+    if (root == disks.end()) return cmdline;
+    std::string_view rest = cmdline;
+    while (!rest.empty()) {
+        const size_t start = rest.find_first_not_of(' ');
+        if (start == std::string_view::npos) break;
+        rest.remove_prefix(start);
+        const std::string_view word = rest.substr(0, rest.find(' '));
+        if (word.starts_with("root=")) return cmdline;
+        rest.remove_prefix(word.size());
+    }
+    // The root device is the first disk of its kind (resolve_defaults).
+    const bool ide = root->iface == DiskConfig::Interface::Ide;
+    const bool first_of_kind = std::ranges::find_if(disks, [&](const DiskConfig& d) {
+                                   return d.iface == root->iface;
+                               }) == root;
+    if (!first_of_kind) return cmdline;
+    return fmt::format("{}{}root={} {}", cmdline, cmdline.empty() ? "" : " ",
+                       ide ? "/dev/sda" : "/dev/vda", root->read_only ? "ro" : "rw");
 }
 
 Result<void> VmConfig::validate(unsigned max_cpus) const {

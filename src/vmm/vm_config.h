@@ -109,6 +109,10 @@ struct VmConfig {
     // Fills ids, serials and MACs that were left empty (stable: derived from
     // the position or the TAP name, so re-resolving changes nothing).
     void resolve_defaults();
+    // The command line the kernel gets: `cmdline`, plus, as Firecracker
+    // does, "root=/dev/vda ro|rw" (/dev/sda for an IDE root) when a drive
+    // is the root device and `cmdline` names no root= itself.
+    std::string kernel_cmdline() const;
 
     // Everything that can be checked without KVM or the files: vCPU and
     // memory bounds (max_cpus: the host's limit), unique ids, at most one

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The control plane end to end, run inside the test host: a Firecracker-style
 # session driven only through the API socket with curl (as Firecracker's
-# getting-started guide does): configure logger, metrics, kernel, a drive, a
-# NIC and the machine, InstanceStart, then pause and resume, throttle the
-# drive and the NIC (and lift the limits), flush metrics and end the VM with
-# SendCtrlAltDel. The guest (busybox initramfs with the virtio drivers) runs
-# its steps in order and waits between them for a file L1 serves over HTTP,
-# so L1 decides when each step may start.
+# getting-started guide does): configure logger, metrics, kernel, the Debian 12
+# image of tools/rootfs as the root drive, a data drive, a NIC and the
+# machine, InstanceStart, then pause and resume, throttle the data drive and
+# the NIC (and lift the limits), flush metrics and end the VM with
+# SendCtrlAltDel (systemd reboots it). The guest runs its steps in order
+# (rv-cmd.service) and waits between them for a file L1 serves over HTTP, so
+# L1 decides when each step may start.
 #   tools/testhost/run.sh -- tests/e2e/api_cases.sh
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,10 +15,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/guest_vm.sh"
 cd "$E2E_ROOT"
 
-INITRD=${VIRTIO_INITRD:-$GUEST/initramfs-virtio.cpio.gz}
 SOCK=$WORK/api.sock
 LIMIT=$((10 << 20))   # 10 MiB/s: a 1 MiB bucket refilled every 100 ms
-READ_MIB=40 SEND_MIB=6
+READ_MIB=40 SEND_MIB=8
 GO_PORT=8000
 
 api() {  # METHOD PATH [BODY] -> the HTTP status on stdout, the body in $WORK/api.out
@@ -51,29 +51,48 @@ case_api_session() {
     mkdir -p "$WORK/www"
     (cd "$WORK/www" && exec python3 -m http.server --bind "$HOST_IP" "$GO_PORT" >/dev/null 2>&1) &
     pids+=($!)
-    local disk=$WORK/api-disk.img metrics=$WORK/metrics.json
+    local disk=$WORK/api-disk.img metrics=$WORK/metrics.json root_img=$WORK/debian12.img
+    cp --sparse=always "$ROOTFS/debian12.img" "$root_img"
     head -c $((READ_MIB * 2 << 20)) /dev/urandom >"$disk"
     # L1 takes what the guest sends: unlimited (port 5001), then limited (5003).
     local port
     for port in 5001 5003; do
-        (socat -u "TCP-LISTEN:$port,bind=$HOST_IP,reuseaddr" - | wc -c >"$WORK/received-$port") &
+        # "BYTES SECONDS": what arrived, first byte to end (the guest's own
+        # clock would stop while its socket buffer still holds megabytes).
+        python3 -c '
+import socket, sys, time
+s = socket.create_server((sys.argv[1], int(sys.argv[2])))
+c, _ = s.accept()
+n, t0 = 0, None
+while chunk := c.recv(1 << 16):
+    t0 = t0 or time.monotonic()
+    n += len(chunk)
+open(sys.argv[3], "w").write(f"{n} {time.monotonic() - t0:.3f}\n")' "$HOST_IP" "$port" "$WORK/received-$port" &
         pids+=($!)
     done
 
-    local up='$(cut -d" " -f1 /proc/uptime)'
-    local cmd="echo 1 >/proc/sys/kernel/ctrl-alt-del
+    # The guest's steps, a bash script (Debian has bash's /dev/tcp, not nc or
+    # wget). Too long for the kernel command line (2 KiB), it rides on the
+    # data drive past the bytes the steps read; rv.cmd= only loads it.
+    local script
+    script=$(cat <<GUEST
 $GUEST_NET_UP
-(i=0; while true; do echo TICK=\$i UP=$up; i=\$((i+1)); sleep 0.5; done) &
-$(guest_wait 1)
-t0=$up; dd if=/dev/vda of=/dev/null bs=1M count=$READ_MIB iflag=direct 2>/dev/null; echo READ1=\$(echo $up \$t0 | awk '{print \$1-\$2}')
-$(guest_wait 2)
-t0=$up; dd if=/dev/vda of=/dev/null bs=1M count=$READ_MIB skip=$READ_MIB iflag=direct 2>/dev/null; echo READ2=\$(echo $up \$t0 | awk '{print \$1-\$2}')
-$(guest_wait 3)
-t0=$up; head -c $((SEND_MIB << 20)) /dev/zero | nc $HOST_IP 5001; echo SEND0=\$(echo $up \$t0 | awk '{print \$1-\$2}')
-$(guest_wait 4)
-t0=$up; head -c $((SEND_MIB << 20)) /dev/zero | nc $HOST_IP 5003; echo SEND1=\$(echo $up \$t0 | awk '{print \$1-\$2}')
+root=\$(findmnt -n -o SOURCE /); echo ROOTDEV=\$root
+data=; for d in /dev/vd?; do [ "\$d" = "\$root" ] || data=\$d; done; echo DATADEV=\$data
+(i=0; while true; do echo TICK=\$i UP=\$(up); i=\$((i+1)); sleep 0.5; done) &
+go() { until (exec 3<>/dev/tcp/$HOST_IP/$GO_PORT && printf 'GET /go-%s HTTP/1.0\r\n\r\n' "\$1" >&3 && head -n 1 <&3 | grep -q ' 200 '); do sleep 0.2; done; }
+since() { echo "\$(up) \$1" | awk '{ print \$1 - \$2 }'; }
+go 1; t0=\$(up); dd if=\$data of=/dev/null bs=1M count=$READ_MIB iflag=direct 2>/dev/null; echo READ1=\$(since \$t0)
+go 2; t0=\$(up); dd if=\$data of=/dev/null bs=1M count=$READ_MIB skip=$READ_MIB iflag=direct 2>/dev/null; echo READ2=\$(since \$t0)
+go 3; t0=\$(up); head -c $((SEND_MIB << 20)) /dev/zero >/dev/tcp/$HOST_IP/5001; echo SEND0=\$(since \$t0)
+go 4; t0=\$(up); head -c $((SEND_MIB << 20)) /dev/zero >/dev/tcp/$HOST_IP/5003; echo SEND1=\$(since \$t0)
 echo STEPS-DONE
-sleep 600"
+sleep 600
+GUEST
+)
+    printf '%s\n' "$script" | dd of="$disk" bs=1M seek=$((2 * READ_MIB)) conv=notrunc status=none
+    truncate -s $(((2 * READ_MIB + 1) << 20)) "$disk"
+    local cmd="dd if=/dev/vdb bs=1M skip=$((2 * READ_MIB)) count=1 2>/dev/null | tr -d '\\000' >/tmp/steps.sh; exec bash /tmp/steps.sh"
     "$RINGVISOR" run --api-sock "$SOCK" --kernel-cache "$KERNEL_CACHE" </dev/null >"$WORK/console.log" 2>&1 &
     vmm=$!
     pids+=($vmm)
@@ -85,17 +104,21 @@ sleep 600"
     grep -q '"state":"Not started"' "$WORK/api.out" || e2e_fail "GET / before start: $(cat "$WORK/api.out")"
     expect_api 204 PUT /logger '{"log_path": "'"$WORK"'/vmm.log", "level": "Info", "show_level": true}'
     expect_api 204 PUT /metrics '{"metrics_path": "'"$metrics"'"}'
-    # The plain ELF vmlinux, as Firecracker users give it (ringvisor takes a bzImage too).
-    expect_api 204 PUT /boot-source '{"kernel_image_path": "'"$GUEST/vmlinux"'", "initrd_path": "'"$INITRD"'", "boot_args": "console=ttyS0 panic=-1 quiet rv.cmd='"$(guest_cmd_b64 "$cmd")"'"}'
+    # The plain ELF vmlinux, as Firecracker users give it (ringvisor takes a
+    # bzImage too), Debian's initramfs and the Debian 12 image as the root
+    # drive; boot_args name no root=: the root device does (root=/dev/vda ro).
+    expect_api 204 PUT /boot-source '{"kernel_image_path": "'"$GUEST/vmlinux"'", "initrd_path": "'"$ROOTFS/initrd.img"'", "boot_args": "console=ttyS0 reboot=k panic=1 quiet net.ifnames=0 rv.cmd='"$(guest_cmd_b64 "$cmd")"'"}'
+    expect_api 204 PUT /drives/rootfs '{"drive_id": "rootfs", "path_on_host": "'"$root_img"'", "is_root_device": true, "is_read_only": true}'
     expect_api 204 PUT /drives/data '{"drive_id": "data", "path_on_host": "'"$disk"'", "is_root_device": false, "is_read_only": true, "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 100}}}'
     expect_api 204 PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "'"$TAP"'", "guest_mac": "'"$GUEST_MAC"'"}'
-    expect_api 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}'
+    expect_api 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 512}'
     expect_api 400 PATCH /vm '{"state": "Paused"}'   # not started yet
     expect_api 204 PUT /actions '{"action_type": "InstanceStart"}'
     expect_api 400 PUT /boot-source '{"kernel_image_path": "/nope"}'   # not after start
     grep -q "fault_message" "$WORK/api.out" || e2e_fail "no fault_message for a refused request"
-    wait_console RINGVISOR-GUEST-INIT 180
-    wait_console 'TICK=4 ' 120
+    wait_console 'TICK=4 ' 300
+    [[ $(guest_value "$WORK/console.log" ROOTDEV) == /dev/vda ]] ||
+        e2e_fail "the root device is '$(guest_value "$WORK/console.log" ROOTDEV)', not /dev/vda"
 
     # Paused: the ticks stop, the VMM uses no CPU; resumed: they go on, and
     # guest time did not jump by the pause.
@@ -166,23 +189,25 @@ sleep 600"
     # than 10 MiB/s, so a fixed 10 MiB/s limit would never bind).
     allow 3
     wait_console 'SEND0=' 120
-    local send0; send0=$(guest_value "$WORK/console.log" SEND0)
-    local rate0; rate0=$(awk -v s="$send0" -v m="$SEND_MIB" 'BEGIN { printf "%.3f", m / s }')
-    local tx_limit; tx_limit=$(awk -v r="$rate0" 'BEGIN { printf "%d", r / 4 * 1048576 }')
-    echo "NIC tx unlimited: $SEND_MIB MiB in $send0 s = $rate0 MiB/s; limiting to $tx_limit bytes/s"
+    received() {  # PORT -> "BYTES SECONDS" once L1 has it all
+        local i=0
+        until [[ -s $WORK/received-$1 ]]; do ((i++ < 300)) || e2e_fail "L1 got no end of the transfer on port $1"; sleep 0.2; done
+        read -r bytes secs <"$WORK/received-$1"
+        ((bytes == SEND_MIB << 20)) || e2e_fail "L1 received $bytes bytes on port $1, not $((SEND_MIB << 20))"
+    }
+    local bytes secs
+    received 5001
+    local rate0; rate0=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%d", b / s }')
+    local tx_limit=$((rate0 / 4))
+    echo "NIC tx unlimited: $bytes bytes in $secs s = $rate0 bytes/s; limiting to $tx_limit bytes/s"
     expect_api 204 PATCH /network-interfaces/eth0 '{"iface_id": "eth0", "tx_rate_limiter": {"bandwidth": {"size": '"$((tx_limit / 10))"', "refill_time": 100}}}'
     allow 4
     wait_console 'SEND1=' 300
-    local send1; send1=$(guest_value "$WORK/console.log" SEND1)
-    local rate1b; rate1b=$(awk -v s="$send1" -v m="$SEND_MIB" 'BEGIN { printf "%d", m * 1048576 / s }')
-    echo "NIC tx limited to $tx_limit bytes/s: $SEND_MIB MiB in $send1 s = $rate1b bytes/s"
-    awk -v r="$rate1b" -v l="$tx_limit" 'BEGIN { exit !(r >= 0.9 * l && r <= 1.1 * l) }' ||
-        e2e_fail "the limited NIC sent $rate1b bytes/s, not $tx_limit ±10 %"
-    for port in 5001 5003; do
-        i=0; until [[ -s $WORK/received-$port ]] || ((i++ > 50)); do sleep 0.2; done
-        [[ $(cat "$WORK/received-$port" 2>/dev/null) == $((SEND_MIB << 20)) ]] ||
-            e2e_fail "L1 received $(cat "$WORK/received-$port" 2>/dev/null) bytes on port $port, not $((SEND_MIB << 20))"
-    done
+    received 5003
+    local rate1; rate1=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%d", b / s }')
+    echo "NIC tx limited to $tx_limit bytes/s: $bytes bytes in $secs s = $rate1 bytes/s"
+    awk -v r="$rate1" -v l="$tx_limit" 'BEGIN { exit !(r >= 0.9 * l && r <= 1.1 * l) }' ||
+        e2e_fail "the limited NIC sent $rate1 bytes/s, not $tx_limit ±10 %"
     wait_console STEPS-DONE 30
 
     # Metrics: the line FlushMetrics writes counts the work done.
@@ -201,7 +226,7 @@ assert line["vcpu"] and all(v["guest_time_ms"] >= 0 for v in line["vcpu"]), line
 assert line["api_server"], line
 PY
     expect_api 200 GET /vm/config
-    python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["drives"][0]["drive_id"] == "data" and c["machine-config"]["vcpu_count"] == 2, c' "$WORK/api.out" ||
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert [d["drive_id"] for d in c["drives"]] == ["rootfs", "data"] and c["drives"][0]["is_root_device"] and c["machine-config"]["vcpu_count"] == 2, c' "$WORK/api.out" ||
         e2e_fail "GET /vm/config: $(cat "$WORK/api.out")"
 
     # Ctrl-Alt-Del: the guest reboots, ringvisor exits 0.

@@ -229,3 +229,45 @@ TEST(Mac, ParseAndFormat) {
 
 }  // namespace
 }  // namespace rv
+
+namespace rv {
+namespace {
+
+// Firecracker's root device: first among the drives, and root= on the
+// kernel command line unless boot_args names one.
+TEST(RootDevice, GoesFirstAndNamesItselfOnTheCommandLine) {
+    VmConfig c;
+    c.cmdline = "console=ttyS0 quiet";
+    c.disks = {disk("/data.img", "data"), disk("/root.img", "rootfs")};
+    c.disks[1].is_root_device = true;
+    c.disks[1].read_only = true;
+    c.resolve_defaults();
+    ASSERT_EQ(c.disks.size(), 2u);
+    EXPECT_EQ(c.disks[0].id, "rootfs");
+    EXPECT_EQ(c.disks[1].id, "data");
+    EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 quiet root=/dev/vda ro");
+    c.disks[0].read_only = false;
+    EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 quiet root=/dev/vda rw");
+    // What the user names wins; the stored command line is never changed.
+    c.cmdline = "console=ttyS0 root=LABEL=rvroot";
+    EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 root=LABEL=rvroot");
+    c.cmdline = "";
+    EXPECT_EQ(c.kernel_cmdline(), "root=/dev/vda rw");
+}
+
+TEST(RootDevice, IdeRootAndNoRootDevice) {
+    VmConfig c;
+    c.cmdline = "console=ttyS0";
+    c.disks = {disk("/a.img", "a"), disk("/r.img", "r", DiskConfig::Interface::Ide)};
+    EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0");  // no root device: unchanged
+    c.disks[1].is_root_device = true;
+    c.resolve_defaults();
+    EXPECT_EQ(c.disks[0].id, "r");
+    EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 root=/dev/sda rw");
+    // A word that only contains "root=" is not a root= parameter.
+    c.cmdline = "console=ttyS0 rv.root=x";
+    EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 rv.root=x root=/dev/sda rw");
+}
+
+}  // namespace
+}  // namespace rv
