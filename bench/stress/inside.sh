@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs inside the test host (bench/stress/run.sh starts it): boots the Debian
-# guest (tools/rootfs) under each VMM, alternating which goes first, once per
-# workload and run, and records how each boot ended in $OUT/results.csv:
+# guest (tools/rootfs) under each VMM, alternating which goes first, RUNS
+# times; each boot runs, one after another, the workloads that share a spec
+# (workloads.sh), and results.csv gets how each workload ended:
 #   session,workload,vmm,run,outcome,seconds,detail
-# outcome: ok | death (panic, oops, RCU stall, lockup, triple fault, reset, no
-# command exit) | hang (booted, then silent for SILENT_LIMIT s: the guest
+# outcome: ok | death (panic, oops, RCU stall, lockup, triple fault, reset, the
+# workload or the power-off never ending) | hang (booted, then silent for SILENT_LIMIT s: the guest
 # prints a heartbeat every 10 s) | slow (still beating at L2_TIMEOUT: a loaded
 # test host, not a death) | corrupt (canary, fio verify or transfer hash) |
 # fail (the workload failed, the guest lived).
@@ -22,7 +23,7 @@ VMMS=${VMMS:-ringvisor qemu}
 MEM_MIB=${MEM_MIB:-1024}
 DISK_MIB=${DISK_MIB:-512}
 XFER_BYTES=${XFER_BYTES:-104857600}
-L2_TIMEOUT=${L2_TIMEOUT:-900}
+L2_TIMEOUT=${L2_TIMEOUT:-1200}   # one boot, all the workloads of one spec
 SILENT_LIMIT=${SILENT_LIMIT:-120}  # no console output for this long after boot: hung
 SESSION=${SESSION:-1}
 RV_EXTRA=${RV_EXTRA:-}          # more ringvisor run options (e.g. --on-triple-fault=reset)
@@ -99,63 +100,102 @@ vmm_cmd() {  # VMM CPUS NIC CMDLINE STATS -> argv on stdout, one per line
 # Kernel messages that mean the guest is dying or dead.
 DEATH_RE='(Kernel panic|BUG: |Oops|general protection fault|double fault|rcu_(preempt|sched) detected|rcu: INFO: |soft lockup|hard LOCKUP|blocked for more than [0-9]+ seconds|triple fault|KVM internal error|VM entry failed).{0,100}'
 
-classify() {  # LOG RC WORKLOAD SILENT(yes|no) -> "OUTCOME DETAIL"
-    local logf=$1 rc=$2 w=$3 silent=$4 sig
-    sig=$(tr -d '\r' <"$logf" | grep -a -m1 -oE "$DEATH_RE" | head -c 200)
-    if [[ -n $sig ]] && ((rc == 124 || rc == 137)); then
-        echo "death $sig (then no end within ${L2_TIMEOUT} s)"
-    elif ((rc == 124 || rc == 137)) && ! grep -aq RINGVISOR-GUEST-INIT "$logf"; then
-        echo "hang never reached init within ${L2_TIMEOUT} s; last: $(tr -d '\r' <"$logf" | grep -av '^$' | tail -n 2 | tr '\n' ' ' | head -c 200)"
-    elif ((rc == 124 || rc == 137)) && [[ $silent == yes ]]; then
-        echo "hang booted, then silent for ${SILENT_LIMIT} s; last: $(tr -d '\r' <"$logf" | grep -av '^$' | tail -n 2 | tr '\n' ' ' | head -c 200)"
-    elif ((rc == 124 || rc == 137)); then
-        echo "slow still alive (heartbeat $(grep -a -o 'STRESS-BEAT=[0-9]*' "$logf" | tail -n 1 | cut -d= -f2)) at ${L2_TIMEOUT} s"
-    elif [[ -n $sig ]]; then
-        echo "death $sig (exit $rc)"
-    elif ! grep -aq 'RINGVISOR-CMD-EXIT=' "$logf"; then
-        echo "death no command exit (exit $rc): $(tr -d '\r' <"$logf" | grep -av '^$' | tail -n 2 | tr '\n' ' ' | head -c 200)"
-    elif grep -aq 'STRESS-CANARY=CHANGED' "$logf"; then
-        echo "corrupt the canary changed"
-    elif grep -aqiE 'verify: bad|crc32c: verify failed|bad magic header' "$logf"; then
-        echo "corrupt fio verify: $(grep -aiE -m1 'verify' "$logf" | head -c 150)"
-    elif ! grep -aq 'RINGVISOR-CMD-EXIT=0' "$logf" || ((rc != 0)); then
-        echo "fail workload failed (exit $rc): $(tr -d '\r' <"$logf" | grep -a -m2 -E 'STRESS-NOTE|error|fail|unreachable' | tr '\n' ' ' | head -c 200)"
-    elif [[ $w == xfer-* && $(grep -a -o 'STRESS-H2G=[0-9a-f]*' "$logf" | cut -d= -f2) != "$h2g_sum" ]]; then
-        echo "corrupt host->guest hash differs"
-    elif [[ $w == xfer-* && $(grep -a -o 'STRESS-G2H=[0-9a-f]*' "$logf" | cut -d= -f2) != "$(cat "$out/g2h.sum" 2>/dev/null)" ]]; then
-        echo "corrupt guest->host hash differs"
+# segment TEXT WORKLOAD -> the console lines from STRESS-BEGIN=<workload> to
+# the next STRESS-BEGIN (or the end: the last workload's segment takes in the
+# power-off). No workload name is a prefix of another.
+segment() { awk -v b="STRESS-BEGIN=$2" 'index($0, "STRESS-BEGIN=") { on = index($0, b) > 0 } on' <<<"$1"; }
+lastlines() { grep -av '^$' <<<"$1" | tail -n 2 | tr '\n' ' ' | head -c 200; }
+
+# classify LOG RC WORKLOAD SILENT(yes|no) FIRST(yes|no) -> "OUTCOME DETAIL",
+# or nothing when the workload never began because an earlier one in the
+# same boot ended it (it runs again in another boot). FIRST: the first
+# workload this boot was to run, charged with deaths before any began.
+# (Here-strings, not pipes into grep -q: with pipefail, an early grep exit
+# fails the pipe. No process substitution: the chroot has no /dev/fd.)
+classify() {
+    local logf=$1 rc=$2 w=$3 silent=$4 first=$5 all seg sig end timed=no last
+    all=$(tr -d '\r' <"$logf")
+    ((rc == 124 || rc == 137)) && timed=yes
+    last=$(grep -a -o 'STRESS-BEGIN=[a-z0-9-]*' <<<"$all" | tail -n 1 | cut -d= -f2)
+    if grep -aq "STRESS-BEGIN=$w" <<<"$all"; then
+        seg=$(segment "$all" "$w")
+    elif [[ $first == yes && -z $last ]]; then
+        seg=$all   # the boot died before any workload began
     else
-        echo "ok $(tr -d '\r' <"$logf" | grep -a -oE 'STRESS-(IOPS|WIOPS|BPS[^=]*)=[0-9.]+' | tr '\n' ' ')"
+        return 0
+    fi
+    sig=$(grep -a -m1 -oE "$DEATH_RE" <<<"$seg" | head -c 200)
+    end=$(grep -a -o "STRESS-END=$w:[0-9]*" <<<"$seg" | cut -d: -f2)
+    if [[ -n $sig ]]; then
+        echo "death $sig (exit $rc${end:+, workload status $end})"
+    elif [[ -z $end && $timed == yes ]] && ! grep -aq RINGVISOR-GUEST-INIT <<<"$all"; then
+        echo "hang never reached init within ${L2_TIMEOUT} s; last: $(lastlines "$all")"
+    elif [[ -z $end && $timed == yes && $silent == yes ]]; then
+        echo "hang silent for ${SILENT_LIMIT} s; last: $(lastlines "$all")"
+    elif [[ -z $end && $timed == yes ]]; then
+        echo "slow still alive (heartbeat $(grep -a -o 'STRESS-BEAT=[0-9]*' <<<"$all" | tail -n 1 | cut -d= -f2)) at ${L2_TIMEOUT} s"
+    elif [[ -z $end ]]; then
+        echo "death the workload never ended (exit $rc): $(lastlines "$all")"
+    elif grep -aq 'STRESS-CANARY=CHANGED' <<<"$seg"; then
+        echo "corrupt the canary changed"
+    elif grep -aqiE 'verify: bad|crc32c: verify failed|bad magic header' <<<"$seg"; then
+        echo "corrupt fio verify: $(grep -aiE -m1 'verify' <<<"$seg" | head -c 150)"
+    elif [[ $w == xfer-* && $(grep -a -o 'STRESS-H2G=[0-9a-f]*' <<<"$seg" | cut -d= -f2) != "$h2g_sum" ]]; then
+        echo "corrupt host->guest hash differs"
+    elif [[ $w == xfer-* && $(grep -a -o 'STRESS-G2H=[0-9a-f]*' <<<"$seg" | cut -d= -f2) != "$(cat "$out/g2h.sum" 2>/dev/null)" ]]; then
+        echo "corrupt guest->host hash differs"
+    elif [[ $end != 0 ]]; then
+        echo "fail workload failed: $(grep -a -m2 -E 'STRESS-NOTE|error|fail|unreachable' <<<"$seg" | tr '\n' ' ' | head -c 200)"
+    elif [[ $w == "$last" ]] && { ! grep -aq 'RINGVISOR-CMD-EXIT=' <<<"$all" || ((rc != 0)); }; then
+        # The last workload of the boot: the guest must also power off.
+        echo "death no clean power-off after the workload (exit $rc): $(lastlines "$all")"
+    else
+        echo "ok $(grep -a -oE 'STRESS-(IOPS|WIOPS|BPS[^=]*)=[0-9.]+' <<<"$seg" | tr '\n' ' ')"
     fi
 }
 
-one_run() {  # WORKLOAD VMM RUN
-    local w=$1 vmm=$2 run=$3 cpus nic cmd cmdline logf pid rc t0=$SECONDS deadline pids=()
-    local spec; spec=$(workload_spec "$w")   # (no process substitution: the chroot has no /dev/fd)
+# one_boot VMM RUN WORKLOAD... : one boot of the guest running the workloads
+# (all with the same spec) in order; each gets its own line in results.csv.
+one_boot() {
+    local vmm=$1 run=$2; shift 2
+    local ws=("$@") cpus nic cmdline logf pid rc t0=$SECONDS deadline pids=() w script
+    local spec; spec=$(workload_spec "${ws[0]}")   # (no process substitution: the chroot has no /dev/fd)
     read -r cpus nic <<<"$spec"
-    cmd=$(workload_cmd "$w" "$HOST_IP" "$GUEST_IP" "$XFER_BYTES")
-    cmdline="console=ttyS0 root=LABEL=rvroot ro panic=-1 quiet net.ifnames=0 rv.cmd=$(printf '%s' "$cmd" | base64 -w0)"
-    logf=$out/logs/$w-$vmm-$run.log
-    echo "$w $vmm $run" >"$out/current"; sync "$out/current" 2>/dev/null || true
+    # The script goes into the data disk's last MiB; rv.cmd= loads and runs it.
+    script=$(guest_script "$nic" "$HOST_IP" "$GUEST_IP" "$XFER_BYTES" "$DISK_MIB" "${ws[@]}")
+    dd if=/dev/zero of=/tmp/stress-disk.img bs=1M count=1 seek=$((DISK_MIB - SCRIPT_MIB_FROM_END)) conv=notrunc status=none
+    printf '%s\n' "$script" | dd of=/tmp/stress-disk.img bs=1M seek=$((DISK_MIB - SCRIPT_MIB_FROM_END)) iflag=fullblock conv=notrunc,fsync status=none
+    blockdev --flushbufs "$loopdev" 2>/dev/null || true
+    local load="dd if=/dev/vdb bs=1M skip=$((DISK_MIB - SCRIPT_MIB_FROM_END)) count=1 iflag=direct 2>/dev/null | tr -d '\\000' >/tmp/stress.sh; exec bash /tmp/stress.sh"
+    cmdline="console=ttyS0 root=LABEL=rvroot ro panic=-1 quiet net.ifnames=0 rv.cmd=$(printf '%s' "$load" | base64 -w0)"
+    local tag="${ws[0]}+$((${#ws[@]} - 1))-$vmm-$run"
+    logf=$out/logs/$tag.log
+    [[ ! -e $logf ]] || logf=$out/logs/$tag-$SECONDS.log
+    echo "${ws[0]} $vmm $run" >"$out/current"; sync "$out/current" 2>/dev/null || true
     if [[ $nic != none ]]; then
         iperf3 -s -B "$HOST_IP" >/dev/null 2>&1 & pids+=($!)
-        if [[ $w == xfer-* ]]; then
+        if [[ " ${ws[*]} " == *" xfer-"* ]]; then
             rm -f "$out/g2h.sum"
             socat -u FILE:/tmp/stress-h2g "TCP-LISTEN:5002,bind=$HOST_IP,reuseaddr" 2>/dev/null & pids+=($!)
             (socat -u "TCP-LISTEN:5003,bind=$HOST_IP,reuseaddr" - 2>/dev/null | sha256sum | cut -d' ' -f1 >"$out/g2h.sum") & pids+=($!)
         fi
     fi
-    local argv; mapfile -t argv <<<"$(vmm_cmd "$vmm" "$cpus" "$nic" "$cmdline" "$out/logs/$w-$vmm-$run.stats.json")"
+    local argv; mapfile -t argv <<<"$(vmm_cmd "$vmm" "$cpus" "$nic" "$cmdline" "${logf%.log}.stats.json")"
     timeout -k 10 "$L2_TIMEOUT" "${argv[@]}" </dev/null >"$logf" 2>&1 &
     pid=$!
     # A VMM that even SIGKILL does not end (a wedged host) is left behind.
     deadline=$((SECONDS + L2_TIMEOUT + 60))
-    local boot= size=0 last_growth=$SECONDS silent=no
+    local boot= size=0 last_growth=$SECONDS silent=no cur=
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
         sleep 1
         [[ -n $boot ]] || ! grep -aq RINGVISOR-GUEST-INIT "$logf" || boot=$((SECONDS - t0))
         local now; now=$(stat -c %s "$logf" 2>/dev/null || echo 0)
-        ((now == size)) || { size=$now; last_growth=$SECONDS; }
+        ((now == size)) || {
+            size=$now; last_growth=$SECONDS
+            # The workload going now (for run.sh, should the test host die).
+            local b; b=$(grep -a -o 'STRESS-BEGIN=[a-z0-9-]*' "$logf" | tail -n 1 | cut -d= -f2)
+            [[ -z $b || $b == "$cur" ]] || { cur=$b; echo "$cur $vmm $run" >"$out/current"; sync "$out/current" 2>/dev/null || true; }
+        }
         # Booted and silent past the limit: hung. Ended now, rather than
         # waiting for the timeout (the heartbeat is every 10 s).
         if [[ -n $boot ]] && ((SECONDS - last_growth > SILENT_LIMIT)); then
@@ -175,8 +215,13 @@ one_run() {  # WORKLOAD VMM RUN
         wait "$pid"; rc=$?
     fi
     ((${#pids[@]} == 0)) || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
-    local verdict; verdict=$(classify "$logf" "$rc" "$w" "$silent")
-    record "$w" "$vmm" "$run" "${verdict%% *}" $((SECONDS - t0)) "${verdict#* }${boot:+ (up after $boot s)}"
+    local first=yes verdict
+    for w in "${ws[@]}"; do
+        verdict=$(classify "$logf" "$rc" "$w" "$silent" "$first")
+        first=no
+        [[ -n $verdict ]] || continue
+        record "$w" "$vmm" "$run" "${verdict%% *}" $((SECONDS - t0)) "${verdict#* }${boot:+ (up after $boot s; boot $(basename "$logf" .log))}"
+    done
     rm -f "$out/current"
 }
 
@@ -187,13 +232,28 @@ one_run() {  # WORKLOAD VMM RUN
     echo "workloads: ${workloads[*]}  runs: $RUNS  vmms: ${vmms[*]}  mem: $MEM_MIB MiB  disk: $DISK_MIB MiB  xfer: $XFER_BYTES  rv extra: $RV_EXTRA"
 } >>"$out/env.txt"
 
+# Workloads with one spec share a boot, in the order given.
+specs=()
 for w in "${workloads[@]}"; do
-    workload_spec "$w" >/dev/null || { log "unknown workload $w (known: ${STRESS_WORKLOADS[*]})"; exit 2; }
-    for ((r = 1; r <= RUNS; r++)); do
+    sp=$(workload_spec "$w") || { log "unknown workload $w (known: ${STRESS_WORKLOADS[*]})"; exit 2; }
+    [[ " ${specs[*]} " == *" ${sp/ /_} "* ]] || specs+=("${sp/ /_}")
+done
+for ((r = 1; r <= RUNS; r++)); do
+    for sp in "${specs[@]}"; do
         order=("${vmms[@]}")
         ((r % 2)) || order=($(printf '%s\n' "${vmms[@]}" | tac))   # alternate who goes first
         for v in "${order[@]}"; do
-            recorded "$w" "$v" "$r" || one_run "$w" "$v" "$r"
+            # A boot that dies leaves the workloads after the one it died in
+            # unrun: they get another boot (at most BOOTS_PER_RUN in all).
+            for ((b = 1; b <= ${BOOTS_PER_RUN:-3}; b++)); do
+                pending=()
+                for w in "${workloads[@]}"; do
+                    [[ $(workload_spec "$w") == "${sp/_/ }" ]] || continue
+                    recorded "$w" "$v" "$r" || pending+=("$w")
+                done
+                ((${#pending[@]})) || break
+                one_boot "$v" "$r" "${pending[@]}"
+            done
         done
     done
 done

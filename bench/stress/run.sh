@@ -2,11 +2,11 @@
 # Guest deaths under I/O load, counted per VMM: boots the Debian 12 guest
 # (tools/rootfs: systemd, root on virtio-blk, a data disk) under ringvisor and
 # under QEMU, alternating, RUNS times per workload, in one test-host session,
-# and counts how each boot ended (bench/stress/inside.sh says what counts as
-# a death). Not a CI test: a measurement, published in docs/BENCHMARKS.md.
+# and counts how each workload ended (bench/stress/inside.sh says what counts
+# as a death; the workloads that share a spec share a boot). Not a CI test: a measurement, published in docs/BENCHMARKS.md.
 #   bench/stress/run.sh [BUILD_DIR]
 # Environment: RUNS (20), WORKLOADS (all: see workloads.sh), VMMS
-# ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (900 s),
+# ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (1200 s, one boot),
 # MAX_SESSIONS (3: a new test host continues where a dead one stopped),
 # RV_EXTRA (more ringvisor options), RINGVISOR (the binary to measure;
 # default BUILD_DIR/ringvisor).
@@ -31,13 +31,13 @@ done_runs() { [[ -s $out/results.csv ]] && tail -n +2 "$out/results.csv" | wc -l
 
 for ((s = 1; s <= MAX_SESSIONS; s++)); do
     # A timeout per session: every run's L2 limit plus boot slack.
-    per=$(( ${L2_TIMEOUT:-900} + 90 ))
+    per=$(( ${L2_TIMEOUT:-1200} + 90 ))
     set +e
     "$root/tools/testhost/run.sh" --mem 4096 --timeout $(( (expected - $(done_runs)) * per + 300 )) \
         --results "$out" -- env SESSION="$s" OUT="$out" RINGVISOR="$RINGVISOR" \
         GUEST="$build/guest" ROOTFS="$build/rootfs" KERNEL_CACHE="$build/kernel-cache" \
         RUNS="${RUNS:-20}" WORKLOADS="${workloads[*]}" VMMS="${vmms[*]}" \
-        L2_TIMEOUT="${L2_TIMEOUT:-900}" RV_EXTRA="${RV_EXTRA:-}" "$root/bench/stress/inside.sh"
+        L2_TIMEOUT="${L2_TIMEOUT:-1200}" RV_EXTRA="${RV_EXTRA:-}" "$root/bench/stress/inside.sh"
     rc=$?
     set -e
     mv "$out/testhost-console.log" "$out/testhost-console-$s.log" 2>/dev/null || true
