@@ -1,5 +1,7 @@
 #include "app/device_args.h"
 
+#include <charconv>
+
 #include <vector>
 
 namespace rv {
@@ -56,6 +58,14 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
             disk.engine = BlockOptions::Engine::Sync;
         } else if (opt.starts_with("id=")) {
             disk.id = RV_TRY(parse_id("--disk", text, opt));
+        } else if (opt.starts_with("num_queues=")) {
+            // The range is VmConfig::validate's, as for the JSON field.
+            unsigned n = 0;
+            auto v = opt.substr(11);
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc{} || end != v.data() + v.size())
+                return input_error("--disk '{}': num_queues= needs a number, not '{}'", text, v);
+            disk.num_queues = n;
         } else if (opt.starts_with("iface=")) {
             return input_error("--disk '{}': unsupported interface '{}' (supported: virtio, ide)",
                                text, opt.substr(6));
@@ -69,7 +79,7 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
         } else {
             return input_error(
                 "--disk '{}': unknown option '{}' (ro, rw, root, iface=virtio|ide, "
-                "cache=none|writeback|unsafe, engine=uring|sync, id=NAME)",
+                "cache=none|writeback|unsafe, engine=uring|sync, id=NAME, num_queues=N)",
                 text, opt);
         }
     }

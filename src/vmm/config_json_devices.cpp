@@ -97,7 +97,7 @@ Result<DiskConfig> parse_drive(const json& value, std::string path) {
     auto in = RV_TRY(ObjectReader::open(
         value, std::move(path),
         {"drive_id", "path_on_host", "is_root_device", "is_read_only", "partuuid", "cache_type",
-         "io_engine", "rate_limiter", "socket", "iface"}));
+         "io_engine", "rate_limiter", "socket", "iface", "num_queues"}));
     RV_TRY_VOID(in.refuse("socket", "vhost-user block devices are not supported"));
     RV_TRY_VOID(
         in.refuse("partuuid", "not supported: name the root partition in boot_args (root=...)"));
@@ -110,6 +110,9 @@ Result<DiskConfig> parse_drive(const json& value, std::string path) {
     disk.engine = RV_TRY(in.opt_choice("io_engine", kIoEngines)).value_or(disk.engine);
     disk.iface = RV_TRY(in.opt_choice("iface", kDiskInterfaces)).value_or(disk.iface);
     disk.rate_limiter = RV_TRY(opt_limiter(in, "rate_limiter"));
+    // ringvisor's extension (virtio only): request queues, default one per vCPU.
+    if (auto n = RV_TRY(in.opt_uint("num_queues", 1, DiskConfig::kMaxQueues)))
+        disk.num_queues = static_cast<unsigned>(*n);
     return disk;
 }
 
@@ -123,7 +126,8 @@ json drive_to_json(const DiskConfig& disk) {
             {"io_engine", choice_name(kIoEngines, disk.engine)},
             {"rate_limiter", opt_limiter_to_json(disk.rate_limiter)},
             {"socket", nullptr},
-            {"iface", choice_name(kDiskInterfaces, disk.iface)}};
+            {"iface", choice_name(kDiskInterfaces, disk.iface)},
+            {"num_queues", disk.num_queues ? json(*disk.num_queues) : json(nullptr)}};
 }
 
 Result<NetConfig> parse_net(const json& value, std::string path) {

@@ -174,7 +174,9 @@ Result<void> DeviceManager::add_disks(const VmConfig& config) {
         entry->id = disk.id;
         entry->kind = "virtio-blk";
         entry->blk =
-            std::make_shared<virtio::VirtioBlk>(std::move(backend), disk.serial, disk.rate_limiter);
+            std::make_shared<virtio::VirtioBlk>(
+                std::move(backend), disk.serial, static_cast<uint16_t>(disk.num_queues.value_or(1)),
+                disk.rate_limiter);
         entry->transport = RV_TRY(virtio::VirtioPciTransport::create(
             entry->blk, m_ctx.memory, m_ctx.msi, m_ctx.loop.devices()));
         RV_TRY_VOID(add_pci(std::move(entry)));

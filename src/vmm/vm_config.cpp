@@ -135,6 +135,11 @@ Result<void> validate_disks(const std::vector<DiskConfig>& disks) {
             root = i;
         }
         if (d.iface == DiskConfig::Interface::Ide) ++ide;
+        if (d.num_queues && d.iface == DiskConfig::Interface::Ide)
+            return input_error("drives[{}].num_queues: an IDE disk has no queues (virtio only)", i);
+        if (d.num_queues && (*d.num_queues < 1 || *d.num_queues > DiskConfig::kMaxQueues))
+            return input_error("drives[{}].num_queues: {} is not in 1..{}", i, *d.num_queues,
+                               DiskConfig::kMaxQueues);
         RV_TRY_VOID(check_limiter(d.rate_limiter, fmt::format("drives[{}].rate_limiter", i)));
     }
     if (ide > DiskConfig::kMaxIdeDisks)
@@ -184,6 +189,8 @@ void VmConfig::resolve_defaults() {
         // whether or not the ones before it had theirs resolved already.
         bool is_ide = d.iface == DiskConfig::Interface::Ide;
         size_t position = is_ide ? ide++ : 0;
+        if (!is_ide && !d.num_queues)
+            d.num_queues = std::clamp(cpus, 1u, DiskConfig::kMaxQueues);
         if (!d.serial.empty()) continue;
         d.serial = is_ide ? fmt::format("RV-HD{}", position)
                           : fmt::format("ringvisor-{}", d.id).substr(0, kMaxSerialBytes);

@@ -37,6 +37,11 @@ struct DiskConfig {
     BlockOptions::Engine engine{BlockOptions::Engine::IoUring};
     std::optional<RateLimiterConfig> rate_limiter;
     std::string serial;  // resolved: "ringvisor-<id>" (virtio) / "RV-HD<n>" (IDE)
+    // Virtio only: request queues (VIRTIO_BLK_F_MQ when > 1), 1..kMaxQueues;
+    // resolved: one per vCPU (as QEMU), at most kMaxQueues. An IDE disk has
+    // none (resolved: unset).
+    static constexpr unsigned kMaxQueues = 64;
+    std::optional<unsigned> num_queues;
     bool operator==(const DiskConfig&) const = default;
 };
 

@@ -136,5 +136,19 @@ TEST(DeviceArgs, ResolvedLikeTheJson) {
     EXPECT_TRUE(c.validate(kMaxCpus));
 }
 
+TEST(DiskArg, NumQueues) {
+    auto d = parse_disk_arg("x.img,num_queues=4");
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(d->num_queues, 4u);
+    EXPECT_FALSE(parse_disk_arg("x.img")->num_queues);  // resolved later: one per vCPU
+    for (const char* bad : {"x.img,num_queues=", "x.img,num_queues=two", "x.img,num_queues=4x",
+                            "x.img,num_queues=-1"}) {
+        auto r = parse_disk_arg(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_NE(r.error().message().find("num_queues= needs a number"), std::string::npos)
+            << r.error().message();
+    }
+}
+
 }  // namespace
 }  // namespace rv

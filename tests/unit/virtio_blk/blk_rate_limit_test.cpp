@@ -26,7 +26,7 @@ class BlkRateLimitTest : public BlkTest {
     void start_limited(std::optional<RateLimiterConfig> limiter) {
         auto backend = BlockBackend::open(m_image.path(), {.engine = BlockOptions::Engine::Sync});
         ASSERT_TRUE(backend) << backend.error().message();
-        m_dev = std::make_unique<virtio::VirtioBlk>(std::move(*backend), "rv-test-serial", limiter,
+        m_dev = std::make_unique<virtio::VirtioBlk>(std::move(*backend), "rv-test-serial", 1, limiter,
                                                     m_clock.function());
         activate();
     }

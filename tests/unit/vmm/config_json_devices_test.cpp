@@ -151,6 +151,24 @@ TEST(DriveJson, ToJsonRoundTrips) {
     EXPECT_EQ(*back, c.disks[0]);
 }
 
+// ringvisor's extension: num_queues (virtio-blk request queues).
+TEST(DriveJson, NumQueues) {
+    auto d = drive_from_json("rootfs", drive_body({{"num_queues", 2}}));
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(d->num_queues, 2u);
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body())->num_queues);
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body({{"num_queues", nullptr}}))->num_queues);
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body({{"num_queues", 0}})));
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body({{"num_queues", 65}})));
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body({{"num_queues", "2"}})));
+    VmConfig c;
+    c.kernel_path = "/k";
+    c.disks.push_back(*d);
+    json doc = config_to_json(c);
+    EXPECT_EQ(doc["drives"][0]["num_queues"], 2);
+    EXPECT_EQ(*drive_from_json("rootfs", doc["drives"][0]), c.disks[0]);
+}
+
 TEST(PartialDriveJson, GoodAndBad) {
     auto u =
         drive_update_from_json("rootfs", {{"drive_id", "rootfs"}, {"path_on_host", "/new.img"}});

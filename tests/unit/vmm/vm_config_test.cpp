@@ -269,5 +269,39 @@ TEST(RootDevice, IdeRootAndNoRootDevice) {
     EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 rv.root=x root=/dev/sda rw");
 }
 
+// virtio-blk queues: one per vCPU unless given, within 1..kMaxQueues; an
+// IDE disk has none.
+TEST(DiskQueues, DefaultFollowsTheVcpusAndIsChecked) {
+    VmConfig c;
+    c.kernel_path = "/k";
+    c.cpus = 3;
+    c.disks = {disk("/a.img", "a"), disk("/b.img", "b"), disk("/c.img", "c", DiskConfig::Interface::Ide)};
+    c.disks[1].num_queues = 1;
+    c.resolve_defaults();
+    EXPECT_EQ(c.disks[0].num_queues, 3u);
+    EXPECT_EQ(c.disks[1].num_queues, 1u);  // what the user gave stays
+    EXPECT_FALSE(c.disks[2].num_queues);
+    EXPECT_TRUE(c.validate(kMaxCpus));
+
+    VmConfig big;
+    big.cpus = 200;
+    big.disks = {disk("/a.img", "a")};
+    big.resolve_defaults();
+    EXPECT_EQ(big.disks[0].num_queues, DiskConfig::kMaxQueues);
+
+    for (unsigned n : {0u, DiskConfig::kMaxQueues + 1}) {
+        VmConfig bad = c;
+        bad.disks[0].num_queues = n;
+        auto r = bad.validate(kMaxCpus);
+        ASSERT_FALSE(r) << n;
+        EXPECT_NE(r.error().message().find("drives[0].num_queues"), std::string::npos);
+    }
+    VmConfig ide = c;
+    ide.disks[2].num_queues = 2;
+    auto r = ide.validate(kMaxCpus);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("an IDE disk has no queues"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace rv

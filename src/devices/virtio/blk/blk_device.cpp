@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cstring>
 
 #include "base/log.h"
@@ -13,7 +14,8 @@ namespace rv::virtio {
 using namespace blk;
 
 VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
-                     std::optional<RateLimiterConfig> rate_limiter, NsClock clock)
+                     uint16_t num_queues, std::optional<RateLimiterConfig> rate_limiter,
+                     NsClock clock)
     : m_backend(std::move(backend)),
       m_serial(std::move(serial)),
       m_limiter(rate_limiter, std::move(clock)) {
@@ -24,7 +26,7 @@ VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
     // smaller I/O: advertise the host's alignment as the logical block size.
     m_config.blk_size =
         static_cast<uint32_t>(std::max<uint64_t>(kSectorSize, m_backend->alignment()));
-    m_config.num_queues = 1;
+    m_config.num_queues = std::clamp<uint16_t>(num_queues, 1, kMaxQueues);
     m_config.max_discard_sectors = kMaxDiscardSectors;
     m_config.max_discard_seg = kMaxDiscardSeg;
     m_config.discard_sector_alignment = 4096 / kSectorSize;  // hole-punching granularity
@@ -49,6 +51,7 @@ VirtioBlk::~VirtioBlk() {
 uint64_t VirtioBlk::device_features() const {
     uint64_t features = kFVersion1 | kFRingIndirectDesc | kFRingEventIdx | kFSizeMax | kFSegMax |
                         kFBlkSize | kFFlush;
+    if (m_config.num_queues > 1) features |= kFMq;
     if (m_backend->read_only())
         features |= kFRo;
     else
@@ -69,15 +72,20 @@ void VirtioBlk::write_config(uint64_t offset, std::span<const uint8_t> data) {
 }
 
 Result<void> VirtioBlk::activate(ActivateArgs args) {
-    if (args.queues.size() != 1)
-        return make_error("virtio-blk: expected 1 queue, driver enabled {}", args.queues.size());
+    // Without MQ the driver uses queue 0 only; with it, 1..num_queues.
+    const size_t allowed = (args.acked_features & kFMq) ? m_config.num_queues : 1;
+    if (args.queues.empty() || args.queues.size() > allowed)
+        return make_error("virtio-blk: the driver enabled {} queues (1..{} allowed)",
+                          args.queues.size(), allowed);
     EventFd kick = RV_TRY(with_context(EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC),
                                        "virtio-blk: continuation eventfd"));
     const int kick_fd = kick.fd();
     {
         std::lock_guard lock(m_mutex);
         if (m_active) return make_error("virtio-blk: activated twice without a reset");
-        m_active.emplace(Active{&args.memory, args.interrupt, std::move(args.queues[0]),
+        std::vector<QueueState> queues;
+        for (Queue& q : args.queues) queues.push_back(QueueState{std::move(q)});
+        m_active.emplace(Active{&args.memory, args.interrupt, std::move(queues),
                                 args.acked_features, &args.events, std::move(kick)});
         m_limits.acked_features = args.acked_features;
         m_needs_reset = false;
@@ -134,8 +142,8 @@ void VirtioBlk::reset() {
 void VirtioBlk::queue_notify(uint16_t index) {
     std::lock_guard lock(m_mutex);
     ++m_stats.notifications;
-    if (!m_active || index != 0) return;
-    drain_queue();
+    if (!m_active || index >= m_active->queues.size()) return;
+    drain_queue(index);
     signal_if_needed();
 }
 
@@ -144,19 +152,29 @@ void VirtioBlk::on_kick() {
     std::lock_guard lock(m_mutex);
     if (!m_active) return;        // a wake-up racing with reset()
     (void)m_active->kick.read();  // nonblocking; nothing to read is a stale wake-up
-    drain_queue();
+    for (uint16_t i = 0; i < m_active->queues.size(); ++i) {
+        if (!std::exchange(m_active->queues[i].resume, false)) continue;
+        drain_queue(i);
+    }
     signal_if_needed();
 }
 
-void VirtioBlk::drain_queue() {
-    // A request held by the limiter goes first: its timer resumes the queue.
+// After the limiter let the held request go: every queue may have chains it
+// did not pop meanwhile (kicks were ignored while a request was held).
+void VirtioBlk::drain_all() {
+    for (uint16_t i = 0; i < m_active->queues.size() && !m_held; ++i) drain_queue(i);
+}
+
+void VirtioBlk::drain_queue(uint16_t index) {
+    // A request held by the limiter goes first: its timer resumes the queues.
     if (m_held) return;
     Active& a = *m_active;
+    QueueState& q = a.queues[index];
     size_t budget = kChainsPerPass;
     // Event-idx dance: no kicks while we drain, then re-enable and look again
     // for buffers published in between.
     while (!m_needs_reset) {
-        if (auto r = a.queue.disable_notification(*a.memory); !r)
+        if (auto r = q.queue.disable_notification(*a.memory); !r)
             return fail_device(r.error().message());
         for (;;) {
             if (budget == 0) {
@@ -164,38 +182,41 @@ void VirtioBlk::drain_queue() {
                 // so the driver need not kick: our own eventfd brings us back.
                 // (It cannot fail short of a broken fd; if it did, stranding
                 // the chains silently would be worse than a reset.)
+                q.resume = true;
                 if (auto kicked = a.kick.write(1); !kicked)
                     return fail_device(kicked.error().message());
                 return;
             }
-            auto chain = a.queue.pop(*a.memory);
+            auto chain = q.queue.pop(*a.memory);
             if (!chain) return fail_device(chain.error().message());
             if (!*chain) break;
             --budget;
             ++m_stats.requests;
             // An honest driver cannot have more requests outstanding than
             // descriptors; more means it republished heads we still hold.
-            if (outstanding() >= a.queue.size())
+            if (outstanding(index) >= q.queue.size())
                 return fail_device("driver published more requests than the queue holds");
-            handle_chain(**chain);
+            handle_chain(index, **chain);
             // Held by the limiter: notifications stay off, the timer resumes.
             if (m_needs_reset || m_held) return;
         }
-        auto more = a.queue.enable_notification(*a.memory);
+        auto more = q.queue.enable_notification(*a.memory);
         if (!more) return fail_device(more.error().message());
         if (!*more) break;
     }
 }
 
-void VirtioBlk::handle_chain(const DescriptorChain& chain) {
+void VirtioBlk::handle_chain(uint16_t queue, const DescriptorChain& chain) {
     Active& a = *m_active;
     auto request = parse_request(*a.memory, chain, m_limits);
     if (!request) {
         // No status byte to report through: hand the descriptors back empty.
         ++m_stats.malformed;
-        if (auto r = a.queue.add_used(*a.memory, chain.head, 0); r) a.used_dirty = true;
+        QueueState& q = a.queues[queue];
+        if (auto r = q.queue.add_used(*a.memory, chain.head, 0); r) q.used_dirty = true;
         return fail_device(request.error().message());
     }
+    request->queue = queue;
     if (request->status != kSOk) {
         if (request->over_limit)
             log::warn_limited(m_over_limit_log,
@@ -203,7 +224,8 @@ void VirtioBlk::handle_chain(const DescriptorChain& chain) {
                               "driver ignores the config space",
                               request->head, request->over_limit, m_config.size_max,
                               m_config.seg_max);
-        return complete(request->head, request->status_addr, request->status, request->used_len);
+        return complete(queue, request->head, request->status_addr, request->status,
+                        request->used_len);
     }
     if (!m_limiter_timer.admit(m_limiter, request->data_len, 1)) {
         ++m_stats.throttled;
@@ -218,11 +240,13 @@ void VirtioBlk::execute(Request&& request) {
     Active& a = *m_active;
     if (request.type == kTGetId) {
         auto written = write_id(*a.memory, request, m_serial);
-        return complete(request.head, request.status_addr, written ? kSOk : kSIoErr,
-                        request.used_len);
+        return complete(request.queue, request.head, request.status_addr,
+                        written ? kSOk : kSIoErr, request.used_len);
     }
     if ((request.type == kTIn || request.type == kTOut) && request.data_len == 0)
-        return complete(request.head, request.status_addr, kSOk, request.used_len);
+        return complete(request.queue, request.head, request.status_addr, kSOk,
+                        request.used_len);
+    ++m_active->queues[request.queue].enqueued;
     enqueue(std::move(request));
 }
 
@@ -257,6 +281,7 @@ void VirtioBlk::submit(Request&& request) {
     }
     bool ranged = request.type == kTDiscard || request.type == kTWriteZeroes;
     m_slots[index] = Slot{true,
+                          request.queue,
                           request.head,
                           request.type,
                           request.used_len,
@@ -313,30 +338,35 @@ void VirtioBlk::on_complete(uint64_t tag, int64_t result) {
     slot.busy = false;
     m_free_slots.push_back(static_cast<uint32_t>(tag));
     --m_in_flight;
-    complete(slot.head, slot.status_addr, slot.status, slot.used_len);
+    --m_active->queues[slot.queue].enqueued;
+    complete(slot.queue, slot.head, slot.status_addr, slot.status, slot.used_len);
     pump();
 }
 
-void VirtioBlk::complete(uint16_t head, GuestAddress status_addr, uint8_t status,
+void VirtioBlk::complete(uint16_t queue, uint16_t head, GuestAddress status_addr, uint8_t status,
                          uint32_t used_len) {
     Active& a = *m_active;
+    QueueState& q = a.queues[queue];
     if (status != kSOk) ++m_stats.errors;
     if (auto r = a.memory->write_obj(status_addr, status); !r)
         return fail_device(r.error().message());  // validated at pop; memory cannot shrink
-    if (auto r = a.queue.add_used(*a.memory, head, used_len); !r)
+    if (auto r = q.queue.add_used(*a.memory, head, used_len); !r)
         return fail_device(r.error().message());
-    a.used_dirty = true;
+    q.used_dirty = true;
 }
 
 void VirtioBlk::signal_if_needed() {
     Active& a = *m_active;
-    if (!a.used_dirty) return;
-    a.used_dirty = false;
-    auto notify = a.queue.needs_notification(*a.memory);
-    if (!notify) return fail_device(notify.error().message());
-    if (*notify) {
-        a.interrupt->signal_used_queue(0);
-        ++m_stats.interrupts;
+    for (uint16_t i = 0; i < a.queues.size(); ++i) {
+        QueueState& q = a.queues[i];
+        if (!q.used_dirty) continue;
+        q.used_dirty = false;
+        auto notify = q.queue.needs_notification(*a.memory);
+        if (!notify) return fail_device(notify.error().message());
+        if (*notify) {
+            a.interrupt->signal_used_queue(i);
+            ++m_stats.interrupts;
+        }
     }
 }
 

@@ -1,8 +1,17 @@
-// virtio-blk (virtio 1.2, 5.2): one request queue of up to 256 entries over
-// a BlockBackend. Requests go straight between guest RAM and the backend
+// virtio-blk (virtio 1.2, 5.2): request queues of up to 256 entries each over
+// one BlockBackend. Requests go straight between guest RAM and the backend
 // (host iovecs, no copy) and may complete out of order, except around a
-// FLUSH, which is a barrier: it is submitted only once every earlier request
-// has completed, and later requests wait until it has completed.
+// FLUSH, which is a barrier for the whole device: it is submitted only once
+// every earlier request (of any queue) has completed, and later requests
+// wait until it has completed.
+//
+// Multiqueue (VIRTIO_BLK_F_MQ, offered when num_queues > 1): Linux's blk-mq
+// maps each queue to a set of vCPUs and programs each queue's MSI-X vector
+// to interrupt one of them, so a request is submitted and completed on the
+// vCPU that issued it. The driver may enable fewer queues than offered (it
+// takes min(num_queues, its CPUs)); they are queues 0..k-1. A completion
+// goes to the used ring of the queue its request came from and signals that
+// queue.
 //
 // Malformed requests: anything that still has a writable status byte gets
 // VIRTIO_BLK_S_IOERR (bad layout, lengths, sector ranges; writes to a
@@ -17,16 +26,16 @@
 // Limits: a request beyond the advertised size_max or seg_max gets IOERR
 // and a rate-limited warning. One pass over the queue takes at most
 // kChainsPerPass chains; if more are waiting, the pass leaves notifications
-// disabled and writes a private eventfd registered with the event loop,
-// whose handler carries on, so a driver that keeps the ring full shares the
+// disabled, marks the queue and writes a private eventfd registered with the
+// event loop, whose handler carries on with the marked queues, so a driver that keeps the ring full shares the
 // event loop with everything else and none of its chains are stranded.
 //
 // Rate limiting (optional, Firecracker's RateLimiter): each request the
 // device executes costs 1 op and its data bytes (IN/OUT; 0 for the others).
-// A request the limiter refuses is kept, parsed, as the one held request;
-// the queue is not popped further (notifications stay off) until the
-// limiter timer brings the device back, which executes it first and then
-// drains on. Requests answered at once with an error status cost nothing.
+// The limiter is the device's, shared by its queues. A request it refuses is
+// kept, parsed, as the device's one held request; no queue is popped further
+// (the holding queue's notifications stay off) until the limiter timer brings
+// the device back, which executes it first and then drains every queue. Requests answered at once with an error status cost nothing.
 //
 // Threading: activate/reset run on a vCPU thread, queue_notify, the backend
 // completion handler, the continuation and the limiter timer on the event
@@ -75,18 +84,21 @@ class VirtioBlk final : public VirtioDevice {
     static constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per segment
     static constexpr uint32_t kMaxDiscardSeg = 16;
     static constexpr size_t kChainsPerPass = 256;  // one queue's worth
+    static constexpr uint16_t kMaxQueues = 64;
 
     // `serial` is the GET_ID string (at most 20 bytes are used).
-    // `rate_limiter`: none or unlimited by default; `clock` is for tests
-    // (empty: CLOCK_MONOTONIC).
-    VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
+    // `num_queues`: 1..kMaxQueues (clamped). `rate_limiter`: none or
+    // unlimited by default; `clock` is for tests (empty: CLOCK_MONOTONIC).
+    VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial, uint16_t num_queues = 1,
               std::optional<RateLimiterConfig> rate_limiter = std::nullopt, NsClock clock = {});
     ~VirtioBlk() override;
 
     std::string_view name() const override { return "virtio-blk"; }
     uint32_t device_type() const override { return kTypeBlock; }
     uint64_t device_features() const override;
-    std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
+    std::vector<uint16_t> queue_max_sizes() const override {
+        return std::vector<uint16_t>(m_config.num_queues, kQueueSize);
+    }
     void read_config(uint64_t offset, std::span<uint8_t> data) override;
     void write_config(uint64_t offset, std::span<const uint8_t> data) override;
     Result<void> activate(ActivateArgs args) override;
@@ -120,17 +132,23 @@ class VirtioBlk final : public VirtioDevice {
     const blk::BlkConfig& config() const { return m_config; }
 
   private:
+    struct QueueState {
+        Queue queue;
+        bool used_dirty{false};  // add_used since the last interrupt decision
+        bool resume{false};      // a pass ran out of budget: the kick carries on
+        size_t enqueued{0};      // its requests waiting for or at the backend
+    };
     struct Active {
         const GuestMemory* memory;
         std::shared_ptr<Interrupt> interrupt;
-        Queue queue;
+        std::vector<QueueState> queues;  // the ones the driver enabled
         uint64_t features;
         EventRegistrar* events;
-        EventFd kick;            // brings back a pass that ran out of budget
-        bool used_dirty{false};  // add_used since the last interrupt decision
+        EventFd kick;  // brings back a pass that ran out of budget
     };
     struct Slot {
         bool busy{false};
+        uint16_t queue{0};
         uint16_t head{0};
         uint32_t type{0};
         uint32_t used_len{0};
@@ -140,9 +158,10 @@ class VirtioBlk final : public VirtioDevice {
         uint8_t status{blk::kSOk};
     };
 
-    void drain_queue();
+    void drain_queue(uint16_t index);
+    void drain_all();
     void on_kick();
-    void handle_chain(const DescriptorChain& chain);
+    void handle_chain(uint16_t queue, const DescriptorChain& chain);
     void execute(blk::Request&& request);
     void on_limiter_timer();
     Result<void> attach_limiter_timer();
@@ -150,10 +169,15 @@ class VirtioBlk final : public VirtioDevice {
     void submit(blk::Request&& request);
     void pump();
     void on_complete(uint64_t tag, int64_t result);
-    void complete(uint16_t head, GuestAddress status_addr, uint8_t status, uint32_t used_len);
+    void complete(uint16_t queue, uint16_t head, GuestAddress status_addr, uint8_t status,
+                  uint32_t used_len);
     void signal_if_needed();
     void fail_device(std::string_view why);
-    size_t outstanding() const { return m_in_flight + m_waiting.size() + (m_held ? 1 : 0); }
+    // Requests of a queue the device holds (waiting, at the backend, held by
+    // the limiter): at most the queue's size from an honest driver.
+    size_t outstanding(uint16_t queue) const {
+        return m_active->queues[queue].enqueued + (m_held && m_held->queue == queue ? 1 : 0);
+    }
 
     std::unique_ptr<BlockBackend> m_backend;
     std::string m_serial;

@@ -19,7 +19,7 @@ void VirtioBlk::on_limiter_timer() {
     Request request = std::move(*m_held);
     m_held.reset();
     execute(std::move(request));
-    drain_queue();
+    drain_all();
     signal_if_needed();
 }
 

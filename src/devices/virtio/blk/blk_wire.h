@@ -16,6 +16,7 @@ inline constexpr uint64_t kFSegMax = 1ull << 2;
 inline constexpr uint64_t kFRo = 1ull << 5;
 inline constexpr uint64_t kFBlkSize = 1ull << 6;
 inline constexpr uint64_t kFFlush = 1ull << 9;
+inline constexpr uint64_t kFMq = 1ull << 12;
 inline constexpr uint64_t kFDiscard = 1ull << 13;
 inline constexpr uint64_t kFWriteZeroes = 1ull << 14;
 

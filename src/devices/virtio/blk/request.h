@@ -42,6 +42,7 @@ struct Segment {
 };
 
 struct Request {
+    uint16_t queue{0};  // the device's: which queue the chain came from
     uint16_t head{0};
     uint32_t type{0};
     uint64_t sector{0};
