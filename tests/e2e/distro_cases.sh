@@ -3,8 +3,9 @@
 # image of tools/rootfs (systemd, Debian's own initramfs, fio) boots with 2
 # vCPUs and 1 GiB, its root disk on virtio-blk and, in a second boot of the
 # same image, on the emulated IDE controller; each boot runs fio (written,
-# then read back and checked) on a second disk of the same kind and powers off
-# through systemd. L1 then checks that the root file system was left clean.
+# then read back and checked; then read by one job per vCPU) on a second disk
+# of the same kind and powers off through systemd. On virtio, the data disk
+# has one queue per vCPU and both carry requests. L1 then checks that the root file system was left clean.
 #   tools/testhost/run.sh --mem 4096 -- tests/e2e/distro_cases.sh [CASE...]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,9 +39,15 @@ echo NPROC=\$(nproc)
 fio --name=check --filename=\$dev --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
     --iodepth=16 --size=$size --verify=crc32c --do_verify=1 --output-format=terse >/tmp/fio.out &&
     grep -q '^3;' /tmp/fio.out && echo FIO-WRITE-VERIFY=ok || { echo FIO-WRITE-VERIFY=fail; cat /tmp/fio.out; }
+# Two readers, one pinned to each vCPU: blk-mq maps each CPU to its own
+# queue when the disk has one per vCPU, so both queues carry requests.
 fio --name=read --filename=\$dev --ioengine=libaio --direct=1 --rw=randread --bs=4k \
-    --iodepth=32 --runtime=5 --time_based --output-format=terse >/tmp/fio.out &&
+    --iodepth=32 --runtime=5 --time_based --numjobs=2 --cpus_allowed=0-1 \
+    --cpus_allowed_policy=split --group_reporting --output-format=terse >/tmp/fio.out &&
     echo FIO-READ-IOPS=\$(grep '^3;' /tmp/fio.out | cut -d';' -f8)
+echo HW-QUEUES=\$(ls /sys/block/\${dev#/dev/}/mq 2>/dev/null | wc -l)
+vdev=\$(basename \$(readlink -f /sys/block/\${dev#/dev/}/device 2>/dev/null) 2>/dev/null)
+echo QUEUE-IRQS=\$(awk -v d=\"\$vdev-req.\" -v n=\$(nproc) 'index(\$NF, d) == 1 { s = 0; for (i = 2; i <= n + 1; i++) s += \$i; printf \"%s:%d \", substr(\$NF, length(d) + 1), s }' /proc/interrupts)
 echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed --no-legend"
     local ifc=
     [[ $iface == ide ]] && ifc=,iface=ide
@@ -51,7 +58,7 @@ echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed
         --cmdline "console=ttyS0 root=LABEL=rvroot rw panic=-1 quiet net.ifnames=0 rv.cmd=$(guest_cmd_b64 "$cmd")" \
         </dev/null >"$log" 2>&1 || rc=$?
     echo "boot, fio and power-off: $((SECONDS - t0)) s"
-    grep -a -E 'PID1=|ROOTDEV=|DATADEV=|NPROC=|FIO-|FAILED-UNITS=' "$log" | tr -d '\r'
+    grep -a -E 'PID1=|ROOTDEV=|DATADEV=|NPROC=|FIO-|HW-QUEUES=|QUEUE-IRQS=|FAILED-UNITS=' "$log" | tr -d '\r'
     ! grep -aqE "$DEATH_RE" "$log" || e2e_fail "the guest died: $(grep -aE -m1 "$DEATH_RE" "$log" | tr -d '\r')"
     ((rc == 0)) || e2e_fail "ringvisor exited $rc: $(tail -n 3 "$log" | tr -d '\r')"
     [[ $(guest_value "$log" PID1) == systemd ]] || e2e_fail "PID 1 is '$(guest_value "$log" PID1)', not systemd"
@@ -62,6 +69,15 @@ echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed
     [[ $(guest_value "$log" NPROC) == 2 ]] || e2e_fail "the guest sees $(guest_value "$log" NPROC) CPUs, expected 2"
     [[ $(guest_value "$log" FIO-WRITE-VERIFY) == ok ]] || e2e_fail "fio write+verify on $datadev failed"
     [[ $(guest_value "$log" FIO-READ-IOPS) =~ ^[1-9][0-9]*$ ]] || e2e_fail "fio read on $datadev failed"
+    if [[ $iface == virtio ]]; then
+        # Multiqueue: one queue per vCPU by default, and both carried requests
+        # (each queue's interrupt, as /proc/interrupts counts it, fired).
+        [[ $(guest_value "$log" HW-QUEUES) == 2 ]] ||
+            e2e_fail "$datadev has $(guest_value "$log" HW-QUEUES) hardware queues, expected 2 (one per vCPU)"
+        local irqs; irqs=$(grep -a -o 'QUEUE-IRQS=.*' "$log" | tr -d '\r' | cut -d= -f2)
+        [[ $irqs =~ (^| )0:[1-9][0-9]*( |$) && $irqs =~ (^| )1:[1-9][0-9]*( |$) ]] ||
+            e2e_fail "not both of $datadev's queues interrupted the guest: '$irqs'"
+    fi
     grep -aq 'RINGVISOR-CMD-EXIT=0' "$log" || e2e_fail "the guest command did not finish"
     grep -aq 'reboot: Power down' "$log" || e2e_fail "no 'reboot: Power down': systemd did not power off"
     # Cleanly unmounted: e2fsck finds nothing to fix (-n: read-only check).

@@ -337,6 +337,14 @@ std::vector<BlockBackend::Completion> BlockBackend::collect() {
     return done;
 }
 
+void BlockBackend::plug() {
+    if (m_engine) m_engine->plug();
+}
+
+void BlockBackend::unplug() {
+    if (m_engine) m_engine->unplug();
+}
+
 void BlockBackend::drain() {
     if (!m_engine) return;
     auto busy = [this] {

@@ -122,6 +122,12 @@ class BlockBackend {
         return done.size();
     }
 
+    // Batching (nests): requests submitted between plug() and unplug() reach
+    // the kernel together at the last unplug(), in one system call with the
+    // io_uring engine. Completions are unaffected.
+    void plug();
+    void unplug();
+
     // Requests submitted and not yet delivered by process_completions.
     size_t pending() const { return m_pending; }
     // Blocks until every submitted request has finished; their completions

@@ -43,6 +43,12 @@ class IoEngine {
     virtual void reap(std::vector<StepResult>& out) = 0;
     // Blocks until at least one started step has finished (or none is pending).
     virtual void wait() = 0;
+    // Batching: between plug() and unplug() (which nest) started steps are
+    // only queued; unplug() hands them to the kernel in one submission. A
+    // device plugs around one pass over its queue, so a burst of requests
+    // costs one system call instead of one each. wait() unplugs first.
+    virtual void plug() {}
+    virtual void unplug() {}
 };
 
 // Test seam: stands in for io_uring_submit(&ring), so a test can make the

@@ -64,14 +64,20 @@ class UringEngine final : public IoEngine {
             return;
         }
         prepare(step);
-        submit();
+        if (m_plugged == 0) submit();
+    }
+
+    void plug() override { ++m_plugged; }
+    void unplug() override {
+        if (m_plugged == 0 || --m_plugged > 0) return;
+        pump();
     }
 
     void reap(std::vector<StepResult>& out) override {
         reap_cqes(out);
         // Completions freed slots: start waiting steps, and retry entries a
-        // transient refusal left in the ring.
-        pump();
+        // transient refusal left in the ring (once unplugged, if plugged).
+        if (m_plugged == 0) pump();
         if (!m_done.empty()) {
             out.insert(out.end(), m_done.begin(), m_done.end());
             m_done.clear();
@@ -79,6 +85,10 @@ class UringEngine final : public IoEngine {
     }
 
     void wait() override {
+        if (m_plugged > 0) {  // nothing queued may wait for a submission that never comes
+            m_plugged = 0;
+            pump();
+        }
         // Only the kernel's steps can be waited for. Every call leaves refused
         // entries in the ring only while a step is in the kernel (see
         // submit()), so with none there nothing will come: return at once.
@@ -223,6 +233,7 @@ class UringEngine final : public IoEngine {
     int m_event_fd;
     unsigned m_depth;
     UringSubmitHook m_submit_hook;
+    unsigned m_plugged{0};  // plug() depth: submissions wait for the last unplug()
     io_uring m_ring{};
     bool m_initialized{false};
     unsigned m_in_kernel{0};

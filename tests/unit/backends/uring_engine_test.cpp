@@ -359,5 +359,44 @@ TEST_F(UringEngineFaults, WaitWithNothingInFlightReturns) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
 }
 
+// Plugged, steps wait in the SQ ring; the last unplug() submits them all in
+// one io_uring_submit. Unplugged, each step is its own submission.
+TEST_F(UringEngineFaults, PlugBatchesSubmissions) {
+    ENGINE_OR_SKIP(m_file);
+    m_engine->plug();
+    m_engine->plug();  // nests
+    for (uint64_t i = 0; i < 5; ++i) start_read(i, i * 4096, i);
+    EXPECT_EQ(m_script.calls, 0);
+    EXPECT_TRUE(reap_now(*m_engine).empty()) << "a plugged step reached the kernel";
+    m_engine->unplug();
+    EXPECT_EQ(m_script.calls, 0);
+    m_engine->unplug();
+    EXPECT_EQ(m_script.calls, 1);
+    auto results = drain(*m_engine, 5);
+    ASSERT_EQ(results.size(), 5u);
+    for (uint64_t i = 0; i < 5; ++i) {
+        EXPECT_EQ(results[i], 4096);
+        EXPECT_EQ(buffer(i), image(i * 4096));
+    }
+    const int before = m_script.calls;
+    start_read(5, 0, 5);
+    start_read(6, 4096, 6);
+    EXPECT_EQ(m_script.calls, before + 2);
+    EXPECT_EQ(drain(*m_engine, 2).size(), 2u);
+}
+
+// wait() on plugged steps submits them first instead of waiting forever.
+TEST_F(UringEngineFaults, WaitUnplugs) {
+    ENGINE_OR_SKIP(m_file);
+    WaitWatchdog watchdog;
+    m_engine->plug();
+    start_read(1, 0, 0);
+    m_engine->wait();
+    EXPECT_EQ(m_script.calls, 1);
+    auto results = drain(*m_engine, 1);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[1], 4096);
+}
+
 }  // namespace
 }  // namespace rv

@@ -13,6 +13,21 @@ namespace rv::virtio {
 
 using namespace blk;
 
+namespace {
+// One submission for everything a pass over the queues (or over the
+// completions, which release requests a flush held back) hands the backend.
+class Plugged {
+  public:
+    explicit Plugged(BlockBackend& backend) : m_backend(backend) { m_backend.plug(); }
+    ~Plugged() { m_backend.unplug(); }
+    Plugged(const Plugged&) = delete;
+    Plugged& operator=(const Plugged&) = delete;
+
+  private:
+    BlockBackend& m_backend;
+};
+}  // namespace
+
 VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
                      uint16_t num_queues, std::optional<RateLimiterConfig> rate_limiter,
                      NsClock clock)
@@ -143,6 +158,7 @@ void VirtioBlk::queue_notify(uint16_t index) {
     std::lock_guard lock(m_mutex);
     ++m_stats.notifications;
     if (!m_active || index >= m_active->queues.size()) return;
+    Plugged batch(*m_backend);
     drain_queue(index);
     signal_if_needed();
 }
@@ -152,6 +168,7 @@ void VirtioBlk::on_kick() {
     std::lock_guard lock(m_mutex);
     if (!m_active) return;        // a wake-up racing with reset()
     (void)m_active->kick.read();  // nonblocking; nothing to read is a stale wake-up
+    Plugged batch(*m_backend);
     for (uint16_t i = 0; i < m_active->queues.size(); ++i) {
         if (!std::exchange(m_active->queues[i].resume, false)) continue;
         drain_queue(i);
@@ -383,6 +400,7 @@ void VirtioBlk::process_completions() {
         m_backend->process_completions([](uint64_t, int64_t) {});
         return;
     }
+    Plugged batch(*m_backend);
     m_backend->process_completions(
         [this](uint64_t tag, int64_t result) { on_complete(tag, result); });
     signal_if_needed();
