@@ -27,6 +27,11 @@ L2_TIMEOUT=${L2_TIMEOUT:-1200}   # one boot, all the workloads of one spec
 SILENT_LIMIT=${SILENT_LIMIT:-120}  # no console output for this long after boot: hung
 SESSION=${SESSION:-1}
 RV_EXTRA=${RV_EXTRA:-}          # more ringvisor run options (e.g. --on-triple-fault=reset)
+# Experiments on the test host itself: L1_THP sets L1's transparent_hugepage
+# mode (never, madvise, always; empty: the kernel's default); L1_CHURN=compact
+# compacts L1's memory every CHURN_S seconds during each boot, which migrates
+# guest pages (KVM then rebuilds the guest's nested page tables).
+L1_THP=${L1_THP:-} L1_CHURN=${L1_CHURN:-} CHURN_S=${CHURN_S:-1}
 out=${OUT:-${RV_RESULTS:?}/stress}
 TAP=rvtap-st HOST_IP=10.0.5.1 GUEST_IP=10.0.5.15 MAC=52:54:00:12:34:58
 . "$root/bench/stress/workloads.sh"
@@ -64,6 +69,13 @@ head -c "$XFER_BYTES" /dev/urandom >/tmp/stress-h2g
 h2g_sum=$(sha256sum </tmp/stress-h2g | cut -d' ' -f1)
 ip link del "$TAP" 2>/dev/null
 ip tuntap add dev "$TAP" mode tap && ip addr add "$HOST_IP/24" dev "$TAP" && ip link set "$TAP" up
+if [[ -n $L1_THP ]]; then
+    echo "$L1_THP" >/sys/kernel/mm/transparent_hugepage/enabled
+    echo "$L1_THP" >/sys/kernel/mm/transparent_hugepage/defrag 2>/dev/null || echo madvise >/sys/kernel/mm/transparent_hugepage/defrag
+fi
+# The listeners of a boot: killed by name, since killing a pipeline's
+# subshell leaves its socat (which would then answer the next boot's guest).
+kill_listeners() { pkill -f "socat .*bind=$HOST_IP" 2>/dev/null; pkill -f "iperf3 -s -B $HOST_IP" 2>/dev/null; }
 
 # ---- the VMMs -----------------------------------------------------------------
 vmm_cmd() {  # VMM CPUS NIC CMDLINE STATS -> argv on stdout, one per line
@@ -172,6 +184,10 @@ one_boot() {
     logf=$out/logs/$tag.log
     [[ ! -e $logf ]] || logf=$out/logs/$tag-$SECONDS.log
     echo "${ws[0]} $vmm $run" >"$out/current"; sync "$out/current" 2>/dev/null || true
+    kill_listeners
+    if [[ $L1_CHURN == compact ]]; then
+        (while :; do echo 1 >/proc/sys/vm/compact_memory; sleep "$CHURN_S"; done) & pids+=($!)
+    fi
     if [[ $nic != none ]]; then
         iperf3 -s -B "$HOST_IP" >/dev/null 2>&1 & pids+=($!)
         if [[ " ${ws[*]} " == *" xfer-"* ]]; then
@@ -215,6 +231,7 @@ one_boot() {
         wait "$pid"; rc=$?
     fi
     ((${#pids[@]} == 0)) || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
+    kill_listeners
     local first=yes verdict
     for w in "${ws[@]}"; do
         verdict=$(classify "$logf" "$rc" "$w" "$silent" "$first")
@@ -230,6 +247,7 @@ one_boot() {
     echo "ringvisor: $RINGVISOR ($(stat -c %y "$RINGVISOR")) $(cd "$root" && git rev-parse --short HEAD 2>/dev/null)"
     echo "qemu: $(qemu-system-x86_64 --version | head -1)"
     echo "workloads: ${workloads[*]}  runs: $RUNS  vmms: ${vmms[*]}  mem: $MEM_MIB MiB  disk: $DISK_MIB MiB  xfer: $XFER_BYTES  rv extra: $RV_EXTRA"
+    echo "L1 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled) defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag)  churn: ${L1_CHURN:-none}${L1_CHURN:+ every $CHURN_S s}"
 } >>"$out/env.txt"
 
 # Workloads with one spec share a boot, in the order given.

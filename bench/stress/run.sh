@@ -9,7 +9,8 @@
 # ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (1200 s, one boot),
 # MAX_SESSIONS (3: a new test host continues where a dead one stopped),
 # RV_EXTRA (more ringvisor options), RINGVISOR (the binary to measure;
-# default BUILD_DIR/ringvisor).
+# default BUILD_DIR/ringvisor); on the test host: L1_THP (never|madvise|always),
+# L1_CHURN=compact with CHURN_S (see inside.sh).
 # Prints a table: workload, VMM, runs, deaths (incl. hangs), corrupt, failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,7 +38,8 @@ for ((s = 1; s <= MAX_SESSIONS; s++)); do
         --results "$out" -- env SESSION="$s" OUT="$out" RINGVISOR="$RINGVISOR" \
         GUEST="$build/guest" ROOTFS="$build/rootfs" KERNEL_CACHE="$build/kernel-cache" \
         RUNS="${RUNS:-20}" WORKLOADS="${workloads[*]}" VMMS="${vmms[*]}" \
-        L2_TIMEOUT="${L2_TIMEOUT:-1200}" RV_EXTRA="${RV_EXTRA:-}" "$root/bench/stress/inside.sh"
+        L2_TIMEOUT="${L2_TIMEOUT:-1200}" RV_EXTRA="${RV_EXTRA:-}" L1_THP="${L1_THP:-}" \
+        L1_CHURN="${L1_CHURN:-}" CHURN_S="${CHURN_S:-1}" "$root/bench/stress/inside.sh"
     rc=$?
     set -e
     mv "$out/testhost-console.log" "$out/testhost-console-$s.log" 2>/dev/null || true
