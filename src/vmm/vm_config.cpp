@@ -161,6 +161,14 @@ Result<void> validate_nets(const std::vector<NetConfig>& nets) {
             if (*n.mac == MacAddress{})
                 return input_error("network-interfaces[{}].guest_mac: 00:00:00:00:00:00", i);
         }
+        if (n.queues && (*n.queues < 1 || *n.queues > NetConfig::kMaxQueues))
+            return input_error("network-interfaces[{}].queues: {} is not from 1 to {}", i,
+                               *n.queues, NetConfig::kMaxQueues);
+        if (n.queues > 1u && n.model == NetConfig::Model::E1000)
+            return input_error(
+                "network-interfaces[{}].queues: {} queue pairs, but the e1000 "
+                "model has one (multiqueue needs model virtio)",
+                i, *n.queues);
         RV_TRY_VOID(check_limiter(n.rx_rate_limiter,
                                   fmt::format("network-interfaces[{}].rx_rate_limiter", i)));
         RV_TRY_VOID(check_limiter(n.tx_rate_limiter,
@@ -188,8 +196,13 @@ void VmConfig::resolve_defaults() {
         d.serial = is_ide ? fmt::format("RV-HD{}", position)
                           : fmt::format("ringvisor-{}", d.id).substr(0, kMaxSerialBytes);
     }
-    for (auto& n : nets)
+    for (auto& n : nets) {
         if (!n.mac) n.mac = default_mac(n.tap);
+        if (!n.queues)
+            n.queues = n.model == NetConfig::Model::E1000
+                           ? 1u
+                           : std::clamp(cpus, 1u, NetConfig::kMaxQueues);
+    }
 }
 
 std::string VmConfig::kernel_cmdline() const {

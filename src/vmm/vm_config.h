@@ -45,6 +45,12 @@ struct NetConfig {
     std::string tap;  // host_dev_name
     std::optional<std::array<uint8_t, 6>> mac;  // resolved: 02:72:76 + a hash of the TAP name
     enum class Model { Virtio, E1000 } model{Model::Virtio};
+    // virtio-net queue pairs (multiqueue: one tap queue each; CLI queues=,
+    // JSON "queues", ringvisor's extension). Resolved: one per vCPU (as QEMU
+    // with a multi-queue tap), at most kMaxQueues; 1 for the e1000, which
+    // has one. 1 is the single-queue device on a plain tap.
+    static constexpr unsigned kMaxQueues = 16;
+    std::optional<unsigned> queues;
     std::optional<RateLimiterConfig> rx_rate_limiter;
     std::optional<RateLimiterConfig> tx_rate_limiter;
     bool operator==(const NetConfig&) const = default;

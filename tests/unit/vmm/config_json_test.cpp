@@ -141,6 +141,8 @@ TEST(ConfigJson, OutputHasFirecrackersShape) {
     EXPECT_EQ(doc["network-interfaces"][0]["guest_mac"], "06:00:c0:a8:00:02");
     EXPECT_EQ(doc["network-interfaces"][1]["iface_id"], "net0");
     EXPECT_EQ(doc["network-interfaces"][1]["model"], "e1000");
+    EXPECT_EQ(doc["network-interfaces"][0]["queues"], 4) << "resolved: one pair per vCPU";
+    EXPECT_EQ(doc["network-interfaces"][1]["queues"], 1) << "the e1000 has one";
     EXPECT_EQ(doc["logger"]["level"], "Debug");
     EXPECT_EQ(doc["metrics"]["metrics_path"], "/tmp/rv.metrics");
     EXPECT_TRUE(doc["balloon"].is_null());

@@ -180,6 +180,43 @@ TEST(Validate, NetRules) {
     EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].guest_mac: 00:00:00:00:00:00"));
 }
 
+TEST(ResolveDefaults, OneQueuePairPerVcpuCappedAt16) {
+    VmConfig c = valid_config();
+    c.cpus = 4;
+    c.nets.push_back(net("tap2"));
+    c.nets[1].queues = 2;  // given: kept
+    c.nets[2].model = NetConfig::Model::E1000;
+    c.resolve_defaults();
+    EXPECT_EQ(c.nets[0].queues, 4u);
+    EXPECT_EQ(c.nets[1].queues, 2u);
+    EXPECT_EQ(c.nets[2].queues, 1u) << "the e1000 has one";
+    EXPECT_TRUE(c.validate(64));
+
+    VmConfig big = valid_config();
+    big.cpus = 40;
+    big.resolve_defaults();
+    EXPECT_EQ(big.nets[0].queues, NetConfig::kMaxQueues);
+    VmConfig one = valid_config();
+    one.resolve_defaults();
+    EXPECT_EQ(one.nets[0].queues, 1u) << "one vCPU: the single-queue device";
+}
+
+TEST(Validate, NetQueues) {
+    VmConfig c = valid_config();
+    c.nets[0].queues = 0;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].queues: 0 is not from 1 to 16"));
+    c.nets[0].queues = 17;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].queues: 17 is not from 1 to 16"));
+    c.nets[0].queues = 16;
+    EXPECT_TRUE(c.validate(8));
+    c.nets[1].model = NetConfig::Model::E1000;
+    c.nets[1].queues = 2;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[1].queues: 2 queue pairs, but the "
+                                          "e1000 model has one"));
+    c.nets[1].queues = 1;
+    EXPECT_TRUE(c.validate(8));
+}
+
 TEST(Validate, RateLimiterBucketsNeedARefillTime) {
     RateLimiterConfig bad{TokenBucketConfig{1000, 0, 0}, std::nullopt};
     RateLimiterConfig bad_ops{std::nullopt, TokenBucketConfig{10, 0, 0}};
