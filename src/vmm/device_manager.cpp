@@ -16,6 +16,7 @@
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng/rng_device.h"
+#include "vmm/net_taps.h"
 
 namespace rv {
 
@@ -204,8 +205,6 @@ Result<void> DeviceManager::add_nets(const VmConfig& config) {
     for (const auto& net : config.nets) {
         const std::string what = fmt::format("network interface '{}' (tap {})", net.id, net.tap);
         const auto mac = net.mac.value_or(std::array<uint8_t, 6>{});  // resolved by the config
-        // Resolved by the config too; validate() refused queues > 1 for the e1000.
-        const unsigned queues = net.queues.value_or(1);
         auto entry = std::make_unique<Entry>();
         entry->id = net.id;
         if (net.model == NetConfig::Model::E1000) {
@@ -218,10 +217,9 @@ Result<void> DeviceManager::add_nets(const VmConfig& config) {
             entry->e1000 = RV_TRY(E1000::create(m_ctx.memory, std::move(tap), e1000, m_ctx.loop.devices()));
             entry->pci = entry->e1000;
         } else {
-            // One tap queue per queue pair (a plain single-queue tap for 1).
-            auto taps = RV_TRY(as_input_error(Tap::open_queues(net.tap, queues), what));
-            std::vector<std::unique_ptr<NetBackend>> backends;
-            for (auto& tap : taps) backends.push_back(std::move(tap));
+            // One tap queue per queue pair (a plain single-queue tap for 1);
+            // validate() refused queues > 1 for the e1000.
+            auto backends = RV_TRY(open_virtio_net_taps(net, config.cpus));
             entry->kind = "virtio-net";
             virtio::VirtioNetConfig net_config{.mac = mac,
                                                .rx_rate_limiter = net.rx_rate_limiter,

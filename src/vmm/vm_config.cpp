@@ -14,6 +14,12 @@ const DiskConfig* VmConfig::find_disk(std::string_view id) const {
     return nullptr;
 }
 
+unsigned NetConfig::queue_pairs(unsigned cpus) const {
+    if (queues) return *queues;
+    if (model == Model::E1000) return 1;
+    return std::clamp(cpus, 1u, kMaxQueues);
+}
+
 const NetConfig* VmConfig::find_net(std::string_view id) const {
     for (const auto& n : nets)
         if (n.id == id) return &n;
@@ -196,13 +202,8 @@ void VmConfig::resolve_defaults() {
         d.serial = is_ide ? fmt::format("RV-HD{}", position)
                           : fmt::format("ringvisor-{}", d.id).substr(0, kMaxSerialBytes);
     }
-    for (auto& n : nets) {
+    for (auto& n : nets)
         if (!n.mac) n.mac = default_mac(n.tap);
-        if (!n.queues)
-            n.queues = n.model == NetConfig::Model::E1000
-                           ? 1u
-                           : std::clamp(cpus, 1u, NetConfig::kMaxQueues);
-    }
 }
 
 std::string VmConfig::kernel_cmdline() const {
