@@ -203,8 +203,7 @@ void VmConfig::resolve_defaults() {
         // whether or not the ones before it had theirs resolved already.
         bool is_ide = d.iface == DiskConfig::Interface::Ide;
         size_t position = is_ide ? ide++ : 0;
-        if (!is_ide && !d.num_queues)
-            d.num_queues = std::clamp(cpus, 1u, DiskConfig::kMaxQueues);
+        if (!is_ide && !d.num_queues) d.num_queues = 1;  // see DiskConfig::num_queues
         if (!d.serial.empty()) continue;
         d.serial = is_ide ? fmt::format("RV-HD{}", position)
                           : fmt::format("ringvisor-{}", d.id).substr(0, kMaxSerialBytes);

@@ -38,8 +38,10 @@ struct DiskConfig {
     std::optional<RateLimiterConfig> rate_limiter;
     std::string serial;  // resolved: "ringvisor-<id>" (virtio) / "RV-HD<n>" (IDE)
     // Virtio only: request queues (VIRTIO_BLK_F_MQ when > 1), 1..kMaxQueues;
-    // resolved: one per vCPU (as QEMU), at most kMaxQueues. An IDE disk has
-    // none (resolved: unset).
+    // resolved: 1. Not one per vCPU as QEMU: measured in the test host
+    // (docs/BENCHMARKS.md, guest I/O), a single fio job with 2 queues got
+    // half the IOPS of 1 queue; until that is understood, more queues are
+    // asked for. An IDE disk has none (resolved: unset).
     static constexpr unsigned kMaxQueues = 64;
     std::optional<unsigned> num_queues;
     bool operator==(const DiskConfig&) const = default;
