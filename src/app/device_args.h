@@ -1,8 +1,7 @@
 // Parsing of the device options of `ringvisor run`:
 //   --disk PATH[,ro|rw][,iface=virtio|ide][,cache=none|writeback|unsafe]
 //          [,engine=uring|sync][,id=NAME][,root]
-//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000][,queues=N][,id=NAME]
-//         (queues: virtio-net queue pairs, 1..16; left out, one per vCPU)
+//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000][,id=NAME]
 // They fill the same DiskConfig / NetConfig as --config-file and the API; an
 // id left out stays empty for VmConfig::resolve_defaults ("drive0", "net0"..).
 // Errors are ErrorKind::InvalidInput. (parse_mac, which --net uses, is in

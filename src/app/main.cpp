@@ -91,8 +91,7 @@ int main(int argc, char** argv) {
         "--disk", disks,
         "PATH[,ro][,iface=virtio|ide][,cache=none|writeback] (repeatable; up to 4 IDE)");
     run->add_option("--net", nets,
-                    "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000][,queues=N] "
-                    "(repeatable; queues: virtio-net queue pairs, default one per vCPU, max 16)");
+                    "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000] (repeatable)");
     run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
         ->check(CLI::IsMember({"serial", "virtio"}))
         ->capture_default_str();

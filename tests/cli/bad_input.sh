@@ -60,8 +60,5 @@ expect five_ide_disks "5 IDE disks, but the IDE controller has room for 4" run -
     --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide" \
     --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide"
 expect bad_net_model "unsupported model 'rtl8139'" run -k "$kernel" --net tap=t0,model=rtl8139
-expect bad_net_queues "queues= needs a number from 1 to 16, not '17'" run -k "$kernel" \
-    --net tap=t0,queues=17
-expect e1000_queues "model=e1000 has one queue pair" run -k "$kernel" --net tap=t0,model=e1000,queues=2
 echo "$passed passed, $failed failed"
 ((failed == 0))
