@@ -160,8 +160,12 @@ net_transfer_case() {  # NAME NETSPEC ("" or ",e1000") [L2 TIMEOUT, default NET_
     pids+=($!)
     (
         url=http://$GUEST_IP:8080/blk
+        # Wait until httpd listens (the guest boots, then receives first):
+        # a connection that is refused is not a transfer. Once it listens,
+        # no fetch is retried: a failed transfer fails the case.
+        timeout "$t" bash -c "until (exec 3<>/dev/tcp/$GUEST_IP/8080) 2>/dev/null; do sleep 1; done" || exit 1
         for ((i = 0; i < mib; i++)); do
-            timeout "$t" curl -sf --retry 600 --retry-connrefused --retry-delay 1 "$url" || exit 1
+            timeout "$t" curl -sf "$url" || exit 1
         done >"$dir/g2h.bin"
         echo done | timeout 60 socat -u - "TCP:$GUEST_IP:9000,retry=30,interval=1"
     ) &
