@@ -19,6 +19,9 @@
 
 namespace rv {
 
+// The config checks the same range the device clamps to.
+static_assert(DiskConfig::kMaxQueues == virtio::VirtioBlk::kMaxQueues);
+
 // A PCI device in the table: its id (a drive's or NIC's, else the kind) and
 // the typed handle the VM needs to change it while it runs.
 struct DeviceManager::Entry {
