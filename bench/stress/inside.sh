@@ -28,7 +28,7 @@ SILENT_LIMIT=${SILENT_LIMIT:-120}  # no console output for this long after boot:
 SESSION=${SESSION:-1}
 RV_EXTRA=${RV_EXTRA:-}          # more ringvisor run options (e.g. --on-triple-fault=reset)
 # Experiments on the test host itself: L1_THP sets L1's transparent_hugepage
-# mode (never, madvise, always; empty: the kernel's default); L1_CHURN=compact
+# mode (never, madvise, always; empty: the test host's default, never); L1_CHURN=compact
 # compacts L1's memory every CHURN_S seconds during each boot, which migrates
 # guest pages (KVM then rebuilds the guest's nested page tables);
 # L1_CHURN=fragment first fragments L1's free memory, so every compaction
@@ -260,7 +260,7 @@ for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
     echo "ringvisor: $RINGVISOR ($(stat -c %y "$RINGVISOR")) $(cd "$root" && git rev-parse --short HEAD 2>/dev/null)"
     echo "qemu: $(qemu-system-x86_64 --version | head -1)"
     echo "workloads: ${workloads[*]}  runs: $RUNS  vmms: ${vmms[*]}  mem: $MEM_MIB MiB  disk: $DISK_MIB MiB  xfer: $XFER_BYTES  rv extra: $RV_EXTRA"
-    echo "L1 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled) defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag)  churn: ${L1_CHURN:-none}${L1_CHURN:+ every $CHURN_S s}"
+    echo "L1 THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled) defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag)  compaction_proactiveness: $(cat /proc/sys/vm/compaction_proactiveness)  churn: ${L1_CHURN:-none}${L1_CHURN:+ every $CHURN_S s}"
 } >>"$out/env.txt"
 
 # Workloads with one spec share a boot, in the order given.

@@ -9,8 +9,9 @@
 # ("ringvisor qemu"), OUT (BUILD_DIR/stress-<date>), L2_TIMEOUT (1200 s, one boot),
 # MAX_SESSIONS (3: a new test host continues where a dead one stopped),
 # RV_EXTRA (more ringvisor options), RINGVISOR (the binary to measure;
-# default BUILD_DIR/ringvisor); on the test host: L1_THP (never|madvise|always),
-# L1_CHURN=compact with CHURN_S (see inside.sh).
+# default BUILD_DIR/ringvisor); on the test host: L1_THP (never|madvise|always;
+# the test host's default is never), L1_COMPACTION (vm.compaction_proactiveness;
+# default 0), L1_CHURN=compact with CHURN_S (see inside.sh).
 # Prints a table: workload, VMM, runs, deaths (incl. hangs), corrupt, failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,7 +35,7 @@ for ((s = 1; s <= MAX_SESSIONS; s++)); do
     # A timeout per session: every run's L2 limit plus boot slack.
     per=$(( ${L2_TIMEOUT:-1200} + 90 ))
     set +e
-    "$root/tools/testhost/run.sh" --mem 4096 --timeout $(( (expected - $(done_runs)) * per + 300 )) \
+    "$root/tools/testhost/run.sh" --mem 4096 ${L1_COMPACTION:+--append rv.compaction=$L1_COMPACTION} --timeout $(( (expected - $(done_runs)) * per + 300 )) \
         --results "$out" -- env SESSION="$s" OUT="$out" RINGVISOR="$RINGVISOR" \
         GUEST="$build/guest" ROOTFS="$build/rootfs" KERNEL_CACHE="$build/kernel-cache" \
         RUNS="${RUNS:-20}" WORKLOADS="${workloads[*]}" VMMS="${vmms[*]}" \

@@ -86,7 +86,11 @@ cmd=$(printf '%q ' "$@")
 # maxcpus=1: the other vCPUs are onlined by init after the modules are loaded
 # (module loading is several times slower with 2 vCPUs under TCG). The
 # crypto self-tests cost ~0.5 s under TCG.
-append="console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off maxcpus=1"
+# transparent_hugepage=never (and init's compaction_proactiveness=0): L1 does
+# not move guest pages behind the nested emulation's back (README: page
+# migration in L1 kills L2 guests and L1); --append transparent_hugepage=always
+# overrides it for experiments.
+append="console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off maxcpus=1 transparent_hugepage=never"
 append+=" cryptomgr.notests=1 initcall_blacklist=crypto_kdf108_init rv.9p=cache=$cache $extra"
 append+=" rv.cmd=$(b64 "$cmd") rv.cwd=$(b64 "$PWD") rv.res=$(b64 "$results")"
 ((${#append} < 2000)) || rv_die "COMMAND too long for the kernel command line; put it in a script"
