@@ -121,6 +121,23 @@ int main(int argc, char** argv) {
     run->add_flag("--no-kernel-cache", no_cache,
                   "boot the bzImage as is; the guest decompresses it");
 
+    std::optional<uint32_t> cpu_weight;
+    std::string cpu_max, cpuset, cgroup_parent = *config.cgroup_parent;
+    bool no_cgroup = false;
+    run->add_option("--cpu-weight", cpu_weight,
+                    "the VM's CPU share against other VMs: 1..10000, default 100 (cgroup cpu.weight; "
+                    "v1 hosts: cpu.shares = weight * 1024 / 100)");
+    run->add_option("--cpu-max", cpu_max,
+                    "QUOTA/PERIOD in microseconds: at most QUOTA of CPU time per PERIOD over all the "
+                    "VM's threads, e.g. 25000/100000 for a quarter of one CPU");
+    run->add_option("--cpuset", cpuset, "host CPUs the VM may run on, e.g. 0-3,6");
+    run->add_option("--cgroup-parent", cgroup_parent,
+                    "where the VM's cgroup is made, under each cgroup hierarchy's mount "
+                    "(the cgroup is <parent>/rv-<pid>, with vcpus/ and vmm/ children)")
+        ->capture_default_str();
+    run->add_flag("--no-cgroup", no_cgroup,
+                  "leave the VM's threads in the VMM's cgroup (no CPU policy, no cgroup accounting)");
+
     std::string prep_kernel;
     auto* prepare = app.add_subcommand(
         "prepare-kernel",
@@ -157,6 +174,14 @@ int main(int argc, char** argv) {
     if (rng) config.entropy = rv::EntropyConfig{};
     config.on_triple_fault = on_triple_fault == "reset" ? rv::TripleFaultAction::Reset
                                                         : rv::TripleFaultAction::Crash;
+    config.cpu_policy.weight = cpu_weight;
+    if (!cpu_max.empty()) {
+        auto max = rv::parse_cpu_max(cpu_max);
+        if (!max) return fail("--cpu-max: " + max.error().message());
+        config.cpu_policy.max = *max;
+    }
+    if (!cpuset.empty()) config.cpu_policy.cpuset = cpuset;
+    config.cgroup_parent = no_cgroup ? std::nullopt : std::optional<std::string>(cgroup_parent);
     auto bytes = rv::parse_memory_size(memory);
     if (!bytes) return fail(bytes.error().message());
     config.memory_bytes = *bytes;

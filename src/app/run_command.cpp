@@ -51,6 +51,9 @@ Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags
     config.stats_path = flags.stats_path;
     config.on_triple_fault = flags.on_triple_fault;
     config.console = flags.console;
+    config.cgroup_parent = flags.cgroup_parent;
+    // The CPU flags override the file's machine-config, part by part.
+    config.cpu_policy.merge(flags.cpu_policy);
     return config;
 }
 

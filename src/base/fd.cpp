@@ -1,5 +1,7 @@
 #include "base/fd.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -17,10 +19,12 @@ Result<std::string> read_file(const std::string& path) {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return errno_error(path);
     if (S_ISDIR(st.st_mode)) return make_error("{}: is a directory", path);
+    // Until EOF, not st_size: /proc and sysfs files report 0 or 4096.
     std::string data;
-    data.resize(static_cast<size_t>(st.st_size));
+    data.resize(std::max<size_t>(static_cast<size_t>(st.st_size), 4096));
     size_t done = 0;
-    while (done < data.size()) {
+    for (;;) {
+        if (done == data.size()) data.resize(data.size() * 2);
         ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
         if (n < 0) {
             if (errno == EINTR) continue;

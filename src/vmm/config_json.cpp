@@ -95,7 +95,8 @@ Result<MachineConfigUpdate> parse_machine_config(const json& value, std::string 
                                                  bool partial) {
     auto in = RV_TRY(ObjectReader::open(
         value, std::move(path),
-        {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"}));
+        {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages",
+         "cpu_weight", "cpu_max", "cpuset"}));
     MachineConfigUpdate update;
     if (partial) {
         if (auto v = RV_TRY(in.opt_uint("vcpu_count", 1, kMaxCpus)))
@@ -107,6 +108,15 @@ Result<MachineConfigUpdate> parse_machine_config(const json& value, std::string 
     }
     update.smt = RV_TRY(in.opt_bool("smt"));
     update.track_dirty_pages = RV_TRY(in.opt_bool("track_dirty_pages"));
+    // ringvisor's extensions: how the VM shares the host's CPUs (its cgroup).
+    if (auto w = RV_TRY(in.opt_uint("cpu_weight", CpuPolicy::kMinWeight, CpuPolicy::kMaxWeight)))
+        update.cpu.weight = uint32_t(*w);
+    if (auto m = RV_TRY(in.opt_string("cpu_max")))
+        update.cpu.max = RV_TRY(as_input_error(parse_cpu_max(*m), in.path("cpu_max")));
+    if (auto c = RV_TRY(in.opt_string("cpuset"))) {
+        RV_TRY_VOID(as_input_error(check_cpu_list(*c), in.path("cpuset")));
+        update.cpu.cpuset = *c;
+    }
     // CPU templates and huge pages change what the guest sees or how memory
     // is backed; ringvisor has neither, so only their "off" value passes.
     for (std::string_view key : {"cpu_template", "huge_pages"}) {
@@ -154,11 +164,16 @@ Result<MachineConfigUpdate> machine_config_from_json(const json& body, bool part
 }
 
 json machine_config_to_json(const VmConfig& config) {
-    return {{"vcpu_count", config.cpus},
-            {"mem_size_mib", config.memory_bytes >> 20},
-            {"smt", config.smt},
-            {"track_dirty_pages", config.track_dirty_pages},
-            {"huge_pages", "None"}};
+    json j = {{"vcpu_count", config.cpus},
+              {"mem_size_mib", config.memory_bytes >> 20},
+              {"smt", config.smt},
+              {"track_dirty_pages", config.track_dirty_pages},
+              {"huge_pages", "None"}};
+    const CpuPolicy& cpu = config.cpu_policy;
+    if (cpu.weight) j["cpu_weight"] = *cpu.weight;
+    if (cpu.max) j["cpu_max"] = format_cpu_max(*cpu.max);
+    if (cpu.cpuset) j["cpuset"] = *cpu.cpuset;
+    return j;
 }
 
 Result<LoggerConfig> logger_from_json(const json& body) {
@@ -221,6 +236,7 @@ Result<VmConfig> config_from_json(std::string_view text) {
         config.memory_bytes = *m.mem_size_mib << 20;
         config.smt = m.smt.value_or(false);
         config.track_dirty_pages = m.track_dirty_pages.value_or(false);
+        config.cpu_policy = m.cpu;
     }
     auto drives = RV_TRY(list_section(doc, "drives"));
     for (size_t i = 0; i < drives.size(); ++i)

@@ -228,6 +228,23 @@ Result<void> VmConfig::validate(unsigned max_cpus) const {
         return input_error("--cpus {}: must be between 1 and {} (machine-config.vcpu_count)", cpus,
                            max_cpus);
     if (smt) return input_error("machine-config.smt: smt is not supported (one thread per core)");
+    if (auto policy = check_policy(cpu_policy); !policy)
+        return std::unexpected(policy.error().context("machine-config"));
+    if (cgroup_parent) {
+        std::string_view rest = *cgroup_parent;
+        while (!rest.empty()) {
+            auto slash = rest.find('/');
+            std::string_view part = rest.substr(0, slash);
+            if (part == "." || part == ".." || part.find('\n') != std::string_view::npos)
+                return input_error("--cgroup-parent {:?}: '.' and '..' are not allowed",
+                                   *cgroup_parent);
+            if (slash == std::string_view::npos) break;
+            rest = rest.substr(slash + 1);
+        }
+    }
+    if (!cpu_policy.empty() && !cgroup_parent)
+        return input_error(
+            "machine-config: cpu_weight, cpu_max and cpuset need the VM's cgroup (--no-cgroup was given)");
     if (memory_bytes < kMinMemoryBytes)
         return input_error(
             "machine-config.mem_size_mib (--memory): {} MiB is too small: a Linux guest needs at "

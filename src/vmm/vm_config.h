@@ -16,6 +16,7 @@
 #include "backends/block/block_backend.h"
 #include "base/error.h"
 #include "devices/rate_limiter_config.h"
+#include "vmm/cpu_policy.h"
 
 namespace rv {
 
@@ -92,6 +93,8 @@ struct VmConfig {
     unsigned cpus{1};
     bool smt{false};                // refused: one thread per core
     bool track_dirty_pages{false};  // kept for snapshots
+    // ringvisor's extension: cpu_weight, cpu_max, cpuset (the VM's cgroup)
+    CpuPolicy cpu_policy;
     // devices
     std::vector<DiskConfig> disks;
     std::vector<NetConfig> nets;
@@ -107,6 +110,9 @@ struct VmConfig {
     // boots the bzImage as is and lets the guest decompress it.
     std::optional<std::string> kernel_cache_dir;
     TripleFaultAction on_triple_fault{TripleFaultAction::Crash};
+    // The VM's cgroup (vmm/cgroup.h) is made under this parent in each of the
+    // host's cpu/cpuacct/cpuset hierarchies; nullopt: none (--no-cgroup).
+    std::optional<std::string> cgroup_parent{"ringvisor"};
     int console_in{0};   // guest console input (stdin); -1 for none
     int console_out{1};  // guest console output (stdout)
 

@@ -1,10 +1,15 @@
 #include "vmm/vmm.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <future>
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "vmm/cgroup.h"
 #include "vmm/logger.h"
 #include "vmm/metrics.h"
 
@@ -66,16 +71,65 @@ Result<void> Vmm::start_on_loop() {
     VmConfig config = m_config;
     config.resolve_defaults();
     RV_TRY_VOID(config.validate(kMaxCpus));
-    auto vm = RV_TRY(Vm::create(config, *m_loop, m_options.console, [this] { on_vm_exit(); }));
+    // Before the VM's threads exist: they start inside it.
+    RV_TRY_VOID(make_cgroup(config));
+    auto vm = Vm::create(config, *m_loop, m_options.console, [this] { on_vm_exit(); });
+    if (!vm) {
+        m_cgroup.reset();
+        return std::unexpected(vm.error());
+    }
     m_config = config;  // resolved: GET /vm/config shows what runs
-    m_vm = std::move(vm);
+    m_vm = std::move(*vm);
     m_vm->start();
+    place_vcpu_threads();
     {
         std::lock_guard lock(m_lock);
         m_state = VmState::Running;
     }
     if (m_start_hook) m_start_hook();
     return {};
+}
+
+// The VM's cgroup (vmm/cgroup.h). Without a CPU policy a host that has no
+// usable cgroups only costs the per-VM cgroup accounting (logged); with one
+// the VM does not start.
+Result<void> Vmm::make_cgroup(const VmConfig& config) {
+    if (!config.cgroup_parent) return {};
+    auto host = cgroup::detect_host();
+    auto fs = cgroup::real_fs();
+    if (size_t n = cgroup::VmCgroup::sweep_stale(
+            *fs, host, *config.cgroup_parent,
+            [](pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }))
+        log::info("removed {} cgroup(s) left by VMMs that were killed", n);
+    auto made = cgroup::VmCgroup::create(std::move(fs), host, *config.cgroup_parent,
+                                         fmt::format("rv-{}", ::getpid()), config.cpu_policy);
+    if (made) {
+        m_cgroup = std::move(*made);
+        log::debug("the VM's cgroup: {}", m_cgroup->path());
+        return {};
+    }
+    if (!config.cpu_policy.empty()) return std::unexpected(made.error());
+    log::info("no cgroup for this VM ({}): its CPU time is not accounted per cgroup",
+              made.error().message());
+    return {};
+}
+
+// The vCPU threads go from vmm/ (where they were born) to vcpus/.
+void Vmm::place_vcpu_threads() {
+    if (!m_cgroup) return;
+    for (const auto& vcpu : m_vm->vcpus()) {
+        pid_t tid = 0;
+        for (int i = 0; i < 2000 && (tid = vcpu->tid()) == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (tid == 0) {
+            log::warn("vCPU {} has no thread id yet: it stays in the VMM's cgroup", vcpu->fd().id());
+            continue;
+        }
+        if (auto r = m_cgroup->add_vcpu_thread(tid); !r)
+            log::warn("vCPU {}: {}", vcpu->fd().id(), r.error().message());
+    }
+    if (auto pit = m_cgroup->adopt_pit_thread(); !pit)
+        log::warn("KVM's PIT thread stays outside the VM's cgroup: {}", pit.error().message());
 }
 
 // From whichever thread ended the VM: the loop stops, run() returns.
@@ -146,7 +200,7 @@ Result<void> Vmm::set_boot_source(const BootSourceConfig& boot) {
 }
 
 Result<void> Vmm::put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
-                                     bool track_dirty_pages) {
+                                     bool track_dirty_pages, const CpuPolicy& cpu) {
     return on_loop([&]() -> Result<void> {
         RV_TRY_VOID(pre_boot("PUT /machine-config"));
         VmConfig c = m_config;
@@ -154,6 +208,7 @@ Result<void> Vmm::put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib,
         c.memory_bytes = mem_size_mib << 20;
         c.smt = smt;
         c.track_dirty_pages = track_dirty_pages;
+        c.cpu_policy = cpu;
         m_config = c;
         return {};
     });
@@ -161,7 +216,22 @@ Result<void> Vmm::put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib,
 
 Result<void> Vmm::patch_machine_config(const MachineConfigUpdate& update) {
     return on_loop([&]() -> Result<void> {
+        if (m_vm) {
+            if (update.vcpu_count || update.mem_size_mib || update.smt || update.track_dirty_pages)
+                return not_allowed_error(
+                    "PATCH /machine-config after InstanceStart: only cpu_weight, cpu_max and "
+                    "cpuset can change");
+            if (update.cpu.empty()) return {};
+            if (!m_cgroup)
+                return not_allowed_error(
+                    "PATCH /machine-config: this VM has no cgroup (see the VMM's log), so its CPU "
+                    "policy cannot change");
+            RV_TRY_VOID(m_cgroup->apply(update.cpu));
+            m_config.cpu_policy.merge(update.cpu);
+            return {};
+        }
         RV_TRY_VOID(pre_boot("PATCH /machine-config"));
+        m_config.cpu_policy.merge(update.cpu);
         if (update.vcpu_count) m_config.cpus = *update.vcpu_count;
         if (update.mem_size_mib) m_config.memory_bytes = *update.mem_size_mib << 20;
         if (update.smt) m_config.smt = *update.smt;

@@ -19,6 +19,9 @@
 namespace rv {
 
 class MetricsWriter;
+namespace cgroup {
+class VmCgroup;
+}
 
 class Vmm final : public VmmApi {
 public:
@@ -53,7 +56,7 @@ public:
     std::string version() override;
     Result<void> set_boot_source(const BootSourceConfig& boot) override;
     Result<void> put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
-                                    bool track_dirty_pages) override;
+                                    bool track_dirty_pages, const CpuPolicy& cpu) override;
     Result<void> patch_machine_config(const MachineConfigUpdate& update) override;
     Result<void> put_drive(const DiskConfig& drive) override;
     Result<void> put_network_interface(const NetConfig& net) override;
@@ -75,11 +78,15 @@ private:
     Result<void> on_loop(std::function<Result<void>()> fn);
     Result<void> pre_boot(std::string_view what) const;  // NotAllowed once started
     Result<void> start_on_loop();
+    Result<void> make_cgroup(const VmConfig& config);
+    void place_vcpu_threads();
     void on_vm_exit();
 
     VmConfig m_config;
     Options m_options;
     std::unique_ptr<EventLoop> m_loop;
+    // Declared before m_vm: removed after the VM's threads are gone.
+    std::unique_ptr<cgroup::VmCgroup> m_cgroup;
     std::unique_ptr<Vm> m_vm;
     std::unique_ptr<MetricsWriter> m_metrics;
     std::function<nlohmann::json()> m_api_metrics;

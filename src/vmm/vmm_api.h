@@ -37,6 +37,7 @@ struct MachineConfigUpdate {  // PATCH /machine-config: only what is given
     std::optional<uint64_t> mem_size_mib;
     std::optional<bool> smt;
     std::optional<bool> track_dirty_pages;
+    CpuPolicy cpu;  // ringvisor's extension; the only part PATCH may change after start
 };
 
 struct DriveUpdate {  // PATCH /drives/{id}, after start
@@ -63,7 +64,8 @@ public:
     // Pre-boot only: NotAllowed after InstanceStart.
     virtual Result<void> set_boot_source(const BootSourceConfig& boot) = 0;
     virtual Result<void> put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
-                                            bool track_dirty_pages) = 0;
+                                            bool track_dirty_pages, const CpuPolicy& cpu) = 0;
+    // Pre-boot: any field. After start only the CPU policy (the VM's cgroup).
     virtual Result<void> patch_machine_config(const MachineConfigUpdate& update) = 0;
     // Creates or (pre-boot) replaces the drive with config.id.
     virtual Result<void> put_drive(const DiskConfig& drive) = 0;

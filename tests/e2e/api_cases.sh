@@ -93,7 +93,9 @@ GUEST
     printf '%s\n' "$script" | dd of="$disk" bs=1M seek=$((2 * READ_MIB)) conv=notrunc status=none
     truncate -s $(((2 * READ_MIB + 1) << 20)) "$disk"
     local cmd="dd if=/dev/vdb bs=1M skip=$((2 * READ_MIB)) count=1 2>/dev/null | tr -d '\\000' >/tmp/steps.sh; exec bash /tmp/steps.sh"
-    "$RINGVISOR" run --api-sock "$SOCK" --kernel-cache "$KERNEL_CACHE" </dev/null >"$WORK/console.log" 2>&1 &
+    # --stats: where the vCPUs were if the case fails (the trap's SIGTERM ends ringvisor).
+    "$RINGVISOR" run --api-sock "$SOCK" --kernel-cache "$KERNEL_CACHE" \
+        --stats "$E2E_LOGDIR/api-session.stats.json" </dev/null >"$WORK/console.log" 2>&1 &
     vmm=$!
     pids+=($vmm)
     local i=0
@@ -242,5 +244,8 @@ PY
 
 CASES=("api_firecracker_session case_api_session")
 run_cases api "$@"
+sleep 1  # a failed case's trap has just sent ringvisor SIGTERM: let it write --stats
+cp "$WORK/console.log" "$E2E_LOGDIR/api-session.console" 2>/dev/null
+cp "$WORK/vmm.log" "$E2E_LOGDIR/api-session.vmm.log" 2>/dev/null
 [[ -n ${VIRTIO_WORK:-} ]] || rm -rf "$WORK"
 e2e_summary

@@ -80,13 +80,14 @@ class FakeVmmApi final : public VmmApi {
         return {};
     }
     Result<void> put_machine_config(unsigned vcpu_count, uint64_t mem_size_mib, bool smt,
-                                    bool track_dirty_pages) override {
+                                    bool track_dirty_pages, const CpuPolicy& cpu) override {
         auto lock = enter("put_machine_config");
         RV_TRY_VOID(common("machine-config", true));
         m_config.cpus = vcpu_count;
         m_config.memory_bytes = mem_size_mib << 20;
         m_config.smt = smt;
         m_config.track_dirty_pages = track_dirty_pages;
+        m_config.cpu_policy = cpu;
         return {};
     }
     Result<void> patch_machine_config(const MachineConfigUpdate& update) override {

@@ -1,6 +1,8 @@
-// GET|PUT|PATCH /machine-config: vCPUs, memory, SMT, dirty page tracking.
-// PUT sets all of them (what it leaves out goes back to its default, as
-// Firecracker does); PATCH only what it names. Both pre-boot only.
+// GET|PUT|PATCH /machine-config: vCPUs, memory, SMT, dirty page tracking, and
+// ringvisor's CPU policy (cpu_weight, cpu_max, cpuset). PUT sets all of them
+// (what it leaves out goes back to its default, as Firecracker does); PATCH
+// only what it names. PUT is pre-boot only; after start, PATCH may change
+// the CPU policy (the VM's cgroup) and nothing else.
 #include "api/handlers/handlers.h"
 #include "vmm/config_json.h"
 
@@ -20,7 +22,8 @@ void add_machine_config_routes(Router& router, VmmApi& vmm) {
                        return input_error("vcpu_count and mem_size_mib are required");
                    return vmm.put_machine_config(*config.vcpu_count, *config.mem_size_mib,
                                                  config.smt.value_or(false),
-                                                 config.track_dirty_pages.value_or(false));
+                                                 config.track_dirty_pages.value_or(false),
+                                                 config.cpu);
                }));
     router.add(http::verb::patch, "/machine-config",
                command([&vmm](const ApiRequest& request) -> Result<void> {

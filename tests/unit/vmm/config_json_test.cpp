@@ -368,5 +368,33 @@ TEST(StateName, FirecrackersNames) {
     EXPECT_EQ(state_name(VmState::Paused), "Paused");
 }
 
+// ringvisor's CPU policy extensions: parsed, refused when bad, written back.
+TEST(MachineConfigJson, CpuPolicyExtensions) {
+    auto m = machine_config_from_json(
+        {{"cpu_weight", 300}, {"cpu_max", "25000/100000"}, {"cpuset", "0-1,3"}}, true);
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(m->cpu.weight, 300u);
+    ASSERT_TRUE(m->cpu.max);
+    EXPECT_EQ(m->cpu.max->quota_us, 25000u);
+    EXPECT_EQ(m->cpu.max->period_us, 100000u);
+    EXPECT_EQ(m->cpu.cpuset, "0-1,3");
+    EXPECT_TRUE(InputError(machine_config_from_json({{"cpu_weight", 0}}, true),
+                           "cpu_weight: 0 is out of range 1..10000"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"cpu_weight", 10001}}, true), "cpu_weight"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"cpu_max", "25000"}}, true),
+                           "cpu_max: cpu_max \"25000\": expected QUOTA/PERIOD"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"cpu_max", 25000}}, true),
+                           "cpu_max: expected a string"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"cpuset", "3-1"}}, true), "cpuset"));
+
+    VmConfig c;
+    c.cpu_policy = m->cpu;
+    json j = machine_config_to_json(c);
+    EXPECT_EQ(j["cpu_weight"], 300);
+    EXPECT_EQ(j["cpu_max"], "25000/100000");
+    EXPECT_EQ(j["cpuset"], "0-1,3");
+    EXPECT_FALSE(machine_config_to_json(VmConfig{}).contains("cpu_weight"));
+}
+
 }  // namespace
 }  // namespace rv

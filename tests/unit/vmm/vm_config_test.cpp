@@ -297,5 +297,29 @@ TEST(DiskQueues, DefaultIsOneAndIsChecked) {
     EXPECT_NE(r.error().message().find("an IDE disk has no queues"), std::string::npos);
 }
 
+TEST(Validate, CpuPolicyAndCgroupParent) {
+    VmConfig c;
+    c.kernel_path = "/k";
+    c.cpu_policy.weight = 0;
+    auto bad = c.validate(4);
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(bad.error().is_input());
+    EXPECT_NE(bad.error().message().find("cpu_weight 0"), std::string::npos) << bad.error().message();
+    c.cpu_policy.weight = 200;
+    EXPECT_TRUE(c.validate(4));
+    c.cgroup_parent.reset();  // --no-cgroup
+    auto none = c.validate(4);
+    ASSERT_FALSE(none);
+    EXPECT_NE(none.error().message().find("--no-cgroup"), std::string::npos);
+    c.cpu_policy = {};
+    EXPECT_TRUE(c.validate(4));
+    for (const char* parent : {"..", "a/../b", "a/./b"}) {
+        c.cgroup_parent = parent;
+        EXPECT_FALSE(c.validate(4)) << parent;
+    }
+    c.cgroup_parent = "machines/ringvisor";
+    EXPECT_TRUE(c.validate(4));
+}
+
 }  // namespace
 }  // namespace rv

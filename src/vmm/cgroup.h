@@ -1,0 +1,138 @@
+// Each VM's threads in a cgroup of their own, so Linux's scheduler shares the
+// host CPU by policy (issue 14: use the kernel's scheduler, not a home-made
+// one) and its usage is charged to the VM:
+//
+//   <mount>/<parent>/<name>/          cpu.weight / cpu.max / cpuset.cpus (v2)
+//                                     cpu.shares / cpu.cfs_* / cpuset.* (v1)
+//   <mount>/<parent>/<name>/vcpus/    the vCPU threads
+//   <mount>/<parent>/<name>/vmm/      every other thread (event loop, API,
+//                                     io_uring workers, KVM's kvm-pit thread)
+//
+// The controllers are found per host at start: cgroup v2 (one unified
+// hierarchy; the two children are "threaded", the only way v2 lets one
+// process's threads live in different cgroups) or v1 (cpu, cpuacct and
+// cpuset each in their own hierarchy, the VM's tree made in each). A host may
+// mix them (v1 cpu with a v2 mount that has no controllers, as systemd's
+// "hybrid" layout).
+//
+// All file access goes through CgroupFs, so tests run over an in-memory tree.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "vmm/cpu_policy.h"
+
+namespace rv {
+
+namespace cgroup {
+
+enum class Version { V1, V2 };
+
+// Where one controller lives, as this process sees it.
+struct Hierarchy {
+    Version version{Version::V2};
+    std::string mount;    // "/sys/fs/cgroup/cpu"
+    std::string current;  // this process's cgroup in it: "/" or "/a/b"
+    bool operator==(const Hierarchy&) const = default;
+};
+
+struct Host {
+    std::optional<Hierarchy> cpu;      // weights and quotas
+    std::optional<Hierarchy> cpuacct;  // v1 only (v2's cpu has cpu.stat)
+    std::optional<Hierarchy> cpuset;
+};
+
+// From /proc/self/mountinfo and /proc/self/cgroup; `read` fetches a v2
+// mount's cgroup.controllers (a v2 mount offers only what it lists there).
+Host detect(std::string_view mountinfo, std::string_view proc_cgroup,
+            const std::function<std::string(const std::string&)>& read);
+Host detect_host();  // the real files
+
+// The file operations, so the logic is testable over a fake tree.
+class CgroupFs {
+public:
+    virtual ~CgroupFs() = default;
+    virtual Result<void> make_dir(const std::string& path) = 0;  // ok if it exists
+    virtual Result<void> remove_dir(const std::string& path) = 0;
+    virtual bool exists(const std::string& path) = 0;
+    virtual std::vector<std::string> list_dirs(const std::string& path) = 0;  // names
+    virtual Result<std::string> read(const std::string& path) = 0;
+    virtual Result<void> write(const std::string& path, std::string_view text) = 0;
+    // Our own threads' ids (/proc/self/task), and the id of the kernel's
+    // kvm-pit/<pid> thread if there is one (/proc/*/comm).
+    virtual std::vector<pid_t> own_threads() = 0;
+    virtual std::optional<pid_t> pit_thread() = 0;
+};
+std::unique_ptr<CgroupFs> real_fs();
+
+// CPU time the two groups used (ns), from cpuacct.usage (v1) or cpu.stat's
+// usage_usec (v2); nullopt where the host has no CPU accounting.
+struct Usage {
+    uint64_t vcpus_ns{0};
+    uint64_t vmm_ns{0};
+};
+
+class VmCgroup {
+public:
+    // Makes the VM's tree under `parent` (relative to each hierarchy's
+    // mount, e.g. "ringvisor") in every hierarchy the host has, applies
+    // `policy` and moves every thread of this process into vmm/. A policy
+    // part the host cannot carry (a cpuset without a cpuset controller) is
+    // an InvalidInput error; so is a name that is not a plain file name.
+    static Result<std::unique_ptr<VmCgroup>> create(std::unique_ptr<CgroupFs> fs, const Host& host,
+                                                    std::string parent, std::string name,
+                                                    const CpuPolicy& policy);
+    // Moves every thread back to where it was and removes the tree.
+    ~VmCgroup();
+    VmCgroup(const VmCgroup&) = delete;
+    VmCgroup& operator=(const VmCgroup&) = delete;
+
+    // While running (PATCH /machine-config): only the parts given change.
+    Result<void> apply(const CpuPolicy& policy);
+    Result<void> add_vcpu_thread(pid_t tid);
+    // KVM's kvm-pit/<pid> kernel thread, which would stay in the root
+    // cgroup (Firecracker's docs say so too); nullopt if there is none.
+    Result<std::optional<pid_t>> adopt_pit_thread();
+    std::optional<Usage> usage();
+    // "<mount>/<parent>/<name>" of the cpu hierarchy (or the first one).
+    const std::string& path() const { return m_path; }
+    // Removes the tree now; the destructor does the same, logging failures.
+    Result<void> remove();
+
+    // Trees under `parent` named "rv-<pid>" whose process is gone (a VMM that
+    // was SIGKILLed cannot clean up): removed. Returns how many.
+    static size_t sweep_stale(CgroupFs& fs, const Host& host, const std::string& parent,
+                              const std::function<bool(pid_t)>& alive);
+
+private:
+    struct Tree {
+        Hierarchy h;
+        std::string dir;  // <mount>/<parent>/<name>
+        std::vector<std::string> made;  // directories we created, outermost first
+    };
+    VmCgroup(std::unique_ptr<CgroupFs> fs) : m_fs(std::move(fs)) {}
+    Result<void> make_tree(const Hierarchy& h, const std::string& parent, const std::string& name,
+                           bool cpuset);
+    Result<void> move_thread(const Tree& tree, const std::string& child, pid_t tid);
+    Result<void> move_back(const Tree& tree);
+    const Tree* tree_for(const std::optional<Hierarchy>& h) const;
+
+    std::unique_ptr<CgroupFs> m_fs;
+    std::vector<Tree> m_trees;
+    std::optional<Hierarchy> m_cpu, m_cpuacct, m_cpuset;
+    std::string m_path;
+    std::optional<pid_t> m_pit;
+    bool m_removed{false};
+};
+
+}  // namespace cgroup
+}  // namespace rv

@@ -1,0 +1,53 @@
+#include "vmm/cpu_policy.h"
+
+#include "base/parse.h"
+
+namespace rv {
+
+Result<CpuPolicy::Max> parse_cpu_max(std::string_view text) {
+    auto slash = text.find('/');
+    if (slash == std::string_view::npos)
+        return input_error("cpu_max {:?}: expected QUOTA/PERIOD in microseconds, e.g. 25000/100000",
+                           text);
+    auto quota = parse_u64(text.substr(0, slash));
+    auto period = parse_u64(text.substr(slash + 1));
+    if (!quota || !period)
+        return input_error("cpu_max {:?}: QUOTA and PERIOD must be whole microseconds", text);
+    CpuPolicy::Max max{*quota, *period};
+    if (max.period_us < 1000 || max.period_us > 1000000)
+        return input_error("cpu_max {:?}: the period must be 1000..1000000 us", text);
+    if (max.quota_us < 1000)
+        return input_error("cpu_max {:?}: the quota must be at least 1000 us", text);
+    return max;
+}
+
+std::string format_cpu_max(const CpuPolicy::Max& max) {
+    return fmt::format("{}/{}", max.quota_us, max.period_us);
+}
+
+Result<void> check_cpu_list(std::string_view text) {
+    if (text.empty()) return input_error("cpuset is empty");
+    for (std::string_view rest = text;;) {
+        auto comma = rest.find(',');
+        std::string_view part = rest.substr(0, comma);
+        auto dash = part.find('-');
+        auto first = parse_u64(part.substr(0, dash));
+        auto last = dash == std::string_view::npos ? first : parse_u64(part.substr(dash + 1));
+        if (!first || !last || *last < *first || *last > 8191)
+            return input_error("cpuset {:?}: expected CPU numbers and ranges, e.g. 0-3,6", text);
+        if (comma == std::string_view::npos) return {};
+        rest = rest.substr(comma + 1);
+    }
+}
+
+Result<void> check_policy(const CpuPolicy& policy) {
+    if (policy.weight &&
+        (*policy.weight < CpuPolicy::kMinWeight || *policy.weight > CpuPolicy::kMaxWeight))
+        return input_error("cpu_weight {}: must be {}..{}", *policy.weight, CpuPolicy::kMinWeight,
+                           CpuPolicy::kMaxWeight);
+    if (policy.max) RV_TRY(parse_cpu_max(format_cpu_max(*policy.max)));
+    if (policy.cpuset) RV_TRY_VOID(check_cpu_list(*policy.cpuset));
+    return {};
+}
+
+}  // namespace rv

@@ -1,0 +1,45 @@
+// How a VM shares the host's CPUs: machine-config's ringvisor extensions
+// (cpu_weight, cpu_max, cpuset) and the --cpu-weight / --cpu-max / --cpuset
+// flags; carried out by the VM's cgroup (vmm/cgroup.h). Plain data.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+
+namespace rv {
+
+// The CPU policy of a VM (machine-config's ringvisor extensions and the
+// --cpu-weight / --cpu-max / --cpuset flags).
+struct CpuPolicy {
+    static constexpr uint32_t kMinWeight = 1, kMaxWeight = 10000, kDefaultWeight = 100;
+    std::optional<uint32_t> weight;  // cgroup v2's cpu.weight scale (v1: shares = weight * 1024 / 100)
+    struct Max {
+        uint64_t quota_us{0};   // CPU time per period, over all the VM's threads
+        uint64_t period_us{0};  // 1000..1000000
+        bool operator==(const Max&) const = default;
+    };
+    std::optional<Max> max;
+    std::optional<std::string> cpuset;  // host CPUs, "0-3,6"
+    bool empty() const { return !weight && !max && !cpuset; }
+    // A PATCH: the parts `update` gives replace ours.
+    void merge(const CpuPolicy& update) {
+        if (update.weight) weight = update.weight;
+        if (update.max) max = update.max;
+        if (update.cpuset) cpuset = update.cpuset;
+    }
+    bool operator==(const CpuPolicy&) const = default;
+};
+
+// "QUOTA/PERIOD" in microseconds, e.g. "25000/100000". InvalidInput names the problem.
+Result<CpuPolicy::Max> parse_cpu_max(std::string_view text);
+std::string format_cpu_max(const CpuPolicy::Max& max);
+// A CPU list as the kernel writes it: "0", "0-3", "0-3,6,8-9". Checks the
+// syntax only (the kernel checks the CPUs exist when it is written).
+Result<void> check_cpu_list(std::string_view text);
+Result<void> check_policy(const CpuPolicy& policy);
+
+}  // namespace rv

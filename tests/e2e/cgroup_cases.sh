@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The VM's cgroup (src/vmm/cgroup.h) on a real kernel, inside the test host:
+# cgroup v2 (threaded vcpus/ and vmm/ children, cpu.weight, cpu.max, cpuset,
+# a quota that holds and changes through PATCH /machine-config), cgroup v1
+# (cpu, cpuacct and cpuset hierarchies of their own), removal when the VMM
+# ends, and a clear refusal where the host has no cgroups. The test host's
+# L1 mounts no cgroups itself: each case mounts what it needs and unmounts it.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+cd "$E2E_ROOT"
+
+RINGVISOR=${RINGVISOR:-$E2E_ROOT/build/ringvisor}
+GUEST=${GUEST:-$E2E_ROOT/build/guest}
+CG=/sys/fs/cgroup
+SOCK=/tmp/rv-cgroup.sock
+
+# Both vCPUs spin; the guest says so, then spins until the VMM is stopped.
+BUSY='echo BUSY-START; (while :; do :; done) & (while :; do :; done) & sleep 100000'
+
+vm_start() {  # LOG 'guest command' RINGVISOR-OPTIONS... -> $vm_pid (ringvisor), $vm_wrap
+    local log=$1 cmd=$2
+    shift 2
+    rm -f "$SOCK"
+    timeout -k 5 600 "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initramfs.cpio.gz" \
+        --cpus 2 --memory 128M --api-sock "$SOCK" "$@" \
+        --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$cmd")" </dev/null >"$log" 2>&1 &
+    vm_wrap=$!
+    vm_pid=
+    for _ in $(seq 50); do
+        vm_pid=$(pgrep -P "$vm_wrap" ringvisor) && break
+        sleep 0.1
+    done
+    [[ -n $vm_pid ]] || e2e_fail "ringvisor did not start: $(tail -n 3 "$log")"
+}
+vm_stop() {  # -> ringvisor's exit status in $vm_rc
+    kill -TERM "$vm_pid" 2>/dev/null
+    vm_rc=0
+    wait "$vm_wrap" || vm_rc=$?
+}
+api() {  # METHOD PATH [BODY] -> HTTP status; body in /tmp/rv-cgroup.out
+    local args=(-sS --max-time 30 --unix-socket "$SOCK" -X "$1" -o /tmp/rv-cgroup.out -w '%{http_code}')
+    [[ $# -lt 3 ]] || args+=(-H 'Content-Type: application/json' -d "$3")
+    curl "${args[@]}" "http://localhost$2"
+}
+# CPU share the VM used over SECONDS, from its cgroup's own counter (v2: cpu.stat).
+share_v2() {  # DIR SECONDS -> e.g. 0.497
+    local u0 u1 t0 t1
+    u0=$(awk '/^usage_usec/ { print $2 }' "$1/cpu.stat"); t0=$(date +%s%N)
+    sleep "$2"
+    u1=$(awk '/^usage_usec/ { print $2 }' "$1/cpu.stat"); t1=$(date +%s%N)
+    awk -v u=$((u1 - u0)) -v t=$(((t1 - t0) / 1000)) 'BEGIN { printf "%.3f", u / t }'
+}
+within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
+comms() { local t; for t in $(cat "$1"); do cat "/proc/$vm_pid/task/$t/comm" 2>/dev/null; done | sort | tr '\n' ' '; }
+
+mount_v2() {
+    mountpoint -q $CG && umount $CG
+    mount -t cgroup2 none $CG || e2e_fail "cannot mount cgroup2"
+}
+umount_v2() {
+    echo "-cpu -cpuset" >$CG/cgroup.subtree_control 2>/dev/null
+    umount $CG
+}
+
+case_v2() {
+    mount_v2
+    local log=$E2E_LOGDIR/cgroup-v2.console dir share
+    vm_start "$log" "$BUSY" --cpu-weight 300 --cpu-max 50000/100000 --cpuset 0
+    dir=$CG/ringvisor/rv-$vm_pid
+    e2e_wait_line "$log" BUSY-START 300 || e2e_fail "the guest did not start spinning: $(tail -n 3 "$log")"
+    [[ -d $dir ]] || e2e_fail "no $dir"
+    [[ $(cat $dir/cpu.weight) == 300 ]] || e2e_fail "cpu.weight $(cat $dir/cpu.weight)"
+    [[ $(cat $dir/cpu.max) == "50000 100000" ]] || e2e_fail "cpu.max $(cat $dir/cpu.max)"
+    [[ $(cat $dir/cpuset.cpus) == 0 ]] || e2e_fail "cpuset.cpus $(cat $dir/cpuset.cpus)"
+    [[ $(cat $dir/vcpus/cgroup.type) == threaded ]] || e2e_fail "vcpus is $(cat $dir/vcpus/cgroup.type)"
+    [[ $(comms $dir/vcpus/cgroup.threads) == "vcpu0 vcpu1 " ]] ||
+        e2e_fail "vcpus/ holds: $(comms $dir/vcpus/cgroup.threads)"
+    grep -qx "$vm_pid" $dir/vmm/cgroup.threads || e2e_fail "the main thread is not in vmm/"
+    grep -qx "$vm_pid" $dir/cgroup.procs || e2e_fail "the process is not in the VM's cgroup"
+    share=$(share_v2 $dir 10)
+    echo "cpu.max 50000/100000: the VM used $share of a CPU over 10 s"
+    within "$share" 0.47 0.53 || e2e_fail "quota 50 %: the VM used $share of a CPU"
+    [[ $(api PATCH /machine-config '{"cpu_max": "25000/100000", "cpu_weight": 50}') == 204 ]] ||
+        e2e_fail "PATCH cpu_max: $(cat /tmp/rv-cgroup.out)"
+    [[ $(cat $dir/cpu.max) == "25000 100000" && $(cat $dir/cpu.weight) == 50 ]] ||
+        e2e_fail "after PATCH: cpu.max $(cat $dir/cpu.max), cpu.weight $(cat $dir/cpu.weight)"
+    share=$(share_v2 $dir 10)
+    echo "PATCHed to 25000/100000: the VM used $share of a CPU over 10 s"
+    within "$share" 0.22 0.28 || e2e_fail "quota 25 %: the VM used $share of a CPU"
+    [[ $(api PATCH /machine-config '{"vcpu_count": 1}') == 400 ]] ||
+        e2e_fail "PATCH vcpu_count after start was not refused"
+    [[ $(api PATCH /machine-config '{"cpu_weight": 0}') == 400 ]] || e2e_fail "cpu_weight 0 accepted"
+    [[ $(api GET /machine-config) == 200 ]] && grep -q '"cpu_max":"25000/100000"' /tmp/rv-cgroup.out ||
+        e2e_fail "GET /machine-config: $(cat /tmp/rv-cgroup.out)"
+    vm_stop
+    [[ $vm_rc == 130 ]] || e2e_fail "SIGTERM: ringvisor exited $vm_rc"
+    [[ ! -e $dir && ! -e $CG/ringvisor ]] || e2e_fail "the VM's cgroup is still there after exit"
+    umount_v2
+}
+
+case_v1() {
+    mountpoint -q $CG && umount $CG
+    mount -t tmpfs cgroups $CG && mkdir -p $CG/cpu $CG/cpuacct $CG/cpuset &&
+        mount -t cgroup -o cpu none $CG/cpu && mount -t cgroup -o cpuacct none $CG/cpuacct &&
+        mount -t cgroup -o cpuset none $CG/cpuset || e2e_fail "cannot mount cgroup v1 hierarchies"
+    local log=$E2E_LOGDIR/cgroup-v1.console usage rc=0
+    vm_start "$log" "$BUSY" --cpu-weight 200 --cpu-max 30000/100000 --cpuset 1
+    e2e_wait_line "$log" BUSY-START 300 || e2e_fail "the guest did not start spinning"
+    local cpu=$CG/cpu/ringvisor/rv-$vm_pid acct=$CG/cpuacct/ringvisor/rv-$vm_pid set=$CG/cpuset/ringvisor/rv-$vm_pid
+    [[ $(cat $cpu/cpu.shares) == 2048 ]] || e2e_fail "cpu.shares $(cat $cpu/cpu.shares)"
+    [[ $(cat $cpu/cpu.cfs_quota_us) == 30000 && $(cat $cpu/cpu.cfs_period_us) == 100000 ]] ||
+        e2e_fail "cfs quota/period $(cat $cpu/cpu.cfs_quota_us)/$(cat $cpu/cpu.cfs_period_us)"
+    [[ $(cat $set/cpuset.cpus) == 1 && $(cat $set/vcpus/cpuset.cpus) == 1 ]] || e2e_fail "cpuset $(cat $set/cpuset.cpus)"
+    [[ $(comms $acct/vcpus/tasks) == "vcpu0 vcpu1 " ]] || e2e_fail "vcpus/ holds: $(comms $acct/vcpus/tasks)"
+    grep -qx "$vm_pid" $cpu/vmm/tasks || e2e_fail "the main thread is not in vmm/"
+    local pit; pit=$(pgrep -x "kvm-pit/$vm_pid") || true
+    [[ -z $pit ]] || grep -qx "$pit" $cpu/vmm/tasks || e2e_fail "kvm-pit/$vm_pid is not in vmm/"
+    local u0 t0 u1 t1
+    u0=$(cat $acct/cpuacct.usage); t0=$(date +%s%N); sleep 10
+    u1=$(cat $acct/cpuacct.usage); t1=$(date +%s%N)
+    usage=$(awk -v u=$((u1 - u0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.3f", u / t }')
+    echo "v1 cfs quota 30000/100000: the VM used $usage of a CPU over 10 s (kvm-pit: ${pit:-none})"
+    within "$usage" 0.27 0.33 || e2e_fail "quota 30 %: the VM used $usage of a CPU"
+    vm_stop
+    [[ $vm_rc == 130 ]] || e2e_fail "SIGTERM: ringvisor exited $vm_rc"
+    for d in $cpu $acct $set; do [[ ! -e $d ]] || e2e_fail "$d is still there after exit"; done
+    umount $CG/cpu $CG/cpuacct $CG/cpuset && umount $CG
+}
+
+case_no_cgroups() {
+    mountpoint -q $CG && umount $CG
+    local log=$E2E_LOGDIR/cgroup-none.console rc=0
+    timeout 60 "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --cpu-weight 200 </dev/null >"$log" 2>&1 || rc=$?
+    [[ $rc == 2 ]] || e2e_fail "--cpu-weight without cgroups: exit $rc, expected 2"
+    grep -q "no cpu cgroup controller" "$log" || e2e_fail "unclear message: $(cat "$log")"
+    cat "$log"
+}
+
+run_case cgroup_v2_placement_quota_patch_and_removal case_v2
+run_case cgroup_v1_hierarchies_quota_and_removal case_v1
+run_case cgroup_refused_without_controllers case_no_cgroups
+mountpoint -q $CG && umount -R $CG
+e2e_summary
