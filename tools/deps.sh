@@ -11,7 +11,7 @@ PKGS=(
     clang-16 libclang-rt-16-dev
     # guest assets, test host, e2e, benchmarks
     qemu-system-x86 qemu-utils busybox-static cpio gzip zstd xz-utils kmod
-    e2fsprogs coreutils apt iproute2 gnuplot-nox socat curl
+    e2fsprogs coreutils apt iproute2 gnuplot-nox socat curl jq
     # the Debian guest image (tools/rootfs), iperf3's server for bench/stress in the test host
     debootstrap iperf3
 )

@@ -138,6 +138,13 @@ int main(int argc, char** argv) {
     run->add_flag("--no-cgroup", no_cgroup,
                   "leave the VM's threads in the VMM's cgroup (no CPU policy, no cgroup accounting)");
 
+    run->add_option("--ledger", config.ledger_path,
+                    "append the VM's accounting to this file as JSON lines (guest CPU per vCPU, VMM "
+                    "overhead, steal, exits, disk and network counters, memory): one every "
+                    "--ledger-interval seconds and a final one at exit, each synced to disk");
+    run->add_option("--ledger-interval", config.ledger_interval_s, "seconds between ledger records")
+        ->capture_default_str();
+
     std::string prep_kernel;
     auto* prepare = app.add_subcommand(
         "prepare-kernel",

@@ -52,6 +52,8 @@ Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags
     config.on_triple_fault = flags.on_triple_fault;
     config.console = flags.console;
     config.cgroup_parent = flags.cgroup_parent;
+    config.ledger_path = flags.ledger_path;
+    config.ledger_interval_s = flags.ledger_interval_s;
     // The CPU flags override the file's machine-config, part by part.
     config.cpu_policy.merge(flags.cpu_policy);
     return config;

@@ -5,41 +5,10 @@
 #include <unistd.h>
 
 #include "vmm/msi_router.h"
+#include "vmm/thread_times.h"
 #include "vmm/vm.h"
 
 namespace rv {
-
-namespace {
-
-// Guest and total CPU time of a thread of ours, in ms (/proc/self/task/TID/stat:
-// utime and stime are fields 14 and 15, guest_time 43, in clock ticks).
-struct ThreadTimes {
-    uint64_t cpu_ms{0};
-    uint64_t guest_ms{0};
-};
-ThreadTimes thread_times(pid_t tid) {
-    ThreadTimes t;
-    if (tid <= 0) return t;
-    auto text = read_file(fmt::format("/proc/self/task/{}/stat", tid));
-    if (!text) return t;
-    // The command name (field 2) may hold spaces: count fields after its ')'.
-    auto close = text->rfind(')');
-    if (close == std::string::npos) return t;
-    std::vector<uint64_t> fields;  // fields[0] is field 3
-    size_t pos = close + 2;
-    while (pos < text->size() && fields.size() < 41) {
-        size_t end = text->find(' ', pos);
-        if (end == std::string::npos) end = text->size();
-        fields.push_back(std::strtoull(text->c_str() + pos, nullptr, 10));
-        pos = end + 1;
-    }
-    const uint64_t tick_ms = 1000 / static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
-    if (fields.size() > 12) t.cpu_ms = (fields[11] + fields[12]) * tick_ms;
-    if (fields.size() > 40) t.guest_ms = fields[40] * tick_ms;
-    return t;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& path, EventLoop& loop,
                                                            Snapshot snapshot) {
@@ -93,9 +62,9 @@ nlohmann::json metrics_snapshot(const Vm* vm, nlohmann::json api) {
                 if (name.ends_with("exits") || name == "exits") v["exits"][name] = value;
         v["vmm_pio_exits"] = vcpu->stats().pio_exits.load();
         v["vmm_mmio_exits"] = vcpu->stats().mmio_exits.load();
-        auto times = thread_times(vcpu->tid());
-        v["guest_time_ms"] = times.guest_ms;
-        v["thread_cpu_ms"] = times.cpu_ms;
+        auto times = thread_times(vcpu->tid()).value_or(ThreadTimes{});
+        v["guest_time_ms"] = times.guest_ns / 1'000'000;
+        v["thread_cpu_ms"] = times.cpu_ns / 1'000'000;
         j["vcpu"].push_back(v);
     }
     j["devices"] = nlohmann::json::object();

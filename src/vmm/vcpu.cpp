@@ -59,6 +59,11 @@ void Vcpu::park() {
     m_parked = false;
 }
 
+std::optional<ThreadTimes> Vcpu::exit_times() const {
+    std::lock_guard lock(m_park_lock);
+    return m_exit_times;
+}
+
 void Vcpu::join() {
     if (m_thread.joinable()) m_thread.join();
 }
@@ -70,7 +75,9 @@ void Vcpu::thread_main() {
     auto name = fmt::format("vcpu{}", m_fd.id());
     ::pthread_setname_np(::pthread_self(), name.c_str());
     auto stopped = [this] {
+        auto times = thread_times(::gettid());
         std::lock_guard lock(m_park_lock);
+        m_exit_times = times;
         m_stopped = true;
         m_park_cv.notify_all();
     };

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <pthread.h>
 #include <sys/types.h>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "kvm/coalesced_ring.h"
 #include "kvm/kvm.h"
 #include "vmm/exit_recorder.h"
+#include "vmm/thread_times.h"
 #include "vmm/vm_exit.h"
 
 namespace rv {
@@ -44,6 +46,9 @@ public:
     // The thread's id (0 before it starts): its CPU and guest time are in
     // /proc/self/task/<tid>/stat.
     pid_t tid() const { return m_tid.load(); }
+    // The thread's times as it ended (accounting's final record: an ended
+    // thread's /proc entry is gone); nullopt while it runs.
+    std::optional<ThreadTimes> exit_times() const;
     // The last exits served in user space; read only once the thread has stopped.
     const ExitRecorder& recorder() const { return m_recorder; }
 
@@ -80,11 +85,12 @@ private:
     std::atomic<pthread_t> m_native{};
     std::atomic<bool> m_started{false};
     std::atomic<pid_t> m_tid{0};
-    std::mutex m_park_lock;  // guards the three below
+    mutable std::mutex m_park_lock;  // guards the four below
     std::condition_variable m_park_cv;
     bool m_pause_requested{false};
     bool m_parked{false};
     bool m_stopped{false};  // the thread has returned
+    std::optional<ThreadTimes> m_exit_times;
 };
 
 }  // namespace rv

@@ -242,6 +242,8 @@ Result<void> VmConfig::validate(unsigned max_cpus) const {
             rest = rest.substr(slash + 1);
         }
     }
+    if (ledger_interval_s < 1 || ledger_interval_s > 86400)
+        return input_error("--ledger-interval {}: must be 1..86400 seconds", ledger_interval_s);
     if (!cpu_policy.empty() && !cgroup_parent)
         return input_error(
             "machine-config: cpu_weight, cpu_max and cpuset need the VM's cgroup (--no-cgroup was given)");

@@ -113,6 +113,10 @@ struct VmConfig {
     // The VM's cgroup (vmm/cgroup.h) is made under this parent in each of the
     // host's cpu/cpuacct/cpuset hierarchies; nullopt: none (--no-cgroup).
     std::optional<std::string> cgroup_parent{"ringvisor"};
+    // The accounting ledger (vmm/accounting.h): a JSON line per interval and
+    // a final one at exit; nullopt: none.
+    std::optional<std::string> ledger_path;
+    unsigned ledger_interval_s{10};
     int console_in{0};   // guest console input (stdin); -1 for none
     int console_out{1};  // guest console output (stdout)
 

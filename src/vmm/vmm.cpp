@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "vmm/accounting.h"
 #include "vmm/cgroup.h"
 #include "vmm/logger.h"
 #include "vmm/metrics.h"
@@ -30,6 +31,7 @@ Vmm::Vmm(VmConfig config, Options options, std::unique_ptr<EventLoop> loop)
 
 Vmm::~Vmm() {
     m_metrics.reset();  // unregisters its timer from the loop
+    m_ledger.reset();
     if (m_vm) m_vm->shutdown();
     m_vm.reset();
 }
@@ -80,6 +82,17 @@ Result<void> Vmm::start_on_loop() {
     }
     m_config = config;  // resolved: GET /vm/config shows what runs
     m_vm = std::move(*vm);
+    if (config.ledger_path) {
+        auto ledger = accounting::Ledger::open(*config.ledger_path,
+                                               std::chrono::seconds(config.ledger_interval_s),
+                                               *m_loop, m_options.instance_id, [this] { return sample(); });
+        if (!ledger) {
+            m_vm.reset();
+            m_cgroup.reset();
+            return std::unexpected(ledger.error());
+        }
+        m_ledger = std::move(*ledger);
+    }
     m_vm->start();
     place_vcpu_threads();
     {
@@ -132,6 +145,23 @@ void Vmm::place_vcpu_threads() {
         log::warn("KVM's PIT thread stays outside the VM's cgroup: {}", pit.error().message());
 }
 
+accounting::Sample Vmm::sample() const {
+    std::map<unsigned, ThreadTimes> ended;
+    for (const auto& vcpu : m_vm->vcpus())
+        if (auto t = vcpu->exit_times()) ended[vcpu->fd().id()] = *t;
+    return accounting::take_sample(*m_vm, m_cgroup.get(), ended);
+}
+
+Result<nlohmann::json> Vmm::accounting() {
+    nlohmann::json out;
+    RV_TRY_VOID(on_loop([&]() -> Result<void> {
+        if (!m_vm) return not_allowed_error("GET /accounting: the VM has not started");
+        out = accounting::record(sample(), nullptr, "current", m_options.instance_id);
+        return {};
+    }));
+    return out;
+}
+
 // From whichever thread ended the VM: the loop stops, run() returns.
 void Vmm::on_vm_exit() { m_loop->stop(); }
 
@@ -162,6 +192,9 @@ VmOutcome Vmm::run() {
     if (m_vm) {
         if (!result) m_vm->request_exit(VmExitReason::Error, result.error().message());
         m_vm->shutdown();
+        // After shutdown: the vCPU threads have ended and left their times.
+        if (m_ledger)
+            if (auto r = m_ledger->write("final"); !r) log::warn("ledger: {}", r.error().message());
         if (auto o = m_vm->outcome()) return *o;
     }
     std::lock_guard lock(m_lock);

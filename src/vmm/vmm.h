@@ -22,6 +22,10 @@ class MetricsWriter;
 namespace cgroup {
 class VmCgroup;
 }
+namespace accounting {
+class Ledger;
+struct Sample;
+}
 
 class Vmm final : public VmmApi {
 public:
@@ -70,6 +74,7 @@ public:
     Result<void> resume() override;
     VmConfig machine_config() override;
     VmConfig full_config() override;
+    Result<nlohmann::json> accounting() override;
 
 private:
     Vmm(VmConfig config, Options options, std::unique_ptr<EventLoop> loop);
@@ -80,6 +85,7 @@ private:
     Result<void> start_on_loop();
     Result<void> make_cgroup(const VmConfig& config);
     void place_vcpu_threads();
+    accounting::Sample sample() const;
     void on_vm_exit();
 
     VmConfig m_config;
@@ -88,6 +94,7 @@ private:
     // Declared before m_vm: removed after the VM's threads are gone.
     std::unique_ptr<cgroup::VmCgroup> m_cgroup;
     std::unique_ptr<Vm> m_vm;
+    std::unique_ptr<accounting::Ledger> m_ledger;  // samples m_vm: goes first
     std::unique_ptr<MetricsWriter> m_metrics;
     std::function<nlohmann::json()> m_api_metrics;
     std::function<void()> m_start_hook;

@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "base/error.h"
 #include "vmm/vm_config.h"
 
@@ -85,6 +87,9 @@ public:
 
     virtual VmConfig machine_config() = 0;  // GET /machine-config reads cpus, memory, smt, dirty pages
     virtual VmConfig full_config() = 0;     // GET /vm/config
+    // GET /accounting (ringvisor's extension): the VM's totals since it
+    // started, as a ledger record (vmm/accounting.h); NotAllowed before start.
+    virtual Result<nlohmann::json> accounting() = 0;
 };
 
 }  // namespace rv

@@ -187,8 +187,7 @@ GUEST
     awk -v a="$read1" -v b="$read2" 'BEGIN { exit !(b < a / 2) }' || e2e_fail "lifting the drive's limit did not speed it up ($read1 s -> $read2 s)"
 
     # The NIC's transmit side: what it sends unlimited, then limited through
-    # PATCH to a quarter of that (the nested test host's TCP path is slower
-    # than 10 MiB/s, so a fixed 10 MiB/s limit would never bind).
+    # PATCH to a quarter of that, at most 4 MiB/s (below).
     allow 3
     wait_console 'SEND0=' 120
     received() {  # PORT -> "BYTES SECONDS" once L1 has it all
@@ -200,16 +199,27 @@ GUEST
     local bytes secs
     received 5001
     local rate0; rate0=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%d", b / s }')
-    local tx_limit=$((rate0 / 4))
+    # At most 4 MiB/s: a throttled TCP stream is latency-bound in the nested
+    # test host (the guest keeps only a few packets in flight per socket, TCP
+    # small queues), and fell short of limits of 8.5 and 15.4 MB/s (7.7 and
+    # 7.3 MB/s) once L1 sent 35-60 MB/s unlimited; at 4 MB/s it held +2.8 %.
+    local tx_limit=$((rate0 / 4 < 4 << 20 ? rate0 / 4 : 4 << 20))
     echo "NIC tx unlimited: $bytes bytes in $secs s = $rate0 bytes/s; limiting to $tx_limit bytes/s"
     expect_api 204 PATCH /network-interfaces/eth0 '{"iface_id": "eth0", "tx_rate_limiter": {"bandwidth": {"size": '"$((tx_limit / 10))"', "refill_time": 100}}}'
     allow 4
     wait_console 'SEND1=' 300
     received 5003
-    local rate1; rate1=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%d", b / s }')
-    echo "NIC tx limited to $tx_limit bytes/s: $bytes bytes in $secs s = $rate1 bytes/s"
-    awk -v r="$rate1" -v l="$tx_limit" 'BEGIN { exit !(r >= 0.9 * l && r <= 1.1 * l) }' ||
-        e2e_fail "the limited NIC sent $rate1 bytes/s, not $tx_limit ±10 %"
+    # The bucket starts full: up to its size (a tenth of a second's worth)
+    # may leave at once, the rest at the limit; how much of it goes at once
+    # depends on TCP's slow start (0.863 s and 0.979 s were both seen for 8
+    # MiB at ~8.6 MB/s). So bytes/seconds lies between the limit and
+    # limit * bytes / (bytes - size): ±10 % around those ends.
+    local burst=$((tx_limit / 10)) rate1
+    rate1=$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%d", b / s }')
+    echo "NIC tx limited to $tx_limit bytes/s (bucket $burst bytes): $bytes bytes in $secs s = $rate1 bytes/s"
+    awk -v r="$rate1" -v l="$tx_limit" -v b="$bytes" -v k="$burst" \
+        'BEGIN { exit !(r >= 0.9 * l && r <= 1.1 * l * b / (b - k)) }' ||
+        e2e_fail "the limited NIC sent $rate1 bytes/s: not within 0.9 x $tx_limit .. 1.1 x $tx_limit x $bytes / ($bytes - $burst)"
     wait_console STEPS-DONE 30
 
     # Metrics: the line FlushMetrics writes counts the work done.

@@ -15,8 +15,9 @@ GUEST=${GUEST:-$E2E_ROOT/build/guest}
 CG=/sys/fs/cgroup
 SOCK=/tmp/rv-cgroup.sock
 
-# Both vCPUs spin; the guest says so, then spins until the VMM is stopped.
-BUSY='echo BUSY-START; (while :; do :; done) & (while :; do :; done) & sleep 100000'
+# Both vCPUs spin; the guest says so, then reports its steal time (the cpu
+# line of /proc/stat, in USER_HZ ticks) every 2 s until the VMM is stopped.
+BUSY='echo BUSY-START; (while :; do :; done) & (while :; do :; done) & while :; do sleep 2; echo STEAL=$(awk "/^cpu /{print \$9}" /proc/stat); done'
 
 vm_start() {  # LOG 'guest command' RINGVISOR-OPTIONS... -> $vm_pid (ringvisor), $vm_wrap
     local log=$1 cmd=$2
@@ -51,6 +52,7 @@ share_v2() {  # DIR SECONDS -> e.g. 0.497
     u1=$(awk '/^usage_usec/ { print $2 }' "$1/cpu.stat"); t1=$(date +%s%N)
     awk -v u=$((u1 - u0)) -v t=$(((t1 - t0) / 1000)) 'BEGIN { printf "%.3f", u / t }'
 }
+guest_steal() { grep -a -o 'STEAL=[0-9]*' "$1" | tail -n 1 | cut -d= -f2; }
 within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
 comms() { local t; for t in $(cat "$1"); do cat "/proc/$vm_pid/task/$t/comm" 2>/dev/null; done | sort | tr '\n' ' '; }
 
@@ -66,7 +68,10 @@ umount_v2() {
 case_v2() {
     mount_v2
     local log=$E2E_LOGDIR/cgroup-v2.console dir share
-    vm_start "$log" "$BUSY" --cpu-weight 300 --cpu-max 50000/100000 --cpuset 0
+    local ledger=$E2E_LOGDIR/cgroup-v2.ledger
+    rm -f "$ledger"
+    vm_start "$log" "$BUSY" --cpu-weight 300 --cpu-max 50000/100000 --cpuset 0 \
+        --ledger "$ledger" --ledger-interval 5
     dir=$CG/ringvisor/rv-$vm_pid
     e2e_wait_line "$log" BUSY-START 300 || e2e_fail "the guest did not start spinning: $(tail -n 3 "$log")"
     [[ -d $dir ]] || e2e_fail "no $dir"
@@ -88,6 +93,10 @@ case_v2() {
     share=$(share_v2 $dir 10)
     echo "PATCHed to 25000/100000: the VM used $share of a CPU over 10 s"
     within "$share" 0.22 0.28 || e2e_fail "quota 25 %: the VM used $share of a CPU"
+    [[ $(api GET /accounting) == 200 ]] || e2e_fail "GET /accounting: $(cat /tmp/rv-cgroup.out)"
+    jq -e '.kind == "current" and (.total.vcpus | length) == 2 and .total.guest_cpu_ms > 0
+           and .total.cgroup_cpu_ms.vcpus > 0' /tmp/rv-cgroup.out >/dev/null ||
+        e2e_fail "GET /accounting: $(cat /tmp/rv-cgroup.out)"
     [[ $(api PATCH /machine-config '{"vcpu_count": 1}') == 400 ]] ||
         e2e_fail "PATCH vcpu_count after start was not refused"
     [[ $(api PATCH /machine-config '{"cpu_weight": 0}') == 400 ]] || e2e_fail "cpu_weight 0 accepted"
@@ -97,6 +106,26 @@ case_v2() {
     [[ $vm_rc == 130 ]] || e2e_fail "SIGTERM: ringvisor exited $vm_rc"
     [[ ! -e $dir && ! -e $CG/ringvisor ]] || e2e_fail "the VM's cgroup is still there after exit"
     umount_v2
+    # The ledger: interval records, then a final one whose CPU totals match
+    # what the cgroup itself counted (within 2 %: the process ran a moment
+    # before its cgroup existed), and steal that the throttled vCPUs saw.
+    local n final
+    n=$(grep -c '"kind":"interval"' "$ledger")
+    ((n >= 3)) || e2e_fail "$n interval records in the ledger"
+    final=$(tail -n 1 "$ledger")
+    jq -e '.kind == "final"' <<<"$final" >/dev/null || e2e_fail "no final record: $final"
+    local proc cg guest steal
+    # (a here-string, not < <(...): L1's /dev has no /dev/fd)
+    read -r proc cg guest steal <<<"$(jq -r '.total | "\(.process_cpu_ms) \(.cgroup_cpu_ms.vcpus + .cgroup_cpu_ms.vmm) \(.guest_cpu_ms) \(.steal_ms)"' <<<"$final")"
+    echo "ledger final: process $proc ms, cgroup $cg ms, guest $guest ms, steal $steal ms; the guest's own steal: $(guest_steal "$log") ticks of 10 ms"
+    within "$cg" "$(awk -v p="$proc" 'BEGIN { print p * 0.98 }')" "$(awk -v p="$proc" 'BEGIN { print p * 1.02 }')" ||
+        e2e_fail "ledger CPU $proc ms vs the cgroup's $cg ms"
+    ((guest > 0 && guest <= proc)) || e2e_fail "guest CPU $guest ms of $proc ms"
+    # KVM's steal-time MSR: the guest sees the run delay the ledger bills
+    # (its last report is up to 2 s older than the final record: 10 %).
+    local seen=$(($(guest_steal "$log") * 10))
+    within "$seen" "$(awk -v s="$steal" 'BEGIN { print s * 0.9 }')" "$(awk -v s="$steal" 'BEGIN { print s * 1.1 }')" ||
+        e2e_fail "the guest saw $seen ms of steal, the ledger billed $steal ms"
 }
 
 case_v1() {

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "vmm/vmm_api.h"
 
 namespace rv::test {
@@ -89,6 +91,12 @@ class FakeVmmApi final : public VmmApi {
         m_config.track_dirty_pages = track_dirty_pages;
         m_config.cpu_policy = cpu;
         return {};
+    }
+    Result<nlohmann::json> accounting() override {
+        auto lock = enter("accounting");
+        RV_TRY_VOID(common("accounting", false));
+        if (m_state == VmState::NotStarted) return not_allowed_error("accounting: not started");
+        return nlohmann::json{{"kind", "current"}};
     }
     Result<void> patch_machine_config(const MachineConfigUpdate& update) override {
         auto lock = enter("patch_machine_config");

@@ -22,7 +22,7 @@ void add_entropy_routes(Router& router, VmmApi& vmm);  // PUT /entropy
 void add_logger_routes(Router& router, VmmApi& vmm);   // PUT /logger
 void add_metrics_routes(Router& router, VmmApi& vmm);  // PUT /metrics
 void add_action_routes(Router& router, VmmApi& vmm);   // PUT /actions
-void add_vm_routes(Router& router, VmmApi& vmm);       // PATCH /vm, GET /vm/config
+void add_vm_routes(Router& router, VmmApi& vmm);  // PATCH /vm, GET /vm/config, GET /accounting
 
 // All of the above: the API ApiServer::start serves.
 void add_api_routes(Router& router, VmmApi& vmm);

@@ -1,5 +1,5 @@
-// PATCH /vm (pause or resume the guest) and GET /vm/config (the whole
-// configuration, in --config-file's shape).
+// PATCH /vm (pause or resume the guest), GET /vm/config (the whole
+// configuration, in --config-file's shape) and GET /accounting.
 #include "api/handlers/handlers.h"
 #include "vmm/config_json.h"
 
@@ -13,6 +13,11 @@ void add_vm_routes(Router& router, VmmApi& vmm) {
                }));
     router.add(http::verb::get, "/vm/config",
                [&vmm](const ApiRequest&) { return ok(config_to_json(vmm.full_config())); });
+    // ringvisor's extension: the VM's accounting totals (vmm/accounting.h).
+    router.add(http::verb::get, "/accounting", [&vmm](const ApiRequest&) {
+        auto totals = vmm.accounting();
+        return totals ? ok(std::move(*totals)) : fault(totals.error());
+    });
 }
 
 }  // namespace rv::api

@@ -63,6 +63,17 @@ TEST_F(LifecycleHandlers, PatchVmPausesAndResumes) {
     EXPECT_EQ(patch("/vm", "").status, 400u);
 }
 
+TEST_F(LifecycleHandlers, GetAccountingOnceStarted) {
+    auto early = get("/accounting");
+    EXPECT_EQ(early.status, 400u);
+    EXPECT_NE(early.fault().find("not started"), std::string::npos) << early.fault();
+    vmm.set_state(VmState::Running);
+    auto a = get("/accounting");
+    EXPECT_EQ(a.status, 200u);
+    EXPECT_EQ(a.body["kind"], "current");
+    EXPECT_EQ(patch("/accounting", "{}").status, 405u);
+}
+
 TEST_F(LifecycleHandlers, GetVmConfigIsTheWholeDocument) {
     ASSERT_EQ(put("/drives/d1", R"({"drive_id": "d1", "path_on_host": "/a"})").status, 204u);
     auto a = get("/vm/config");

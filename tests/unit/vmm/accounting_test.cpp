@@ -1,0 +1,150 @@
+#include "vmm/accounting.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace rv::accounting {
+namespace {
+
+// A vCPU thread's stat line: the name holds a space and a ')'; guest_time
+// (field 43) is 250 ticks.
+std::string stat_line(uint64_t utime, uint64_t stime, uint64_t guest) {
+    std::ostringstream s;
+    s << "4242 (vcpu 0) x) R";
+    for (int field = 4; field <= 52; ++field) {
+        uint64_t v = field == 14 ? utime : field == 15 ? stime : field == 43 ? guest : 7;
+        s << ' ' << v;
+    }
+    s << '\n';
+    return s.str();
+}
+
+TEST(ThreadTimes, ParsesStatAndSchedstat) {
+    auto t = parse_thread_times(stat_line(300, 20, 250), "3200000000 150000000 981\n", 10'000'000);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->cpu_ns, 3'200'000'000u);
+    EXPECT_EQ(t->guest_ns, 2'500'000'000u);
+    EXPECT_EQ(t->run_delay_ns, 150'000'000u);
+    auto p = parse_process_cpu_ns(stat_line(300, 20, 250), 10'000'000);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(*p, 3'200'000'000u);
+    EXPECT_FALSE(parse_thread_times("4242 (short) R 1 2 3\n", "1 2 3\n", 1));
+    EXPECT_FALSE(parse_thread_times(stat_line(1, 1, 1), "garbage", 1));
+    EXPECT_FALSE(parse_thread_times("no parenthesis", "1 2 3", 1));
+}
+
+TEST(ThreadTimes, ThisThreadFromProc) {
+    volatile uint64_t x = 0;
+    for (int i = 0; i < 20'000'000; ++i) x = x + i;
+    auto t = thread_times(::gettid());
+    ASSERT_TRUE(t);
+    EXPECT_GT(t->cpu_ns, 1'000'000u);  // it ran
+    EXPECT_EQ(t->guest_ns, 0u);         // never in a guest
+    EXPECT_FALSE(thread_times(0));
+    EXPECT_FALSE(thread_times(999'999'999));
+    auto p = process_cpu_ns();
+    ASSERT_TRUE(p);
+    EXPECT_GE(*p + 20'000'000, t->cpu_ns);  // ticks vs ns: within two ticks
+}
+
+Sample sample(uint64_t guest0, uint64_t guest1, uint64_t delay, uint64_t process, uint64_t reads,
+              uint64_t exits) {
+    Sample s;
+    s.utc_ms = 1000;
+    s.vcpus.push_back({0, ThreadTimes{guest0 + 5, guest0, delay}, {{"exits", exits}, {"io_exits", exits / 2}}});
+    s.vcpus.push_back({1, ThreadTimes{guest1 + 5, guest1, delay * 2}, {{"exits", exits}}});
+    s.process_cpu_ns = process;
+    s.rss_bytes = 64 << 20;
+    s.disks["data"] = {{"read_bytes", reads}, {"requests", reads / 4096}};
+    s.nics["eth0"] = {{"rx_bytes", 1500 * exits}, {"tx_packets", exits}};
+    s.cgroup = cgroup::Usage{guest0 + guest1, process - guest0 - guest1};
+    return s;
+}
+
+TEST(Record, TotalsAndIntervalAddUp) {
+    Sample a = sample(1'000'000'000, 2'000'000'000, 100'000'000, 4'000'000'000, 1 << 20, 100);
+    Sample b = sample(1'500'000'000, 2'100'000'000, 300'000'000, 5'000'000'000, 3 << 20, 250);
+    b.at = a.at + std::chrono::seconds(10);
+    auto j = record(b, &a, "interval", "vm1");
+    EXPECT_EQ(j["vm"], "vm1");
+    EXPECT_EQ(j["kind"], "interval");
+    EXPECT_EQ(j["rss_bytes"], 64 << 20);
+    const auto& t = j["total"];
+    EXPECT_EQ(t["guest_cpu_ms"], 3600);
+    EXPECT_EQ(t["process_cpu_ms"], 5000);
+    EXPECT_EQ(t["vmm_overhead_cpu_ms"], 1400);  // process - guest
+    EXPECT_EQ(t["steal_ms"], 900);             // 300 + 600
+    EXPECT_EQ(t["vcpus"][1]["steal_ms"], 600);
+    EXPECT_EQ(t["exits"]["exits"], 500);
+    EXPECT_EQ(t["block"]["data"]["read_bytes"], 3 << 20);
+    EXPECT_EQ(t["net"]["eth0"]["tx_packets"], 250);
+    EXPECT_EQ(t["cgroup_cpu_ms"]["vmm"], 1400);
+    const auto& i = j["interval"];
+    EXPECT_DOUBLE_EQ(i["seconds"].get<double>(), 10.0);
+    EXPECT_EQ(i["guest_cpu_ms"], 600);            // 500 + 100
+    EXPECT_EQ(i["process_cpu_ms"], 1000);
+    EXPECT_EQ(i["vmm_overhead_cpu_ms"], 400);     // 1400 - 1000
+    EXPECT_EQ(i["vcpus"][0]["guest_ms"], 500);
+    EXPECT_EQ(i["vcpus"][0]["steal_ms"], 200);
+    EXPECT_EQ(i["exits"]["io_exits"], 75);
+    EXPECT_EQ(i["block"]["data"]["read_bytes"], 2 << 20);
+    EXPECT_EQ(i["block"]["data"]["requests"], 512);
+    EXPECT_EQ(i["net"]["eth0"]["rx_bytes"], 1500 * 150);
+    EXPECT_FALSE(record(b, nullptr, "current", "vm1").contains("interval"));
+}
+
+TEST(Record, CountersThatGoBackDoNotWrap) {
+    // A device reset or a new drive: a counter smaller than before is 0 for
+    // the interval, never 2^64 - something.
+    Sample a = sample(1'000'000'000, 0, 0, 2'000'000'000, 8 << 20, 100);
+    Sample b = sample(1'000'000'000, 0, 0, 2'000'000'000, 1 << 20, 100);
+    b.disks["new"] = {{"read_bytes", 4096}};
+    auto i = record(b, &a, "interval", "vm")["interval"];
+    EXPECT_EQ(i["block"]["data"]["read_bytes"], 0);
+    EXPECT_EQ(i["block"]["new"]["read_bytes"], 4096);
+    EXPECT_EQ(i["guest_cpu_ms"], 0);
+}
+
+TEST(Ledger, AppendsSyncedRecordsAndRefusesBadPaths) {
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    char path[] = "/tmp/rv-ledger-XXXXXX";
+    int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+    uint64_t guest = 0;
+    auto sampler = [&] {
+        Sample s = sample(guest, 0, 0, guest * 2, 0, 0);
+        guest += 1'000'000'000;
+        return s;
+    };
+    {
+        auto ledger = Ledger::open(path, std::chrono::seconds(10), **loop, "vm7", sampler);
+        ASSERT_TRUE(ledger) << ledger.error().message();
+        ASSERT_TRUE((*ledger)->write("interval"));
+        ASSERT_TRUE((*ledger)->write("final"));
+        EXPECT_EQ((*ledger)->records(), 2u);
+    }
+    std::ifstream in(path);
+    std::string line;
+    std::vector<nlohmann::json> lines;
+    while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["kind"], "interval");
+    EXPECT_EQ(lines[1]["kind"], "final");
+    EXPECT_EQ(lines[0]["interval"]["guest_cpu_ms"], 1000);  // since open's sample
+    EXPECT_EQ(lines[1]["interval"]["guest_cpu_ms"], 1000);
+    EXPECT_EQ(lines[1]["total"]["guest_cpu_ms"], 2000);
+    ::unlink(path);
+
+    auto bad = Ledger::open("/nonexistent/dir/ledger", std::chrono::seconds(10), **loop, "vm", sampler);
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(bad.error().is_input());
+    EXPECT_FALSE(Ledger::open(path, std::chrono::seconds(0), **loop, "vm", sampler));
+}
+
+}  // namespace
+}  // namespace rv::accounting
