@@ -75,6 +75,10 @@ if [[ -n $L1_THP ]]; then
     echo "$L1_THP" >/sys/kernel/mm/transparent_hugepage/enabled
     echo "$L1_THP" >/sys/kernel/mm/transparent_hugepage/defrag 2>/dev/null || echo madvise >/sys/kernel/mm/transparent_hugepage/defrag
 fi
+# L1's KVM events, saved beside the log of any boot that did not end ok.
+. "$root/tools/testhost/ktrace.sh"
+ktrace_setup
+
 # The listeners of a boot: killed by name, since killing a pipeline's
 # subshell leaves its socat (which would then answer the next boot's guest).
 kill_listeners() { pkill -f "socat .*bind=$HOST_IP" 2>/dev/null; pkill -f "iperf3 -s -B $HOST_IP" 2>/dev/null; }
@@ -210,6 +214,7 @@ for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
         fi
     fi
     local argv; mapfile -t argv <<<"$(vmm_cmd "$vmm" "$cpus" "$nic" "$cmdline" "${logf%.log}.stats.json")"
+    ktrace_reset
     timeout -k 10 "$L2_TIMEOUT" "${argv[@]}" </dev/null >"$logf" 2>&1 &
     pid=$!
     # A VMM that even SIGKILL does not end (a wedged host) is left behind.
@@ -245,11 +250,12 @@ for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
     fi
     ((${#pids[@]} == 0)) || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
     kill_listeners
-    local first=yes verdict
+    local first=yes verdict saved=no
     for w in "${ws[@]}"; do
         verdict=$(classify "$logf" "$rc" "$w" "$silent" "$first")
         first=no
         [[ -n $verdict ]] || continue
+        [[ ${verdict%% *} == ok || $saved == yes ]] || { ktrace_save "${logf%.log}.trace.gz"; saved=yes; }
         record "$w" "$vmm" "$run" "${verdict%% *}" $((SECONDS - t0)) "${verdict#* }${boot:+ (up after $boot s; boot $(basename "$logf" .log))}"
     done
     rm -f "$out/current"

@@ -15,7 +15,11 @@ namespace rv::accounting {
 
 namespace {
 
-constexpr std::array kDiskCounters{"read_bytes", "write_bytes", "requests"};
+// Drives (virtio-blk, and each IDE disk under its own id): the same names,
+// so a record does not say which model a drive is. reads / writes are the
+// requests or commands that moved data and completed OK.
+constexpr std::array kDiskCounters{"read_bytes", "write_bytes", "reads", "writes", "requests"};
+// NICs (virtio-net, e1000): frames as they cross the TAP, without FCS.
 constexpr std::array kNicCounters{"rx_bytes", "tx_bytes", "rx_packets", "tx_packets"};
 
 uint64_t since(uint64_t now, uint64_t before) { return now >= before ? now - before : 0; }
@@ -114,16 +118,21 @@ Sample take_sample(const Vm& vm, cgroup::VmCgroup* cg, const std::map<unsigned, 
             if (auto pages = parse_u64(std::string_view(*statm).substr(sp + 1, sp2 - sp - 1)))
                 s.rss_bytes = *pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     }
-    for (const auto& d : vm.devices().devices()) {
-        auto pick = [&](const auto& names, auto& into) {
-            for (const auto& [name, value] : d.counters)
-                if (std::find(names.begin(), names.end(), name) != names.end()) into[d.id][name] = value;
-        };
-        if (d.kind == "virtio-blk") pick(kDiskCounters, s.disks);
-        if (d.kind == "virtio-net" || d.kind == "e1000") pick(kNicCounters, s.nics);
-    }
+    add_device_counters(vm.devices().devices(), s);
     if (cg) s.cgroup = cg->usage();
     return s;
+}
+
+void add_device_counters(const std::vector<DeviceInfo>& devices, Sample& into) {
+    for (const auto& d : devices) {
+        auto pick = [&](const auto& names, auto& table) {
+            for (const auto& [name, value] : d.counters)
+                if (std::find(names.begin(), names.end(), name) != names.end())
+                    table[d.id][name] = value;
+        };
+        if (d.kind == "virtio-blk" || d.kind == "ide-disk") pick(kDiskCounters, into.disks);
+        if (d.kind == "virtio-net" || d.kind == "e1000") pick(kNicCounters, into.nics);
+    }
 }
 
 nlohmann::json record(const Sample& now, const Sample* prev, std::string_view kind,

@@ -5,9 +5,10 @@
 //     but not running, which is what KVM's steal-time MSR tells the guest);
 //   - VMM overhead CPU: the process's CPU time (every thread, live or
 //     ended) minus the guest time: device emulation, exits, the event loop;
-//   - exits by reason (KVM's per-vCPU statistics), block and network bytes
-//     and requests/packets per device id, resident memory, and the VM's
-//     cgroup usage (vcpus/ and vmm/) where it has one.
+//   - exits by reason (KVM's per-vCPU statistics); per drive id (virtio-blk
+//     and IDE) bytes read and written, reads, writes and requests; per NIC
+//     id (virtio-net and e1000) bytes and packets each way; resident memory,
+//     and the VM's cgroup usage (vcpus/ and vmm/) where it has one.
 // A record has the totals since the VM started and, for a ledger line, the
 // interval since the previous line. The ledger is a JSON-lines file that
 // outlives the VM: one line per interval and a final one at exit, each
@@ -36,6 +37,7 @@
 namespace rv {
 
 class Vm;
+struct DeviceInfo;
 
 namespace accounting {
 
@@ -59,6 +61,11 @@ struct Sample {
 // where its thread can no longer be read (it ended: the VM is stopping).
 Sample take_sample(const Vm& vm, cgroup::VmCgroup* cgroup,
                    const std::map<unsigned, ThreadTimes>& vcpu_times = {});
+
+// The billed counters of `devices` (DeviceManager::devices()) into
+// into.disks (virtio-blk drives, IDE disks) and into.nics (virtio-net,
+// e1000), by device id; other devices and counters are left out.
+void add_device_counters(const std::vector<DeviceInfo>& devices, Sample& into);
 
 // {"vm", "kind", "utc_ms", "total": {...}, "interval": {...}} (no interval
 // without `prev`). Milliseconds and counts; guest + overhead = process CPU.

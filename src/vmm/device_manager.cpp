@@ -282,7 +282,14 @@ Result<void> DeviceManager::update_net(const NetUpdate& update) {
 
 std::vector<DeviceInfo> DeviceManager::devices() const {
     std::vector<DeviceInfo> out;
-    for (const auto& e : m_entries) out.push_back(DeviceInfo{e->id, e->kind, e->pci->counters()});
+    for (const auto& e : m_entries) {
+        out.push_back(DeviceInfo{e->id, e->kind, e->pci->counters()});
+        // The controller carries up to four drives; each is billed under its own id.
+        if (e->ide)
+            for (unsigned i = 0; i < e->ide_drive_ids.size(); ++i)
+                out.push_back(
+                    DeviceInfo{e->ide_drive_ids[i], "ide-disk", e->ide->drive_counters(i)});
+    }
     return out;
 }
 

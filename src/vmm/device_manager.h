@@ -53,10 +53,12 @@ struct DeviceContext {
     PciRoot::BarObserver bar_observer;  // ioeventfds and coalesced zones follow the BARs
 };
 
-// One device in the table, for counters and metrics.
+// One device in the table, for counters and metrics: each PCI device, and
+// each disk of the IDE controller (kind "ide-disk", under its drive id, with
+// that drive's counters; the controller itself is "ide").
 struct DeviceInfo {
     std::string id;    // the drive's or NIC's id; the kind for the others
-    std::string kind;  // "virtio-blk", "ide", "virtio-net", "e1000", "virtio-rng", ...
+    std::string kind;  // "virtio-blk", "ide", "ide-disk", "virtio-net", "e1000", "virtio-rng", ...
     DeviceCounters counters;
 };
 

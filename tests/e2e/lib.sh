@@ -12,6 +12,12 @@ E2E_FAILED=0
 E2E_LOGDIR=${E2E_LOGDIR:-${RV_RESULTS:-/tmp}/e2e-logs}
 mkdir -p "$E2E_LOGDIR"
 
+# Inside the test host: L1's KVM events of each case, kept when it fails.
+if [[ -n ${RV_RESULTS:-} ]]; then
+    . "$E2E_ROOT/tools/testhost/ktrace.sh"
+    ktrace_setup 2>/dev/null
+fi
+
 # guest_cmd_b64 'shell command' -> base64 for the guest's rv.cmd= argument
 guest_cmd_b64() { printf '%s' "$1" | base64 -w0; }
 
@@ -32,8 +38,10 @@ run_case() {
     local had_e=0
     [[ $- == *e* ]] && had_e=1
     set +e
+    declare -F ktrace_reset >/dev/null && ktrace_reset
     (set -e; "$@") >"$log" 2>&1
     rc=$?
+    ((rc == 0)) || ! declare -F ktrace_save >/dev/null || ktrace_save "$E2E_LOGDIR/$name.trace.gz"
     ((had_e)) && set -e
     if ((rc == 0)); then
         E2E_PASSED=$((E2E_PASSED + 1))

@@ -1,6 +1,9 @@
 // virtio-blk requests that succeed: data round trips (multi-buffer, indirect,
 // across memory regions), FLUSH as a barrier, GET_ID, DISCARD/WRITE_ZEROES,
-// interrupts per batch, reset with I/O in flight.
+// interrupts per batch, reset with I/O in flight; the per-direction op and
+// byte counters the accounting bills.
+#include <unistd.h>
+
 #include "blk_test_util.h"
 #include "support/device_counters.h"
 
@@ -40,6 +43,53 @@ TEST_F(BlkTest, WriteThenReadMultiBuffer) {
     EXPECT_EQ(test::counter(c, "requests"), 2u);
     EXPECT_EQ(test::counter(c, "read_bytes"), 1536u);
     EXPECT_EQ(test::counter(c, "write_bytes"), 1536u);
+}
+
+// The accounting's op counters (issue 14): one per IN / OUT request that
+// completed OK, whatever its size or number of buffers (none included); a request that fails
+// (refused at parsing, or by the backend) counts in neither ops nor bytes.
+TEST_F(BlkTest, CountsReadsAndWritesThatCompleteOk) {
+    start();
+    uint16_t w1 = m_driver.add_chain({{blk_header(kTOut, 0), false},
+                                      {pattern(1024, 1), false},
+                                      {pattern(512, 2), false},
+                                      {1, true}});
+    uint16_t w2 =
+        m_driver.add_chain({{blk_header(kTOut, 8), false}, {pattern(4096, 3), false}, {1, true}});
+    uint16_t f = m_driver.add_chain({{blk_header(kTFlush, 0), false}, {1, true}});
+    uint16_t r = m_driver.add_chain({{blk_header(kTIn, 8), false}, {2048, true}, {1, true}});
+    uint16_t beyond =  // past the 2048-sector image: IOERR at parsing
+        m_driver.add_chain({{blk_header(kTIn, 2047), false}, {1024, true}, {1, true}});
+    uint16_t empty =  // no data: a write that moves nothing, answered OK at once
+        m_driver.add_chain({{blk_header(kTOut, 0), false}, {1, true}});
+    run();
+    EXPECT_EQ(next_status(beyond), kSIoErr);  // both answered before any I/O completes
+    EXPECT_EQ(next_status(empty), kSOk);
+    EXPECT_EQ(next_status(w1), kSOk);
+    EXPECT_EQ(next_status(w2), kSOk);
+    EXPECT_EQ(next_status(f), kSOk);
+    EXPECT_EQ(next_status(r), kSOk);
+
+    // The image shrinks under the device: the backend fails these with EIO.
+    ASSERT_EQ(::truncate(m_image.path().c_str(), 0), 0);
+    uint16_t failed_read =
+        m_driver.add_chain({{blk_header(kTIn, 16), false}, {512, true}, {1, true}});
+    run();
+    EXPECT_EQ(next_status(failed_read), kSIoErr);
+
+    const auto s = m_dev->stats();
+    EXPECT_EQ(s.requests, 7u);  // every chain popped
+    EXPECT_EQ(s.writes, 3u);
+    EXPECT_EQ(s.write_bytes, 1536u + 4096u);
+    EXPECT_EQ(s.reads, 1u);
+    EXPECT_EQ(s.read_bytes, 2048u);
+    EXPECT_EQ(s.flushes, 1u);
+    EXPECT_EQ(s.errors, 2u);
+    const DeviceCounters c = m_dev->counters();
+    EXPECT_EQ(test::counter(c, "reads"), 1u);
+    EXPECT_EQ(test::counter(c, "writes"), 3u);
+    EXPECT_EQ(test::counter(c, "read_bytes"), 2048u);
+    EXPECT_EQ(test::counter(c, "write_bytes"), 5632u);
 }
 
 TEST_F(BlkTest, IndirectChainRead) {

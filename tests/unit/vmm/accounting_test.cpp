@@ -3,8 +3,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
+
+#include "devices/legacy/ide/ata.h"
+#include "support/fake_msi_router.h"
+#include "support/recording_irq_line.h"
+#include "unit/backends/block_test_util.h"
+#include "vmm/device_manager.h"
 
 namespace rv::accounting {
 namespace {
@@ -58,7 +66,8 @@ Sample sample(uint64_t guest0, uint64_t guest1, uint64_t delay, uint64_t process
     s.vcpus.push_back({1, ThreadTimes{guest1 + 5, guest1, delay * 2}, {{"exits", exits}}});
     s.process_cpu_ns = process;
     s.rss_bytes = 64 << 20;
-    s.disks["data"] = {{"read_bytes", reads}, {"requests", reads / 4096}};
+    s.disks["data"] = {{"read_bytes", reads}, {"reads", reads / 65536}, {"requests", reads / 4096}};
+    s.disks["legacy"] = {{"write_bytes", exits * 512}, {"writes", exits}};  // an IDE disk
     s.nics["eth0"] = {{"rx_bytes", 1500 * exits}, {"tx_packets", exits}};
     s.cgroup = cgroup::Usage{guest0 + guest1, process - guest0 - guest1};
     return s;
@@ -92,6 +101,9 @@ TEST(Record, TotalsAndIntervalAddUp) {
     EXPECT_EQ(i["exits"]["io_exits"], 75);
     EXPECT_EQ(i["block"]["data"]["read_bytes"], 2 << 20);
     EXPECT_EQ(i["block"]["data"]["requests"], 512);
+    EXPECT_EQ(i["block"]["data"]["reads"], 32);
+    EXPECT_EQ(t["block"]["legacy"]["writes"], 250);
+    EXPECT_EQ(i["block"]["legacy"]["write_bytes"], 150 * 512);
     EXPECT_EQ(i["net"]["eth0"]["rx_bytes"], 1500 * 150);
     EXPECT_FALSE(record(b, nullptr, "current", "vm1").contains("interval"));
 }
@@ -106,6 +118,155 @@ TEST(Record, CountersThatGoBackDoNotWrap) {
     EXPECT_EQ(i["block"]["data"]["read_bytes"], 0);
     EXPECT_EQ(i["block"]["new"]["read_bytes"], 4096);
     EXPECT_EQ(i["guest_cpu_ms"], 0);
+}
+
+// Every model's billed counters, by device id; the rest (the IDE
+// controller's own entry, virtio-rng, --stats-only counters) stay out.
+TEST(DeviceCounters, DrivesAndNicsOfEveryModel) {
+    const std::vector<DeviceInfo> devices{
+        {"root",
+         "virtio-blk",
+         {{"requests", 9},
+          {"reads", 5},
+          {"writes", 3},
+          {"read_bytes", 5 << 12},
+          {"write_bytes", 3 << 12},
+          {"flushes", 1},
+          {"errors", 0},
+          {"interrupts", 8}}},
+        {"ide", "ide", {{"drive0_reads", 2}, {"drive0_read_bytes", 1024}, {"throttled", 0}}},
+        {"legacy",
+         "ide-disk",
+         {{"requests", 4},
+          {"reads", 2},
+          {"writes", 1},
+          {"read_bytes", 1024},
+          {"write_bytes", 512},
+          {"throttled", 0}}},
+        {"eth0",
+         "virtio-net",
+         {{"rx_packets", 3},
+          {"rx_bytes", 300},
+          {"tx_packets", 2},
+          {"tx_bytes", 200},
+          {"rx_dropped", 1}}},
+        {"eth1",
+         "e1000",
+         {{"rx_packets", 4},
+          {"rx_bytes", 400},
+          {"tx_packets", 5},
+          {"tx_bytes", 500},
+          {"rdh", 7},
+          {"irq_level", 1}}},
+        {"virtio-rng", "virtio-rng", {{"bytes", 64}}},
+    };
+    Sample s;
+    add_device_counters(devices, s);
+    using Counters = std::map<std::string, uint64_t>;
+    ASSERT_EQ(s.disks.size(), 2u);
+    EXPECT_EQ(s.disks["root"], (Counters{{"requests", 9},
+                                         {"reads", 5},
+                                         {"writes", 3},
+                                         {"read_bytes", 5 << 12},
+                                         {"write_bytes", 3 << 12}}));
+    EXPECT_EQ(s.disks["legacy"], (Counters{{"requests", 4},
+                                           {"reads", 2},
+                                           {"writes", 1},
+                                           {"read_bytes", 1024},
+                                           {"write_bytes", 512}}));
+    ASSERT_EQ(s.nics.size(), 2u);
+    EXPECT_EQ(
+        s.nics["eth0"],
+        (Counters{{"rx_packets", 3}, {"rx_bytes", 300}, {"tx_packets", 2}, {"tx_bytes", 200}}));
+    EXPECT_EQ(
+        s.nics["eth1"],
+        (Counters{{"rx_packets", 4}, {"rx_bytes", 400}, {"tx_packets", 5}, {"tx_bytes", 500}}));
+    auto t = record(s, nullptr, "current", "vm")["total"];
+    EXPECT_EQ(t["block"]["legacy"]["read_bytes"], 1024);
+    EXPECT_EQ(t["net"]["eth1"]["tx_bytes"], 500);
+    EXPECT_FALSE(t["block"].contains("ide"));
+}
+
+class NoVmControl final : public VmControl {
+  public:
+    void request_exit(VmExitReason, std::string) override {}
+    bool exiting() const override { return false; }
+};
+
+// The device manager lists each IDE disk under its drive id, so a read
+// through the legacy ports is billed to that drive (the event loop on its
+// own thread completes the backend I/O, as in a running VM).
+TEST(DeviceCounters, IdeDiskReadThroughTheDeviceManagerIsBilledToItsDrive) {
+    GuestMemory::RegionSpec spec{GuestAddress(0), 16 << 20};
+    auto memory = GuestMemory::create(std::span(&spec, 1));
+    ASSERT_TRUE(memory);
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    PioBus pio;
+    MmioBus mmio;
+    test::FakeMsiRouter msi;
+    NoVmControl control;
+    test::TempImage root_image(1 << 20), ide0(1 << 20), ide1(1 << 20);
+    VmConfig config;
+    for (auto [id, path, iface] :
+         {std::tuple{"root", root_image.path(), DiskConfig::Interface::Virtio},
+          std::tuple{"old0", ide0.path(), DiskConfig::Interface::Ide},
+          std::tuple{"old1", ide1.path(), DiskConfig::Interface::Ide}})
+        config.disks.push_back(DiskConfig{
+            .id = id, .path = path, .iface = iface, .engine = BlockOptions::Engine::Sync});
+    config.resolve_defaults();
+    auto dm = DeviceManager::create(
+        config,
+        DeviceContext{.memory = *memory,
+                      .pio = pio,
+                      .mmio = mmio,
+                      .loop = **loop,
+                      .msi = msi,
+                      .control = control,
+                      .irq = [](uint32_t) { return std::make_shared<test::RecordingIrqLine>(); },
+                      .console_output = [](std::span<const uint8_t>) {},
+                      .flush_posted_writes = [] {},
+                      .bar_observer = {}});
+    ASSERT_TRUE(dm) << dm.error().message();
+    std::vector<std::pair<std::string, std::string>> listed;
+    for (const auto& d : (*dm)->devices()) listed.emplace_back(d.id, d.kind);
+    EXPECT_EQ(
+        listed,
+        (std::vector<std::pair<std::string, std::string>>{
+            {"root", "virtio-blk"}, {"ide", "ide"}, {"old0", "ide-disk"}, {"old1", "ide-disk"}}));
+
+    // READ SECTORS, 2 sectors at LBA 4, from the primary slave (old1).
+    std::thread loop_thread([&] { (void)(*loop)->run(); });
+    auto out8 = [&](uint16_t port, uint8_t v) { pio.write(PioAddress(port), std::span(&v, 1)); };
+    auto in8 = [&](uint16_t port) {
+        uint8_t v = 0;
+        pio.read(PioAddress(port), std::span(&v, 1));
+        return v;
+    };
+    out8(0x1F6, 0xE0 | 0x10);  // LBA, slave
+    out8(0x1F2, 2);
+    out8(0x1F3, 4);
+    out8(0x1F4, 0);
+    out8(0x1F5, 0);
+    out8(0x1F7, ata::cmd::kReadSectors);
+    for (int sector = 0; sector < 2; ++sector) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while ((in8(0x3F6) & ata::kStatusBsy) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ASSERT_EQ(in8(0x1F7) & (ata::kStatusDrq | ata::kStatusErr), ata::kStatusDrq);
+        std::array<uint8_t, 2> word{};
+        for (int i = 0; i < 256; ++i) pio.read(PioAddress(0x1F0), word);
+    }
+    (*loop)->stop();
+    loop_thread.join();
+
+    Sample s;
+    add_device_counters((*dm)->devices(), s);
+    EXPECT_EQ(s.disks["old1"]["reads"], 1u);
+    EXPECT_EQ(s.disks["old1"]["read_bytes"], 1024u);
+    EXPECT_EQ(s.disks["old0"]["reads"], 0u);
+    EXPECT_EQ(s.disks["root"]["reads"], 0u);
+    EXPECT_FALSE(s.disks.contains("ide"));
 }
 
 TEST(Ledger, AppendsSyncedRecordsAndRefusesBadPaths) {

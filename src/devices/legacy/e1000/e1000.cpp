@@ -132,6 +132,7 @@ E1000Stats E1000::stats() const {
     std::lock_guard lock(m_mutex);
     E1000Stats s = m_stats;
     s.tx_packets = m_tx.counters().packets;
+    s.tx_bytes = m_tx.counters().bytes;
     s.tx_dropped = m_tx.counters().dropped;
     return s;
 }
@@ -141,9 +142,11 @@ E1000Stats E1000::stats() const {
 DeviceCounters E1000::counters() const {
     std::lock_guard lock(m_mutex);
     return {{"rx_packets", m_stats.rx_packets},
+            {"rx_bytes", m_stats.rx_bytes},
             {"rx_filtered", m_stats.rx_filtered},
             {"rx_dropped", m_stats.rx_dropped},
             {"tx_packets", m_tx.counters().packets},
+            {"tx_bytes", m_tx.counters().bytes},
             {"tx_dropped", m_tx.counters().dropped},
             {"interrupts", m_stats.interrupts},
             {"throttled", m_stats.throttled},
@@ -342,10 +345,12 @@ void E1000::process_rx(bool read_backend) {
         if (outcome == RxEngine::Outcome::kNoRoom) break;  // keep it for the next RDT write
         m_rx_pending = false;
         m_rx_paid = false;
-        if (outcome == RxEngine::Outcome::kDelivered)
+        if (outcome == RxEngine::Outcome::kDelivered) {
             ++m_stats.rx_packets;
-        else
+            m_stats.rx_bytes += packet.size() - kVnetHdrSize;  // the frame, no FCS
+        } else {
             ++m_stats.rx_dropped;
+        }
     }
     if (causes) raise(causes);
     update_rx_interest();

@@ -72,10 +72,18 @@ struct E1000Config {
     std::optional<RateLimiterConfig> tx_rate_limiter;
 };
 
+// Bytes count the Ethernet frames as they cross the TAP, as virtio-net's
+// do, so the two models bill the same traffic alike: no virtio-net header
+// and no FCS. rx_bytes leave out what the device adds for the guest (the
+// padding to 60 bytes, the CRC-32 appended unless RCTL.SECRC) and include a
+// VLAN tag it strips into the descriptor; tx_bytes include the tag and the
+// padding it inserts (e1000::TxCounters).
 struct E1000Stats {
     uint64_t tx_packets{0};
+    uint64_t tx_bytes{0};
     uint64_t tx_dropped{0};
     uint64_t rx_packets{0};
+    uint64_t rx_bytes{0};      // of the rx_packets, as read from the backend
     uint64_t rx_filtered{0};   // not for us (address / VLAN filter)
     uint64_t rx_dropped{0};    // too long, or could never fit the ring
     uint64_t interrupts{0};    // INTx assertions

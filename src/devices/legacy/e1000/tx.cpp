@@ -207,6 +207,7 @@ void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame, TxOffl
         return;
     }
     ++m_counters.packets;
+    m_counters.bytes += wire;
     // Counted per segment, as the hardware would have sent them: every
     // segment but the first repeats the headers, every one has an FCS.
     const uint64_t segs = offload.segments;

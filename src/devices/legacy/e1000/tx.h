@@ -30,6 +30,11 @@ inline constexpr uint32_t kMaxTxPacket = 65536 + 256;
 
 struct TxCounters {
     uint64_t packets{0};
+    // What the backend took for those packets: the Ethernet frames without
+    // the virtio-net header and without an FCS (a TAP has none), with the
+    // VLAN tag and the short-frame padding the device added, a TSO packet
+    // as the one frame it hands over; as virtio-net's tx_bytes counts.
+    uint64_t bytes{0};
     uint64_t dropped{0};  // malformed, oversized, or refused by the backend
 };
 

@@ -163,6 +163,7 @@ void AtaChannel::data_read(std::span<uint8_t> data) {
     } else if (m_xfer.remaining > 0) {
         submit_pio_read();
     } else {
+        count_transfer();
         m_disks[m_xfer.unit]->status = kStatusReady;
         m_phase = Phase::Idle;
     }

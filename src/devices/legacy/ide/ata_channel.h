@@ -41,6 +41,18 @@
 
 namespace rv::ide {
 
+// What a disk did, for the accounting (issue 14) and --stats. A read or write
+// command (PIO or DMA, LBA28 or LBA48, single or multiple) counts once, with
+// all its data bytes, when it completes without error; one that fails,
+// aborts or is cancelled (SRST, bus master stopped) counts in neither.
+struct AtaIoCounters {
+    uint64_t commands{0};  // every command the disk executed, failed ones too
+    uint64_t reads{0};
+    uint64_t writes{0};
+    uint64_t read_bytes{0};
+    uint64_t write_bytes{0};
+};
+
 struct AtaDisk {
     std::unique_ptr<BlockBackend> backend;
     std::string serial;
@@ -53,6 +65,7 @@ struct AtaDisk {
     uint16_t sectors_per_track{ata::kDefaultSectorsPerTrack};
     RateLimiter limiter;    // unlimited unless configured
     uint64_t throttled{0};  // commands the limiter held back (each try counts)
+    AtaIoCounters io;
 };
 
 class AtaChannel {
@@ -97,6 +110,9 @@ class AtaChannel {
     void set_rate_limiter(unsigned unit, const std::optional<RateLimiterConfig>& config);
     void on_limiter_timer();
     uint64_t throttled(unsigned unit) const { return m_disks[unit] ? m_disks[unit]->throttled : 0; }
+    AtaIoCounters io_counters(unsigned unit) const {
+        return m_disks[unit] ? m_disks[unit]->io : AtaIoCounters{};
+    }
     bool rate_limited() const { return m_phase == Phase::Throttled; }
     // No command in progress (for tests and the fuzzer).
     bool idle() const { return m_phase == Phase::Idle; }
@@ -118,6 +134,7 @@ class AtaChannel {
         uint8_t opcode{0};
         uint64_t lba{0};        // next sector the backend reads or writes
         uint64_t remaining{0};  // sectors not yet read or written by the backend
+        uint64_t sectors{0};    // the whole command's; 0 for a command without data
         uint64_t block{1};      // sectors per DRQ block (PIO)
         bool write{false};
         bool dma{false};
@@ -157,6 +174,7 @@ class AtaChannel {
     void on_complete(uint64_t tag, int64_t result);
     void after_write();
     void complete_ok();
+    void count_transfer();
     void complete_error(uint8_t error);
     void fail_dma(const Error& why);
     void cancel();

@@ -24,6 +24,7 @@ void AtaChannel::execute(uint8_t opcode) {
     }
     clear_irq();
     d->error = 0;
+    ++d->io.commands;
     m_xfer = Transfer{.unit = selected(), .opcode = opcode};
     switch (opcode) {
         case cmd::kIdentify:
@@ -190,6 +191,7 @@ void AtaChannel::start_transfer(uint8_t opcode, bool write, bool dma, bool lba48
     if (write && d.backend->read_only()) return complete_error(kErrAbrt);
     m_xfer.lba = lba;
     m_xfer.remaining = count;
+    m_xfer.sectors = count;
     m_xfer.block = block;
     m_xfer.write = write;
     m_xfer.dma = dma;
@@ -371,6 +373,7 @@ void AtaChannel::after_write() {
 }
 
 void AtaChannel::complete_ok() {
+    count_transfer();
     if (m_xfer.dma) {
         // SFF-8038i: Active stays set when the PRD table was longer than the
         // transfer; the driver's stop clears it.
@@ -379,6 +382,21 @@ void AtaChannel::complete_ok() {
     m_disks[m_xfer.unit]->status = kStatusReady;
     m_phase = Phase::Idle;
     raise_irq();
+}
+
+// A command ended without error: a read's or write's data all moved (a PIO
+// read's last block was taken by the guest: data_read calls this too).
+void AtaChannel::count_transfer() {
+    if (m_xfer.sectors == 0) return;  // IDENTIFY, VERIFY, FLUSH, the non-data commands
+    AtaIoCounters& io = m_disks[m_xfer.unit]->io;
+    const uint64_t bytes = m_xfer.sectors * kSectorSize;
+    if (m_xfer.write) {
+        ++io.writes;
+        io.write_bytes += bytes;
+    } else {
+        ++io.reads;
+        io.read_bytes += bytes;
+    }
 }
 
 void AtaChannel::complete_error(uint8_t error) {

@@ -226,15 +226,32 @@ int PiixIde::limiter_timer_fd(unsigned channel) const {
     return channel < 2 ? m_channels[channel]->limiter_timer_fd() : -1;
 }
 
+DeviceCounters PiixIde::drive_counters_locked(unsigned drive) const {
+    const ide::AtaChannel& ch = *m_channels[drive / 2];
+    const unsigned unit = drive % 2;
+    if (!ch.backend(unit)) return {};
+    const ide::AtaIoCounters io = ch.io_counters(unit);
+    // "requests" as virtio-blk names its chains: every command, failed ones too.
+    return {{"requests", io.commands},       {"reads", io.reads},
+            {"writes", io.writes},           {"read_bytes", io.read_bytes},
+            {"write_bytes", io.write_bytes}, {"throttled", ch.throttled(unit)}};
+}
+
+DeviceCounters PiixIde::drive_counters(unsigned drive) const {
+    if (drive >= 4) return {};
+    std::lock_guard lock(m_lock);
+    return drive_counters_locked(drive);
+}
+
 DeviceCounters PiixIde::counters() const {
     std::lock_guard lock(m_lock);
     DeviceCounters out;
     uint64_t total = 0;
     for (unsigned drive = 0; drive < 4; ++drive) {
-        const ide::AtaChannel& ch = *m_channels[drive / 2];
-        if (!ch.backend(drive % 2)) continue;
-        total += ch.throttled(drive % 2);
-        out.emplace_back(fmt::format("drive{}_throttled", drive), ch.throttled(drive % 2));
+        for (const auto& [name, value] : drive_counters_locked(drive)) {
+            if (name == "throttled") total += value;
+            out.emplace_back(fmt::format("drive{}_{}", drive, name), value);
+        }
     }
     out.emplace_back("throttled", total);
     for (unsigned channel = 0; channel < 2; ++channel)

@@ -85,7 +85,12 @@ class PiixIde final : public PciDevice {
     std::vector<PciBarInfo> bars() const override;
     void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
+    // Per drive, drive{N}_{requests,reads,writes,read_bytes,write_bytes,
+    // throttled} (see ide::AtaIoCounters), then the controller's own.
     DeviceCounters counters() const override;
+    // Drive `drive`'s (0..3) counters under their plain names, as the
+    // accounting bills a drive by its id; empty for an absent drive.
+    DeviceCounters drive_counters(unsigned drive) const;
 
     // Replaces drive `drive`'s (0..3) rate limiter (nullopt: unlimited) while
     // the VM runs, from any thread; a command it holds back is retried under
@@ -110,6 +115,7 @@ class PiixIde final : public PciDevice {
     void port_write(unsigned channel, bool control, uint64_t offset, std::span<const uint8_t> data);
     bool decodes(unsigned channel) const;
     void sync_bus_master();
+    DeviceCounters drive_counters_locked(unsigned drive) const;
     Result<void> attach_limiter_timer(unsigned channel);
     void on_limiter_timer(unsigned channel);
 

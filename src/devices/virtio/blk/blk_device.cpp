@@ -260,9 +260,11 @@ void VirtioBlk::execute(Request&& request) {
         return complete(request.queue, request.head, request.status_addr,
                         written ? kSOk : kSIoErr, request.used_len);
     }
-    if ((request.type == kTIn || request.type == kTOut) && request.data_len == 0)
+    if ((request.type == kTIn || request.type == kTOut) && request.data_len == 0) {
+        ++(request.type == kTIn ? m_stats.reads : m_stats.writes);  // an op that moved nothing
         return complete(request.queue, request.head, request.status_addr, kSOk,
                         request.used_len);
+    }
     ++m_active->queues[request.queue].enqueued;
     enqueue(std::move(request));
 }
@@ -345,8 +347,14 @@ void VirtioBlk::on_complete(uint64_t tag, int64_t result) {
     }
     if (--slot.ops_left > 0) return;
     if (slot.status == kSOk) {
-        if (slot.type == kTIn) m_stats.read_bytes += slot.bytes;
-        if (slot.type == kTOut) m_stats.write_bytes += slot.bytes;
+        if (slot.type == kTIn) {
+            ++m_stats.reads;
+            m_stats.read_bytes += slot.bytes;
+        }
+        if (slot.type == kTOut) {
+            ++m_stats.writes;
+            m_stats.write_bytes += slot.bytes;
+        }
     }
     if (slot.type == kTFlush) {
         ++m_stats.flushes;
@@ -413,7 +421,8 @@ bool VirtioBlk::idle() const {
 
 DeviceCounters VirtioBlk::counters() const {
     const BlkStats s = stats();
-    return {{"requests", s.requests},       {"read_bytes", s.read_bytes},
+    return {{"requests", s.requests},       {"reads", s.reads},
+            {"writes", s.writes},           {"read_bytes", s.read_bytes},
             {"write_bytes", s.write_bytes}, {"flushes", s.flushes},
             {"submitted", s.submitted},     {"errors", s.errors},
             {"malformed", s.malformed},     {"notifications", s.notifications},
@@ -421,11 +430,18 @@ DeviceCounters VirtioBlk::counters() const {
 }
 
 BlkStats VirtioBlk::stats() const {
-    return BlkStats{m_stats.requests.load(),    m_stats.read_bytes.load(),
-                    m_stats.write_bytes.load(), m_stats.flushes.load(),
-                    m_stats.submitted.load(),   m_stats.errors.load(),
-                    m_stats.malformed.load(),   m_stats.notifications.load(),
-                    m_stats.interrupts.load(),  m_stats.throttled.load()};
+    return BlkStats{.requests = m_stats.requests.load(),
+                    .reads = m_stats.reads.load(),
+                    .writes = m_stats.writes.load(),
+                    .read_bytes = m_stats.read_bytes.load(),
+                    .write_bytes = m_stats.write_bytes.load(),
+                    .flushes = m_stats.flushes.load(),
+                    .submitted = m_stats.submitted.load(),
+                    .errors = m_stats.errors.load(),
+                    .malformed = m_stats.malformed.load(),
+                    .notifications = m_stats.notifications.load(),
+                    .interrupts = m_stats.interrupts.load(),
+                    .throttled = m_stats.throttled.load()};
 }
 
 }  // namespace rv::virtio

@@ -65,6 +65,11 @@ namespace rv::virtio {
 
 struct BlkStats {
     uint64_t requests{0};  // chains popped
+    // IN / OUT requests that completed with VIRTIO_BLK_S_OK, and their data
+    // bytes (failed ones count in `errors` only). DISCARD and WRITE_ZEROES
+    // are neither.
+    uint64_t reads{0};
+    uint64_t writes{0};
     uint64_t read_bytes{0};
     uint64_t write_bytes{0};
     uint64_t flushes{0};
@@ -198,8 +203,8 @@ class VirtioBlk final : public VirtioDevice {
     log::RateLimit m_over_limit_log;  // requests beyond size_max / seg_max
 
     struct Counters {
-        std::atomic<uint64_t> requests, read_bytes, write_bytes, flushes, submitted, errors,
-            malformed, notifications, interrupts, throttled;
+        std::atomic<uint64_t> requests, reads, writes, read_bytes, write_bytes, flushes, submitted,
+            errors, malformed, notifications, interrupts, throttled;
     } m_stats{};
 };
 
