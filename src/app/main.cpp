@@ -1,14 +1,16 @@
-// ringvisor: command-line entry point. Subcommands: run, check.
+// ringvisor: command-line entry point. Subcommands: run, check, prepare-kernel, top.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
 #include "app/device_args.h"
 #include "app/size_parse.h"
+#include "app/top_command.h"
 #include "base/fd.h"
 #include "base/log.h"
 #include "vmm/kernel_cache.h"
@@ -152,6 +154,24 @@ int main(int argc, char** argv) {
     prepare->add_option("-k,--kernel", prep_kernel, "bzImage")->required();
     prepare->add_option("--kernel-cache", cache_dir, "cache directory")->capture_default_str();
 
+    rv::app::TopOptions top_options;
+    if (const char* dir = std::getenv("RINGVISOR_RUN_DIR")) top_options.run_dir = dir;
+    else top_options.run_dir = "/run/ringvisor";
+    auto* top = app.add_subcommand(
+        "top", "live view of the VMs whose API sockets are in a run directory: CPU, steal, disk "
+               "and network rates, exits/s (start VMs with --api-sock RUN_DIR/NAME.sock)");
+    top->add_option("--run-dir", top_options.run_dir,
+                    "directory of API sockets, scanned at every refresh (default $RINGVISOR_RUN_DIR "
+                    "or /run/ringvisor)");
+    top->add_option("--interval", top_options.interval_s, "seconds between refreshes")
+        ->capture_default_str();
+    top->add_option("--sort", top_options.sort, "cpu, steal, disk, net, exits, rss or name")
+        ->capture_default_str();
+    top->add_flag("--batch", top_options.batch,
+                  "print a table per refresh instead of redrawing (also when stdout is no terminal)");
+    top->add_option("--iterations", top_options.iterations, "stop after this many tables (0: never)");
+    top->add_option("sockets", top_options.sockets, "more API sockets to show");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -165,6 +185,7 @@ int main(int argc, char** argv) {
 
     if (*check) return run_check(kvm_path);
     if (*prepare) return run_prepare(prep_kernel, cache_dir);
+    if (*top) return rv::app::run_top(top_options);
     if (!no_cache) config.kernel_cache_dir = cache_dir;
 
     for (const auto& d : disks) {

@@ -1,0 +1,59 @@
+// ringvisor top: one line per VM on the host — CPU, steal, disk and network
+// rates, exits/s — from two successive GET /accounting samples of each VM's
+// API socket. The arithmetic and the table are pure functions over the JSON
+// (unit-tested); top_command.cpp finds the sockets, samples and draws.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace rv::app::top {
+
+// The totals of one GET /accounting reply (vmm/accounting.cpp `record`).
+struct Sample {
+    std::string socket;
+    std::string vm;
+    int64_t pid{0};
+    uint64_t utc_ms{0};
+    unsigned vcpus{0};
+    uint64_t guest_ms{0}, overhead_ms{0}, steal_ms{0}, exits{0};
+    uint64_t disk_read{0}, disk_written{0}, net_rx{0}, net_tx{0};  // bytes, all drives/NICs
+    uint64_t rss{0};
+};
+Result<Sample> parse_sample(const nlohmann::json& reply, std::string socket);
+
+// Rates between two samples of one VM. Percentages are of one host CPU
+// (as top's): a VM with two busy vCPUs shows 200 %. A new pid (the VM was
+// restarted behind the same socket) or a first sample has no rates.
+struct Row {
+    std::string name;  // the VM id, or the socket's file name when the id is the default
+    int64_t pid{0};
+    unsigned vcpus{0};
+    bool has_rates{false};
+    double cpu_pct{0}, guest_pct{0}, steal_pct{0};
+    double disk_read_bps{0}, disk_write_bps{0}, net_rx_bps{0}, net_tx_bps{0}, exits_ps{0};
+    uint64_t rss{0};
+};
+Row rates(const std::optional<Sample>& before, const Sample& now);
+
+enum class SortKey { Cpu, Steal, Disk, Net, Exits, Rss, Name };
+std::optional<SortKey> parse_sort_key(std::string_view name);  // cpu steal disk net exits rss name
+std::optional<SortKey> sort_key_for(char key);                 // c s d n e m (memory) N
+std::string_view sort_key_name(SortKey key);
+void sort_rows(std::vector<Row>& rows, SortKey key);  // largest first; names A..Z
+
+// The table: a header line with the totals, the column titles, one line per
+// VM, each cut to `width` columns (the VM name is what gives way).
+std::string format_table(const std::vector<Row>& rows, SortKey key, unsigned width,
+                         size_t unreachable, std::string_view clock);
+
+std::string human_rate(double bytes_per_s);  // "0", "512", "1.5K", "12.0M", "3.1G"
+
+}  // namespace rv::app::top
