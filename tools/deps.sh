@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
     # build
     cmake make g++ pkg-config libgtest-dev libgmock-dev libfmt-dev libcli11-dev
-    liburing-dev liblzma-dev libzstd-dev zlib1g-dev nlohmann-json3-dev libboost-dev python3
+    liburing-dev liblzma-dev libzstd-dev zlib1g-dev nlohmann-json3-dev libboost-dev libgd-dev python3
     # fuzzing (libFuzzer): clang 16 understands libstdc++ 12's <expected>
     clang-16 libclang-rt-16-dev
     # guest assets, test host, e2e, benchmarks

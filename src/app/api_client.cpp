@@ -2,62 +2,113 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <functional>
+#include <memory>
+
 namespace rv::app {
+
+namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using Local = asio::local::stream_protocol;
 
-Result<HttpReply> http_get_unix(const std::string& socket_path, const std::string& target,
-                                std::chrono::milliseconds timeout) {
-    asio::io_context io;
-    beast::basic_stream<Local> stream(io);
-    http::request<http::empty_body> request{http::verb::get, target, 11};
-    request.set(http::field::host, "localhost");
-    request.keep_alive(false);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(16 << 20);
-    beast::error_code failed;
-    const char* stage = "connect";
+// What went wrong, as the errno a caller can act on (see api_client.h).
+Error classify(const std::string& path, beast::error_code failed, const char* stage,
+               std::chrono::milliseconds timeout) {
+    if (failed == beast::error::timeout)
+        return Error(fmt::format("{}: no reply within {} ms ({})", path, timeout.count(), stage),
+                     ETIMEDOUT);
+    const bool system = failed.category() == boost::system::system_category();
+    if (failed == asio::error::connection_refused || (system && failed.value() == ENOENT))
+        return Error(fmt::format("{}: nothing listens ({})", path, failed.message()),
+                     failed == asio::error::connection_refused ? ECONNREFUSED : ENOENT);
+    if (failed.category() == http::make_error_code(http::error::bad_version).category())
+        return Error(fmt::format("{}: not an HTTP reply: {}", path, failed.message()), 0,
+                     ErrorKind::InvalidInput);
+    return Error(fmt::format("{}: {} failed: {}", path, stage, failed.message()),
+                 system ? failed.value() : 0);
+}
 
-    stream.expires_after(timeout);  // one deadline for the whole exchange
-    stream.async_connect(Local::endpoint(socket_path), [&](beast::error_code ec) {
-        if (ec) return void(failed = ec);
-        stage = "send";
-        http::async_write(stream, request, [&](beast::error_code wec, size_t) {
-            if (wec) return void(failed = wec);
-            stage = "read";
-            http::async_read(stream, buffer, parser, [&](beast::error_code rec, size_t) {
-                if (rec) failed = rec;
+// One GET on one connection: connect, write, read, under one deadline.
+class Exchange {
+  public:
+    Exchange(asio::io_context& io, std::string path, const std::string& target,
+             std::chrono::milliseconds timeout)
+        : m_stream(io), m_path(std::move(path)), m_timeout(timeout),
+          m_request(http::verb::get, target, 11) {
+        m_request.set(http::field::host, "localhost");
+        m_request.keep_alive(false);
+        m_parser.body_limit(16 << 20);
+    }
+
+    // Calls `done` once, with the reply or the error, on the io_context's thread.
+    void start(std::function<void(Result<HttpReply>)> done) {
+        m_done = std::move(done);
+        m_stream.expires_after(m_timeout);
+        m_stream.async_connect(Local::endpoint(m_path), [this](beast::error_code ec) {
+            if (ec) return finish(ec);
+            m_stage = "send";
+            http::async_write(m_stream, m_request, [this](beast::error_code wec, size_t) {
+                if (wec) return finish(wec);
+                m_stage = "read";
+                http::async_read(m_stream, m_buffer, m_parser,
+                                 [this](beast::error_code rec, size_t) { finish(rec); });
             });
         });
-    });
-    io.run();
+    }
 
-    if (failed == beast::error::timeout)
-        return std::unexpected(Error(
-            fmt::format("{}: no reply within {} ms ({})", socket_path, timeout.count(), stage),
-            ETIMEDOUT));
-    if (failed == asio::error::connection_refused || failed == asio::error::not_found ||
-        failed.value() == ENOENT)
-        return std::unexpected(
-            Error(fmt::format("{}: nothing listens ({})", socket_path, failed.message()),
-                  failed == asio::error::connection_refused ? ECONNREFUSED : ENOENT));
-    if (failed && failed.category() == beast::http::make_error_code(http::error::bad_version).category())
-        return std::unexpected(Error(fmt::format("{}: not an HTTP reply: {}", socket_path,
-                                                 failed.message()),
-                                     0, ErrorKind::InvalidInput));
-    if (failed)
-        return std::unexpected(
-            Error(fmt::format("{}: {} failed: {}", socket_path, stage, failed.message()),
-                  failed.value()));
-    auto response = parser.release();
-    return HttpReply{response.result_int(), std::move(response.body())};
+  private:
+    void finish(beast::error_code ec) {
+        m_stream.close();  // the fd goes now, not when every exchange is over
+        if (ec) return m_done(std::unexpected(classify(m_path, ec, m_stage, m_timeout)));
+        auto response = m_parser.release();
+        m_done(HttpReply{response.result_int(), std::move(response.body())});
+    }
+
+    beast::basic_stream<Local> m_stream;
+    std::string m_path;
+    std::chrono::milliseconds m_timeout;
+    http::request<http::empty_body> m_request;
+    beast::flat_buffer m_buffer;
+    http::response_parser<http::string_body> m_parser;
+    const char* m_stage{"connect"};
+    std::function<void(Result<HttpReply>)> m_done;
+};
+
+}  // namespace
+
+std::vector<Result<HttpReply>> http_get_unix_all(const std::vector<std::string>& socket_paths,
+                                                 const std::string& target,
+                                                 std::chrono::milliseconds timeout,
+                                                 size_t max_in_flight) {
+    asio::io_context io;
+    std::vector<Result<HttpReply>> results(socket_paths.size());
+    // Kept until io.run() returns: an exchange is never destroyed inside its own handler.
+    std::vector<std::unique_ptr<Exchange>> exchanges(socket_paths.size());
+    size_t next = 0;
+    std::function<void()> launch = [&] {
+        if (next >= socket_paths.size()) return;
+        const size_t i = next++;
+        exchanges[i] = std::make_unique<Exchange>(io, socket_paths[i], target, timeout);
+        exchanges[i]->start([&, i](Result<HttpReply> r) {
+            results[i] = std::move(r);
+            asio::post(io, launch);  // a slot is free
+        });
+    };
+    for (size_t n = 0; n < std::max<size_t>(max_in_flight, 1); ++n) launch();
+    io.run();
+    return results;
+}
+
+Result<HttpReply> http_get_unix(const std::string& socket_path, const std::string& target,
+                                std::chrono::milliseconds timeout) {
+    return std::move(http_get_unix_all({socket_path}, target, timeout).front());
 }
 
 }  // namespace rv::app

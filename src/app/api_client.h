@@ -1,9 +1,10 @@
-// A small HTTP client for a VMM's API socket (ringvisor top): one request
-// per connection, bounded by a timeout so a hung VMM cannot stall the caller.
+// A small HTTP client for VMM API sockets (ringvisor top): one request per
+// connection, bounded by a timeout so a hung VMM cannot stall the caller.
 #pragma once
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -20,5 +21,14 @@ struct HttpReply {
 // InvalidInput.
 Result<HttpReply> http_get_unix(const std::string& socket_path, const std::string& target,
                                 std::chrono::milliseconds timeout);
+
+// The same GET from every socket at once (at most `max_in_flight` open
+// connections), each with its own `timeout`: however many VMMs hang, the
+// whole takes about one timeout per `max_in_flight` sockets. One result per
+// socket, in order.
+std::vector<Result<HttpReply>> http_get_unix_all(const std::vector<std::string>& socket_paths,
+                                                 const std::string& target,
+                                                 std::chrono::milliseconds timeout,
+                                                 size_t max_in_flight = 64);
 
 }  // namespace rv::app

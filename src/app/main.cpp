@@ -1,4 +1,4 @@
-// ringvisor: command-line entry point. Subcommands: run, check, prepare-kernel, top.
+// ringvisor: command-line entry point. Subcommands: run, check, prepare-kernel, top, report.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +10,7 @@
 
 #include "app/device_args.h"
 #include "app/size_parse.h"
+#include "app/report_command.h"
 #include "app/top_command.h"
 #include "base/fd.h"
 #include "base/log.h"
@@ -172,6 +173,21 @@ int main(int argc, char** argv) {
     top->add_option("--iterations", top_options.iterations, "stop after this many tables (0: never)");
     top->add_option("sockets", top_options.sockets, "more API sockets to show");
 
+    rv::app::ReportOptions report_options;
+    auto* report = app.add_subcommand(
+        "report", "what each VM used over a time range, from --ledger files: a table (or CSV) "
+                  "per VM instance, and a PNG chart of CPU share over time");
+    report->add_option("ledgers", report_options.ledgers, "ledger files")->required();
+    report->add_option("--from", report_options.from,
+                       "start (exclusive): 2026-12-05T10:00:00Z, epoch ms, or -90s/-30m/-2h/-1d; a "
+                       "record counts, whole, when its end lies in the range");
+    report->add_option("--to", report_options.to, "end (inclusive), as --from");
+    report->add_option("--csv", report_options.csv, "also write the table as CSV to FILE (- : CSV "
+                                                     "on stdout instead of the table)");
+    report->add_option("--png", report_options.png, "write a chart of CPU share over time");
+    report->add_option("--width", report_options.width, "chart width in pixels")->capture_default_str();
+    report->add_option("--height", report_options.height, "chart height in pixels")->capture_default_str();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -186,6 +202,7 @@ int main(int argc, char** argv) {
     if (*check) return run_check(kvm_path);
     if (*prepare) return run_prepare(prep_kernel, cache_dir);
     if (*top) return rv::app::run_top(top_options);
+    if (*report) return rv::app::run_report(report_options);
     if (!no_cache) config.kernel_cache_dir = cache_dir;
 
     for (const auto& d : disks) {

@@ -1,85 +1,45 @@
 #include "app/top_command.h"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <map>
-#include <optional>
 
 #include "app/api_client.h"
-#include "app/top.h"
+#include "app/top_terminal.h"
 
 namespace rv::app {
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
-
-// Raw keys on stdin for the interactive view; restores the terminal on exit.
-class RawTerminal {
-  public:
-    RawTerminal() {
-        if (::tcgetattr(STDIN_FILENO, &m_saved) != 0) return;
-        termios raw = m_saved;
-        raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-        raw.c_cc[VMIN] = 0;
-        raw.c_cc[VTIME] = 0;
-        m_active = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
-        std::fputs("\x1b[?25l", stdout);  // hide the cursor
-    }
-    ~RawTerminal() {
-        std::fputs("\x1b[?25h\n", stdout);
-        std::fflush(stdout);
-        if (m_active) ::tcsetattr(STDIN_FILENO, TCSANOW, &m_saved);
-    }
-    RawTerminal(const RawTerminal&) = delete;
-    RawTerminal& operator=(const RawTerminal&) = delete;
-
-  private:
-    termios m_saved{};
-    bool m_active{false};
-};
-
-unsigned terminal_width() {
-    winsize ws{};
-    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-    return 200;  // batch output: wide enough for every column
-}
+using Clock = std::chrono::steady_clock;
 
 std::string clock_now() {
     std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%H:%M:%S", std::localtime(&t));
+    std::tm local{};
+    ::localtime_r(&t, &local);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%H:%M:%S", &local);
     return buf;
 }
 
-// Waits up to `seconds` for a key (interactive) or just sleeps; returns the key or 0.
-char wait_for_key(double seconds, bool keys) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (!g_stop) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return 0;
-        pollfd p{STDIN_FILENO, POLLIN, 0};
-        int n = ::poll(keys ? &p : nullptr, keys ? 1 : 0, static_cast<int>(left.count()));
-        if (n > 0 && keys) {
-            char c = 0;
-            if (::read(STDIN_FILENO, &c, 1) == 1) return c;
-            keys = false;  // stdin closed: stop listening for keys
+// Why a socket gave no sample.
+void count_skip(top::Skipped& skipped, const Result<HttpReply>& reply) {
+    if (!reply) {
+        switch (reply.error().os_errno()) {
+            case ECONNREFUSED:
+            case ENOENT: ++skipped.stale; return;
+            case ETIMEDOUT: ++skipped.not_answering; return;
+            case EACCES:
+            case EPERM: ++skipped.no_permission; return;
+            default: ++skipped.bad_reply; return;
         }
     }
-    return 0;
+    // The API answers 400 with "accounting: not started" until InstanceStart.
+    if (reply->status == 400) ++skipped.not_started;
+    else ++skipped.bad_reply;
 }
 
 }  // namespace
@@ -96,6 +56,30 @@ std::vector<std::string> find_sockets(const std::string& dir, const std::vector<
     return out;
 }
 
+TopSnapshot sample_vms(const std::vector<std::string>& sockets,
+                       const std::map<std::string, top::Sample>& previous,
+                       std::chrono::milliseconds timeout) {
+    TopSnapshot snap;
+    auto replies = http_get_unix_all(sockets, "/accounting", timeout);
+    for (size_t i = 0; i < sockets.size(); ++i) {
+        const auto& reply = replies[i];
+        if (!reply || reply->status != 200) {
+            count_skip(snap.skipped, reply);
+            continue;
+        }
+        auto sample = top::parse_sample(nlohmann::json::parse(reply->body, nullptr, false), sockets[i]);
+        if (!sample) {
+            ++snap.skipped.bad_reply;
+            continue;
+        }
+        auto it = previous.find(sockets[i]);
+        snap.rows.push_back(top::rates(
+            it == previous.end() ? std::nullopt : std::optional<top::Sample>(it->second), *sample));
+        snap.samples.emplace(sockets[i], std::move(*sample));
+    }
+    return snap;
+}
+
 int run_top(const TopOptions& options) {
     auto key = top::parse_sort_key(options.sort);
     if (!key) {
@@ -103,72 +87,67 @@ int run_top(const TopOptions& options) {
                      options.sort.c_str());
         return 2;
     }
-    if (!(options.interval_s >= 0.1)) {
-        std::fprintf(stderr, "ringvisor: error: --interval: at least 0.1 s\n");
+    if (!(options.interval_s >= 0.1 && options.interval_s <= 86400)) {
+        std::fprintf(stderr, "ringvisor: error: --interval: 0.1 to 86400 seconds\n");
         return 2;
     }
     std::error_code ec;
-    if (!options.run_dir.empty() && !std::filesystem::is_directory(options.run_dir, ec) &&
-        options.sockets.empty()) {
+    if (options.sockets.empty() && !std::filesystem::is_directory(options.run_dir, ec)) {
         std::fprintf(stderr,
                      "ringvisor: error: run directory %s does not exist (start VMs with "
-                     "--api-sock %s/NAME.sock, or name sockets)\n",
+                     "--api-sock %s/NAME.sock, or name their sockets)\n",
                      options.run_dir.c_str(), options.run_dir.c_str());
         return 2;
     }
-    const bool interactive = !options.batch && ::isatty(STDOUT_FILENO) && ::isatty(STDIN_FILENO);
-    struct sigaction sa{};
-    sa.sa_handler = on_signal;
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    std::optional<RawTerminal> raw;
-    if (interactive) raw.emplace();
+    const bool interactive = !options.batch && ::isatty(STDOUT_FILENO);
+    TopTerminal terminal(interactive);
+    const auto interval = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options.interval_s));
+    // A VMM answers from its event loop; one that takes longer than this is
+    // shown as not answering rather than holding up every other VM.
+    const auto timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(interval / 2),
+                                    std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
 
-    constexpr auto kTimeout = std::chrono::milliseconds(1500);
-    std::map<std::string, top::Sample> previous;
-    // The first table needs two samples: take one, wait a short moment.
-    bool first = true;
-    for (unsigned printed = 0; !g_stop;) {
-        std::vector<top::Row> rows;
-        std::map<std::string, top::Sample> current;
-        size_t unreachable = 0;
-        for (const auto& socket : find_sockets(options.run_dir, options.sockets)) {
-            auto reply = http_get_unix(socket, "/accounting", kTimeout);
-            if (!reply || reply->status != 200) {
-                ++unreachable;  // stale socket, VM not started yet, or hung
-                continue;
-            }
-            auto json = nlohmann::json::parse(reply->body, nullptr, false);
-            auto sample = top::parse_sample(json, socket);
-            if (!sample) {
-                ++unreachable;
-                continue;
-            }
-            auto it = previous.find(socket);
-            rows.push_back(top::rates(it == previous.end() ? std::nullopt
-                                                           : std::optional<top::Sample>(it->second),
-                                      *sample));
-            current.emplace(socket, std::move(*sample));
+    TopSnapshot snap;
+    auto show = [&] {
+        auto rows = snap.rows;
+        top::sort_rows(rows, *key);
+        top::View view{.key = *key, .skipped = snap.skipped, .clock = clock_now()};
+        if (!interactive) {
+            std::fputs((top::format_table(rows, view) + "\n").c_str(), stdout);
+            std::fflush(stdout);
+            return;
         }
-        previous = std::move(current);
-        if (first) {
-            first = false;
-            wait_for_key(std::min(options.interval_s, 1.0), false);
+        if (auto size = terminal.size()) {
+            view.width = size->columns;
+            view.height = size->lines - 1;  // the keys' line
+        }
+        terminal.draw(top::format_table(rows, view) +
+                      "keys: c cpu, s steal, d disk, n net, e exits, r rss, N name, q quit");
+    };
+
+    // Rates need two samples: take one now (the interactive view shows it at
+    // once, without rates) and the next soon, then one per interval.
+    auto next = Clock::now() + std::min<Clock::duration>(interval, std::chrono::seconds(1));
+    snap = sample_vms(find_sockets(options.run_dir, options.sockets), {}, timeout);
+    if (interactive) show();
+    for (unsigned printed = 0;;) {
+        auto input = terminal.wait(next);
+        if (input.event == TopTerminal::Event::Stop) break;
+        if (input.event == TopTerminal::Event::Key) {
+            if (input.key == 'q' || input.key == 'Q') break;
+            if (auto k = top::sort_key_for(input.key)) key = k;
+            show();  // the same sample, sorted anew: rates need a full interval
             continue;
         }
-        top::sort_rows(rows, *key);
-        std::string table = top::format_table(rows, *key, interactive ? terminal_width() : 200,
-                                              unreachable, clock_now());
-        if (interactive)
-            std::fputs("\x1b[H\x1b[2J", stdout);  // home, clear
-        std::fputs(table.c_str(), stdout);
-        if (interactive) std::fputs("keys: c s d n e m N sort, q quit", stdout);
-        else std::fputs("\n", stdout);
-        std::fflush(stdout);
+        if (input.event == TopTerminal::Event::Resize) {
+            show();
+            continue;
+        }
+        next = Clock::now() + interval;
+        snap = sample_vms(find_sockets(options.run_dir, options.sockets), snap.samples, timeout);
+        show();
         if (options.iterations && ++printed >= options.iterations) break;
-        char c = wait_for_key(options.interval_s, interactive);
-        if (c == 'q') break;
-        if (auto k = top::sort_key_for(c)) key = k;
     }
     return 0;
 }

@@ -143,7 +143,8 @@ case_shares() {
     local weights=(100 200 400) wraps=() pids=() logs=() socks=() i
     for i in 0 1 2; do
         logs[i]=$E2E_LOGDIR/cgroup-share-${weights[i]}.console
-        socks[i]=/tmp/rv-share-$i.sock
+        socks[i]=/tmp/rv-run/share-${weights[i]}.sock
+        mkdir -p /tmp/rv-run
         rm -f "${socks[i]}"
         timeout -k 5 600 "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initramfs.cpio.gz" \
             --cpus 1 --memory 128M --api-sock "${socks[i]}" --cpu-weight "${weights[i]}" \
@@ -181,7 +182,18 @@ case_shares() {
     t0=$(date +%s%N); first=$(sample) || { stop_all; e2e_fail "GET /accounting failed"; }
     sleep 60
     t1=$(date +%s%N); second=$(sample) || { stop_all; e2e_fail "GET /accounting failed"; }
+    # ringvisor top finds the three in the run directory; sorted by CPU, the
+    # largest weight first, each with its CPU and steal rates.
+    local table
+    table=$("$RINGVISOR" top --run-dir /tmp/rv-run --batch --iterations 1 --interval 3) ||
+        { stop_all; e2e_fail "ringvisor top failed: $table"; }
+    echo "$table"
     stop_all
+    [[ $(grep -c '^share-' <<<"$table") == 3 ]] || e2e_fail "ringvisor top shows $(grep -c '^share-' <<<"$table") of 3 VMs"
+    [[ $(grep '^share-' <<<"$table" | head -n 1 | awk '{ print $1 }') == share-400 ]] ||
+        e2e_fail "ringvisor top's first line (by CPU) is not share-400"
+    grep '^share-' <<<"$table" | awk '{ if ($4 !~ /^[0-9.]+$/ || $4 < 5 || $6 !~ /^[0-9.]+$/ || $6 < 20) exit 1 }' ||
+        e2e_fail "ringvisor top: a VM without CPU or steal rates"
     umount_v2
     read -r -a a <<<"$(echo $first)"; read -r -a b <<<"$(echo $second)"
     local wall_ms=$(((t1 - t0) / 1000000)) sum=0 got=() fail=
