@@ -5,7 +5,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <functional>
 #include <memory>
 
@@ -40,7 +39,9 @@ class Exchange {
   public:
     Exchange(asio::io_context& io, std::string path, const std::string& target,
              std::chrono::milliseconds timeout)
-        : m_stream(io), m_path(std::move(path)), m_timeout(timeout),
+        : m_stream(io),
+          m_path(std::move(path)),
+          m_timeout(timeout),
           m_request(http::verb::get, target, 11) {
         m_request.set(http::field::host, "localhost");
         m_request.keep_alive(false);

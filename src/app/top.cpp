@@ -25,7 +25,9 @@ uint64_t sum_field(const nlohmann::json& section, const char* table, const char*
 }
 
 // now - before, or 0 when a counter went backwards.
-double delta(uint64_t now, uint64_t before) { return now >= before ? double(now - before) : 0.0; }
+double delta(uint64_t now, uint64_t before) {
+    return now >= before ? double(now - before) : 0.0;
+}
 
 }  // namespace
 
@@ -45,7 +47,8 @@ Result<Sample> parse_sample(const nlohmann::json& reply, std::string socket) {
     s.guest_ms = u64(total, "guest_cpu_ms");
     s.overhead_ms = u64(total, "vmm_overhead_cpu_ms");
     s.steal_ms = u64(total, "steal_ms");
-    if (auto e = total.find("exits"); e != total.end() && e->is_object()) s.exits = u64(*e, "exits");
+    if (auto e = total.find("exits"); e != total.end() && e->is_object())
+        s.exits = u64(*e, "exits");
     s.disk_read = sum_field(total, "block", "read_bytes");
     s.disk_written = sum_field(total, "block", "write_bytes");
     s.net_rx = sum_field(total, "net", "rx_bytes");
@@ -90,27 +93,42 @@ std::optional<SortKey> parse_sort_key(std::string_view name) {
 
 std::optional<SortKey> sort_key_for(char key) {
     switch (key) {
-        case 'c': return SortKey::Cpu;
-        case 's': return SortKey::Steal;
-        case 'd': return SortKey::Disk;
-        case 'n': return SortKey::Net;
-        case 'e': return SortKey::Exits;
+        case 'c':
+            return SortKey::Cpu;
+        case 's':
+            return SortKey::Steal;
+        case 'd':
+            return SortKey::Disk;
+        case 'n':
+            return SortKey::Net;
+        case 'e':
+            return SortKey::Exits;
         case 'r':
-        case 'm': return SortKey::Rss;
-        case 'N': return SortKey::Name;
-        default: return std::nullopt;
+        case 'm':
+            return SortKey::Rss;
+        case 'N':
+            return SortKey::Name;
+        default:
+            return std::nullopt;
     }
 }
 
 std::string_view sort_key_name(SortKey key) {
     switch (key) {
-        case SortKey::Cpu: return "cpu";
-        case SortKey::Steal: return "steal";
-        case SortKey::Disk: return "disk";
-        case SortKey::Net: return "net";
-        case SortKey::Exits: return "exits";
-        case SortKey::Rss: return "rss";
-        case SortKey::Name: return "name";
+        case SortKey::Cpu:
+            return "cpu";
+        case SortKey::Steal:
+            return "steal";
+        case SortKey::Disk:
+            return "disk";
+        case SortKey::Net:
+            return "net";
+        case SortKey::Exits:
+            return "exits";
+        case SortKey::Rss:
+            return "rss";
+        case SortKey::Name:
+            return "name";
     }
     return "cpu";
 }
@@ -118,13 +136,20 @@ std::string_view sort_key_name(SortKey key) {
 void sort_rows(std::vector<Row>& rows, SortKey key) {
     auto value = [key](const Row& r) -> double {
         switch (key) {
-            case SortKey::Cpu: return r.cpu_pct;
-            case SortKey::Steal: return r.steal_pct;
-            case SortKey::Disk: return r.disk_read_bps + r.disk_write_bps;
-            case SortKey::Net: return r.net_rx_bps + r.net_tx_bps;
-            case SortKey::Exits: return r.exits_ps;
-            case SortKey::Rss: return double(r.rss);
-            case SortKey::Name: return 0;
+            case SortKey::Cpu:
+                return r.cpu_pct;
+            case SortKey::Steal:
+                return r.steal_pct;
+            case SortKey::Disk:
+                return r.disk_read_bps + r.disk_write_bps;
+            case SortKey::Net:
+                return r.net_rx_bps + r.net_tx_bps;
+            case SortKey::Exits:
+                return r.exits_ps;
+            case SortKey::Rss:
+                return double(r.rss);
+            case SortKey::Name:
+                return 0;
         }
         return 0;
     };
@@ -177,8 +202,12 @@ struct Column {
     std::string (*cell)(const Row&);
 };
 
-std::string pct(const Row& r, double v) { return r.has_rates ? fmt::format("{:.1f}", v) : "-"; }
-std::string rate(const Row& r, double v) { return r.has_rates ? human_rate(v) : "-"; }
+std::string pct(const Row& r, double v) {
+    return r.has_rates ? fmt::format("{:.1f}", v) : "-";
+}
+std::string rate(const Row& r, double v) {
+    return r.has_rates ? human_rate(v) : "-";
+}
 
 constexpr Column kColumns[] = {
     {"PID", 7, 1, [](const Row& r) { return fmt::format("{}", r.pid); }},
@@ -221,11 +250,12 @@ std::string totals_line(const std::vector<Row>& rows) {
         t.disk_read_bps += r.disk_read_bps, t.disk_write_bps += r.disk_write_bps;
         t.net_rx_bps += r.net_rx_bps, t.net_tx_bps += r.net_tx_bps, t.exits_ps += r.exits_ps;
     }
-    return fmt::format("total: CPU {:.1f}% (ovh {:.1f}%), steal {:.1f}%, disk r/w {}/{}, "
-                       "net rx/tx {}/{}, exits {}, rss {}",
-                       t.cpu_pct, t.overhead_pct, t.steal_pct, human_rate(t.disk_read_bps),
-                       human_rate(t.disk_write_bps), human_rate(t.net_rx_bps),
-                       human_rate(t.net_tx_bps), human_count(t.exits_ps), human_rate(double(t.rss)));
+    return fmt::format(
+        "total: CPU {:.1f}% (ovh {:.1f}%), steal {:.1f}%, disk r/w {}/{}, "
+        "net rx/tx {}/{}, exits {}, rss {}",
+        t.cpu_pct, t.overhead_pct, t.steal_pct, human_rate(t.disk_read_bps),
+        human_rate(t.disk_write_bps), human_rate(t.net_rx_bps), human_rate(t.net_tx_bps),
+        human_count(t.exits_ps), human_rate(double(t.rss)));
 }
 
 }  // namespace
@@ -247,7 +277,8 @@ std::string format_table(const std::vector<Row>& rows, const View& view) {
     }
     std::vector<std::string> names;
     size_t longest = 0;
-    for (const auto& r : rows) longest = std::max(longest, names.emplace_back(printable(r.name)).size());
+    for (const auto& r : rows)
+        longest = std::max(longest, names.emplace_back(printable(r.name)).size());
     unsigned name_w = std::max<unsigned>(kMinName, static_cast<unsigned>(longest));
     if (view.width)  // what the columns leave (at least kMinName unless no column can go)
         name_w = std::min(name_w, std::max(4u, view.width - std::min(view.width, fixed())));

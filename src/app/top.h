@@ -5,12 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -58,7 +57,7 @@ struct Skipped {
 
 enum class SortKey { Cpu, Steal, Disk, Net, Exits, Rss, Name };
 std::optional<SortKey> parse_sort_key(std::string_view name);  // cpu steal disk net exits rss name
-std::optional<SortKey> sort_key_for(char key);  // c s d n e, r or m (memory), N
+std::optional<SortKey> sort_key_for(char key);                 // c s d n e, r or m (memory), N
 std::string_view sort_key_name(SortKey key);
 void sort_rows(std::vector<Row>& rows, SortKey key);  // largest first; names A..Z
 

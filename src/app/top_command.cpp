@@ -30,21 +30,32 @@ void count_skip(top::Skipped& skipped, const Result<HttpReply>& reply) {
     if (!reply) {
         switch (reply.error().os_errno()) {
             case ECONNREFUSED:
-            case ENOENT: ++skipped.stale; return;
-            case ETIMEDOUT: ++skipped.not_answering; return;
+            case ENOENT:
+                ++skipped.stale;
+                return;
+            case ETIMEDOUT:
+                ++skipped.not_answering;
+                return;
             case EACCES:
-            case EPERM: ++skipped.no_permission; return;
-            default: ++skipped.bad_reply; return;
+            case EPERM:
+                ++skipped.no_permission;
+                return;
+            default:
+                ++skipped.bad_reply;
+                return;
         }
     }
     // The API answers 400 with "accounting: not started" until InstanceStart.
-    if (reply->status == 400) ++skipped.not_started;
-    else ++skipped.bad_reply;
+    if (reply->status == 400)
+        ++skipped.not_started;
+    else
+        ++skipped.bad_reply;
 }
 
 }  // namespace
 
-std::vector<std::string> find_sockets(const std::string& dir, const std::vector<std::string>& extra) {
+std::vector<std::string> find_sockets(const std::string& dir,
+                                      const std::vector<std::string>& extra) {
     std::vector<std::string> out;
     std::error_code ec;
     if (!dir.empty())
@@ -60,6 +71,7 @@ TopSnapshot sample_vms(const std::vector<std::string>& sockets,
                        const std::map<std::string, top::Sample>& previous,
                        std::chrono::milliseconds timeout) {
     TopSnapshot snap;
+    std::vector<std::string> from;  // each row's socket
     auto replies = http_get_unix_all(sockets, "/accounting", timeout);
     for (size_t i = 0; i < sockets.size(); ++i) {
         const auto& reply = replies[i];
@@ -67,7 +79,8 @@ TopSnapshot sample_vms(const std::vector<std::string>& sockets,
             count_skip(snap.skipped, reply);
             continue;
         }
-        auto sample = top::parse_sample(nlohmann::json::parse(reply->body, nullptr, false), sockets[i]);
+        auto sample =
+            top::parse_sample(nlohmann::json::parse(reply->body, nullptr, false), sockets[i]);
         if (!sample) {
             ++snap.skipped.bad_reply;
             continue;
@@ -76,15 +89,24 @@ TopSnapshot sample_vms(const std::vector<std::string>& sockets,
         snap.rows.push_back(top::rates(
             it == previous.end() ? std::nullopt : std::optional<top::Sample>(it->second), *sample));
         snap.samples.emplace(sockets[i], std::move(*sample));
+        from.push_back(sockets[i]);
     }
+    // VMs started with the same --id: tell them apart by their sockets.
+    std::map<std::string, size_t> uses;
+    for (const auto& r : snap.rows) ++uses[r.name];
+    for (size_t i = 0; i < snap.rows.size(); ++i)
+        if (uses[snap.rows[i].name] > 1)
+            snap.rows[i].name +=
+                fmt::format(" ({})", std::filesystem::path(from[i]).filename().string());
     return snap;
 }
 
 int run_top(const TopOptions& options) {
     auto key = top::parse_sort_key(options.sort);
     if (!key) {
-        std::fprintf(stderr, "ringvisor: error: --sort %s: one of cpu, steal, disk, net, exits, rss, name\n",
-                     options.sort.c_str());
+        std::fprintf(
+            stderr, "ringvisor: error: --sort %s: one of cpu, steal, disk, net, exits, rss, name\n",
+            options.sort.c_str());
         return 2;
     }
     if (!(options.interval_s >= 0.1 && options.interval_s <= 86400)) {
@@ -105,8 +127,9 @@ int run_top(const TopOptions& options) {
         std::chrono::duration<double>(options.interval_s));
     // A VMM answers from its event loop; one that takes longer than this is
     // shown as not answering rather than holding up every other VM.
-    const auto timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(interval / 2),
-                                    std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
+    const auto timeout =
+        std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(interval / 2),
+                   std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
 
     TopSnapshot snap;
     auto show = [&] {
@@ -118,12 +141,13 @@ int run_top(const TopOptions& options) {
             std::fflush(stdout);
             return;
         }
+        std::string keys = "keys: c cpu, s steal, d disk, n net, e exits, r rss, N name, q quit";
         if (auto size = terminal.size()) {
             view.width = size->columns;
-            view.height = size->lines - 1;  // the keys' line
+            view.height = std::max(1u, size->lines - 1);  // the keys' line
+            keys.resize(std::min<size_t>(keys.size(), size->columns));
         }
-        terminal.draw(top::format_table(rows, view) +
-                      "keys: c cpu, s steal, d disk, n net, e exits, r rss, N name, q quit");
+        terminal.draw(top::format_table(rows, view) + keys);
     };
 
     // Rates need two samples: take one now (the interactive view shows it at

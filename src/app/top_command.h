@@ -23,13 +23,14 @@ struct TopOptions {
 };
 
 // The API sockets in `dir` (every Unix socket, sorted), plus `extra`.
-std::vector<std::string> find_sockets(const std::string& dir, const std::vector<std::string>& extra);
+std::vector<std::string> find_sockets(const std::string& dir,
+                                      const std::vector<std::string>& extra);
 
 // One refresh: every socket asked at once, each bounded by `timeout`. Rows
 // have rates where `previous` (the last refresh's samples, by socket) has
 // the same VM; sockets that gave no sample are counted by why.
 struct TopSnapshot {
-    std::vector<top::Row> rows;                 // in the order of `sockets`
+    std::vector<top::Row> rows;                  // in the order of `sockets`
     std::map<std::string, top::Sample> samples;  // by socket: the next `previous`
     top::Skipped skipped;
 };

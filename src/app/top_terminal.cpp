@@ -16,9 +16,12 @@ std::atomic<bool> g_stop{false}, g_resized{false}, g_suspend{false};
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP};
 
 void on_signal(int sig) {
-    if (sig == SIGWINCH) g_resized = true;
-    else if (sig == SIGTSTP) g_suspend = true;
-    else g_stop = true;
+    if (sig == SIGWINCH)
+        g_resized = true;
+    else if (sig == SIGTSTP)
+        g_suspend = true;
+    else
+        g_stop = true;
 }
 
 void write_out(std::string_view s) {

@@ -63,9 +63,8 @@ class TopSampling : public ::testing::Test {
     std::string serve_vm(const std::string& name, const std::string& vm, int64_t pid) {
         auto calls = std::make_shared<std::atomic<uint64_t>>(0);
         api::Router router;
-        router.add(api::http::verb::get, "/accounting", [=](const api::ApiRequest&) {
-            return api::ok(accounting(vm, pid, ++*calls));
-        });
+        router.add(api::http::verb::get, "/accounting",
+                   [=](const api::ApiRequest&) { return api::ok(accounting(vm, pid, ++*calls)); });
         return serve(name, std::move(router));
     }
     std::string serve(const std::string& name, api::Router router) {
@@ -177,8 +176,9 @@ TEST_F(TopSampling, ARefreshShowsLiveVmsAndCountsTheRestByWhy) {
     hung("hung.sock");
     serve_unstarted("waiting.sock");
     api::Router foreign;
-    foreign.add(api::http::verb::get, "/accounting",
-                [](const api::ApiRequest&) { return api::ok(json{{"hello", "world"}}); });
+    foreign.add(api::http::verb::get, "/accounting", [](const api::ApiRequest&) {
+        return api::ok(json{{"hello", "world"}});
+    });
     serve("foreign.sock", std::move(foreign));
     std::ofstream(path("notes.txt")) << "not a socket";
 
@@ -239,9 +239,9 @@ TEST_F(TopSampling, VmsComeGoAndRestartBetweenRefreshes) {
     TopSnapshot first = sample_vms(find_sockets(m_dir, {}), {}, 500ms);
     ASSERT_EQ(first.rows.size(), 2u);
 
-    m_servers.erase("a.sock");        // a ended (its server removes the socket)
-    serve_vm("c.sock", "c", 3);       // c started
-    m_servers.erase("b.sock");        // b restarted behind the same socket
+    m_servers.erase("a.sock");   // a ended (its server removes the socket)
+    serve_vm("c.sock", "c", 3);  // c started
+    m_servers.erase("b.sock");   // b restarted behind the same socket
     serve_vm("b.sock", "b", 22);
     TopSnapshot second = sample_vms(find_sockets(m_dir, {}), first.samples, 500ms);
     ASSERT_EQ(second.rows.size(), 2u);
@@ -258,11 +258,23 @@ TEST_F(TopSampling, VmsComeGoAndRestartBetweenRefreshes) {
     EXPECT_DOUBLE_EQ(find_row(third, "b")->cpu_pct, 60.0);
 }
 
+TEST_F(TopSampling, VmsWithTheSameIdAreToldApartByTheirSockets) {
+    serve_vm("one.sock", "web", 1);
+    serve_vm("two.sock", "web", 2);
+    serve_vm("db.sock", "db", 3);
+    TopSnapshot snap = sample_vms(find_sockets(m_dir, {}), {}, 500ms);
+    ASSERT_EQ(snap.rows.size(), 3u);
+    EXPECT_EQ(snap.rows[0].name, "db");
+    EXPECT_EQ(snap.rows[1].name, "web (one.sock)");
+    EXPECT_EQ(snap.rows[2].name, "web (two.sock)");
+}
+
 TEST_F(TopSampling, TheScanAddsNamedSocketsOnce) {
     serve_vm("b.sock", "b", 1);
     serve_vm("a.sock", "a", 2);
     auto found = find_sockets(m_dir, {path("a.sock"), "/elsewhere/x.sock"});
-    EXPECT_EQ(found, (std::vector<std::string>{path("a.sock"), path("b.sock"), "/elsewhere/x.sock"}));
+    EXPECT_EQ(found,
+              (std::vector<std::string>{path("a.sock"), path("b.sock"), "/elsewhere/x.sock"}));
     EXPECT_TRUE(find_sockets(path("missing"), {}).empty());
     EXPECT_EQ(find_sockets("", {"/x.sock"}), std::vector<std::string>{"/x.sock"});
 }
@@ -270,8 +282,8 @@ TEST_F(TopSampling, TheScanAddsNamedSocketsOnce) {
 TEST_F(TopSampling, BatchModePrintsOneTablePerIteration) {
     serve_vm("web1.sock", "web1", 7);
     stale("old.sock");
-    TopOptions options{.run_dir = m_dir, .interval_s = 0.1, .sort = "name", .batch = true,
-                       .iterations = 2};
+    TopOptions options{
+        .run_dir = m_dir, .interval_s = 0.1, .sort = "name", .batch = true, .iterations = 2};
     ::testing::internal::CaptureStdout();
     int status = run_top(options);
     std::string out = ::testing::internal::GetCapturedStdout();

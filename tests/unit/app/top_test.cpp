@@ -1,11 +1,11 @@
 // ringvisor top: the rate arithmetic over GET /accounting replies, sorting,
 // and the table (columns, width, height, names). The client and the
 // sampling against real API servers are in top_sampling_test.cpp.
+#include "app/top.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
-
-#include "app/top.h"
 
 namespace rv::app {
 namespace {
@@ -176,7 +176,8 @@ TEST(TopTable, WideTablesShowEveryColumnAndTheTotals) {
     auto lines = lines_of(top::format_table(rows, view));
     ASSERT_EQ(lines.size(), 6u);
     EXPECT_NE(lines[0].find("12:00:00 - 3 VMs (skipped: 2 stale, 1 not started) - sort: cpu"),
-              std::string::npos) << lines[0];
+              std::string::npos)
+        << lines[0];
     EXPECT_NE(lines[0].find("% of one host CPU"), std::string::npos);
     // 10 + 90 + 50 % CPU, 30 + 5 + 60 % steal, 12345 + 3 + 1 exits/s, 1 + 3 + 2 bytes.
     EXPECT_NE(lines[1].find("CPU 150.0% (ovh 1.5%), steal 95.0%"), std::string::npos) << lines[1];
@@ -213,7 +214,8 @@ TEST(TopTable, ANarrowTerminalDropsMinorColumnsThenCutsNames) {
     EXPECT_EQ(at80[2].find("PID"), std::string::npos) << at80[2];  // the first to go
     EXPECT_NE(at80[2].find("RSS"), std::string::npos) << at80[2];
     EXPECT_NE(at80[3].find("1.0G"), std::string::npos) << at80[3];
-    for (const auto& line : lines_of(top::format_table({r}, {.width = 40}))) EXPECT_LE(line.size(), 40u);
+    for (const auto& line : lines_of(top::format_table({r}, {.width = 40})))
+        EXPECT_LE(line.size(), 40u);
     auto at120 = lines_of(top::format_table({r}, {.width = 120}));
     EXPECT_NE(at120[3].find("4242"), std::string::npos) << at120[3];
 }
@@ -230,7 +232,8 @@ TEST(TopTable, WithoutAWidthNamesAreWhole) {
 TEST(TopTable, AShortTerminalShowsTheTopRowsAndHowManyMore) {
     std::vector<top::Row> rows(10);
     for (size_t i = 0; i < rows.size(); ++i) rows[i].name = fmt::format("vm{}", i);
-    auto lines = lines_of(top::format_table(rows, {.key = top::SortKey::Steal, .width = 100, .height = 8}));
+    auto lines =
+        lines_of(top::format_table(rows, {.key = top::SortKey::Steal, .width = 100, .height = 8}));
     ASSERT_EQ(lines.size(), 8u);
     EXPECT_EQ(lines[3].rfind("vm0 ", 0), 0u);
     EXPECT_EQ(lines[6].rfind("vm3 ", 0), 0u);
