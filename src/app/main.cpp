@@ -171,6 +171,10 @@ int main(int argc, char** argv) {
     top->add_flag("--batch", top_options.batch,
                   "print a table per refresh instead of redrawing (also when stdout is no terminal)");
     top->add_option("--iterations", top_options.iterations, "stop after this many tables (0: never)");
+    top->add_option("--timeout", top_options.timeout_s,
+                    "seconds each VM has to answer a refresh (default: half the interval, 0.25 to "
+                    "1 s); a VMM held to a small CPU share answers slowly")
+        ->check(CLI::Range(0.05, 60.0));
     top->add_option("sockets", top_options.sockets, "more API sockets to show");
 
     rv::app::ReportOptions report_options;

@@ -128,8 +128,10 @@ int run_top(const TopOptions& options) {
     // A VMM answers from its event loop; one that takes longer than this is
     // shown as not answering rather than holding up every other VM.
     const auto timeout =
-        std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(interval / 2),
-                   std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
+        options.timeout_s > 0
+            ? std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000))
+            : std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(interval / 2),
+                         std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
 
     TopSnapshot snap;
     auto show = [&] {

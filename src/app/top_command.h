@@ -20,6 +20,7 @@ struct TopOptions {
     std::string sort{"cpu"};
     bool batch{false};
     unsigned iterations{0};  // tables to print; 0: until q or a signal
+    double timeout_s{0};     // per VM and refresh; 0: half the interval, 0.25..1 s
 };
 
 // The API sockets in `dir` (every Unix socket, sorted), plus `extra`.
