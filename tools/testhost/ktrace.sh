@@ -5,6 +5,12 @@
 # shutdown, whose registers KVM has already reset), the interrupts and
 # exceptions L1's KVM injected, async page faults and nested page table
 # zaps, as L1 saw them; plus L1's dmesg tail beside it.
+# The buffer freezes (tracing_on 0) at the first nested page fault taken
+# while the guest walked its own page tables at a GPA of 4 GiB or more: no
+# guest of the stress or e2e runs (at most 2 GiB) keeps page tables there,
+# and a vCPU whose state was replaced by L1's own (CR3 pointing into L1's
+# memory) loops on exactly that fault; freezing keeps the events that led
+# to it instead of letting the loop overwrite them. ktrace_reset unfreezes.
 # KTRACE=0 turns it off; KTRACE_KB is the buffer per CPU.
 # shellcheck shell=bash
 KTRACE=${KTRACE:-1} KTRACE_KB=${KTRACE_KB:-16384}
@@ -22,11 +28,22 @@ ktrace_setup() {  # -> a line on stderr saying what is traced
     for e in $KTRACE_EVENTS; do
         [[ -e $ktrace_dir/events/$e/enable ]] && echo 1 >"$ktrace_dir/events/$e/enable" && n=$((n + 1))
     done
-    echo "ktrace: $n KVM events traced in L1 (${KTRACE_KB} KiB per CPU)" >&2
+    # PFERR_GUEST_PAGE (bit 33): the fault came from the guest's page walk.
+    local freeze=" (no freeze trigger)"
+    echo 'traceoff if fault_address >= 0x100000000 && error_code & 0x200000000' \
+        >"$ktrace_dir/events/kvm/kvm_page_fault/trigger" 2>/dev/null &&
+        freeze=", frozen at a guest page walk above 4 GiB"
+    echo "ktrace: $n KVM events traced in L1 (${KTRACE_KB} KiB per CPU$freeze)" >&2
 }
-ktrace_reset() { [[ $KTRACE != 1 ]] || echo >"$ktrace_dir/trace" 2>/dev/null || true; }
+ktrace_reset() {
+    [[ $KTRACE == 1 ]] || return 0
+    echo >"$ktrace_dir/trace" 2>/dev/null || true
+    echo 1 >"$ktrace_dir/tracing_on" 2>/dev/null || true
+}
 ktrace_save() {  # FILE.trace.gz
     [[ $KTRACE == 1 ]] || return 0
+    [[ $(cat "$ktrace_dir/tracing_on" 2>/dev/null) == 0 ]] &&
+        echo "ktrace: frozen by a guest page walk above 4 GiB (the trace ends there)" >&2
     gzip -c "$ktrace_dir/trace" >"$1" 2>/dev/null || true
     dmesg 2>/dev/null | tail -n 200 >"${1%.trace.gz}.l1-dmesg" || true
 }
