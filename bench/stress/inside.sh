@@ -214,6 +214,7 @@ for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
         fi
     fi
     local argv; mapfile -t argv <<<"$(vmm_cmd "$vmm" "$cpus" "$nic" "$cmdline" "${logf%.log}.stats.json")"
+    l1_counters >"${logf%.log}.l1-before"
     ktrace_reset
     timeout -k 10 "$L2_TIMEOUT" "${argv[@]}" </dev/null >"$logf" 2>&1 &
     pid=$!
@@ -248,6 +249,8 @@ for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
     else
         wait "$pid"; rc=$?
     fi
+    l1_counters | l1_delta "${logf%.log}.l1-before" >"${logf%.log}.l1-counters"
+    rm -f "${logf%.log}.l1-before"
     ((${#pids[@]} == 0)) || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
     kill_listeners
     local first=yes verdict saved=no
@@ -260,6 +263,24 @@ for i in range(0, 32768, 2): os.unlink(f"/tmp/churn/{i}")'
     done
     rm -f "$out/current"
 }
+
+# What L1 did during a boot, whatever the VMM: its interrupts and IPIs by
+# kind (/proc/interrupts, summed over CPUs) and its KVM's global exit and
+# injection counters (debugfs). Deltas per boot land beside the log
+# (<boot>.l1-counters, "name delta" lines), for comparing how hard each
+# VMM's guest drives L1's (emulated) SVM for the same workload.
+l1_counters() {
+    awk 'NR > 1 && $1 ~ /^[A-Z]+:$/ { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i
+        sub(":", "", $1); print "irq_" $1, n }' /proc/interrupts
+    local f
+    for f in /sys/kernel/debug/kvm/*; do
+        [[ -f $f ]] && printf 'kvm_%s %s\n' "${f##*/}" "$(cat "$f" 2>/dev/null || echo 0)"
+    done
+}
+l1_delta() {  # BEFORE_FILE < AFTER -> "name delta" for the counters that moved
+    awk 'NR == FNR { b[$1] = $2; next } ($2 - b[$1]) != 0 { print $1, $2 - b[$1] }' "$1" -
+}
+[[ -d /sys/kernel/debug/kvm ]] || mount -t debugfs nodev /sys/kernel/debug 2>/dev/null || true
 
 {
     echo "session $SESSION: $(date -u +%FT%TZ) L1 $(uname -r) nproc $(nproc) MemTotal $(awk '/MemTotal/ { print $2 }' /proc/meminfo) kB"

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/accounting_json.h"
+
 namespace rv::app::report {
 
 namespace {
@@ -16,19 +18,6 @@ namespace {
 using nlohmann::json;
 
 Error input(std::string message) { return Error(std::move(message), 0, ErrorKind::InvalidInput); }
-
-uint64_t u64(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-}
-
-uint64_t sum_of(const json& section, const char* table, const char* field) {
-    uint64_t total = 0;
-    if (auto it = section.find(table); it != section.end() && it->is_object())
-        for (const auto& [id, counters] : it->items())
-            if (counters.is_object()) total += u64(counters, field);
-    return total;
-}
 
 std::string csv_field(const std::string& s) {
     if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
@@ -66,20 +55,20 @@ Result<std::vector<Record>> parse_ledger(std::istream& in, std::string_view name
         r.end_ms = j["utc_ms"].get<uint64_t>();
         r.seconds = iv["seconds"].get<double>();
         if (r.seconds < 0) return where("a negative interval");
-        r.guest_ms = u64(iv, "guest_cpu_ms");
-        r.overhead_ms = u64(iv, "vmm_overhead_cpu_ms");
-        r.steal_ms = u64(iv, "steal_ms");
-        if (auto e = iv.find("exits"); e != iv.end() && e->is_object()) r.exits = u64(*e, "exits");
-        r.read_bytes = sum_of(iv, "block", "read_bytes");
-        r.write_bytes = sum_of(iv, "block", "write_bytes");
-        r.reads = sum_of(iv, "block", "reads");
-        r.writes = sum_of(iv, "block", "writes");
-        r.requests = sum_of(iv, "block", "requests");
-        r.rx_bytes = sum_of(iv, "net", "rx_bytes");
-        r.tx_bytes = sum_of(iv, "net", "tx_bytes");
-        r.rx_packets = sum_of(iv, "net", "rx_packets");
-        r.tx_packets = sum_of(iv, "net", "tx_packets");
-        r.rss = u64(j, "rss_bytes");
+        r.guest_ms = json_u64(iv, "guest_cpu_ms");
+        r.overhead_ms = json_u64(iv, "vmm_overhead_cpu_ms");
+        r.steal_ms = json_u64(iv, "steal_ms");
+        if (auto e = iv.find("exits"); e != iv.end() && e->is_object()) r.exits = json_u64(*e, "exits");
+        r.read_bytes = json_sum_field(iv, "block", "read_bytes");
+        r.write_bytes = json_sum_field(iv, "block", "write_bytes");
+        r.reads = json_sum_field(iv, "block", "reads");
+        r.writes = json_sum_field(iv, "block", "writes");
+        r.requests = json_sum_field(iv, "block", "requests");
+        r.rx_bytes = json_sum_field(iv, "net", "rx_bytes");
+        r.tx_bytes = json_sum_field(iv, "net", "tx_bytes");
+        r.rx_packets = json_sum_field(iv, "net", "rx_packets");
+        r.tx_packets = json_sum_field(iv, "net", "tx_packets");
+        r.rss = json_u64(j, "rss_bytes");
         out.push_back(std::move(r));
     }
     return out;

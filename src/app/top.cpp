@@ -6,23 +6,11 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "app/accounting_json.h"
+
 namespace rv::app::top {
 
 namespace {
-
-uint64_t u64(const nlohmann::json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-}
-
-uint64_t sum_field(const nlohmann::json& section, const char* table, const char* field) {
-    uint64_t total = 0;
-    auto it = section.find(table);
-    if (it == section.end() || !it->is_object()) return 0;
-    for (const auto& [id, counters] : it->items())
-        if (counters.is_object()) total += u64(counters, field);
-    return total;
-}
 
 // now - before, or 0 when a counter went backwards.
 double delta(uint64_t now, uint64_t before) {
@@ -40,19 +28,19 @@ Result<Sample> parse_sample(const nlohmann::json& reply, std::string socket) {
     s.socket = std::move(socket);
     s.vm = reply.value("vm", std::string{});
     s.pid = reply.value("pid", int64_t{0});
-    s.utc_ms = u64(reply, "utc_ms");
-    s.rss = u64(reply, "rss_bytes");
+    s.utc_ms = json_u64(reply, "utc_ms");
+    s.rss = json_u64(reply, "rss_bytes");
     if (auto v = total.find("vcpus"); v != total.end() && v->is_array())
         s.vcpus = static_cast<unsigned>(v->size());
-    s.guest_ms = u64(total, "guest_cpu_ms");
-    s.overhead_ms = u64(total, "vmm_overhead_cpu_ms");
-    s.steal_ms = u64(total, "steal_ms");
+    s.guest_ms = json_u64(total, "guest_cpu_ms");
+    s.overhead_ms = json_u64(total, "vmm_overhead_cpu_ms");
+    s.steal_ms = json_u64(total, "steal_ms");
     if (auto e = total.find("exits"); e != total.end() && e->is_object())
-        s.exits = u64(*e, "exits");
-    s.disk_read = sum_field(total, "block", "read_bytes");
-    s.disk_written = sum_field(total, "block", "write_bytes");
-    s.net_rx = sum_field(total, "net", "rx_bytes");
-    s.net_tx = sum_field(total, "net", "tx_bytes");
+        s.exits = json_u64(*e, "exits");
+    s.disk_read = json_sum_field(total, "block", "read_bytes");
+    s.disk_written = json_sum_field(total, "block", "write_bytes");
+    s.net_rx = json_sum_field(total, "net", "rx_bytes");
+    s.net_tx = json_sum_field(total, "net", "tx_bytes");
     return s;
 }
 
