@@ -188,7 +188,9 @@ Result<void> DeviceManager::add_disks(const VmConfig& config) {
     // The PIIX IDE function sits on the PCI bus but, in compatibility mode,
     // decodes the legacy ISA ports and raises ISA IRQs 14 and 15.
     auto entry = std::make_unique<Entry>();
-    entry->id = entry->kind = "ide";
+    // Its id has a dash, which no drive id can have (vm_config: valid_id).
+    entry->id = "ide-controller";
+    entry->kind = "ide";
     entry->ide = RV_TRY(PiixIde::create(m_ctx.memory, std::move(ide_drives), m_ctx.irq(14),
                                         m_ctx.irq(15), m_ctx.loop.devices()));
     entry->ide_drive_ids = ide_ids;

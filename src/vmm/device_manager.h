@@ -55,7 +55,8 @@ struct DeviceContext {
 
 // One device in the table, for counters and metrics: each PCI device, and
 // each disk of the IDE controller (kind "ide-disk", under its drive id, with
-// that drive's counters; the controller itself is "ide").
+// that drive's counters; the controller itself is "ide-controller",
+// of kind "ide": no drive id can take that name).
 struct DeviceInfo {
     std::string id;    // the drive's or NIC's id; the kind for the others
     std::string kind;  // "virtio-blk", "ide", "ide-disk", "virtio-net", "e1000", "virtio-rng", ...

@@ -134,7 +134,7 @@ TEST(DeviceCounters, DrivesAndNicsOfEveryModel) {
           {"flushes", 1},
           {"errors", 0},
           {"interrupts", 8}}},
-        {"ide", "ide", {{"drive0_reads", 2}, {"drive0_read_bytes", 1024}, {"throttled", 0}}},
+        {"ide-controller", "ide", {{"drive0_reads", 2}, {"drive0_read_bytes", 1024}, {"throttled", 0}}},
         {"legacy",
          "ide-disk",
          {{"requests", 4},
@@ -184,7 +184,7 @@ TEST(DeviceCounters, DrivesAndNicsOfEveryModel) {
     auto t = record(s, nullptr, "current", "vm")["total"];
     EXPECT_EQ(t["block"]["legacy"]["read_bytes"], 1024);
     EXPECT_EQ(t["net"]["eth1"]["tx_bytes"], 500);
-    EXPECT_FALSE(t["block"].contains("ide"));
+    EXPECT_FALSE(t["block"].contains("ide-controller"));
 }
 
 class NoVmControl final : public VmControl {
@@ -211,7 +211,7 @@ TEST(DeviceCounters, IdeDiskReadThroughTheDeviceManagerIsBilledToItsDrive) {
     for (auto [id, path, iface] :
          {std::tuple{"root", root_image.path(), DiskConfig::Interface::Virtio},
           std::tuple{"old0", ide0.path(), DiskConfig::Interface::Ide},
-          std::tuple{"old1", ide1.path(), DiskConfig::Interface::Ide}})
+          std::tuple{"ide", ide1.path(), DiskConfig::Interface::Ide}})
         config.disks.push_back(DiskConfig{
             .id = id, .path = path, .iface = iface, .engine = BlockOptions::Engine::Sync});
     config.resolve_defaults();
@@ -233,9 +233,9 @@ TEST(DeviceCounters, IdeDiskReadThroughTheDeviceManagerIsBilledToItsDrive) {
     EXPECT_EQ(
         listed,
         (std::vector<std::pair<std::string, std::string>>{
-            {"root", "virtio-blk"}, {"ide", "ide"}, {"old0", "ide-disk"}, {"old1", "ide-disk"}}));
+            {"root", "virtio-blk"}, {"ide-controller", "ide"}, {"old0", "ide-disk"}, {"ide", "ide-disk"}}));
 
-    // READ SECTORS, 2 sectors at LBA 4, from the primary slave (old1).
+    // READ SECTORS, 2 sectors at LBA 4, from the primary slave ("ide", which is not the controller).
     std::thread loop_thread([&] { (void)(*loop)->run(); });
     auto out8 = [&](uint16_t port, uint8_t v) { pio.write(PioAddress(port), std::span(&v, 1)); };
     auto in8 = [&](uint16_t port) {
@@ -262,11 +262,11 @@ TEST(DeviceCounters, IdeDiskReadThroughTheDeviceManagerIsBilledToItsDrive) {
 
     Sample s;
     add_device_counters((*dm)->devices(), s);
-    EXPECT_EQ(s.disks["old1"]["reads"], 1u);
-    EXPECT_EQ(s.disks["old1"]["read_bytes"], 1024u);
+    EXPECT_EQ(s.disks["ide"]["reads"], 1u);
+    EXPECT_EQ(s.disks["ide"]["read_bytes"], 1024u);
     EXPECT_EQ(s.disks["old0"]["reads"], 0u);
     EXPECT_EQ(s.disks["root"]["reads"], 0u);
-    EXPECT_FALSE(s.disks.contains("ide"));
+    EXPECT_FALSE(s.disks.contains("ide-controller"));
 }
 
 TEST(Ledger, AppendsSyncedRecordsAndRefusesBadPaths) {
