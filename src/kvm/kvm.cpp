@@ -253,14 +253,20 @@ Result<VcpuFd> VmFd::create_vcpu(unsigned id, size_t mmap_size) const {
     Fd owned(fd);
     void* run = ::mmap(nullptr, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (run == MAP_FAILED) return errno_error("mmap kvm_run");
-    return VcpuFd(std::move(owned), id, static_cast<kvm_run*>(run), mmap_size);
+    // Now, while nothing runs the vCPU (see stats()); kernels before 5.14 have none.
+    int stats = ::ioctl(fd, KVM_GET_STATS_FD, 0);
+    const int stats_errno = stats < 0 ? errno : 0;
+    return VcpuFd(std::move(owned), id, static_cast<kvm_run*>(run), mmap_size, Fd(stats),
+                  stats_errno);
 }
 
 VcpuFd::VcpuFd(VcpuFd&& other) noexcept
     : m_fd(std::move(other.m_fd)),
       m_id(other.m_id),
       m_run(std::exchange(other.m_run, nullptr)),
-      m_run_size(other.m_run_size) {}
+      m_run_size(other.m_run_size),
+      m_stats_fd(std::move(other.m_stats_fd)),
+      m_stats_errno(other.m_stats_errno) {}
 
 VcpuFd::~VcpuFd() {
     if (m_run) ::munmap(m_run, m_run_size);
@@ -398,9 +404,9 @@ Result<void> VcpuFd::set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msr
 }
 
 Result<std::vector<std::pair<std::string, uint64_t>>> VcpuFd::stats() const {
-    int sfd = ::ioctl(m_fd.get(), KVM_GET_STATS_FD, 0);
-    if (sfd < 0) return errno_error("KVM_GET_STATS_FD");
-    Fd fd(sfd);
+    if (!m_stats_fd.valid()) return errno_error("KVM_GET_STATS_FD", m_stats_errno);
+    // Reading it takes no vCPU lock: the data are the counters themselves.
+    const int sfd = m_stats_fd.get();
     // The binary stats format: a header, descriptors (each followed by a
     // name of header.name_size bytes), then the data. Our own structs: the
     // uapi's kvm_stats_desc ends in a flexible array.

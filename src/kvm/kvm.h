@@ -125,20 +125,31 @@ public:
     Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
     Result<void> set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) const;
     // Cumulative KVM statistics of this vCPU (KVM_GET_STATS_FD): exits,
-    // io_exits, mmio_exits, halt_exits, irq_injections, ... by name.
+    // io_exits, mmio_exits, halt_exits, irq_injections, ... by name. From
+    // any thread, at once: the stats fd is opened with the vCPU, because
+    // KVM_GET_STATS_FD itself (as every vCPU ioctl) waits for the vCPU's
+    // mutex, which KVM_RUN holds until the next exit to user space; a
+    // guest halted waiting for the event loop would never let it go.
     Result<std::vector<std::pair<std::string, uint64_t>>> stats() const;
     Result<kvm_lapic_state> get_lapic() const;
     Result<void> set_lapic(const kvm_lapic_state& lapic) const;
 
 private:
     friend class VmFd;
-    VcpuFd(Fd fd, unsigned id, kvm_run* run, size_t run_size)
-        : m_fd(std::move(fd)), m_id(id), m_run(run), m_run_size(run_size) {}
+    VcpuFd(Fd fd, unsigned id, kvm_run* run, size_t run_size, Fd stats_fd, int stats_errno)
+        : m_fd(std::move(fd)),
+          m_id(id),
+          m_run(run),
+          m_run_size(run_size),
+          m_stats_fd(std::move(stats_fd)),
+          m_stats_errno(stats_errno) {}
 
     Fd m_fd;
     unsigned m_id{0};
     kvm_run* m_run{nullptr};
     size_t m_run_size{0};
+    Fd m_stats_fd;         // KVM_GET_STATS_FD's, taken before the vCPU first runs
+    int m_stats_errno{0};  // why there is none
 };
 
 }  // namespace rv::kvm
