@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "base/parse.h"
+
 namespace rv {
 
 namespace {
@@ -27,6 +29,35 @@ Result<std::string> parse_id(std::string_view flag, std::string_view text, std::
     return std::string(id);
 }
 
+// One of LIMITS (see the header) into `limits`; false if `opt` is none of
+// them. A bucket given any key exists; what it leaves out is 0.
+Result<bool> parse_limit(std::string_view flag, std::string_view text, std::string_view opt,
+                         RateLimiterConfig& limits) {
+    const auto eq = opt.find('=');
+    const std::string_view key = opt.substr(0, eq);
+    std::optional<TokenBucketConfig>* bucket = nullptr;
+    std::string_view field;
+    for (auto [prefix, b] : {std::pair{"bw_", &limits.bandwidth}, std::pair{"ops_", &limits.ops}})
+        if (key.starts_with(prefix)) {
+            bucket = b;
+            field = key.substr(std::string_view(prefix).size());
+        }
+    if (!bucket || eq == std::string_view::npos ||
+        (field != "size" && field != "one_time_burst" && field != "refill_time"))
+        return false;
+    auto value = parse_u64(opt.substr(eq + 1));
+    if (!value) return input_error("{} '{}': {}= needs a whole number", flag, text, key);
+    if (!*bucket) bucket->emplace();
+    (field == "size" ? (*bucket)->size
+                     : field == "one_time_burst" ? (*bucket)->one_time_burst
+                                                 : (*bucket)->refill_time_ms) = *value;
+    return true;
+}
+
+constexpr std::string_view kLimitKeys =
+    "bw_size=, bw_one_time_burst=, bw_refill_time=, ops_size=, ops_one_time_burst=, "
+    "ops_refill_time=";
+
 }  // namespace
 
 Result<DiskConfig> parse_disk_arg(std::string_view text) {
@@ -34,9 +65,17 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
     DiskConfig disk;
     disk.path = std::string(parts[0]);
     if (disk.path.empty()) return input_error("--disk '{}': no image path", text);
+    RateLimiterConfig limits;
     for (size_t i = 1; i < parts.size(); ++i) {
         std::string_view opt = parts[i];
-        if (opt == "ro") {
+        if (RV_TRY(parse_limit("--disk", text, opt, limits))) {
+            disk.rate_limiter = limits;
+        } else if (opt.starts_with("rate_limit_group=")) {
+            // Checked against the defined groups by VmConfig::validate.
+            disk.rate_limit_group = std::string(opt.substr(17));
+            if (disk.rate_limit_group->empty())
+                return input_error("--disk '{}': rate_limit_group= needs a name", text);
+        } else if (opt == "ro") {
             disk.read_only = true;
         } else if (opt == "rw") {
             disk.read_only = false;
@@ -79,8 +118,9 @@ Result<DiskConfig> parse_disk_arg(std::string_view text) {
         } else {
             return input_error(
                 "--disk '{}': unknown option '{}' (ro, rw, root, iface=virtio|ide, "
-                "cache=none|writeback|unsafe, engine=uring|sync, id=NAME, num_queues=N)",
-                text, opt);
+                "cache=none|writeback|unsafe, engine=uring|sync, id=NAME, num_queues=N, {}, "
+                "rate_limit_group=NAME)",
+                text, opt, kLimitKeys);
         }
     }
     return disk;
@@ -112,6 +152,21 @@ Result<NetConfig> parse_net_arg(std::string_view text) {
     }
     if (net.tap.empty()) return input_error("--net '{}': tap=NAME is required", text);
     return net;
+}
+
+Result<RateLimitGroupConfig> parse_rate_limit_group_arg(std::string_view text) {
+    RateLimitGroupConfig group;
+    for (auto opt : split(text, ',')) {
+        if (opt.starts_with("id=")) {
+            group.id = RV_TRY(parse_id("--rate-limit-group", text, opt));
+        } else if (!RV_TRY(parse_limit("--rate-limit-group", text, opt, group.limits))) {
+            return input_error("--rate-limit-group '{}': unknown option '{}' (id=NAME, {})", text,
+                               opt, kLimitKeys);
+        }
+    }
+    // What the limits must be is VmConfig::validate's, as for the JSON.
+    if (group.id.empty()) return input_error("--rate-limit-group '{}': id=NAME is required", text);
+    return group;
 }
 
 }  // namespace rv

@@ -92,7 +92,14 @@ int main(int argc, char** argv) {
     std::string console = "serial";
     run->add_option(
         "--disk", disks,
-        "PATH[,ro][,iface=virtio|ide][,cache=none|writeback] (repeatable; up to 4 IDE)");
+        "PATH[,ro][,iface=virtio|ide][,cache=none|writeback][,bw_size=BYTES,bw_refill_time=MS]"
+        "[,ops_size=N,ops_refill_time=MS][,rate_limit_group=NAME] (repeatable; up to 4 IDE)");
+    std::vector<std::string> groups;
+    run->add_option("--rate-limit-group", groups,
+                    "id=NAME,bw_size=BYTES,bw_refill_time=MS[,bw_one_time_burst=BYTES][,ops_size=N,"
+                    "ops_refill_time=MS[,ops_one_time_burst=N]]: token buckets every drive with "
+                    "rate_limit_group=NAME draws from, shared with the other VMs on this host that "
+                    "define the same group (repeatable)");
     run->add_option("--net", nets,
                     "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000] (repeatable)");
     run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
@@ -116,6 +123,11 @@ int main(int argc, char** argv) {
                     "serve Firecracker's REST API on this Unix socket; without --kernel or "
                     "--config-file, wait there to be configured");
     run->add_option("--id", request.id, "the instance id the API reports")->capture_default_str();
+    if (const char* dir = std::getenv("RINGVISOR_RUN_DIR")) config.run_dir = dir;
+    run->add_option("--run-dir", config.run_dir,
+                    "run directory (default $RINGVISOR_RUN_DIR or /run/ringvisor): rate limit "
+                    "groups' files are in its rate-limit-groups/")
+        ->capture_default_str();
     std::string cache_dir = rv::default_kernel_cache_dir();
     bool no_cache = false;
     run->add_option("--kernel-cache", cache_dir,
@@ -134,6 +146,10 @@ int main(int argc, char** argv) {
                     "QUOTA/PERIOD in microseconds: at most QUOTA of CPU time per PERIOD over all the "
                     "VM's threads, e.g. 25000/100000 for a quarter of one CPU");
     run->add_option("--cpuset", cpuset, "host CPUs the VM may run on, e.g. 0-3,6");
+    std::optional<uint32_t> io_weight;
+    run->add_option("--io-weight", io_weight,
+                    "the VM's share of contended disk I/O against other VMs: 1..10000, default 100 "
+                    "(cgroup v2 io.weight; v1 hosts: blkio.weight = weight * 5, 10..1000)");
     run->add_option("--cgroup-parent", cgroup_parent,
                     "where the VM's cgroup is made, under each cgroup hierarchy's mount "
                     "(the cgroup is <parent>/rv-<pid>, with vcpus/ and vmm/ children)")
@@ -219,11 +235,17 @@ int main(int argc, char** argv) {
         if (!net) return fail(net.error().message());
         config.nets.push_back(*net);
     }
+    for (const auto& g : groups) {
+        auto group = rv::parse_rate_limit_group_arg(g);
+        if (!group) return fail(group.error().message());
+        config.rate_limit_groups.push_back(*group);
+    }
     config.console = console == "virtio" ? rv::ConsoleKind::Virtio : rv::ConsoleKind::Serial;
     if (rng) config.entropy = rv::EntropyConfig{};
     config.on_triple_fault = on_triple_fault == "reset" ? rv::TripleFaultAction::Reset
                                                         : rv::TripleFaultAction::Crash;
     config.cpu_policy.weight = cpu_weight;
+    config.cpu_policy.io_weight = io_weight;
     if (!cpu_max.empty()) {
         auto max = rv::parse_cpu_max(cpu_max);
         if (!max) return fail("--cpu-max: " + max.error().message());

@@ -54,7 +54,8 @@ Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags
     config.cgroup_parent = flags.cgroup_parent;
     config.ledger_path = flags.ledger_path;
     config.ledger_interval_s = flags.ledger_interval_s;
-    // The CPU flags override the file's machine-config, part by part.
+    config.run_dir = flags.run_dir;
+    // The CPU (and io weight) flags override the file's machine-config, part by part.
     config.cpu_policy.merge(flags.cpu_policy);
     return config;
 }
@@ -64,9 +65,10 @@ Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags
 int run_vm(RunRequest request) {
     VmConfig config = request.config;
     if (request.config_file) {
-        if (!config.kernel_path.empty() || !config.disks.empty() || !config.nets.empty())
+        if (!config.kernel_path.empty() || !config.disks.empty() || !config.nets.empty() ||
+            !config.rate_limit_groups.empty())
             return fail(input_error("--config-file describes the whole VM: give --kernel, "
-                                    "--disk and --net there, not as flags")
+                                    "--disk, --net and --rate-limit-group there, not as flags")
                             .error());
         auto loaded = load_config_file(*request.config_file, config);
         if (!loaded) return fail(loaded.error());

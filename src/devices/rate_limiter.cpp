@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include "devices/rate_limit_group.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -17,12 +19,6 @@ constexpr uint64_t kNsPerMs = 1'000'000;
 // Sizes, debts and refill times are capped at 2^62 (tokens; ns: 146 years),
 // so every product below fits in 128 bits. No device gets near the caps.
 constexpr uint64_t kMaxValue = uint64_t{1} << 62;
-
-// A bucket that limits: both numbers set (Firecracker ignores the others).
-std::optional<TokenBucketConfig> limiting(const std::optional<TokenBucketConfig>& bucket) {
-    if (!bucket || bucket->size == 0 || bucket->refill_time_ms == 0) return std::nullopt;
-    return bucket;
-}
 
 uint64_t saturate(Wide value) {
     if (value <= 0) return 0;
@@ -100,10 +96,19 @@ void TokenBucket::refund(uint64_t tokens) {
     m_budget = static_cast<int64_t>(std::min<Wide>(Wide(m_budget) + tokens, Wide(m_size)));
 }
 
+bool TokenBucket::consistent_with(const TokenBucketConfig& config) const {
+    const TokenBucket fresh(config, 0);
+    if (fresh.unlimited()) return unlimited() && m_budget == 0 && m_burst == 0 && m_carry == 0;
+    return m_size == fresh.m_size && m_refill_ns == fresh.m_refill_ns &&
+           m_budget <= static_cast<int64_t>(m_size) && m_budget >= -static_cast<int64_t>(kMaxValue) &&
+           m_burst <= config.one_time_burst && m_carry < m_refill_ns;
+}
+
 // ---- RateLimiter -------------------------------------------------------------
 
-RateLimiter::RateLimiter(const std::optional<RateLimiterConfig>& config, NsClock clock)
-    : m_clock(std::move(clock)) {
+RateLimiter::RateLimiter(const std::optional<RateLimiterConfig>& config, NsClock clock,
+                         std::shared_ptr<RateLimitGroup> group)
+    : m_clock(std::move(clock)), m_group(std::move(group)) {
     reconfigure(config);
 }
 
@@ -111,7 +116,11 @@ bool RateLimiter::consume_limited(uint64_t bytes, uint64_t ops) {
     const uint64_t t = now();
     m_bandwidth.refill(t);
     m_ops.refill(t);
-    if (!m_bandwidth.can_take(bytes) || !m_ops.can_take(ops)) {
+    // Our own buckets are asked first, then the group's, which takes its
+    // share only if it can give all of it; ours are charged only after it
+    // did. So a refusal by either leaves both as they were.
+    if (!m_bandwidth.can_take(bytes) || !m_ops.can_take(ops) ||
+        (m_group && !m_group->try_take(bytes, ops, t))) {
         ++m_throttled;
         return false;
     }
@@ -120,14 +129,22 @@ bool RateLimiter::consume_limited(uint64_t bytes, uint64_t ops) {
     return true;
 }
 
+void RateLimiter::refund_limited(uint64_t bytes, uint64_t ops) {
+    m_bandwidth.refund(bytes);
+    m_ops.refund(ops);
+    if (m_group) m_group->refund(bytes, ops, now());
+}
+
 uint64_t RateLimiter::ns_until_available(uint64_t bytes, uint64_t ops) {
     if (m_unlimited) return 0;
     const uint64_t t = now();
     m_bandwidth.refill(t);
     m_ops.refill(t);
-    // Each bucket only gains tokens while we wait, so both are ready at the
-    // later of the two moments.
-    return std::max(m_bandwidth.ns_until(bytes), m_ops.ns_until(ops));
+    // Each bucket only gains tokens while we wait, so all are ready at the
+    // latest of the moments. (Other members may take the group's tokens
+    // first: the retry then waits again.)
+    const uint64_t own = std::max(m_bandwidth.ns_until(bytes), m_ops.ns_until(ops));
+    return m_group ? std::max(own, m_group->ns_until(bytes, ops, t)) : own;
 }
 
 void RateLimiter::reconfigure(const std::optional<RateLimiterConfig>& config) {
@@ -145,11 +162,11 @@ void RateLimiter::reconfigure(const std::optional<RateLimiterConfig>& config) {
     }
     m_bandwidth_config = bandwidth;
     m_ops_config = ops;
-    m_unlimited = !bandwidth && !ops;
+    m_unlimited = !bandwidth && !ops && !m_group;
 }
 
 std::optional<RateLimiterConfig> RateLimiter::config() const {
-    if (m_unlimited) return std::nullopt;
+    if (!m_bandwidth_config && !m_ops_config) return std::nullopt;
     return RateLimiterConfig{.bandwidth = m_bandwidth_config, .ops = m_ops_config};
 }
 

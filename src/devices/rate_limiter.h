@@ -20,19 +20,29 @@
 // limiter without limiting buckets is unlimited, and then consume() is one
 // predictable branch and never reads the clock.
 //
+// A limiter may also belong to a rate limit group (devices/rate_limit_group.h):
+// buckets shared with other drives, of this VM or of other VMM processes.
+// An operation then needs its tokens from the limiter's own buckets and from
+// the group's, all or nothing: a refusal by either takes nothing from
+// either, and the wait is the longer of the two.
+//
 // Time comes from an injected clock (nanoseconds, monotonic); the default
-// is CLOCK_MONOTONIC, the clock LimiterTimer's timerfd counts in. Not
-// synchronised: the owning device calls it under its own lock (each device
-// names that lock where it declares its limiter).
+// is CLOCK_MONOTONIC, the clock LimiterTimer's timerfd counts in (and the
+// one every process sharing a group reads). Not synchronised: the owning
+// device calls it under its own lock (each device names that lock where it
+// declares its limiter); a group has its own, taken inside the device's.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "devices/rate_limiter_config.h"
 
 namespace rv {
+
+class RateLimitGroup;
 
 // Nanoseconds on a monotonic clock.
 using NsClock = std::function<uint64_t()>;
@@ -58,6 +68,10 @@ class TokenBucket {
     uint64_t ns_until(uint64_t tokens) const;
     // Gives tokens back (never past size; a spent burst stays spent).
     void refund(uint64_t tokens);
+    // Whether this state can have come from `config` (a bucket that lives in
+    // memory other processes share is checked before it is trusted: a
+    // corrupt one must not divide by zero).
+    bool consistent_with(const TokenBucketConfig& config) const;
 
     // State, for tests and --stats: tokens in the bucket (negative while in
     // debt) and burst left.
@@ -77,13 +91,14 @@ class TokenBucket {
 
 class RateLimiter {
   public:
-    // nullopt (or a config without limiting buckets): unlimited.
+    // nullopt (or a config without limiting buckets) and no group: unlimited.
     explicit RateLimiter(const std::optional<RateLimiterConfig>& config = std::nullopt,
-                         NsClock clock = {});
+                         NsClock clock = {}, std::shared_ptr<RateLimitGroup> group = nullptr);
 
     bool unlimited() const { return m_unlimited; }
-    // Takes `bytes` bandwidth tokens and `ops` ops tokens, or nothing: true
-    // if the operation may go now. A refusal counts as a throttled event.
+    // Takes `bytes` bandwidth tokens and `ops` ops tokens from the limiter
+    // and its group, or nothing: true if the operation may go now. A refusal
+    // (by either) counts as a throttled event.
     bool consume(uint64_t bytes, uint64_t ops) {
         if (m_unlimited) [[likely]]
             return true;
@@ -98,20 +113,21 @@ class RateLimiter {
     void refund(uint64_t bytes, uint64_t ops) {
         if (m_unlimited) [[likely]]
             return;
-        m_bandwidth.refund(bytes);
-        m_ops.refund(ops);
+        refund_limited(bytes, ops);
     }
 
-    // A runtime change (PATCH from the API), effective at once. A bucket
-    // whose configuration changed starts afresh (full, with its new
-    // one_time_burst), as Firecracker's update does; an unchanged one keeps
-    // its state, so re-sending the same limits hands out no free refill.
+    // A runtime change (PATCH from the API) of the limiter's own buckets,
+    // effective at once; the group stays. A bucket whose configuration
+    // changed starts afresh (full, with its new one_time_burst), as
+    // Firecracker's update does; an unchanged one keeps its state, so
+    // re-sending the same limits hands out no free refill.
     // Work the device holds back must be retried by the device (it re-arms
     // its timer; see LimiterTimer).
     void reconfigure(const std::optional<RateLimiterConfig>& config);
-    // The limits in force (buckets that do not limit left out); nullopt when
-    // unlimited.
+    // The limiter's own limits in force (buckets that do not limit left
+    // out); nullopt when it has none (its group is not part of it).
     std::optional<RateLimiterConfig> config() const;
+    const std::shared_ptr<RateLimitGroup>& group() const { return m_group; }
 
     // Refused consume() calls since creation (kept across reconfigure).
     uint64_t throttled() const { return m_throttled; }
@@ -120,9 +136,11 @@ class RateLimiter {
 
   private:
     bool consume_limited(uint64_t bytes, uint64_t ops);
+    void refund_limited(uint64_t bytes, uint64_t ops);
     uint64_t now() const { return m_clock ? m_clock() : monotonic_ns(); }
 
     NsClock m_clock;
+    std::shared_ptr<RateLimitGroup> m_group;  // none: the limiter's own buckets only
     std::optional<TokenBucketConfig> m_bandwidth_config;  // only limiting buckets
     std::optional<TokenBucketConfig> m_ops_config;
     TokenBucket m_bandwidth;

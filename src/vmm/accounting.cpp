@@ -85,7 +85,8 @@ nlohmann::json section(const Sample& now, const Sample& before) {
         const cgroup::Usage zero{};
         const cgroup::Usage& c0 = before.cgroup ? *before.cgroup : zero;
         j["cgroup_cpu_ms"] = {{"vcpus", ms(since(now.cgroup->vcpus_ns, c0.vcpus_ns))},
-                              {"vmm", ms(since(now.cgroup->vmm_ns, c0.vmm_ns))}};
+                              {"vmm", ms(since(now.cgroup->vmm_ns, c0.vmm_ns))},
+                              {"before_cgroup", ms(since(now.cgroup->before_ns, c0.before_ns))}};
     }
     return j;
 }

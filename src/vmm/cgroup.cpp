@@ -84,7 +84,7 @@ Host detect(std::string_view mountinfo, std::string_view proc_cgroup,
             v2_mounts.emplace_back(std::string(point), std::string(root));
         } else if (fstype == "cgroup") {
             auto o = split(opts, ',');
-            for (std::string_view c : {"cpu", "cpuacct", "cpuset"}) {
+            for (std::string_view c : {"cpu", "cpuacct", "cpuset", "blkio"}) {
                 if (std::find(o.begin(), o.end(), c) == o.end()) continue;
                 auto current = v1_current(c);
                 if (!current) continue;
@@ -92,6 +92,7 @@ Host detect(std::string_view mountinfo, std::string_view proc_cgroup,
                 if (c == "cpu" && !host.cpu) host.cpu = h;
                 if (c == "cpuacct" && !host.cpuacct) host.cpuacct = h;
                 if (c == "cpuset" && !host.cpuset) host.cpuset = h;
+                if (c == "blkio" && !host.io) host.io = h;
             }
         }
     }
@@ -105,6 +106,7 @@ Host detect(std::string_view mountinfo, std::string_view proc_cgroup,
             Hierarchy h{Version::V2, point, relative(*v2_path, root)};
             if (!host.cpu && has("cpu")) host.cpu = h;
             if (!host.cpuset && has("cpuset")) host.cpuset = h;
+            if (!host.io && has("io")) host.io = h;
         }
     }
     return host;
@@ -209,12 +211,18 @@ Result<std::unique_ptr<VmCgroup>> VmCgroup::create(std::unique_ptr<CgroupFs> fs,
         return input_error("cpu_weight/cpu_max: this host has no cpu cgroup controller");
     if (policy.cpuset && !host.cpuset)
         return input_error("cpuset: this host has no cpuset cgroup controller");
+    if (policy.io_weight && !host.io)
+        return input_error("io_weight: this host has no io cgroup controller (cgroup v2 io or v1 "
+                           "blkio)");
     if (!host.cpu && !host.cpuset) return make_error("no cpu or cpuset cgroup controller on this host");
 
     std::unique_ptr<VmCgroup> cg(new VmCgroup(std::move(fs)));
     cg->m_cpu = host.cpu;
     cg->m_cpuacct = host.cpuacct;
     cg->m_cpuset = host.cpuset;
+    cg->m_io = host.io;
+    cg->m_parent = parent;
+    cg->m_name = name;
     std::set<std::string> done;
     for (const auto* h : {&host.cpu, &host.cpuacct, &host.cpuset}) {
         if (!*h || done.contains((*h)->mount)) continue;
@@ -237,7 +245,11 @@ Result<void> VmCgroup::make_tree(const Hierarchy& h, const std::string& parent,
                                  const std::string& name, bool cpuset) {
     Tree tree{h, {}, {}};
     const bool v2 = h.version == Version::V2;
-    const std::string enable = cpuset ? "+cpu +cpuset" : "+cpu";
+    // v2: the threaded controllers this mount carries (none in a mount made
+    // for io weights alone).
+    std::string enable;
+    if (m_cpu && m_cpu->mount == h.mount) enable = "+cpu";
+    if (cpuset) enable += enable.empty() ? "+cpuset" : " +cpuset";
     // v1 cpuset: a new cgroup starts with no CPUs and no memory nodes, and
     // takes no task until it has both: copy them from the parent.
     auto inherit_cpuset = [&](const std::string& dir) -> Result<void> {
@@ -254,7 +266,8 @@ Result<void> VmCgroup::make_tree(const Hierarchy& h, const std::string& parent,
     std::string dir = h.mount;
     auto descend = [&](const std::string& part) -> Result<void> {
         // v2: a child gets a controller only if its parent enables it.
-        if (v2) RV_TRY_VOID(m_fs->write(join(dir, "cgroup.subtree_control"), enable));
+        if (v2 && !enable.empty())
+            RV_TRY_VOID(m_fs->write(join(dir, "cgroup.subtree_control"), enable));
         dir = join(dir, part);
         if (!m_fs->exists(dir)) {
             RV_TRY_VOID(m_fs->make_dir(dir));
@@ -286,7 +299,7 @@ Result<void> VmCgroup::make_tree(const Hierarchy& h, const std::string& parent,
     keep();
     const Tree& t = m_trees.back();
     if (v2) {
-        RV_TRY_VOID(m_fs->write(join(dir, "cgroup.subtree_control"), enable));
+        if (!enable.empty()) RV_TRY_VOID(m_fs->write(join(dir, "cgroup.subtree_control"), enable));
         RV_TRY_VOID(m_fs->write(join(dir, "cgroup.procs"), std::to_string(::getpid())));
     }
     for (pid_t tid : m_fs->own_threads()) {
@@ -357,7 +370,55 @@ Result<void> VmCgroup::apply(const CpuPolicy& policy) {
             }
         }
     }
+    if (policy.io_weight) RV_TRY_VOID(apply_io_weight(*policy.io_weight));
     return {};
+}
+
+// The tree whose top carries the io weight, made ready on first use: v2
+// enables "+io" in each cgroup above the VM's (the mount's root down to the
+// parent; never in the VM's own subtree_control, whose children are
+// threaded); v1 makes the VM's tree in the blkio hierarchy, threads moved in.
+Result<const VmCgroup::Tree*> VmCgroup::io_tree() {
+    if (!m_io)
+        return input_error("io_weight: this host has no io cgroup controller (cgroup v2 io or v1 "
+                           "blkio)");
+    if (!tree_for(m_io)) {
+        const bool cpuset = m_cpuset && m_cpuset->mount == m_io->mount;
+        RV_TRY_VOID(make_tree(*m_io, m_parent, m_name, cpuset));
+    }
+    const Tree* tree = tree_for(m_io);
+    if (!tree) return make_error("io_weight: the VM's cgroup in {} is missing", m_io->mount);
+    if (tree->h.version == Version::V2 && !m_io_enabled) {
+        std::string dir = tree->h.mount;
+        for (std::string_view part : split(m_parent, '/')) {
+            if (part.empty()) continue;
+            RV_TRY_VOID(m_fs->write(join(dir, "cgroup.subtree_control"), "+io"));
+            dir = join(dir, part);
+        }
+        RV_TRY_VOID(m_fs->write(join(dir, "cgroup.subtree_control"), "+io"));
+        m_io_enabled = true;
+    }
+    return tree;
+}
+
+Result<void> VmCgroup::apply_io_weight(uint32_t weight) {
+    const Tree* tree = RV_TRY(io_tree());
+    if (tree->h.version == Version::V2) {
+        // io.weight comes with blk-iocost (BFQ's io.bfq.weight is another file).
+        const std::string file = join(tree->dir, "io.weight");
+        if (!m_fs->exists(file))
+            return input_error("io_weight: {} does not exist: this kernel's io controller has no "
+                               "weights",
+                               file);
+        return m_fs->write(file, fmt::format("default {}", weight));
+    }
+    // v1: CFQ's blkio.weight, 10..1000 with 500 the default: N * 5 (systemd's mapping).
+    const std::string file = join(tree->dir, "blkio.weight");
+    if (!m_fs->exists(file))
+        return input_error("io_weight: {} does not exist: no proportional blkio weights on this "
+                           "kernel's I/O schedulers",
+                           file);
+    return m_fs->write(file, std::to_string(std::clamp<uint64_t>(uint64_t{weight} * 5, 10, 1000)));
 }
 
 Result<void> VmCgroup::add_vcpu_thread(pid_t tid) {
@@ -399,7 +460,7 @@ std::optional<Usage> VmCgroup::usage() {
     auto vcpus = read_ns(*t, "vcpus");
     auto vmm = read_ns(*t, "vmm");
     if (!vcpus || !vmm) return std::nullopt;
-    return Usage{*vcpus, *vmm};
+    return Usage{*vcpus, *vmm, m_cpu_before_ns};
 }
 
 Result<void> VmCgroup::move_back(const Tree& tree) {
@@ -448,7 +509,7 @@ size_t VmCgroup::sweep_stale(CgroupFs& fs, const Host& host, const std::string& 
                              const std::function<bool(pid_t)>& alive) {
     size_t removed = 0;
     std::set<std::string> done;
-    for (const auto* h : {&host.cpu, &host.cpuacct, &host.cpuset}) {
+    for (const auto* h : {&host.cpu, &host.cpuacct, &host.cpuset, &host.io}) {
         if (!*h || done.contains((*h)->mount)) continue;
         done.insert((*h)->mount);
         std::string base = parent.empty() ? (*h)->mount : join((*h)->mount, parent);

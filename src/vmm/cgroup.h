@@ -2,8 +2,8 @@
 // host CPU by policy (issue 14: use the kernel's scheduler, not a home-made
 // one) and its usage is charged to the VM:
 //
-//   <mount>/<parent>/<name>/          cpu.weight / cpu.max / cpuset.cpus (v2)
-//                                     cpu.shares / cpu.cfs_* / cpuset.* (v1)
+//   <mount>/<parent>/<name>/          cpu.weight / cpu.max / cpuset.cpus, io.weight (v2)
+//                                     cpu.shares / cpu.cfs_* / cpuset.*, blkio.weight (v1)
 //   <mount>/<parent>/<name>/vcpus/    the vCPU threads
 //   <mount>/<parent>/<name>/vmm/      every other thread (event loop, API,
 //                                     io_uring workers, KVM's kvm-pit thread)
@@ -14,6 +14,12 @@
 // cpuset each in their own hierarchy, the VM's tree made in each). A host may
 // mix them (v1 cpu with a v2 mount that has no controllers, as systemd's
 // "hybrid" layout).
+//
+// The io weight is the VM's as a whole, and io is a domain controller: on v2
+// it is set on <name>/ itself (the threaded subtree's domain, which the I/O
+// of every thread below is charged to), after "+io" is enabled in each
+// cgroup above it (only once an io weight is asked for); on v1 the VM's tree
+// is made in the blkio hierarchy too (also only then) and blkio.weight set.
 //
 // All file access goes through CgroupFs, so tests run over an in-memory tree.
 #pragma once
@@ -49,6 +55,7 @@ struct Host {
     std::optional<Hierarchy> cpu;      // weights and quotas
     std::optional<Hierarchy> cpuacct;  // v1 only (v2's cpu has cpu.stat)
     std::optional<Hierarchy> cpuset;
+    std::optional<Hierarchy> io;  // v2 io, v1 blkio: io weights
 };
 
 // From /proc/self/mountinfo and /proc/self/cgroup; `read` fetches a v2
@@ -79,15 +86,20 @@ std::unique_ptr<CgroupFs> real_fs();
 struct Usage {
     uint64_t vcpus_ns{0};
     uint64_t vmm_ns{0};
+    // The process's CPU before its threads entered the cgroup (start-up:
+    // the VMM runs before its cgroup exists), which the cgroup never saw;
+    // vcpus + vmm + before is the process's CPU (see note_cpu_before).
+    uint64_t before_ns{0};
 };
 
 class VmCgroup {
 public:
     // Makes the VM's tree under `parent` (relative to each hierarchy's
-    // mount, e.g. "ringvisor") in every hierarchy the host has, applies
-    // `policy` and moves every thread of this process into vmm/. A policy
-    // part the host cannot carry (a cpuset without a cpuset controller) is
-    // an InvalidInput error; so is a name that is not a plain file name.
+    // mount, e.g. "ringvisor") in every cpu, cpuacct and cpuset hierarchy
+    // the host has, applies `policy` and moves every thread of this process
+    // into vmm/. A policy part the host cannot carry (a cpuset without a
+    // cpuset controller, an io weight without io weights) is an InvalidInput
+    // error; so is a name that is not a plain file name.
     static Result<std::unique_ptr<VmCgroup>> create(std::unique_ptr<CgroupFs> fs, const Host& host,
                                                     std::string parent, std::string name,
                                                     const CpuPolicy& policy);
@@ -103,6 +115,9 @@ public:
     // cgroup (Firecracker's docs say so too); nullopt if there is none.
     Result<std::optional<pid_t>> adopt_pit_thread();
     std::optional<Usage> usage();
+    // The process's CPU time when its threads moved in (the owner reads it
+    // right after create()), reported as Usage::before_ns.
+    void note_cpu_before(uint64_t process_cpu_ns) { m_cpu_before_ns = process_cpu_ns; }
     // "<mount>/<parent>/<name>" of the cpu hierarchy (or the first one).
     const std::string& path() const { return m_path; }
     // Removes the tree now; the destructor does the same, logging failures.
@@ -122,16 +137,21 @@ private:
     VmCgroup(std::unique_ptr<CgroupFs> fs) : m_fs(std::move(fs)) {}
     Result<void> make_tree(const Hierarchy& h, const std::string& parent, const std::string& name,
                            bool cpuset);
+    Result<const Tree*> io_tree();
+    Result<void> apply_io_weight(uint32_t weight);
     Result<void> move_thread(const Tree& tree, const std::string& child, pid_t tid);
     Result<void> move_back(const Tree& tree);
     const Tree* tree_for(const std::optional<Hierarchy>& h) const;
 
     std::unique_ptr<CgroupFs> m_fs;
     std::vector<Tree> m_trees;
-    std::optional<Hierarchy> m_cpu, m_cpuacct, m_cpuset;
+    std::optional<Hierarchy> m_cpu, m_cpuacct, m_cpuset, m_io;
+    std::string m_parent, m_name;
+    bool m_io_enabled{false};  // v2: "+io" written above the VM's cgroup
     std::string m_path;
     std::optional<pid_t> m_pit;
     bool m_removed{false};
+    uint64_t m_cpu_before_ns{0};
 };
 
 }  // namespace cgroup

@@ -96,7 +96,7 @@ Result<MachineConfigUpdate> parse_machine_config(const json& value, std::string 
     auto in = RV_TRY(ObjectReader::open(
         value, std::move(path),
         {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages",
-         "cpu_weight", "cpu_max", "cpuset"}));
+         "cpu_weight", "cpu_max", "cpuset", "io_weight"}));
     MachineConfigUpdate update;
     if (partial) {
         if (auto v = RV_TRY(in.opt_uint("vcpu_count", 1, kMaxCpus)))
@@ -117,6 +117,9 @@ Result<MachineConfigUpdate> parse_machine_config(const json& value, std::string 
         RV_TRY_VOID(as_input_error(check_cpu_list(*c), in.path("cpuset")));
         update.cpu.cpuset = *c;
     }
+    // ... and the host's disk I/O.
+    if (auto w = RV_TRY(in.opt_uint("io_weight", CpuPolicy::kMinWeight, CpuPolicy::kMaxWeight)))
+        update.cpu.io_weight = uint32_t(*w);
     // CPU templates and huge pages change what the guest sees or how memory
     // is backed; ringvisor has neither, so only their "off" value passes.
     for (std::string_view key : {"cpu_template", "huge_pages"}) {
@@ -173,6 +176,7 @@ json machine_config_to_json(const VmConfig& config) {
     if (cpu.weight) j["cpu_weight"] = *cpu.weight;
     if (cpu.max) j["cpu_max"] = format_cpu_max(*cpu.max);
     if (cpu.cpuset) j["cpuset"] = *cpu.cpuset;
+    if (cpu.io_weight) j["io_weight"] = *cpu.io_weight;
     return j;
 }
 
@@ -215,8 +219,9 @@ Result<VmConfig> config_from_json(std::string_view text) {
     auto top = RV_TRY(
         ObjectReader::open(doc, "",
                            {"boot-source", "drives", "machine-config", "network-interfaces",
-                            "entropy", "logger", "metrics", "balloon", "vsock", "mmds-config",
-                            "cpu-config", "serial", "pmem", "memory-hotplug"}));
+                            "entropy", "logger", "metrics", "rate-limit-groups", "balloon",
+                            "vsock", "mmds-config", "cpu-config", "serial", "pmem",
+                            "memory-hotplug"}));
     for (auto name : kUnsupportedSections) RV_TRY_VOID(refuse_section(doc, name));
 
     VmConfig config;
@@ -238,6 +243,10 @@ Result<VmConfig> config_from_json(std::string_view text) {
         config.track_dirty_pages = m.track_dirty_pages.value_or(false);
         config.cpu_policy = m.cpu;
     }
+    auto groups = RV_TRY(list_section(doc, "rate-limit-groups"));
+    for (size_t i = 0; i < groups.size(); ++i)
+        config.rate_limit_groups.push_back(RV_TRY(config_json::parse_rate_limit_group(
+            groups[i], config_json::index_path("rate-limit-groups", i))));
     auto drives = RV_TRY(list_section(doc, "drives"));
     for (size_t i = 0; i < drives.size(); ++i)
         config.disks.push_back(
@@ -265,6 +274,10 @@ json config_to_json(const VmConfig& config) {
     doc["machine-config"] = machine_config_to_json(config);
     doc["drives"] = json::array();
     for (const auto& d : config.disks) doc["drives"].push_back(config_json::drive_to_json(d));
+    // ringvisor's extension; left out when empty, so Firecracker's tools see
+    // only the sections they know.
+    for (const auto& g : config.rate_limit_groups)
+        doc["rate-limit-groups"].push_back(rate_limit_group_to_json(g));
     doc["network-interfaces"] = json::array();
     for (const auto& n : config.nets)
         doc["network-interfaces"].push_back(config_json::net_to_json(n));

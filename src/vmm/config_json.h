@@ -5,8 +5,11 @@
 // wrong type or a bad value is an ErrorKind::InvalidInput error naming the
 // field ("drives[1].path_on_host: expected a string"). ringvisor's own
 // extensions are optional fields a Firecracker client never sends: a drive's
-// "iface" ("virtio" | "ide"), a NIC's "model" ("virtio" | "e1000"), cache_type
-// "None" (O_DIRECT) besides "Unsafe" and "Writeback".
+// "iface" ("virtio" | "ide") and "rate_limit_group", a NIC's "model"
+// ("virtio" | "e1000"), cache_type "None" (O_DIRECT) besides "Unsafe" and
+// "Writeback", machine-config's cpu_weight, cpu_max, cpuset and io_weight,
+// and the document's "rate-limit-groups" list ({"id", "rate_limiter"} each,
+// also PUT /rate-limit-groups/{id}).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -50,6 +53,10 @@ Result<MetricsConfig> metrics_from_json(const nlohmann::json& body);
 // {"bandwidth": {"size", "one_time_burst", "refill_time"}, "ops": {...}}
 Result<RateLimiterConfig> rate_limiter_from_json(const nlohmann::json& body, std::string_view field);
 nlohmann::json rate_limiter_to_json(const RateLimiterConfig& limiter);
+// PUT /rate-limit-groups/{id}: {"id", "rate_limiter"}; id must equal the path's.
+Result<RateLimitGroupConfig> rate_limit_group_from_json(std::string_view path_id,
+                                                        const nlohmann::json& body);
+nlohmann::json rate_limit_group_to_json(const RateLimitGroupConfig& group);
 // PUT /actions: {"action_type": "InstanceStart" | "SendCtrlAltDel" | "FlushMetrics"}
 Result<VmAction> action_from_json(const nlohmann::json& body);
 // PATCH /vm: {"state": "Paused" | "Resumed"}; true for Paused.

@@ -1,6 +1,6 @@
 // The device parts of Firecracker's JSON: Drive, PartialDrive,
 // NetworkInterface, PartialNetworkInterface, EntropyDevice and their
-// RateLimiter / TokenBucket, both ways.
+// RateLimiter / TokenBucket, both ways; and ringvisor's rate limit groups.
 #include <limits>
 
 #include "vmm/config_json.h"
@@ -97,7 +97,7 @@ Result<DiskConfig> parse_drive(const json& value, std::string path) {
     auto in = RV_TRY(ObjectReader::open(
         value, std::move(path),
         {"drive_id", "path_on_host", "is_root_device", "is_read_only", "partuuid", "cache_type",
-         "io_engine", "rate_limiter", "socket", "iface", "num_queues"}));
+         "io_engine", "rate_limiter", "socket", "iface", "num_queues", "rate_limit_group"}));
     RV_TRY_VOID(in.refuse("socket", "vhost-user block devices are not supported"));
     RV_TRY_VOID(
         in.refuse("partuuid", "not supported: name the root partition in boot_args (root=...)"));
@@ -113,6 +113,10 @@ Result<DiskConfig> parse_drive(const json& value, std::string path) {
     // ringvisor's extension (virtio only): request queues, default one per vCPU.
     if (auto n = RV_TRY(in.opt_uint("num_queues", 1, DiskConfig::kMaxQueues)))
         disk.num_queues = static_cast<unsigned>(*n);
+    // ringvisor's extension: a rate limit group the drive draws from too.
+    disk.rate_limit_group = RV_TRY(in.opt_string("rate_limit_group"));
+    if (disk.rate_limit_group && disk.rate_limit_group->empty())
+        return input_error("{}: empty", in.path("rate_limit_group"));
     return disk;
 }
 
@@ -127,7 +131,9 @@ json drive_to_json(const DiskConfig& disk) {
             {"rate_limiter", opt_limiter_to_json(disk.rate_limiter)},
             {"socket", nullptr},
             {"iface", choice_name(kDiskInterfaces, disk.iface)},
-            {"num_queues", disk.num_queues ? json(*disk.num_queues) : json(nullptr)}};
+            {"num_queues", disk.num_queues ? json(*disk.num_queues) : json(nullptr)},
+            {"rate_limit_group",
+             disk.rate_limit_group ? json(*disk.rate_limit_group) : json(nullptr)}};
 }
 
 Result<NetConfig> parse_net(const json& value, std::string path) {
@@ -166,6 +172,17 @@ json entropy_to_json(const EntropyConfig& entropy) {
     return {{"rate_limiter", opt_limiter_to_json(entropy.rate_limiter)}};
 }
 
+// {"id": "g", "rate_limiter": {"bandwidth": {...}, "ops": {...}}}: both required.
+Result<RateLimitGroupConfig> parse_rate_limit_group(const json& value, std::string path) {
+    auto in = RV_TRY(ObjectReader::open(value, std::move(path), {"id", "rate_limiter"}));
+    RateLimitGroupConfig group;
+    group.id = RV_TRY(id_field(in, "id"));
+    const json* limits = in.find("rate_limiter");
+    if (!limits) return input_error("{}: missing (required)", in.path("rate_limiter"));
+    group.limits = RV_TRY(parse_rate_limiter(*limits, in.path("rate_limiter")));
+    return group;
+}
+
 }  // namespace config_json
 
 Result<RateLimiterConfig> rate_limiter_from_json(const json& body, std::string_view field) {
@@ -177,6 +194,17 @@ json rate_limiter_to_json(const RateLimiterConfig& limiter) {
     if (limiter.bandwidth) out["bandwidth"] = bucket_to_json(*limiter.bandwidth);
     if (limiter.ops) out["ops"] = bucket_to_json(*limiter.ops);
     return out;
+}
+
+Result<RateLimitGroupConfig> rate_limit_group_from_json(std::string_view path_id,
+                                                        const json& body) {
+    auto group = RV_TRY(config_json::parse_rate_limit_group(body, ""));
+    RV_TRY_VOID(check_path_id(path_id, "id", group.id));
+    return group;
+}
+
+json rate_limit_group_to_json(const RateLimitGroupConfig& group) {
+    return {{"id", group.id}, {"rate_limiter", rate_limiter_to_json(group.limits)}};
 }
 
 Result<DiskConfig> drive_from_json(std::string_view path_id, const json& body) {

@@ -90,6 +90,7 @@ Result<RateLimiterConfig> parse_rate_limiter(const json& value, std::string path
 Result<DiskConfig> parse_drive(const json& value, std::string path);
 Result<NetConfig> parse_net(const json& value, std::string path);
 Result<EntropyConfig> parse_entropy(const json& value, std::string path);
+Result<RateLimitGroupConfig> parse_rate_limit_group(const json& value, std::string path);
 json drive_to_json(const DiskConfig& disk);
 json net_to_json(const NetConfig& net);
 json entropy_to_json(const EntropyConfig& entropy);

@@ -45,6 +45,10 @@ Result<void> check_policy(const CpuPolicy& policy) {
         (*policy.weight < CpuPolicy::kMinWeight || *policy.weight > CpuPolicy::kMaxWeight))
         return input_error("cpu_weight {}: must be {}..{}", *policy.weight, CpuPolicy::kMinWeight,
                            CpuPolicy::kMaxWeight);
+    if (policy.io_weight &&
+        (*policy.io_weight < CpuPolicy::kMinWeight || *policy.io_weight > CpuPolicy::kMaxWeight))
+        return input_error("io_weight {}: must be {}..{}", *policy.io_weight, CpuPolicy::kMinWeight,
+                           CpuPolicy::kMaxWeight);
     if (policy.max) RV_TRY(parse_cpu_max(format_cpu_max(*policy.max)));
     if (policy.cpuset) RV_TRY_VOID(check_cpu_list(*policy.cpuset));
     return {};

@@ -1,6 +1,7 @@
-// How a VM shares the host's CPUs: machine-config's ringvisor extensions
-// (cpu_weight, cpu_max, cpuset) and the --cpu-weight / --cpu-max / --cpuset
-// flags; carried out by the VM's cgroup (vmm/cgroup.h). Plain data.
+// How a VM shares the host's CPUs, and its weight in the host's disk I/O:
+// machine-config's ringvisor extensions (cpu_weight, cpu_max, cpuset,
+// io_weight) and the --cpu-weight / --cpu-max / --cpuset / --io-weight flags;
+// carried out by the VM's cgroup (vmm/cgroup.h). Plain data.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +25,18 @@ struct CpuPolicy {
     };
     std::optional<Max> max;
     std::optional<std::string> cpuset;  // host CPUs, "0-3,6"
-    bool empty() const { return !weight && !max && !cpuset; }
+    // The VM's share of contended disk I/O against other cgroups, same scale
+    // as weight (cgroup v2 io.weight "default N"; v1 blkio.weight, 10..1000
+    // = N * 5 clamped, systemd's mapping). Kept here, with the CPU, because
+    // the same cgroup carries it and the same PATCH changes it.
+    std::optional<uint32_t> io_weight;
+    bool empty() const { return !weight && !max && !cpuset && !io_weight; }
     // A PATCH: the parts `update` gives replace ours.
     void merge(const CpuPolicy& update) {
         if (update.weight) weight = update.weight;
         if (update.max) max = update.max;
         if (update.cpuset) cpuset = update.cpuset;
+        if (update.io_weight) io_weight = update.io_weight;
     }
     bool operator==(const CpuPolicy&) const = default;
 };

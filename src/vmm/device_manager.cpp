@@ -11,6 +11,7 @@
 #include "devices/legacy/ide/piix_ide.h"
 #include "devices/legacy/reset_control.h"
 #include "devices/legacy/uart16550.h"
+#include "devices/rate_limit_group_file.h"
 #include "devices/virtio/blk/blk_device.h"
 #include "devices/virtio/console/console_device.h"
 #include "devices/virtio/net/virtio_net.h"
@@ -160,16 +161,35 @@ Result<DeviceManager::Entry*> DeviceManager::add_pci(std::unique_ptr<Entry> entr
     return m_entries.back().get();
 }
 
+// The rate limit group a drive draws from (none if it names none): joined
+// once per VM, on the first drive that names it; the devices keep it (and
+// so the VM's membership) alive.
+Result<std::shared_ptr<RateLimitGroup>> DeviceManager::rate_limit_group(const VmConfig& config,
+                                                                        const DiskConfig& disk) {
+    if (!disk.rate_limit_group) return nullptr;
+    if (auto it = m_groups.find(*disk.rate_limit_group); it != m_groups.end()) return it->second;
+    const RateLimitGroupConfig* group = config.find_rate_limit_group(*disk.rate_limit_group);
+    if (!group)
+        return input_error("drive '{}': no rate limit group '{}'", disk.id, *disk.rate_limit_group);
+    auto joined = RV_TRY(with_context(
+        join_rate_limit_group(rate_limit_group_dir(config.run_dir), *group),
+        fmt::format("drive '{}'", disk.id)));
+    m_groups.emplace(group->id, joined);
+    return joined;
+}
+
 Result<void> DeviceManager::add_disks(const VmConfig& config) {
     std::array<std::optional<IdeDrive>, 4> ide_drives;
     std::vector<std::string> ide_ids;
     for (const auto& disk : config.disks) {
         auto backend = RV_TRY(open_disk(disk, disk.path));
+        auto group = RV_TRY(rate_limit_group(config, disk));
         if (disk.iface == DiskConfig::Interface::Ide) {
             if (ide_ids.size() == ide_drives.size())
                 return input_error("drive '{}': the IDE controller has room for {} disks", disk.id,
                                    ide_drives.size());
-            ide_drives[ide_ids.size()] = IdeDrive{std::move(backend), disk.serial, disk.rate_limiter};
+            ide_drives[ide_ids.size()] =
+                IdeDrive{std::move(backend), disk.serial, disk.rate_limiter, std::move(group)};
             ide_ids.push_back(disk.id);
             continue;
         }
@@ -179,7 +199,7 @@ Result<void> DeviceManager::add_disks(const VmConfig& config) {
         entry->blk =
             std::make_shared<virtio::VirtioBlk>(
                 std::move(backend), disk.serial, static_cast<uint16_t>(disk.num_queues.value_or(1)),
-                disk.rate_limiter);
+                disk.rate_limiter, NsClock{}, std::move(group));
         entry->transport = RV_TRY(virtio::VirtioPciTransport::create(
             entry->blk, m_ctx.memory, m_ctx.msi, m_ctx.loop.devices()));
         RV_TRY_VOID(add_pci(std::move(entry)));

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -30,6 +31,7 @@ namespace rv {
 class I8042;
 class Uart16550;
 class ResetControl;
+class RateLimitGroup;
 
 // Console input, wherever it goes (the UART or virtio-console): bytes in,
 // room left, and a callback for when there is room again.
@@ -99,6 +101,8 @@ private:
     explicit DeviceManager(DeviceContext context);
     Result<void> add_legacy(const VmConfig& config);
     Result<void> add_disks(const VmConfig& config);
+    Result<std::shared_ptr<RateLimitGroup>> rate_limit_group(const VmConfig& config,
+                                                             const DiskConfig& disk);
     Result<void> add_nets(const VmConfig& config);
     Result<Entry*> add_pci(std::unique_ptr<Entry> entry);
     Entry* find(std::string_view id);
@@ -110,6 +114,8 @@ private:
     std::vector<std::shared_ptr<BusDevice>> m_legacy;  // RTC, PM: kept alive here
     std::shared_ptr<PciRoot> m_pci;
     std::vector<std::unique_ptr<Entry>> m_entries;
+    // Rate limit groups by id; the drives hold them too.
+    std::map<std::string, std::shared_ptr<RateLimitGroup>> m_groups;
     ConsoleInput m_console_input;
 };
 

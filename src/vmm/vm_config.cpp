@@ -20,6 +20,12 @@ const NetConfig* VmConfig::find_net(std::string_view id) const {
     return nullptr;
 }
 
+const RateLimitGroupConfig* VmConfig::find_rate_limit_group(std::string_view id) const {
+    for (const auto& g : rate_limit_groups)
+        if (g.id == id) return &g;
+    return nullptr;
+}
+
 Result<MacAddress> parse_mac(std::string_view text) {
     MacAddress mac{};
     // Exactly "xx:xx:xx:xx:xx:xx": 17 characters, a colon after each byte.
@@ -119,7 +125,25 @@ Result<void> check_ids(const std::vector<Entry>& entries, std::string_view secti
     return {};
 }
 
-Result<void> validate_disks(const std::vector<DiskConfig>& disks) {
+// Ids required (they name a file shared with other VMs), unique, and each
+// group limits something.
+Result<void> validate_rate_limit_groups(const std::vector<RateLimitGroupConfig>& groups) {
+    for (size_t i = 0; i < groups.size(); ++i)
+        if (groups[i].id.empty()) return input_error("rate-limit-groups[{}].id: empty", i);
+    RV_TRY_VOID(check_ids(groups, "rate-limit-groups", "id"));
+    for (size_t i = 0; i < groups.size(); ++i) {
+        const auto field = fmt::format("rate-limit-groups[{}].rate_limiter", i);
+        RV_TRY_VOID(check_limiter(groups[i].limits, field));
+        if (groups[i].limits.unlimited())
+            return input_error("{}: limits nothing (give bandwidth or ops a size and a "
+                               "refill_time)",
+                               field);
+    }
+    return {};
+}
+
+Result<void> validate_disks(const std::vector<DiskConfig>& disks,
+                            const std::vector<RateLimitGroupConfig>& groups) {
     RV_TRY_VOID(check_ids(disks, "drives", "drive_id"));
     size_t ide = 0;
     std::optional<size_t> root;
@@ -141,6 +165,12 @@ Result<void> validate_disks(const std::vector<DiskConfig>& disks) {
             return input_error("drives[{}].num_queues: {} is not in 1..{}", i, *d.num_queues,
                                DiskConfig::kMaxQueues);
         RV_TRY_VOID(check_limiter(d.rate_limiter, fmt::format("drives[{}].rate_limiter", i)));
+        if (d.rate_limit_group &&
+            std::ranges::none_of(groups, [&](const auto& g) { return g.id == *d.rate_limit_group; }))
+            return input_error(
+                "drives[{}].rate_limit_group: no rate limit group '{}' is defined "
+                "(rate-limit-groups, --rate-limit-group)",
+                i, *d.rate_limit_group);
     }
     if (ide > DiskConfig::kMaxIdeDisks)
         return input_error("drives: {} IDE disks, but the IDE controller has room for {}", ide,
@@ -246,7 +276,8 @@ Result<void> VmConfig::validate(unsigned max_cpus) const {
         return input_error("--ledger-interval {}: must be 1..86400 seconds", ledger_interval_s);
     if (!cpu_policy.empty() && !cgroup_parent)
         return input_error(
-            "machine-config: cpu_weight, cpu_max and cpuset need the VM's cgroup (--no-cgroup was given)");
+            "machine-config: cpu_weight, cpu_max, cpuset and io_weight need the VM's cgroup "
+            "(--no-cgroup was given)");
     if (memory_bytes < kMinMemoryBytes)
         return input_error(
             "machine-config.mem_size_mib (--memory): {} MiB is too small: a Linux guest needs at "
@@ -257,7 +288,8 @@ Result<void> VmConfig::validate(unsigned max_cpus) const {
             "machine-config.mem_size_mib (--memory): {} bytes is not a whole number of 4 KiB "
             "pages",
             memory_bytes);
-    RV_TRY_VOID(validate_disks(disks));
+    RV_TRY_VOID(validate_rate_limit_groups(rate_limit_groups));
+    RV_TRY_VOID(validate_disks(disks, rate_limit_groups));
     RV_TRY_VOID(validate_nets(nets));
     if (entropy) RV_TRY_VOID(check_limiter(entropy->rate_limiter, "entropy.rate_limiter"));
     if (logger && logger->log_path && logger->log_path->empty())

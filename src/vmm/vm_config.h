@@ -37,6 +37,10 @@ struct DiskConfig {
     Cache cache{Cache::Writeback};
     BlockOptions::Engine engine{BlockOptions::Engine::IoUring};
     std::optional<RateLimiterConfig> rate_limiter;
+    // ringvisor's extension: the id of a rate limit group (VmConfig's
+    // rate_limit_groups) whose buckets the drive draws from too, shared with
+    // the group's other drives, in this VM and in other VMs on the host.
+    std::optional<std::string> rate_limit_group;
     std::string serial;  // resolved: "ringvisor-<id>" (virtio) / "RV-HD<n>" (IDE)
     // Virtio only: request queues (VIRTIO_BLK_F_MQ when > 1), 1..kMaxQueues;
     // resolved: 1. Not one per vCPU as QEMU: measured in the test host
@@ -93,10 +97,14 @@ struct VmConfig {
     unsigned cpus{1};
     bool smt{false};                // refused: one thread per core
     bool track_dirty_pages{false};  // kept for snapshots
-    // ringvisor's extension: cpu_weight, cpu_max, cpuset (the VM's cgroup)
+    // ringvisor's extension: cpu_weight, cpu_max, cpuset, io_weight (the VM's cgroup)
     CpuPolicy cpu_policy;
     // devices
     std::vector<DiskConfig> disks;
+    // ringvisor's extension: the rate limit groups the drives name (ids
+    // unique; each limits something). Shared with every VM on the host
+    // that defines a group of the same id, with the same limits.
+    std::vector<RateLimitGroupConfig> rate_limit_groups;
     std::vector<NetConfig> nets;
     std::optional<EntropyConfig> entropy;  // virtio-rng
     ConsoleKind console{ConsoleKind::Serial};  // where console input goes (the UART always exists)
@@ -113,6 +121,9 @@ struct VmConfig {
     // The VM's cgroup (vmm/cgroup.h) is made under this parent in each of the
     // host's cpu/cpuacct/cpuset hierarchies; nullopt: none (--no-cgroup).
     std::optional<std::string> cgroup_parent{"ringvisor"};
+    // The run directory ($RINGVISOR_RUN_DIR): rate limit groups' files live
+    // in <run_dir>/rate-limit-groups (devices/rate_limit_group_file.h).
+    std::string run_dir{"/run/ringvisor"};
     // The accounting ledger (vmm/accounting.h): a JSON line per interval and
     // a final one at exit; nullopt: none.
     std::optional<std::string> ledger_path;
@@ -122,6 +133,7 @@ struct VmConfig {
 
     const DiskConfig* find_disk(std::string_view id) const;
     const NetConfig* find_net(std::string_view id) const;
+    const RateLimitGroupConfig* find_rate_limit_group(std::string_view id) const;
 
     // Fills ids, serials and MACs that were left empty (stable: derived from
     // the position or the TAP name, so re-resolving changes nothing).
@@ -133,7 +145,8 @@ struct VmConfig {
 
     // Everything that can be checked without KVM or the files: vCPU and
     // memory bounds (max_cpus: the host's limit), unique ids, at most one
-    // root device, at most four IDE disks, MACs, rate limiter buckets, a
+    // root device, at most four IDE disks, MACs, rate limiter buckets, rate
+    // limit groups (each limits something; drives name defined ones), a
     // kernel named. Errors are ErrorKind::InvalidInput and name the field.
     // Empty ids pass (resolve_defaults fills them); given ones must be
     // letters, digits and '_' (at most 64), Firecracker's rule for ids that

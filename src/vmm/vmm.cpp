@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "vmm/accounting.h"
 #include "vmm/cgroup.h"
+#include "vmm/thread_times.h"
 #include "vmm/logger.h"
 #include "vmm/metrics.h"
 
@@ -118,6 +119,7 @@ Result<void> Vmm::make_cgroup(const VmConfig& config) {
                                          fmt::format("rv-{}", ::getpid()), config.cpu_policy);
     if (made) {
         m_cgroup = std::move(*made);
+        m_cgroup->note_cpu_before(process_cpu_ns().value_or(0));
         log::debug("the VM's cgroup: {}", m_cgroup->path());
         return {};
     }
@@ -252,13 +254,13 @@ Result<void> Vmm::patch_machine_config(const MachineConfigUpdate& update) {
         if (m_vm) {
             if (update.vcpu_count || update.mem_size_mib || update.smt || update.track_dirty_pages)
                 return not_allowed_error(
-                    "PATCH /machine-config after InstanceStart: only cpu_weight, cpu_max and "
-                    "cpuset can change");
+                    "PATCH /machine-config after InstanceStart: only cpu_weight, cpu_max, cpuset "
+                    "and io_weight can change");
             if (update.cpu.empty()) return {};
             if (!m_cgroup)
                 return not_allowed_error(
                     "PATCH /machine-config: this VM has no cgroup (see the VMM's log), so its CPU "
-                    "policy cannot change");
+                    "and io policy cannot change");
             RV_TRY_VOID(m_cgroup->apply(update.cpu));
             m_config.cpu_policy.merge(update.cpu);
             return {};
@@ -273,15 +275,25 @@ Result<void> Vmm::patch_machine_config(const MachineConfigUpdate& update) {
     });
 }
 
+namespace {
+
+// PUT of a resource with an id: replaces the entry with that id, or adds it.
+template <typename Entry>
+void put_by_id(std::vector<Entry>& entries, const Entry& entry) {
+    for (auto& e : entries)
+        if (e.id == entry.id) {
+            e = entry;
+            return;
+        }
+    entries.push_back(entry);
+}
+
+}  // namespace
+
 Result<void> Vmm::put_drive(const DiskConfig& drive) {
     return on_loop([&]() -> Result<void> {
         RV_TRY_VOID(pre_boot("PUT /drives"));
-        for (auto& d : m_config.disks)
-            if (d.id == drive.id) {
-                d = drive;
-                return {};
-            }
-        m_config.disks.push_back(drive);
+        put_by_id(m_config.disks, drive);
         return {};
     });
 }
@@ -289,12 +301,7 @@ Result<void> Vmm::put_drive(const DiskConfig& drive) {
 Result<void> Vmm::put_network_interface(const NetConfig& net) {
     return on_loop([&]() -> Result<void> {
         RV_TRY_VOID(pre_boot("PUT /network-interfaces"));
-        for (auto& n : m_config.nets)
-            if (n.id == net.id) {
-                n = net;
-                return {};
-            }
-        m_config.nets.push_back(net);
+        put_by_id(m_config.nets, net);
         return {};
     });
 }
@@ -303,6 +310,14 @@ Result<void> Vmm::put_entropy(const EntropyConfig& entropy) {
     return on_loop([&]() -> Result<void> {
         RV_TRY_VOID(pre_boot("PUT /entropy"));
         m_config.entropy = entropy;
+        return {};
+    });
+}
+
+Result<void> Vmm::put_rate_limit_group(const RateLimitGroupConfig& group) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("PUT /rate-limit-groups"));
+        put_by_id(m_config.rate_limit_groups, group);
         return {};
     });
 }

@@ -65,6 +65,7 @@ public:
     Result<void> put_drive(const DiskConfig& drive) override;
     Result<void> put_network_interface(const NetConfig& net) override;
     Result<void> put_entropy(const EntropyConfig& entropy) override;
+    Result<void> put_rate_limit_group(const RateLimitGroupConfig& group) override;
     Result<void> put_logger(const LoggerConfig& logger) override;
     Result<void> put_metrics(const MetricsConfig& metrics) override;
     Result<void> patch_drive(const DriveUpdate& update) override;

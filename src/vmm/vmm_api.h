@@ -39,7 +39,7 @@ struct MachineConfigUpdate {  // PATCH /machine-config: only what is given
     std::optional<uint64_t> mem_size_mib;
     std::optional<bool> smt;
     std::optional<bool> track_dirty_pages;
-    CpuPolicy cpu;  // ringvisor's extension; the only part PATCH may change after start
+    CpuPolicy cpu;  // ringvisor's extension (and io_weight); the only part PATCH may change after start
 };
 
 struct DriveUpdate {  // PATCH /drives/{id}, after start
@@ -73,6 +73,9 @@ public:
     virtual Result<void> put_drive(const DiskConfig& drive) = 0;
     virtual Result<void> put_network_interface(const NetConfig& net) = 0;
     virtual Result<void> put_entropy(const EntropyConfig& entropy) = 0;
+    // ringvisor's extension: creates or replaces the rate limit group with
+    // group.id (drives name it in their rate_limit_group).
+    virtual Result<void> put_rate_limit_group(const RateLimitGroupConfig& group) = 0;
 
     // Any time.
     virtual Result<void> put_logger(const LoggerConfig& logger) = 0;

@@ -60,5 +60,11 @@ expect five_ide_disks "5 IDE disks, but the IDE controller has room for 4" run -
     --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide" \
     --disk "$tmp/garbage,iface=ide" --disk "$tmp/garbage,iface=ide"
 expect bad_net_model "unsupported model 'rtl8139'" run -k "$kernel" --net tap=t0,model=rtl8139
+expect undefined_rate_limit_group "drives\[0\].rate_limit_group: no rate limit group 'g' is defined" \
+    run -k "$kernel" --disk "$tmp/garbage,rate_limit_group=g"
+expect rate_limit_group_limits_nothing "rate-limit-groups\[0\].rate_limiter: limits nothing" \
+    run -k "$kernel" --rate-limit-group id=g --disk "$tmp/garbage,rate_limit_group=g"
+expect bad_rate_limit_group_option "unknown option 'bw=1'" run -k "$kernel" --rate-limit-group id=g,bw=1
+expect bad_io_weight "io_weight 0: must be 1..10000" run -k "$kernel" --io-weight 0
 echo "$passed passed, $failed failed"
 ((failed == 0))

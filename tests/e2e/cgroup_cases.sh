@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The VM's cgroup (src/vmm/cgroup.h) on a real kernel, inside the test host:
 # cgroup v2 (threaded vcpus/ and vmm/ children, cpu.weight, cpu.max, cpuset,
-# a quota that holds and changes through PATCH /machine-config), cgroup v1
-# (cpu, cpuacct and cpuset hierarchies of their own), removal when the VMM
-# ends, and a clear refusal where the host has no cgroups. The test host's
-# L1 mounts no cgroups itself: each case mounts what it needs and unmounts it.
+# a quota that holds and changes through PATCH /machine-config, io.weight on
+# the VM's own cgroup), cgroup v1 (cpu, cpuacct and cpuset hierarchies of
+# their own), removal when the VMM ends, and a clear refusal where the host
+# has no cgroups (or no io weights). The test host's L1 mounts no cgroups
+# itself: each case mounts what it needs and unmounts it.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -107,8 +108,9 @@ case_v2() {
     [[ ! -e $dir && ! -e $CG/ringvisor ]] || e2e_fail "the VM's cgroup is still there after exit"
     umount_v2
     # The ledger: interval records, then a final one whose CPU totals match
-    # what the cgroup itself counted (within 2 %: the process ran a moment
-    # before its cgroup existed), and steal that the throttled vCPUs saw.
+    # what the cgroup itself counted within 2 % (with the start-up CPU the
+    # process spent before its cgroup existed, which the ledger reports as
+    # cgroup_cpu_ms.before_cgroup), and steal that the throttled vCPUs saw.
     local n final
     n=$(grep -c '"kind":"interval"' "$ledger")
     ((n >= 3)) || e2e_fail "$n interval records in the ledger"
@@ -116,8 +118,8 @@ case_v2() {
     jq -e '.kind == "final"' <<<"$final" >/dev/null || e2e_fail "no final record: $final"
     local proc cg guest steal
     # (a here-string, not < <(...): L1's /dev has no /dev/fd)
-    read -r proc cg guest steal <<<"$(jq -r '.total | "\(.process_cpu_ms) \(.cgroup_cpu_ms.vcpus + .cgroup_cpu_ms.vmm) \(.guest_cpu_ms) \(.steal_ms)"' <<<"$final")"
-    echo "ledger final: process $proc ms, cgroup $cg ms, guest $guest ms, steal $steal ms; the guest's own steal: $(guest_steal "$log") ticks of 10 ms"
+    read -r proc cg guest steal <<<"$(jq -r '.total | "\(.process_cpu_ms) \(.cgroup_cpu_ms.vcpus + .cgroup_cpu_ms.vmm + .cgroup_cpu_ms.before_cgroup) \(.guest_cpu_ms) \(.steal_ms)"' <<<"$final")"
+    echo "ledger final: process $proc ms, cgroup (with $(jq -r .total.cgroup_cpu_ms.before_cgroup <<<"$final") ms before it) $cg ms, guest $guest ms, steal $steal ms; the guest's own steal: $(guest_steal "$log") ticks of 10 ms"
     within "$cg" "$(awk -v p="$proc" 'BEGIN { print p * 0.98 }')" "$(awk -v p="$proc" 'BEGIN { print p * 1.02 }')" ||
         e2e_fail "ledger CPU $proc ms vs the cgroup's $cg ms"
     ((guest > 0 && guest <= proc)) || e2e_fail "guest CPU $guest ms of $proc ms"
@@ -272,9 +274,64 @@ case_no_cgroups() {
     cat "$log"
 }
 
+# io.weight (--io-weight, machine-config's io_weight): on v2 it is the VM's
+# domain cgroup's (rv-<pid>), with "+io" enabled above it and not in its own
+# subtree_control (the threaded vcpus/ and vmm/ cannot take a domain
+# controller); PATCH changes it while the guest runs. L1's kernel has
+# blk-iocost (io.weight) but no CFQ: on v1 the blkio hierarchy has no
+# blkio.weight, and without any cgroups there is no io controller: both are
+# refused (exit 2) saying so.
+case_io_weight() {
+    mount_v2
+    grep -qw io $CG/cgroup.controllers || e2e_fail "L1's cgroup2 offers no io controller: $(cat $CG/cgroup.controllers)"
+    local log=$E2E_LOGDIR/cgroup-io-weight.console dir
+    vm_start "$log" 'echo READY; sleep 600' --io-weight 300
+    e2e_wait_line "$log" READY 300 || e2e_fail "the guest did not start: $(tail -n 3 "$log")"
+    dir=$CG/ringvisor/rv-$vm_pid
+    echo "io.weight: $(tr '\n' ' ' <$dir/io.weight); subtree_control: / '$(cat $CG/cgroup.subtree_control)'," \
+        "ringvisor '$(cat $CG/ringvisor/cgroup.subtree_control)', rv-$vm_pid '$(cat $dir/cgroup.subtree_control)'"
+    grep -qx "default 300" $dir/io.weight || e2e_fail "io.weight: $(cat $dir/io.weight)"
+    grep -qw io $CG/ringvisor/cgroup.subtree_control || e2e_fail "io is not enabled above the VM's cgroup"
+    ! grep -qw io $dir/cgroup.subtree_control || e2e_fail "io is enabled in the VM's own subtree_control"
+    [[ $(api PATCH /machine-config '{"io_weight": 50}') == 204 ]] || e2e_fail "PATCH io_weight: $(cat /tmp/rv-cgroup.out)"
+    grep -qx "default 50" $dir/io.weight || e2e_fail "after PATCH: io.weight $(cat $dir/io.weight)"
+    [[ $(api GET /machine-config) == 200 ]] && grep -q '"io_weight":50' /tmp/rv-cgroup.out ||
+        e2e_fail "GET /machine-config: $(cat /tmp/rv-cgroup.out)"
+    [[ $(api PATCH /machine-config '{"io_weight": 0}') == 400 ]] || e2e_fail "io_weight 0 accepted"
+    vm_stop
+    [[ $vm_rc == 130 ]] || e2e_fail "SIGTERM: ringvisor exited $vm_rc"
+    [[ ! -e $dir ]] || e2e_fail "the VM's cgroup is still there after exit"
+    rmdir $CG/ringvisor 2>/dev/null || true
+    echo "-io" >$CG/cgroup.subtree_control || e2e_fail "cannot disable io again"
+    umount_v2
+
+    # v1 blkio without CFQ: no blkio.weight.
+    mount -t tmpfs cgroups $CG && mkdir -p $CG/cpu $CG/blkio &&
+        mount -t cgroup -o cpu none $CG/cpu && mount -t cgroup -o blkio none $CG/blkio ||
+        e2e_fail "cannot mount cgroup v1 cpu and blkio"
+    local rc=0
+    timeout 60 "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --io-weight 200 </dev/null >"$log.v1" 2>&1 || rc=$?
+    echo "v1 blkio, --io-weight 200: exit $rc: $(cat "$log.v1")"
+    ls $CG/blkio/blkio.weight 2>/dev/null && e2e_fail "L1 has blkio.weight after all: this check needs another host"
+    [[ $rc == 2 ]] || e2e_fail "--io-weight on v1 without blkio.weight: exit $rc, expected 2"
+    grep -q "blkio.weight does not exist" "$log.v1" || e2e_fail "unclear message: $(cat "$log.v1")"
+    [[ -z $(ls $CG/cpu/ringvisor 2>/dev/null) && -z $(ls -d $CG/blkio/ringvisor/rv-* 2>/dev/null) ]] ||
+        e2e_fail "the refused VM left cgroups behind"
+    rmdir $CG/cpu/ringvisor $CG/blkio/ringvisor 2>/dev/null || true
+    umount $CG/cpu $CG/blkio && umount $CG
+
+    # No cgroups at all.
+    rc=0
+    timeout 60 "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --io-weight 200 </dev/null >"$log.none" 2>&1 || rc=$?
+    echo "no cgroups, --io-weight 200: exit $rc: $(cat "$log.none")"
+    [[ $rc == 2 ]] || e2e_fail "--io-weight without cgroups: exit $rc, expected 2"
+    grep -q "no io cgroup controller" "$log.none" || e2e_fail "unclear message: $(cat "$log.none")"
+}
+
 run_case cgroup_v2_placement_quota_patch_and_removal case_v2
 run_case cgroup_v2_weights_share_one_cpu case_shares
 run_case cgroup_v1_hierarchies_quota_and_removal case_v1
 run_case cgroup_refused_without_controllers case_no_cgroups
+run_case cgroup_io_weight_v2_patch_and_refusals case_io_weight
 mountpoint -q $CG && umount -R $CG
 e2e_summary

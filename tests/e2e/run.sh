@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # E2E_CASES="api_cases.sh ..." runs a subset (for working on one file).
-read -r -a CASE_FILES <<<"${E2E_CASES:-boot_cases.sh virtio_cases.sh emulated_cases.sh distro_cases.sh api_cases.sh cgroup_cases.sh}"
+read -r -a CASE_FILES <<<"${E2E_CASES:-boot_cases.sh virtio_cases.sh emulated_cases.sh distro_cases.sh api_cases.sh cgroup_cases.sh io_cases.sh}"
 
 # ---- inside the test host: run the case files, record their counts --------
 if [[ ${1:-} == --inside ]]; then

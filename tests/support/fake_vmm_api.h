@@ -153,6 +153,14 @@ class FakeVmmApi final : public VmmApi {
         m_config.entropy = entropy;
         return {};
     }
+    Result<void> put_rate_limit_group(const RateLimitGroupConfig& group) override {
+        auto lock = enter("put_rate_limit_group " + group.id);
+        RV_TRY_VOID(common("rate-limit-groups", true));
+        std::erase_if(m_config.rate_limit_groups,
+                      [&](const RateLimitGroupConfig& g) { return g.id == group.id; });
+        m_config.rate_limit_groups.push_back(group);
+        return {};
+    }
     Result<void> put_logger(const LoggerConfig& logger) override {
         auto lock = enter("put_logger");
         RV_TRY_VOID(common("logger", false));

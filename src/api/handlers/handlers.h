@@ -19,6 +19,7 @@ void add_drive_routes(Router& router, VmmApi& vmm);           // PUT|PATCH /driv
 void add_network_interface_routes(Router& router,
                                   VmmApi& vmm);        // PUT|PATCH /network-interfaces/{iface_id}
 void add_entropy_routes(Router& router, VmmApi& vmm);  // PUT /entropy
+void add_rate_limit_group_routes(Router& router, VmmApi& vmm);  // PUT /rate-limit-groups/{id}
 void add_logger_routes(Router& router, VmmApi& vmm);   // PUT /logger
 void add_metrics_routes(Router& router, VmmApi& vmm);  // PUT /metrics
 void add_action_routes(Router& router, VmmApi& vmm);   // PUT /actions

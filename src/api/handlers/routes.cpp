@@ -9,6 +9,7 @@ void add_api_routes(Router& router, VmmApi& vmm) {
     add_drive_routes(router, vmm);
     add_network_interface_routes(router, vmm);
     add_entropy_routes(router, vmm);
+    add_rate_limit_group_routes(router, vmm);
     add_logger_routes(router, vmm);
     add_metrics_routes(router, vmm);
     add_action_routes(router, vmm);

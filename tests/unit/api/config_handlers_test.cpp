@@ -218,5 +218,31 @@ TEST_F(ConfigHandlers, EntropyLoggerMetrics) {
     EXPECT_EQ(put("/metrics", "{}").status, 400u);
 }
 
+// ringvisor's extension: PUT /rate-limit-groups/{id} before start, a drive
+// naming the group, and io_weight through PATCH /machine-config.
+TEST_F(ConfigHandlers, RateLimitGroupsAndIoWeight) {
+    auto a = put("/rate-limit-groups/tenant_a",
+                 R"({"id": "tenant_a", "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 100}}})");
+    EXPECT_EQ(a.status, 204u) << a.fault();
+    EXPECT_EQ(a.route, "PUT /rate-limit-groups/{id}");
+    auto config = vmm.config();
+    ASSERT_EQ(config.rate_limit_groups.size(), 1u);
+    EXPECT_EQ(config.rate_limit_groups[0].limits.bandwidth->size, 1048576u);
+    EXPECT_EQ(put("/drives/d1", R"({"drive_id": "d1", "path_on_host": "/a", "rate_limit_group": "tenant_a"})")
+                  .status,
+              204u);
+    EXPECT_EQ(vmm.config().find_disk("d1")->rate_limit_group, "tenant_a");
+    auto mismatch = put("/rate-limit-groups/b", R"({"id": "tenant_a", "rate_limiter": {}})");
+    EXPECT_EQ(mismatch.status, 400u);
+    EXPECT_NE(mismatch.fault().find("does not match"), std::string::npos) << mismatch.fault();
+    EXPECT_EQ(put("/rate-limit-groups/b", R"({"id": "b"})").status, 400u);
+    EXPECT_EQ(patch("/machine-config", R"({"io_weight": 250})").status, 204u);
+    EXPECT_EQ(vmm.machine_patch()->cpu.io_weight, 250u);
+    EXPECT_EQ(patch("/machine-config", R"({"io_weight": 0})").status, 400u);
+    vmm.set_state(VmState::Running);
+    EXPECT_EQ(put("/rate-limit-groups/tenant_a", R"({"id": "tenant_a", "rate_limiter": {}})").status,
+              400u);
+}
+
 }  // namespace
 }  // namespace rv::api

@@ -150,5 +150,51 @@ TEST(DiskArg, NumQueues) {
     }
 }
 
+// Cloud Hypervisor's keys: a drive's own buckets, its group, and the group.
+TEST(DiskArg, RateLimitsAndGroup) {
+    auto d = parse_disk_arg("x.img,bw_size=1048576,bw_refill_time=100,ops_size=50,"
+                            "ops_refill_time=1000,ops_one_time_burst=5,rate_limit_group=tenant_a");
+    ASSERT_TRUE(d) << d.error().message();
+    ASSERT_TRUE(d->rate_limiter);
+    EXPECT_EQ(d->rate_limiter->bandwidth, (TokenBucketConfig{1048576, 0, 100}));
+    EXPECT_EQ(d->rate_limiter->ops, (TokenBucketConfig{50, 5, 1000}));
+    EXPECT_EQ(d->rate_limit_group, "tenant_a");
+    auto plain = parse_disk_arg("x.img");
+    EXPECT_FALSE(plain->rate_limiter);
+    EXPECT_FALSE(plain->rate_limit_group);
+    EXPECT_TRUE(parse_disk_arg("x.img,bw_size=2")->rate_limiter->bandwidth);  // validate checks it
+    for (const char* bad : {"x.img,bw_size=", "x.img,bw_size=1M", "x.img,ops_refill_time=-1",
+                            "x.img,rate_limit_group=", "x.img,bw_speed=5"}) {
+        auto r = parse_disk_arg(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_TRUE(r.error().is_input()) << bad;
+    }
+}
+
+TEST(RateLimitGroupArg, IdAndBuckets) {
+    auto g = parse_rate_limit_group_arg("id=tenant_a,bw_size=2097152,bw_one_time_burst=1024,bw_refill_time=250");
+    ASSERT_TRUE(g) << g.error().message();
+    EXPECT_EQ(g->id, "tenant_a");
+    EXPECT_EQ(g->limits.bandwidth, (TokenBucketConfig{2097152, 1024, 250}));
+    EXPECT_FALSE(g->limits.ops);
+    auto ops = parse_rate_limit_group_arg("ops_size=100,ops_refill_time=1000,id=iops");
+    ASSERT_TRUE(ops);
+    EXPECT_EQ(ops->limits.ops, (TokenBucketConfig{100, 0, 1000}));
+    for (const char* bad : {"bw_size=1,bw_refill_time=1", "id=,bw_size=1", "id=g,size=1",
+                            "id=g,bw_size=x"}) {
+        auto r = parse_rate_limit_group_arg(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_TRUE(r.error().is_input()) << bad;
+    }
+    // The same validation as the JSON's: a group that limits nothing is refused there.
+    VmConfig c;
+    c.kernel_path = "/k";
+    c.rate_limit_groups.push_back(*parse_rate_limit_group_arg("id=g"));
+    c.disks.push_back(*parse_disk_arg("a.img,rate_limit_group=g"));
+    auto r = c.validate(kMaxCpus);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("limits nothing"), std::string::npos) << r.error().message();
+}
+
 }  // namespace
 }  // namespace rv

@@ -3,7 +3,9 @@
 // refused command keeps the drive BSY (no DRQ, no interrupt, no disk I/O)
 // and starts from the channel's limiter timer once the clock has moved.
 // Lifting the limit releases it at once; SRST abandons it; a command larger
-// than the bucket gets through from a full bucket.
+// than the bucket gets through from a full bucket. Both disks of a channel
+// in one rate limit group share its bucket.
+#include "devices/rate_limit_group.h"
 #include "ide_test_util.h"
 #include "support/device_counters.h"
 #include "support/limiter_timer.h"
@@ -30,8 +32,10 @@ RateLimiterConfig mib_per_second() {
 
 class IdeRateLimitTest : public IdeTest {
   protected:
-    // Drive 0 (4 MiB) with `limiter`, drive 1 without; bus mastering on.
-    void start_limited(std::optional<RateLimiterConfig> limiter) {
+    // Drive 0 (4 MiB) with `limiter`, drive 1 without; both in `group` if
+    // there is one; bus mastering on.
+    void start_limited(std::optional<RateLimiterConfig> limiter,
+                       std::shared_ptr<RateLimitGroup> group = nullptr) {
         std::array<std::optional<IdeDrive>, 4> drives;
         for (unsigned i = 0; i < 2; ++i) {
             images[i].emplace(4 << 20);
@@ -39,7 +43,7 @@ class IdeRateLimitTest : public IdeTest {
                 BlockBackend::open(images[i]->path(), {.engine = BlockOptions::Engine::Sync});
             ASSERT_TRUE(backend) << backend.error().message();
             drives[i] = IdeDrive{std::move(*backend), fmt::format("SERIAL-{}", i),
-                                 i == 0 ? limiter : std::nullopt};
+                                 i == 0 ? limiter : std::nullopt, group};
         }
         auto ide =
             PiixIde::create(memory, std::move(drives), irq[0], irq[1], events, clock.function());
@@ -243,6 +247,31 @@ TEST_F(IdeRateLimitTest, WithoutALimiterNoTimerExists) {
     // Destroying the device takes the timer off the loop.
     dev.reset();
     EXPECT_TRUE(events.handlers.empty());
+}
+
+// Both disks in one group of 1 KiB per ms (the slave has no limiter of
+// its own): what one reads, the other cannot, and a refused command waits
+// BSY for the group's refill from the channel's timer.
+TEST_F(IdeRateLimitTest, DisksInAGroupShareItsBucket) {
+    auto group = RateLimitGroup::anonymous({"ide", mib_per_second()}, clock());
+    ASSERT_TRUE(group) << group.error().message();
+    start_limited(std::nullopt, *group);
+    EXPECT_NE(dev->limiter_timer_fd(0), -1);  // a group alone needs the timer
+    dma_read(0, 64);  // 32 KiB of the group's 64 KiB
+    end_dma();
+    select(1);
+    lba28(0, 64, 1);  // the slave: the other 32 KiB
+    command(cmd::kReadSectors);
+    EXPECT_EQ(pio_in(64).size(), 64u * 512);
+    lba28(64, 8, 1);  // and 4 KiB more: held
+    command(cmd::kReadSectors);
+    EXPECT_EQ(alt_status(), kStatusBsy);
+    EXPECT_EQ(test::counter(dev->counters(), "drive1_throttled"), 1u);
+    expect_timer(4 * kMs);
+    clock.advance_ms(4);
+    fire();
+    EXPECT_EQ(pio_in(8).size(), 8u * 512);
+    EXPECT_EQ((*group)->status().bandwidth_budget, 0);
 }
 
 }  // namespace

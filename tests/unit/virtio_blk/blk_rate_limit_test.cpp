@@ -2,8 +2,11 @@
 // most size + rate * elapsed bytes, holds the queue (pops nothing more)
 // while throttled, resumes from its timer once the clock has moved,
 // releases everything when the limit is lifted at runtime, counts ops, and
-// lets a request larger than the bucket through from a full bucket.
+// lets a request larger than the bucket through from a full bucket. In a
+// rate limit group, a request needs the group's tokens too, and the timer
+// waits for the later of the two.
 #include "blk_test_util.h"
+#include "devices/rate_limit_group.h"
 #include "support/device_counters.h"
 #include "support/limiter_timer.h"
 #include "support/manual_clock.h"
@@ -23,11 +26,12 @@ RateLimiterConfig one_mib_per_second() {
 
 class BlkRateLimitTest : public BlkTest {
   protected:
-    void start_limited(std::optional<RateLimiterConfig> limiter) {
+    void start_limited(std::optional<RateLimiterConfig> limiter,
+                       std::shared_ptr<RateLimitGroup> group = nullptr) {
         auto backend = BlockBackend::open(m_image.path(), {.engine = BlockOptions::Engine::Sync});
         ASSERT_TRUE(backend) << backend.error().message();
         m_dev = std::make_unique<virtio::VirtioBlk>(std::move(*backend), "rv-test-serial", 1, limiter,
-                                                    m_clock.function());
+                                                    m_clock.function(), std::move(group));
         activate();
     }
     // `n` reads of kChunk bytes (indirect, so the 64-entry ring holds them all).
@@ -222,6 +226,55 @@ TEST_F(BlkRateLimitTest, LimitSetWhileRunningAppliesToTheNextRequests) {
     EXPECT_TRUE(m_events.handlers.empty());
     EXPECT_TRUE(m_dev->idle());
     EXPECT_EQ(m_dev->rate_limiter_timer_fd(), -1);
+}
+
+// A drive in a group (1 MiB/s of its own, 128 KiB/s for the group, which
+// another VM's drive also draws from): a request needs both, the timer
+// waits for the later of the two, and a refusal by the group costs the
+// drive's own bucket nothing.
+TEST_F(BlkRateLimitTest, InAGroupTheLaterOfTheTwoWaitsDecides) {
+    auto group = RateLimitGroup::anonymous(
+        {"g", {.bandwidth = TokenBucketConfig{128 << 10, 0, 1000}}}, m_clock());
+    ASSERT_TRUE(group) << group.error().message();
+    start_limited(one_mib_per_second(), *group);
+    RateLimiter other_vm(std::nullopt, m_clock.function(), *group);
+    publish_reads(16);
+    m_dev->queue_notify(0);
+    // The group's 128 KiB: four chunks. The fifth: 128 KiB left of our own
+    // (no wait), 32 KiB of the group's at 128 KiB/s (250 ms).
+    expect_timer(250 * kMs);
+    deliver();
+    EXPECT_EQ(completed(), 4u);
+    EXPECT_EQ(m_dev->stats().throttled, 1u);
+    // The other VM takes what refilled first: we are refused again and wait again.
+    m_clock.advance_ms(250);
+    ASSERT_TRUE(other_vm.consume(kChunk, 1));
+    fire_timer();
+    expect_timer(250 * kMs);
+    deliver();
+    EXPECT_EQ(completed(), 0u);
+    EXPECT_EQ(m_dev->stats().throttled, 2u);
+    // Now our own bucket is the slower: 32 KiB per second, a fresh bucket
+    // (full: one chunk). After a second the group has all 128 KiB again;
+    // one chunk goes, and the next waits a second for our own bucket.
+    ASSERT_TRUE(m_dev->set_rate_limiter(
+        RateLimiterConfig{.bandwidth = TokenBucketConfig{kChunk, 0, 1000}}));
+    (void)take_armed_timer(m_dev->rate_limiter_timer_fd());
+    m_clock.advance_ms(1000);
+    fire_timer();
+    auto left = take_armed_timer(m_dev->rate_limiter_timer_fd());
+    ASSERT_TRUE(left);
+    EXPECT_GT(*left, 750 * kMs);  // not the group's 0
+    EXPECT_LE(*left, 1000 * kMs);
+    deliver();
+    EXPECT_EQ(completed(), 1u);
+    EXPECT_EQ((*group)->status().bandwidth_budget, (128 << 10) - kChunk);
+    // Lifting our own limit leaves the group's: three more chunks, then 250 ms.
+    ASSERT_TRUE(m_dev->set_rate_limiter(std::nullopt));
+    fire_timer();
+    expect_timer(250 * kMs);
+    deliver();
+    EXPECT_EQ(completed(), 3u);
 }
 
 }  // namespace

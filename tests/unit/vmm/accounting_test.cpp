@@ -69,7 +69,7 @@ Sample sample(uint64_t guest0, uint64_t guest1, uint64_t delay, uint64_t process
     s.disks["data"] = {{"read_bytes", reads}, {"reads", reads / 65536}, {"requests", reads / 4096}};
     s.disks["legacy"] = {{"write_bytes", exits * 512}, {"writes", exits}};  // an IDE disk
     s.nics["eth0"] = {{"rx_bytes", 1500 * exits}, {"tx_packets", exits}};
-    s.cgroup = cgroup::Usage{guest0 + guest1, process - guest0 - guest1};
+    s.cgroup = cgroup::Usage{guest0 + guest1, process - guest0 - guest1 - 300'000'000, 300'000'000};
     return s;
 }
 
@@ -90,7 +90,8 @@ TEST(Record, TotalsAndIntervalAddUp) {
     EXPECT_EQ(t["exits"]["exits"], 500);
     EXPECT_EQ(t["block"]["data"]["read_bytes"], 3 << 20);
     EXPECT_EQ(t["net"]["eth0"]["tx_packets"], 250);
-    EXPECT_EQ(t["cgroup_cpu_ms"]["vmm"], 1400);
+    EXPECT_EQ(t["cgroup_cpu_ms"]["vmm"], 1100);
+    EXPECT_EQ(t["cgroup_cpu_ms"]["before_cgroup"], 300);
     const auto& i = j["interval"];
     EXPECT_DOUBLE_EQ(i["seconds"].get<double>(), 10.0);
     EXPECT_EQ(i["guest_cpu_ms"], 600);            // 500 + 100

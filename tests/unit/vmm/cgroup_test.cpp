@@ -26,6 +26,11 @@ public:
         std::optional<pid_t> pit;
         std::vector<std::string> mounts;
         std::set<std::string> cpuset_mounts;  // v1 cpuset hierarchies
+        // v2 mounts whose io controller has io.weight (blk-iocost): a
+        // cgroup gets the file once its parent enables "+io"; and v1 blkio
+        // mounts with blkio.weight (CFQ) in every cgroup.
+        std::set<std::string> io_weight_mounts, blkio_weight_mounts;
+        std::set<std::string> io_enabled;  // dirs whose subtree_control has +io
     };
     explicit FakeFs(State& s) : m_s(s) {}
 
@@ -37,6 +42,8 @@ public:
             m_s.files[path + "/cpuset.cpus"] = "";
             m_s.files[path + "/cpuset.mems"] = "";
         }
+        if (m_s.io_enabled.contains(up(path))) m_s.files[path + "/io.weight"] = "default 100\n";
+        if (m_s.blkio_weight_mounts.contains(mount_of(path))) m_s.files[path + "/blkio.weight"] = "500\n";
         return {};
     }
     Result<void> remove_dir(const std::string& path) override {
@@ -70,6 +77,13 @@ public:
         std::string dir = up(path), file = path.substr(dir.size() + 1);
         if (!m_s.dirs.contains(dir)) return errno_error("open " + path, ENOENT);
         m_s.writes.emplace_back(path, std::string(text));
+        if (file == "cgroup.subtree_control" && text.find("+io") != std::string_view::npos &&
+            m_s.io_weight_mounts.contains(mount_of(dir))) {
+            m_s.io_enabled.insert(dir);
+            for (const auto& d : m_s.dirs)
+                if (up(d) == dir && !m_s.files.contains(d + "/io.weight"))
+                    m_s.files[d + "/io.weight"] = "default 100\n";
+        }
         if (file == "tasks" || file == "cgroup.threads" || file == "cgroup.procs") {
             if (m_s.cpuset_mounts.contains(mount_of(dir)) &&
                 (m_s.files[dir + "/cpuset.cpus"].empty() || m_s.files[dir + "/cpuset.mems"].empty()))
@@ -164,6 +178,20 @@ TEST(CgroupDetect, UnifiedV2OffersWhatItLists) {
     // Without cpu in cgroup.controllers (it is bound to v1), v2 offers nothing.
     Host none = detect(mi, cg, nothing);
     EXPECT_FALSE(none.cpu || none.cpuset);
+}
+
+TEST(CgroupDetect, IoWeightsFromV2IoOrV1Blkio) {
+    std::string mi = "25 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+    auto read = [](const std::string&) { return std::string("cpuset cpu io memory pids\n"); };
+    Host v2 = detect(mi, "0::/\n", read);
+    ASSERT_TRUE(v2.io);
+    EXPECT_EQ(*v2.io, (Hierarchy{Version::V2, "/sys/fs/cgroup", "/"}));
+    Host v1 = detect(std::string(kHybridMountinfo) +
+                         "35 30 0:32 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n",
+                     std::string("5:blkio:/\n") + std::string(kHybridCgroup), nothing);
+    ASSERT_TRUE(v1.io);
+    EXPECT_EQ(*v1.io, (Hierarchy{Version::V1, "/sys/fs/cgroup/blkio", "/"}));
+    EXPECT_FALSE(detect(kHybridMountinfo, kHybridCgroup, nothing).io);
 }
 
 TEST(CgroupDetect, CoMountedAndNamespacedPaths) {
@@ -372,6 +400,106 @@ TEST_F(V2Fixture, ThreadedChildrenAndV2Files) {
     ASSERT_TRUE((*cg)->remove());
     for (pid_t t : s.threads) EXPECT_EQ(s.where[t]["/cg"], "/cg/system.slice/x.service");
     EXPECT_FALSE(s.dirs.contains("/cg/ringvisor"));
+}
+
+// io weights on v2: "+io" in every cgroup above the VM's, never in its own
+// subtree_control (its children are threaded; io is a domain controller),
+// and io.weight on the VM's cgroup.
+TEST_F(V2Fixture, IoWeightOnTheVmsDomainCgroup) {
+    host.io = host.cpu;
+    s.io_weight_mounts.insert("/cg");
+    auto cg = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-9",
+                               {.weight = 200, .io_weight = 300});
+    ASSERT_TRUE(cg) << cg.error().message();
+    const std::string vm = "/cg/ringvisor/rv-9";
+    EXPECT_EQ(s.files[vm + "/io.weight"], "default 300");
+    EXPECT_EQ(s.files[vm + "/cpu.weight"], "200");
+    auto io_writes = [&] {
+        std::vector<std::string> dirs;
+        for (const auto& [path, text] : s.writes)
+            if (text.find("+io") != std::string::npos) dirs.push_back(path);
+        return dirs;
+    };
+    EXPECT_EQ(io_writes(), (std::vector<std::string>{"/cg/cgroup.subtree_control",
+                                                    "/cg/ringvisor/cgroup.subtree_control"}));
+    EXPECT_EQ(s.files[vm + "/cgroup.subtree_control"], "+cpu +cpuset");
+    EXPECT_FALSE(s.files.contains(vm + "/vcpus/io.weight"));
+    // PATCH: the weight changes; the controller is enabled once.
+    ASSERT_TRUE((*cg)->apply({.io_weight = 50}));
+    EXPECT_EQ(s.files[vm + "/io.weight"], "default 50");
+    EXPECT_EQ(io_writes().size(), 2u);
+    ASSERT_TRUE((*cg)->remove());
+    EXPECT_FALSE(s.dirs.contains(vm));
+}
+
+TEST_F(V2Fixture, IoWeightOnlyWhenAskedForAndOnlyWhereTheHostHasOne) {
+    host.io = host.cpu;
+    s.io_weight_mounts.insert("/cg");
+    auto cg = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-9", {});
+    ASSERT_TRUE(cg);
+    for (const auto& [path, text] : s.writes) EXPECT_EQ(text.find("+io"), std::string::npos) << path;
+    ASSERT_TRUE((*cg)->apply({.io_weight = 10000}));  // first asked for while running
+    EXPECT_EQ(s.files["/cg/ringvisor/rv-9/io.weight"], "default 10000");
+    ASSERT_TRUE((*cg)->remove());
+
+    // An io controller without weights (no blk-iocost): the user's to know.
+    s.io_weight_mounts.clear();
+    s.io_enabled.clear();
+    auto no_file = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-10",
+                                    {.io_weight = 100});
+    ASSERT_FALSE(no_file);
+    EXPECT_TRUE(no_file.error().is_input());
+    EXPECT_NE(no_file.error().message().find("io.weight does not exist"), std::string::npos)
+        << no_file.error().message();
+    EXPECT_FALSE(s.dirs.contains("/cg/ringvisor/rv-10"));
+
+    // No io controller at all: refused at creation and while running.
+    host.io.reset();
+    auto none = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-11",
+                                 {.io_weight = 100});
+    ASSERT_FALSE(none);
+    EXPECT_TRUE(none.error().is_input());
+    EXPECT_NE(none.error().message().find("no io cgroup controller"), std::string::npos);
+    auto running = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-12", {});
+    ASSERT_TRUE(running);
+    auto patched = (*running)->apply({.io_weight = 100});
+    ASSERT_FALSE(patched);
+    EXPECT_TRUE(patched.error().is_input());
+}
+
+// v1: the VM's tree in the blkio hierarchy (made when a weight is first
+// asked for), blkio.weight = weight * 5 within 10..1000.
+TEST_F(V1Fixture, IoWeightInTheBlkioHierarchy) {
+    const std::string blkio = "/sys/fs/cgroup/blkio";
+    s.mounts.push_back(blkio);
+    s.dirs.insert(blkio);
+    for (pid_t t : s.threads) s.where[t][blkio] = blkio;
+    s.blkio_weight_mounts.insert(blkio);
+    host.io = Hierarchy{Version::V1, blkio, "/"};
+    auto cg = VmCgroup::create(fs(), host, "ringvisor", "rv-7", {.weight = 100});
+    ASSERT_TRUE(cg);
+    EXPECT_FALSE(s.dirs.contains(blkio + "/ringvisor"));  // nothing asked yet
+    ASSERT_TRUE((*cg)->apply({.io_weight = 200}));
+    const std::string vm = blkio + "/ringvisor/rv-7";
+    EXPECT_EQ(file(vm + "/blkio.weight"), "1000");
+    for (pid_t t : s.threads) EXPECT_EQ(s.where[t][blkio], vm + "/vmm");
+    ASSERT_TRUE((*cg)->apply({.io_weight = 1}));
+    EXPECT_EQ(file(vm + "/blkio.weight"), "10");
+    ASSERT_TRUE((*cg)->apply({.io_weight = 100}));
+    EXPECT_EQ(file(vm + "/blkio.weight"), "500");
+    ASSERT_TRUE((*cg)->add_vcpu_thread(101));
+    EXPECT_EQ(s.where[101][blkio], vm + "/vcpus");
+    ASSERT_TRUE((*cg)->remove());
+    EXPECT_FALSE(s.dirs.contains(vm));
+    for (pid_t t : s.threads) EXPECT_EQ(s.where[t][blkio], blkio);
+
+    // Without CFQ there is no blkio.weight: a clear refusal.
+    s.blkio_weight_mounts.clear();
+    auto cfq_less = VmCgroup::create(fs(), host, "ringvisor", "rv-8", {.io_weight = 100});
+    ASSERT_FALSE(cfq_less);
+    EXPECT_TRUE(cfq_less.error().is_input());
+    EXPECT_NE(cfq_less.error().message().find("blkio.weight does not exist"), std::string::npos);
+    for (const auto& d : s.dirs) EXPECT_EQ(d.find("rv-8"), std::string::npos) << d;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The device bodies: Drive, PartialDrive, NetworkInterface,
-// PartialNetworkInterface, EntropyDevice, RateLimiter / TokenBucket.
+// PartialNetworkInterface, EntropyDevice, RateLimiter / TokenBucket, and
+// ringvisor's rate limit groups.
 #include <gtest/gtest.h>
 
 #include "unit/vmm/config_json_test_support.h"
@@ -167,6 +168,55 @@ TEST(DriveJson, NumQueues) {
     json doc = config_to_json(c);
     EXPECT_EQ(doc["drives"][0]["num_queues"], 2);
     EXPECT_EQ(*drive_from_json("rootfs", doc["drives"][0]), c.disks[0]);
+}
+
+// ringvisor's extension: a drive in a rate limit group, and the group's body
+// (PUT /rate-limit-groups/{id}, an entry of the document's list).
+TEST(DriveJson, RateLimitGroup) {
+    auto d = drive_from_json("rootfs", drive_body({{"rate_limit_group", "tenant_a"}}));
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(d->rate_limit_group, "tenant_a");
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body())->rate_limit_group);
+    EXPECT_FALSE(drive_from_json("rootfs", drive_body({{"rate_limit_group", nullptr}}))->rate_limit_group);
+    EXPECT_TRUE(InputError(drive_from_json("rootfs", drive_body({{"rate_limit_group", ""}})),
+                           "rate_limit_group: empty"));
+    EXPECT_TRUE(InputError(drive_from_json("rootfs", drive_body({{"rate_limit_group", 1}})),
+                           "rate_limit_group: expected a string"));
+    VmConfig c;
+    c.disks.push_back(*d);
+    json doc = config_to_json(c);
+    EXPECT_EQ(doc["drives"][0]["rate_limit_group"], "tenant_a");
+    EXPECT_EQ(*drive_from_json("rootfs", doc["drives"][0]), c.disks[0]);
+    // Not a runtime change: PATCH refuses it as it refuses every unknown field.
+    EXPECT_TRUE(InputError(drive_update_from_json("rootfs", {{"drive_id", "rootfs"},
+                                                             {"rate_limit_group", "b"}}),
+                           "unknown field 'rate_limit_group'"));
+}
+
+TEST(RateLimitGroupJson, GoodAndBad) {
+    auto g = rate_limit_group_from_json("tenant_a", {{"id", "tenant_a"}, {"rate_limiter", kLimiter}});
+    ASSERT_TRUE(g) << g.error().message();
+    EXPECT_EQ(g->id, "tenant_a");
+    ASSERT_TRUE(g->limits.bandwidth);
+    EXPECT_EQ(g->limits.bandwidth->size, 1048576u);
+    EXPECT_EQ(g->limits.bandwidth->one_time_burst, 4096u);
+    EXPECT_EQ(g->limits.ops->refill_time_ms, 1000u);
+    EXPECT_EQ(rate_limit_group_to_json(*g),
+              (json{{"id", "tenant_a"},
+                    {"rate_limiter",
+                     {{"bandwidth", {{"size", 1048576}, {"one_time_burst", 4096}, {"refill_time", 100}}},
+                      {"ops", {{"size", 100}, {"one_time_burst", 0}, {"refill_time", 1000}}}}}}));
+    EXPECT_EQ(*rate_limit_group_from_json("tenant_a", rate_limit_group_to_json(*g)), *g);
+    EXPECT_TRUE(InputError(rate_limit_group_from_json("b", {{"id", "a"}, {"rate_limiter", kLimiter}}),
+                           "id: 'a' does not match the id in the path, 'b'"));
+    EXPECT_TRUE(InputError(rate_limit_group_from_json("a", {{"id", "a"}}), "rate_limiter: missing"));
+    EXPECT_TRUE(InputError(rate_limit_group_from_json("a", {{"rate_limiter", kLimiter}}), "id: missing"));
+    EXPECT_TRUE(InputError(
+        rate_limit_group_from_json("a", {{"id", "a"}, {"rate_limiter", {{"bandwidth", 5}}}}),
+        "rate_limiter.bandwidth: expected an object"));
+    EXPECT_TRUE(InputError(
+        rate_limit_group_from_json("a", {{"id", "a"}, {"rate_limiter", kLimiter}, {"x", 1}}),
+        "unknown field 'x'"));
 }
 
 TEST(PartialDriveJson, GoodAndBad) {

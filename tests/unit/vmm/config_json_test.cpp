@@ -44,6 +44,7 @@ VmConfig full_config() {
     c.memory_bytes = 2048ull << 20;
     c.cpus = 4;
     c.track_dirty_pages = true;
+    c.cpu_policy = CpuPolicy{.weight = 200, .io_weight = 300};
     c.disks.push_back({.id = "rootfs",
                        .path = "/img/root.ext4",
                        .read_only = true,
@@ -56,7 +57,9 @@ VmConfig full_config() {
         {.id = "scratch",
          .path = "/img/s.raw",
          .cache = DiskConfig::Cache::None,
-         .rate_limiter = RateLimiterConfig{std::nullopt, TokenBucketConfig{50, 5, 10}}});
+         .rate_limiter = RateLimiterConfig{std::nullopt, TokenBucketConfig{50, 5, 10}},
+         .rate_limit_group = "tenant_a"});
+    c.rate_limit_groups.push_back({"tenant_a", limiter(4 << 20, 1000)});
     c.disks.push_back(
         {.id = "empty_limiter", .path = "/img/e.raw", .rate_limiter = RateLimiterConfig{}});
     c.nets.push_back({.id = "eth0",
@@ -145,6 +148,36 @@ TEST(ConfigJson, OutputHasFirecrackersShape) {
     EXPECT_EQ(doc["metrics"]["metrics_path"], "/tmp/rv.metrics");
     EXPECT_TRUE(doc["balloon"].is_null());
     EXPECT_TRUE(config_to_json(VmConfig{})["entropy"].is_null());
+    // ringvisor's extensions.
+    EXPECT_EQ(doc["machine-config"]["io_weight"], 300);
+    EXPECT_EQ(doc["drives"][2]["rate_limit_group"], "tenant_a");
+    EXPECT_TRUE(doc["drives"][0]["rate_limit_group"].is_null());
+    EXPECT_EQ(doc["rate-limit-groups"][0]["id"], "tenant_a");
+    EXPECT_EQ(doc["rate-limit-groups"][0]["rate_limiter"]["bandwidth"]["size"], 4 << 20);
+    EXPECT_FALSE(config_to_json(VmConfig{}).contains("rate-limit-groups"));  // only when there are some
+}
+
+TEST(ConfigJson, RateLimitGroupsSection) {
+    const json group = {{"id", "g"}, {"rate_limiter", {{"ops", {{"size", 10}, {"refill_time", 100}}}}}};
+    auto c = config_from_json(document(
+        {{"rate-limit-groups", {group}},
+         {"drives", {{{"drive_id", "d"}, {"path_on_host", "/x"}, {"rate_limit_group", "g"}}}}}));
+    ASSERT_TRUE(c) << c.error().message();
+    ASSERT_EQ(c->rate_limit_groups.size(), 1u);
+    EXPECT_EQ(c->rate_limit_groups[0].limits.ops->size, 10u);
+    EXPECT_EQ(c->disks[0].rate_limit_group, "g");
+    EXPECT_TRUE(c->validate(kMaxCpus));
+    EXPECT_TRUE(config_from_json(document({{"rate-limit-groups", nullptr}})));
+    EXPECT_TRUE(InputError(config_from_json(document({{"rate-limit-groups", group}})),
+                           "rate-limit-groups: expected an array"));
+    EXPECT_TRUE(InputError(config_from_json(document({{"rate-limit-groups", {{{"id", "g"}}}}})),
+                           "rate-limit-groups[0].rate_limiter: missing"));
+    // A drive naming a group nobody defined: validate's.
+    auto orphan = config_from_json(document(
+        {{"drives", {{{"drive_id", "d"}, {"path_on_host", "/x"}, {"rate_limit_group", "nope"}}}}}));
+    ASSERT_TRUE(orphan);
+    EXPECT_TRUE(InputError(orphan->validate(kMaxCpus),
+                           "drives[0].rate_limit_group: no rate limit group 'nope' is defined"));
 }
 
 TEST(ConfigJson, AbsentFieldsKeepVmConfigDefaults) {
@@ -394,6 +427,22 @@ TEST(MachineConfigJson, CpuPolicyExtensions) {
     EXPECT_EQ(j["cpu_max"], "25000/100000");
     EXPECT_EQ(j["cpuset"], "0-1,3");
     EXPECT_FALSE(machine_config_to_json(VmConfig{}).contains("cpu_weight"));
+}
+
+// ... and the io weight, on the same scale.
+TEST(MachineConfigJson, IoWeight) {
+    auto m = machine_config_from_json({{"io_weight", 500}}, true);
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(m->cpu.io_weight, 500u);
+    EXPECT_FALSE(m->cpu.weight);
+    EXPECT_TRUE(InputError(machine_config_from_json({{"io_weight", 0}}, true),
+                           "io_weight: 0 is out of range 1..10000"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"io_weight", 10001}}, true), "io_weight"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"io_weight", "500"}}, true), "io_weight"));
+    VmConfig c;
+    c.cpu_policy = m->cpu;
+    EXPECT_EQ(machine_config_to_json(c)["io_weight"], 500);
+    EXPECT_FALSE(machine_config_to_json(VmConfig{}).contains("io_weight"));
 }
 
 }  // namespace

@@ -202,6 +202,35 @@ TEST(Validate, RateLimiterBucketsNeedARefillTime) {
     EXPECT_TRUE(InputError(c.validate(8), "entropy.rate_limiter.ops.refill_time"));
 }
 
+// Groups have ids (they name files shared between VMs), limit something,
+// and drives name only defined ones.
+TEST(Validate, RateLimitGroups) {
+    const RateLimiterConfig limits{TokenBucketConfig{1 << 20, 0, 100}, std::nullopt};
+    VmConfig c = valid_config();
+    c.rate_limit_groups = {{"tenant_a", limits}, {"tenant_b", limits}};
+    c.disks[0].rate_limit_group = "tenant_a";
+    c.disks[1].rate_limit_group = "tenant_a";
+    EXPECT_TRUE(c.validate(8));
+    ASSERT_NE(c.find_rate_limit_group("tenant_b"), nullptr);
+    EXPECT_EQ(c.find_rate_limit_group("tenant_c"), nullptr);
+    c.disks[1].rate_limit_group = "tenant_c";
+    EXPECT_TRUE(InputError(c.validate(8),
+                           "drives[1].rate_limit_group: no rate limit group 'tenant_c' is defined"));
+    c.disks[1].rate_limit_group.reset();
+    c.rate_limit_groups[1].id = "tenant_a";
+    EXPECT_TRUE(InputError(c.validate(8),
+                           "rate-limit-groups[1].id: 'tenant_a' is already the id of rate-limit-groups[0]"));
+    c.rate_limit_groups[1].id = "";
+    EXPECT_TRUE(InputError(c.validate(8), "rate-limit-groups[1].id: empty"));
+    c.rate_limit_groups[1].id = "../x";
+    EXPECT_TRUE(InputError(c.validate(8), "is not a valid id"));
+    c.rate_limit_groups[1] = {"tenant_b", RateLimiterConfig{TokenBucketConfig{0, 0, 0}, std::nullopt}};
+    EXPECT_TRUE(InputError(c.validate(8), "rate-limit-groups[1].rate_limiter: limits nothing"));
+    c.rate_limit_groups[1] = {"tenant_b", RateLimiterConfig{std::nullopt, TokenBucketConfig{5, 0, 0}}};
+    EXPECT_TRUE(InputError(c.validate(8),
+                           "rate-limit-groups[1].rate_limiter.ops.refill_time: must be > 0"));
+}
+
 TEST(Validate, LoggerAndMetricsPaths) {
     VmConfig c = valid_config();
     c.logger = LoggerConfig{};
@@ -319,6 +348,13 @@ TEST(Validate, CpuPolicyAndCgroupParent) {
     }
     c.cgroup_parent = "machines/ringvisor";
     EXPECT_TRUE(c.validate(4));
+    // The io weight: the same range, and it needs the cgroup too.
+    c.cpu_policy.io_weight = 10001;
+    EXPECT_TRUE(InputError(c.validate(4), "io_weight 10001: must be 1..10000"));
+    c.cpu_policy.io_weight = 1;
+    EXPECT_TRUE(c.validate(4));
+    c.cgroup_parent.reset();
+    EXPECT_TRUE(InputError(c.validate(4), "io_weight need the VM's cgroup"));
 }
 
 }  // namespace

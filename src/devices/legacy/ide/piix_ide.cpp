@@ -89,7 +89,8 @@ PiixIde::PiixIde(const GuestMemory& memory, std::array<std::optional<IdeDrive>, 
             disks[unit]->backend = std::move(drive->backend);
             disks[unit]->serial = drive->serial.substr(0, 20);
             // Every disk gets the clock, so a limiter set at runtime uses it too.
-            disks[unit]->limiter = RateLimiter(drive->rate_limiter, clock_ns);
+            disks[unit]->limiter =
+                RateLimiter(drive->rate_limiter, clock_ns, std::move(drive->rate_limit_group));
         }
         m_channels[channel] =
             std::make_unique<ide::AtaChannel>(memory, std::move(disks), std::move(irqs[channel]));

@@ -14,8 +14,9 @@
 // removed when the device is destroyed.
 //
 // Rate limiting: each drive may have a RateLimiter (IdeDrive::rate_limiter,
-// PiixIde::set_rate_limiter at runtime); see AtaChannel. A channel's limiter
-// timer is registered once one of its drives has a limiter in force.
+// PiixIde::set_rate_limiter at runtime) and a rate limit group it draws
+// from too (IdeDrive::rate_limit_group); see AtaChannel. A channel's limiter
+// timer is registered once one of its drives has a limiter or group in force.
 //
 // One mutex guards the whole controller, the limiters included; port, BAR
 // and config accesses (vCPU threads), backend completions and limiter timers
@@ -45,6 +46,7 @@ struct IdeDrive {  // one ATA disk
     std::unique_ptr<BlockBackend> backend;
     std::string serial;                             // up to 20 characters; empty = generated
     std::optional<RateLimiterConfig> rate_limiter;  // none: unlimited
+    std::shared_ptr<RateLimitGroup> rate_limit_group;  // also drawn from; none: its limiter only
 };
 
 class PiixIde final : public PciDevice {

@@ -30,10 +30,10 @@ class Plugged {
 
 VirtioBlk::VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial,
                      uint16_t num_queues, std::optional<RateLimiterConfig> rate_limiter,
-                     NsClock clock)
+                     NsClock clock, std::shared_ptr<RateLimitGroup> group)
     : m_backend(std::move(backend)),
       m_serial(std::move(serial)),
-      m_limiter(rate_limiter, std::move(clock)) {
+      m_limiter(rate_limiter, std::move(clock), std::move(group)) {
     m_config.capacity = m_backend->sectors();
     m_config.size_max = kSizeMax;
     m_config.seg_max = kSegMax;

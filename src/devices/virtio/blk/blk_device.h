@@ -32,7 +32,9 @@
 //
 // Rate limiting (optional, Firecracker's RateLimiter): each request the
 // device executes costs 1 op and its data bytes (IN/OUT; 0 for the others).
-// The limiter is the device's, shared by its queues. A request it refuses is
+// The limiter is the device's, shared by its queues; a drive in a rate limit
+// group (devices/rate_limit_group.h) also needs the group's tokens, all or
+// nothing with its own, and waits for the later of the two. A request it refuses is
 // kept, parsed, as the device's one held request; no queue is popped further
 // (the holding queue's notifications stay off) until the limiter timer brings
 // the device back, which executes it first and then drains every queue. Requests answered at once with an error status cost nothing.
@@ -93,9 +95,12 @@ class VirtioBlk final : public VirtioDevice {
 
     // `serial` is the GET_ID string (at most 20 bytes are used).
     // `num_queues`: 1..kMaxQueues (clamped). `rate_limiter`: none or
-    // unlimited by default; `clock` is for tests (empty: CLOCK_MONOTONIC).
+    // unlimited by default; `clock` is for tests (empty: CLOCK_MONOTONIC);
+    // `group`: the rate limit group the drive draws from too (none: its own
+    // limiter only).
     VirtioBlk(std::unique_ptr<BlockBackend> backend, std::string serial, uint16_t num_queues = 1,
-              std::optional<RateLimiterConfig> rate_limiter = std::nullopt, NsClock clock = {});
+              std::optional<RateLimiterConfig> rate_limiter = std::nullopt, NsClock clock = {},
+              std::shared_ptr<RateLimitGroup> group = nullptr);
     ~VirtioBlk() override;
 
     std::string_view name() const override { return "virtio-blk"; }
