@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api bench-guest-io stress clean
+.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api bench-guest-io bench-consolidation stress clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -69,6 +69,10 @@ bench-api: build testhost
 # fio and iperf3 in the Debian guest, beside QEMU and kvmtool (docs/BENCHMARKS.md).
 bench-guest-io: build guest testhost rootfs
 	bench/guest-io/run.sh $(BUILD)
+
+# How many idle 128 MiB guests fit in one test host, ringvisor beside QEMU; per-VM overhead.
+bench-consolidation: build guest testhost
+	bench/consolidation/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -19,6 +19,11 @@ RV_TOOL=testhost
 . "$(dirname "$0")/../lib/common.sh"
 
 timeout=600 smp=2 mem=2048 results= cache=loose extra= interactive=0
+# TESTHOST_TCG_THREAD=single: one host thread runs every L1 vCPU (QEMU's
+# round-robin TCG) instead of one thread per vCPU; for experiments on the
+# nested-SVM faults (docs/BENCHMARKS.md), not the default.
+tcg_thread=${TESTHOST_TCG_THREAD:-multi}
+[[ $tcg_thread == multi || $tcg_thread == single ]] || rv_die "TESTHOST_TCG_THREAD=$tcg_thread: multi or single"
 while (($#)); do
     case $1 in
         --timeout) timeout=$2; shift 2 ;;
@@ -102,7 +107,7 @@ if ((interactive)); then
     append+=" rv.tty=1"
     set +e
     timeout -k 5 --foreground "$timeout" "$l1_qemu" "${l1_qemu_args[@]}" \
-        -accel tcg,thread=multi -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
+        -accel tcg,thread="$tcg_thread" -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
         -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
         -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
@@ -146,7 +151,7 @@ bc_sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # kill QEMU) at once; bash defers traps while a foreground pipeline runs.
 {
     timeout -k 5 "$timeout" "$l1_qemu" "${l1_qemu_args[@]}" \
-        -accel tcg,thread=multi -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
+        -accel tcg,thread="$tcg_thread" -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
         -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
         -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
