@@ -15,7 +15,7 @@ flags=(-std=c++2b -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root/tests")
 base=("$root"/src/base/{fd,log}.cpp "$root"/src/memory/guest_memory.cpp "$root"/src/devices/virtio/queue.cpp
-      "$root"/src/devices/rate_limiter{,_timer}.cpp)
+      "$root"/src/devices/rate_limiter{,_timer}.cpp "$root"/src/devices/rate_limit_group.cpp)
 
 declare -A sources=(
     [virtqueue]=""
