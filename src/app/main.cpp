@@ -150,6 +150,11 @@ int main(int argc, char** argv) {
     run->add_option("--io-weight", io_weight,
                     "the VM's share of contended disk I/O against other VMs: 1..10000, default 100 "
                     "(cgroup v2 io.weight; v1 hosts: blkio.weight = weight * 5, 10..1000)");
+    std::string io_max;
+    run->add_option("--io-max", io_max,
+                    "rbps=N,wbps=N,riops=N,wiops=N: caps on the VM's disk I/O, bytes and operations "
+                    "per second, at the host block devices its drives are on (cgroup v2 io.max, v1 "
+                    "blkio.throttle.*)");
     run->add_option("--cgroup-parent", cgroup_parent,
                     "where the VM's cgroup is made, under each cgroup hierarchy's mount "
                     "(the cgroup is <parent>/rv-<pid>, with vcpus/ and vmm/ children)")
@@ -246,6 +251,11 @@ int main(int argc, char** argv) {
                                                         : rv::TripleFaultAction::Crash;
     config.cpu_policy.weight = cpu_weight;
     config.cpu_policy.io_weight = io_weight;
+    if (!io_max.empty()) {
+        auto max = rv::parse_io_max(io_max);
+        if (!max) return fail("--io-max: " + max.error().message());
+        config.cpu_policy.io_max = *max;
+    }
     if (!cpu_max.empty()) {
         auto max = rv::parse_cpu_max(cpu_max);
         if (!max) return fail("--cpu-max: " + max.error().message());

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -201,7 +202,7 @@ std::unique_ptr<CgroupFs> real_fs() { return std::make_unique<RealFs>(); }
 
 Result<std::unique_ptr<VmCgroup>> VmCgroup::create(std::unique_ptr<CgroupFs> fs, const Host& host,
                                                    std::string parent, std::string name,
-                                                   const CpuPolicy& policy) {
+                                                   const CpuPolicy& policy, IoDevices io) {
     RV_TRY_VOID(check_policy(policy));
     if (!plain_name(name)) return input_error("cgroup name {:?} is not a plain name", name);
     for (std::string_view part : split(parent, '/'))
@@ -211,12 +212,13 @@ Result<std::unique_ptr<VmCgroup>> VmCgroup::create(std::unique_ptr<CgroupFs> fs,
         return input_error("cpu_weight/cpu_max: this host has no cpu cgroup controller");
     if (policy.cpuset && !host.cpuset)
         return input_error("cpuset: this host has no cpuset cgroup controller");
-    if (policy.io_weight && !host.io)
-        return input_error("io_weight: this host has no io cgroup controller (cgroup v2 io or v1 "
+    if ((policy.io_weight || policy.io_max) && !host.io)
+        return input_error("io_weight/io_max: this host has no io cgroup controller (cgroup v2 io or v1 "
                            "blkio)");
     if (!host.cpu && !host.cpuset) return make_error("no cpu or cpuset cgroup controller on this host");
 
     std::unique_ptr<VmCgroup> cg(new VmCgroup(std::move(fs)));
+    cg->m_io_devices = std::move(io);
     cg->m_cpu = host.cpu;
     cg->m_cpuacct = host.cpuacct;
     cg->m_cpuset = host.cpuset;
@@ -371,6 +373,7 @@ Result<void> VmCgroup::apply(const CpuPolicy& policy) {
         }
     }
     if (policy.io_weight) RV_TRY_VOID(apply_io_weight(*policy.io_weight));
+    if (policy.io_max) RV_TRY_VOID(apply_io_max(*policy.io_max));
     return {};
 }
 
@@ -380,7 +383,7 @@ Result<void> VmCgroup::apply(const CpuPolicy& policy) {
 // threaded); v1 makes the VM's tree in the blkio hierarchy, threads moved in.
 Result<const VmCgroup::Tree*> VmCgroup::io_tree() {
     if (!m_io)
-        return input_error("io_weight: this host has no io cgroup controller (cgroup v2 io or v1 "
+        return input_error("io_weight/io_max: this host has no io cgroup controller (cgroup v2 io or v1 "
                            "blkio)");
     if (!tree_for(m_io)) {
         const bool cpuset = m_cpuset && m_cpuset->mount == m_io->mount;
@@ -419,6 +422,65 @@ Result<void> VmCgroup::apply_io_weight(uint32_t weight) {
                            "kernel's I/O schedulers",
                            file);
     return m_fs->write(file, std::to_string(std::clamp<uint64_t>(uint64_t{weight} * 5, 10, 1000)));
+}
+
+// Every cap for every device the drives are on; a cap not given is lifted
+// (v2 "max", v1 0), so a PATCH replaces the whole set.
+Result<void> VmCgroup::apply_io_max(const CpuPolicy::IoMax& max) {
+    if (!m_io_devices.problem.empty()) return input_error("io_max: {}", m_io_devices.problem);
+    if (m_io_devices.devices.empty())
+        return input_error("io_max: the VM has no drive, so there is no device to cap");
+    const Tree* tree = RV_TRY(io_tree());
+    auto value = [](const std::optional<uint64_t>& v, const char* none) {
+        return v ? std::to_string(*v) : std::string(none);
+    };
+    for (const std::string& dev : m_io_devices.devices) {
+        if (tree->h.version == Version::V2) {
+            const std::string file = join(tree->dir, "io.max");
+            if (!m_fs->exists(file))
+                return input_error("io_max: {} does not exist: this kernel has no I/O throttling "
+                                   "(CONFIG_BLK_DEV_THROTTLING)",
+                                   file);
+            RV_TRY_VOID(m_fs->write(
+                file, fmt::format("{} rbps={} wbps={} riops={} wiops={}", dev, value(max.rbps, "max"),
+                                  value(max.wbps, "max"), value(max.riops, "max"),
+                                  value(max.wiops, "max"))));
+            continue;
+        }
+        const std::pair<const char*, const std::optional<uint64_t>*> files[] = {
+            {"blkio.throttle.read_bps_device", &max.rbps},
+            {"blkio.throttle.write_bps_device", &max.wbps},
+            {"blkio.throttle.read_iops_device", &max.riops},
+            {"blkio.throttle.write_iops_device", &max.wiops}};
+        for (const auto& [name, v] : files) {
+            const std::string file = join(tree->dir, name);
+            if (!m_fs->exists(file))
+                return input_error("io_max: {} does not exist: this kernel has no I/O throttling "
+                                   "(CONFIG_BLK_DEV_THROTTLING)",
+                                   file);
+            RV_TRY_VOID(m_fs->write(file, fmt::format("{} {}", dev, value(*v, "0"))));
+        }
+    }
+    return {};
+}
+
+Result<std::string> block_device_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errno_error(path);
+    const dev_t dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+    if (major(dev) == 0)
+        return input_error("{} is on device {}:{}, which is no block device (tmpfs, 9p, overlay, "
+                           "NFS ...): the io controller cannot cap it; the drive's rate_limiter can",
+                           path, major(dev), minor(dev));
+    const std::string sys = fmt::format("/sys/dev/block/{}:{}", major(dev), minor(dev));
+    // A partition: io.max takes only whole disks (its parent in sysfs).
+    if (::access((sys + "/partition").c_str(), F_OK) == 0) {
+        auto disk = read_file(sys + "/../dev");
+        if (!disk) return make_error("{}: the disk of partition {}:{}: {}", path, major(dev),
+                                     minor(dev), disk.error().message());
+        return trim(*disk);
+    }
+    return fmt::format("{}:{}", major(dev), minor(dev));
 }
 
 Result<void> VmCgroup::add_vcpu_thread(pid_t tid) {

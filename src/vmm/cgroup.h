@@ -92,6 +92,19 @@ struct Usage {
     uint64_t before_ns{0};
 };
 
+// The whole block device (MAJ:MIN, as io.max names it) that `path` lives on:
+// the device itself for a block device node, else its file system's; a
+// partition's disk. InvalidInput where there is none (tmpfs, 9p, overlay:
+// major 0), naming the path.
+Result<std::string> block_device_of(const std::string& path);
+
+// The block devices the VM's drives live on, for io_max; `problem` names a
+// drive that is on none (io_max is then refused, saying so).
+struct IoDevices {
+    std::vector<std::string> devices;  // MAJ:MIN, each once
+    std::string problem;
+};
+
 class VmCgroup {
 public:
     // Makes the VM's tree under `parent` (relative to each hierarchy's
@@ -102,7 +115,7 @@ public:
     // error; so is a name that is not a plain file name.
     static Result<std::unique_ptr<VmCgroup>> create(std::unique_ptr<CgroupFs> fs, const Host& host,
                                                     std::string parent, std::string name,
-                                                    const CpuPolicy& policy);
+                                                    const CpuPolicy& policy, IoDevices io = {});
     // Moves every thread back to where it was and removes the tree.
     ~VmCgroup();
     VmCgroup(const VmCgroup&) = delete;
@@ -139,6 +152,7 @@ private:
                            bool cpuset);
     Result<const Tree*> io_tree();
     Result<void> apply_io_weight(uint32_t weight);
+    Result<void> apply_io_max(const CpuPolicy::IoMax& max);
     Result<void> move_thread(const Tree& tree, const std::string& child, pid_t tid);
     Result<void> move_back(const Tree& tree);
     const Tree* tree_for(const std::optional<Hierarchy>& h) const;
@@ -147,7 +161,8 @@ private:
     std::vector<Tree> m_trees;
     std::optional<Hierarchy> m_cpu, m_cpuacct, m_cpuset, m_io;
     std::string m_parent, m_name;
-    bool m_io_enabled{false};  // v2: "+io" written above the VM's cgroup
+    bool m_io_enabled{false};
+    IoDevices m_io_devices;  // v2: "+io" written above the VM's cgroup
     std::string m_path;
     std::optional<pid_t> m_pit;
     bool m_removed{false};

@@ -96,7 +96,7 @@ Result<MachineConfigUpdate> parse_machine_config(const json& value, std::string 
     auto in = RV_TRY(ObjectReader::open(
         value, std::move(path),
         {"vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages",
-         "cpu_weight", "cpu_max", "cpuset", "io_weight"}));
+         "cpu_weight", "cpu_max", "cpuset", "io_weight", "io_max"}));
     MachineConfigUpdate update;
     if (partial) {
         if (auto v = RV_TRY(in.opt_uint("vcpu_count", 1, kMaxCpus)))
@@ -120,6 +120,8 @@ Result<MachineConfigUpdate> parse_machine_config(const json& value, std::string 
     // ... and the host's disk I/O.
     if (auto w = RV_TRY(in.opt_uint("io_weight", CpuPolicy::kMinWeight, CpuPolicy::kMaxWeight)))
         update.cpu.io_weight = uint32_t(*w);
+    if (auto m = RV_TRY(in.opt_string("io_max")))
+        update.cpu.io_max = RV_TRY(as_input_error(parse_io_max(*m), in.path("io_max")));
     // CPU templates and huge pages change what the guest sees or how memory
     // is backed; ringvisor has neither, so only their "off" value passes.
     for (std::string_view key : {"cpu_template", "huge_pages"}) {
@@ -177,6 +179,7 @@ json machine_config_to_json(const VmConfig& config) {
     if (cpu.max) j["cpu_max"] = format_cpu_max(*cpu.max);
     if (cpu.cpuset) j["cpuset"] = *cpu.cpuset;
     if (cpu.io_weight) j["io_weight"] = *cpu.io_weight;
+    if (cpu.io_max) j["io_max"] = format_io_max(*cpu.io_max);
     return j;
 }
 

@@ -7,7 +7,7 @@
 // extensions are optional fields a Firecracker client never sends: a drive's
 // "iface" ("virtio" | "ide") and "rate_limit_group", a NIC's "model"
 // ("virtio" | "e1000"), cache_type "None" (O_DIRECT) besides "Unsafe" and
-// "Writeback", machine-config's cpu_weight, cpu_max, cpuset and io_weight,
+// "Writeback", machine-config's cpu_weight, cpu_max, cpuset, io_weight and io_max,
 // and the document's "rate-limit-groups" list ({"id", "rate_limiter"} each,
 // also PUT /rate-limit-groups/{id}).
 #pragma once

@@ -25,6 +25,48 @@ std::string format_cpu_max(const CpuPolicy::Max& max) {
     return fmt::format("{}/{}", max.quota_us, max.period_us);
 }
 
+Result<CpuPolicy::IoMax> parse_io_max(std::string_view text) {
+    CpuPolicy::IoMax max;
+    auto fail = [&](std::string_view why) {
+        return input_error("io_max {:?}: {} (expected rbps=N,wbps=N,riops=N,wiops=N: bytes and "
+                           "operations per second, any of them)",
+                           text, why);
+    };
+    if (text.empty()) return fail("empty");
+    for (std::string_view rest = text;;) {
+        const auto comma = rest.find(',');
+        const std::string_view part = rest.substr(0, comma);
+        const auto eq = part.find('=');
+        if (eq == std::string_view::npos) return fail(fmt::format("{:?} has no value", part));
+        const std::string_view key = part.substr(0, eq);
+        auto value = parse_u64(part.substr(eq + 1));
+        if (!value || *value == 0 || *value > (uint64_t{1} << 62))
+            return fail(fmt::format("{}: not a number of 1..2^62", key));
+        std::optional<uint64_t>* slot = key == "rbps"    ? &max.rbps
+                                        : key == "wbps"  ? &max.wbps
+                                        : key == "riops" ? &max.riops
+                                        : key == "wiops" ? &max.wiops
+                                                         : nullptr;
+        if (!slot) return fail(fmt::format("unknown key {:?}", key));
+        if (*slot) return fail(fmt::format("{} given twice", key));
+        *slot = *value;
+        if (comma == std::string_view::npos) return max;
+        rest = rest.substr(comma + 1);
+    }
+}
+
+std::string format_io_max(const CpuPolicy::IoMax& max) {
+    std::string out;
+    auto add = [&](const char* key, const std::optional<uint64_t>& v) {
+        if (v) out += fmt::format("{}{}={}", out.empty() ? "" : ",", key, *v);
+    };
+    add("rbps", max.rbps);
+    add("wbps", max.wbps);
+    add("riops", max.riops);
+    add("wiops", max.wiops);
+    return out;
+}
+
 Result<void> check_cpu_list(std::string_view text) {
     if (text.empty()) return input_error("cpuset is empty");
     for (std::string_view rest = text;;) {
@@ -51,6 +93,7 @@ Result<void> check_policy(const CpuPolicy& policy) {
                            CpuPolicy::kMaxWeight);
     if (policy.max) RV_TRY(parse_cpu_max(format_cpu_max(*policy.max)));
     if (policy.cpuset) RV_TRY_VOID(check_cpu_list(*policy.cpuset));
+    if (policy.io_max) RV_TRY(parse_io_max(format_io_max(*policy.io_max)));
     return {};
 }
 

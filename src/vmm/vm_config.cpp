@@ -276,7 +276,7 @@ Result<void> VmConfig::validate(unsigned max_cpus) const {
         return input_error("--ledger-interval {}: must be 1..86400 seconds", ledger_interval_s);
     if (!cpu_policy.empty() && !cgroup_parent)
         return input_error(
-            "machine-config: cpu_weight, cpu_max, cpuset and io_weight need the VM's cgroup "
+            "machine-config: cpu_weight, cpu_max, cpuset, io_weight and io_max need the VM's cgroup "
             "(--no-cgroup was given)");
     if (memory_bytes < kMinMemoryBytes)
         return input_error(

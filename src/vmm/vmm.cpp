@@ -115,8 +115,20 @@ Result<void> Vmm::make_cgroup(const VmConfig& config) {
             *fs, host, *config.cgroup_parent,
             [](pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }))
         log::info("removed {} cgroup(s) left by VMMs that were killed", n);
+    // Where the drives live, for io_max (now or by a later PATCH).
+    cgroup::IoDevices io;
+    for (const auto& disk : config.disks) {
+        auto dev = cgroup::block_device_of(disk.path);
+        if (!dev) {
+            if (io.problem.empty())
+                io.problem = fmt::format("drive '{}': {}", disk.id, dev.error().message());
+        } else if (std::find(io.devices.begin(), io.devices.end(), *dev) == io.devices.end()) {
+            io.devices.push_back(*dev);
+        }
+    }
     auto made = cgroup::VmCgroup::create(std::move(fs), host, *config.cgroup_parent,
-                                         fmt::format("rv-{}", ::getpid()), config.cpu_policy);
+                                         fmt::format("rv-{}", ::getpid()), config.cpu_policy,
+                                         std::move(io));
     if (made) {
         m_cgroup = std::move(*made);
         m_cgroup->note_cpu_before(process_cpu_ns().value_or(0));
@@ -254,8 +266,8 @@ Result<void> Vmm::patch_machine_config(const MachineConfigUpdate& update) {
         if (m_vm) {
             if (update.vcpu_count || update.mem_size_mib || update.smt || update.track_dirty_pages)
                 return not_allowed_error(
-                    "PATCH /machine-config after InstanceStart: only cpu_weight, cpu_max, cpuset "
-                    "and io_weight can change");
+                    "PATCH /machine-config after InstanceStart: only cpu_weight, cpu_max, cpuset, "
+                    "io_weight and io_max can change");
             if (update.cpu.empty()) return {};
             if (!m_cgroup)
                 return not_allowed_error(

@@ -66,5 +66,6 @@ expect rate_limit_group_limits_nothing "rate-limit-groups\[0\].rate_limiter: lim
     run -k "$kernel" --rate-limit-group id=g --disk "$tmp/garbage,rate_limit_group=g"
 expect bad_rate_limit_group_option "unknown option 'bw=1'" run -k "$kernel" --rate-limit-group id=g,bw=1
 expect bad_io_weight "io_weight 0: must be 1..10000" run -k "$kernel" --io-weight 0
+expect bad_io_max "--io-max: io_max \"rbps=fast\": rbps: not a number" run -k "$kernel" --io-max rbps=fast
 echo "$passed passed, $failed failed"
 ((failed == 0))

@@ -12,7 +12,8 @@
 #     configured by flags, the other by --config-file, with the same group;
 #     a third that defines the group with other limits is refused (exit 2)
 #     naming both; the group's file outlives the first VM to exit and goes
-#     with the last.
+#     with the last;
+#   - io.max (cgroup v2) holds a VM's reads to its rbps, changed by PATCH.
 #   tools/testhost/run.sh -- tests/e2e/io_cases.sh [CASE...]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -190,8 +191,60 @@ case_group_limit() {
     [[ ! -e $file ]] || e2e_fail "the group file is left after the last VM exited"
 }
 
+# io.max (--io-max; machine-config's io_max, PATCHed while running): the
+# kernel's blk-throttle caps the VM's reads at the block device its image is
+# on (here the image behind a loop device, given as the drive: L1's /tmp is
+# a tmpfs, which no io.max can name); an image on tmpfs is refused (exit 2)
+# saying so.
+case_io_max() {
+    setup
+    local cg=/sys/fs/cgroup loopdev= dev file
+    trap 'for p in "${vms[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null
+          [[ -n ${loopdev:-} ]] && losetup -d "$loopdev"
+          echo "-io" >'"$cg"'/cgroup.subtree_control 2>/dev/null; umount '"$cg"' 2>/dev/null' EXIT
+    mountpoint -q $cg || mount -t cgroup2 none $cg || e2e_fail "cannot mount cgroup2"
+    # (L1 loads no loop driver itself: the guest kernel's modules are L1's.)
+    [[ -e /dev/loop-control ]] ||
+        insmod "$GUEST/rootfs-kernel/lib/modules/$(uname -r)/kernel/drivers/block/loop.ko" ||
+        e2e_fail "cannot load the loop driver"
+    loopdev=$(losetup -f --show "$IMG") || e2e_fail "losetup failed"
+    dev=$(lsblk -dno MAJ:MIN "$loopdev" | tr -d ' ')
+    vm_flags a --disk "$loopdev,ro,id=data,cache=none" --io-max rbps=$((1 << 20))
+    wait_reading a
+    file=$cg/ringvisor/rv-${vms[a]}/io.max
+    echo "$file: $(cat "$file" 2>&1)"
+    grep -qx "$dev rbps=1048576 wbps=max riops=max wiops=max" "$file" || e2e_fail "io.max is not set for $dev"
+    # held MIB: after 3 s, a's rate over a window is within 0.6..1.1 x MIB MiB/s.
+    held() {
+        local rate
+        sleep 3
+        measure a
+        rate=$(rate a)
+        echo "io.max rbps $1 MiB/s: the guest read $(mib "$rate") MiB/s over ${WINDOW} s"
+        awk -v r="$rate" -v l="$1" 'BEGIN { exit !(r >= 0.6 * l * 1048576 && r <= 1.1 * l * 1048576) }' ||
+            e2e_fail "with io.max rbps=$1 MiB/s the guest read $(mib "$rate") MiB/s"
+    }
+    held 1
+    local code
+    code=$(curl -sS -o "$WORK/patch.out" -w '%{http_code}' --unix-socket "$RUN/a.sock" -X PATCH \
+        -H 'Content-Type: application/json' -d '{"io_max": "rbps=3145728"}' http://localhost/machine-config)
+    [[ $code == 204 ]] || e2e_fail "PATCH io_max: $code $(cat "$WORK/patch.out")"
+    grep -qx "$dev rbps=3145728 wbps=max riops=max wiops=max" "$file" || e2e_fail "after PATCH: $(cat "$file")"
+    held 3
+    stop_vm a
+
+    # An image on tmpfs: nothing for io.max to name.
+    local rc=0
+    "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$INITRD" --memory 128M --kernel-cache "$KERNEL_CACHE" \
+        --disk "$IMG,ro" --io-max rbps=1048576 </dev/null >"$WORK/tmpfs.out" 2>&1 || rc=$?
+    echo "--io-max with an image on tmpfs: exit $rc: $(tail -n 1 "$WORK/tmpfs.out")"
+    ((rc == 2)) || e2e_fail "--io-max with an image on tmpfs exited $rc, not 2"
+    grep -q "no block device" "$WORK/tmpfs.out" || e2e_fail "unclear refusal: $(cat "$WORK/tmpfs.out")"
+}
+
 CASES=("io_equal_drive_limits_equal_rates case_equal_limits"
-       "io_group_limit_holds_the_sum case_group_limit")
+       "io_group_limit_holds_the_sum case_group_limit"
+       "io_max_caps_reads_at_the_block_device case_io_max")
 run_cases io "$@"
 [[ -n ${VIRTIO_WORK:-} ]] || rm -rf "$WORK"
 e2e_summary

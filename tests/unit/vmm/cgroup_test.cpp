@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -29,7 +30,9 @@ public:
         // v2 mounts whose io controller has io.weight (blk-iocost): a
         // cgroup gets the file once its parent enables "+io"; and v1 blkio
         // mounts with blkio.weight (CFQ) in every cgroup.
-        std::set<std::string> io_weight_mounts, blkio_weight_mounts;
+        // (io.max comes with io.weight here; blkio_throttle_mounts: v1
+        // mounts with blkio.throttle.* files, blk-throttle.)
+        std::set<std::string> io_weight_mounts, blkio_weight_mounts, blkio_throttle_mounts;
         std::set<std::string> io_enabled;  // dirs whose subtree_control has +io
     };
     explicit FakeFs(State& s) : m_s(s) {}
@@ -43,7 +46,12 @@ public:
             m_s.files[path + "/cpuset.mems"] = "";
         }
         if (m_s.io_enabled.contains(up(path))) m_s.files[path + "/io.weight"] = "default 100\n";
+        if (m_s.io_enabled.contains(up(path))) m_s.files[path + "/io.max"] = "";
         if (m_s.blkio_weight_mounts.contains(mount_of(path))) m_s.files[path + "/blkio.weight"] = "500\n";
+        if (m_s.blkio_throttle_mounts.contains(mount_of(path)))
+            for (const char* f : {"read_bps_device", "write_bps_device", "read_iops_device",
+                                  "write_iops_device"})
+                m_s.files[path + "/blkio.throttle." + f] = "";
         return {};
     }
     Result<void> remove_dir(const std::string& path) override {
@@ -81,8 +89,10 @@ public:
             m_s.io_weight_mounts.contains(mount_of(dir))) {
             m_s.io_enabled.insert(dir);
             for (const auto& d : m_s.dirs)
-                if (up(d) == dir && !m_s.files.contains(d + "/io.weight"))
+                if (up(d) == dir && !m_s.files.contains(d + "/io.weight")) {
                     m_s.files[d + "/io.weight"] = "default 100\n";
+                    m_s.files[d + "/io.max"] = "";
+                }
         }
         if (file == "tasks" || file == "cgroup.threads" || file == "cgroup.procs") {
             if (m_s.cpuset_mounts.contains(mount_of(dir)) &&
@@ -500,6 +510,119 @@ TEST_F(V1Fixture, IoWeightInTheBlkioHierarchy) {
     EXPECT_TRUE(cfq_less.error().is_input());
     EXPECT_NE(cfq_less.error().message().find("blkio.weight does not exist"), std::string::npos);
     for (const auto& d : s.dirs) EXPECT_EQ(d.find("rv-8"), std::string::npos) << d;
+}
+
+TEST(CpuPolicyParse, IoMax) {
+    auto m = parse_io_max("rbps=1048576,wiops=100");
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(m->rbps, 1048576u);
+    EXPECT_EQ(m->wiops, 100u);
+    EXPECT_FALSE(m->wbps);
+    EXPECT_FALSE(m->riops);
+    EXPECT_EQ(format_io_max(*m), "rbps=1048576,wiops=100");
+    auto all = parse_io_max("wiops=4,riops=3,wbps=2,rbps=1");
+    ASSERT_TRUE(all);
+    EXPECT_EQ(format_io_max(*all), "rbps=1,wbps=2,riops=3,wiops=4");
+    for (const char* bad : {"", "rbps", "rbps=", "rbps=0", "rbps=-1", "rbps=1x", "bps=1",
+                            "rbps=1,rbps=2", "rbps=1,", "rbps=4611686018427387905"}) {
+        auto r = parse_io_max(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_TRUE(r.error().is_input()) << bad;
+        EXPECT_NE(r.error().message().find("io_max"), std::string::npos) << r.error().message();
+    }
+    EXPECT_FALSE(check_policy({.io_max = CpuPolicy::IoMax{.rbps = 0}}));
+}
+
+TEST(BlockDeviceOf, FilesOnNoBlockDeviceAndMissingFiles) {
+    // /dev/shm is a tmpfs: device major 0, nothing io.max can name.
+    const std::string path = "/dev/shm/rv-cgroup-test-" + std::to_string(::getpid());
+    { std::ofstream(path) << "x"; }
+    auto none = block_device_of(path);
+    ::unlink(path.c_str());
+    ASSERT_FALSE(none);
+    EXPECT_TRUE(none.error().is_input());
+    EXPECT_NE(none.error().message().find("no block device"), std::string::npos)
+        << none.error().message();
+    EXPECT_NE(none.error().message().find(path), std::string::npos);
+    EXPECT_FALSE(block_device_of("/nonexistent/rv/disk.img"));
+}
+
+// io.max on v2: on the VM's domain cgroup, one line per device the drives
+// are on, every cap written ("max" lifts one), so a PATCH replaces the set.
+TEST_F(V2Fixture, IoMaxPerDeviceOnTheVmsCgroup) {
+    host.io = host.cpu;
+    s.io_weight_mounts.insert("/cg");
+    auto cg = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-9",
+                               {.io_max = CpuPolicy::IoMax{.rbps = 1048576, .wiops = 100}},
+                               IoDevices{{"8:0", "253:1"}, ""});
+    ASSERT_TRUE(cg) << cg.error().message();
+    const std::string file = "/cg/ringvisor/rv-9/io.max";
+    auto lines = [&] {
+        std::vector<std::string> out;
+        for (const auto& [path, text] : s.writes)
+            if (path == file) out.push_back(text);
+        return out;
+    };
+    EXPECT_EQ(lines(), (std::vector<std::string>{"8:0 rbps=1048576 wbps=max riops=max wiops=100",
+                                                "253:1 rbps=1048576 wbps=max riops=max wiops=100"}));
+    s.writes.clear();
+    ASSERT_TRUE((*cg)->apply({.io_max = CpuPolicy::IoMax{.wbps = 5}}));
+    EXPECT_EQ(lines(), (std::vector<std::string>{"8:0 rbps=max wbps=5 riops=max wiops=max",
+                                                "253:1 rbps=max wbps=5 riops=max wiops=max"}));
+    ASSERT_TRUE((*cg)->remove());
+}
+
+TEST_F(V2Fixture, IoMaxRefusedWithoutABlockDeviceOrDrives) {
+    host.io = host.cpu;
+    s.io_weight_mounts.insert("/cg");
+    auto on_tmpfs = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-9",
+                                     {.io_max = CpuPolicy::IoMax{.rbps = 1}},
+                                     IoDevices{{"8:0"}, "drive 'data': /x is on device 0:42"});
+    ASSERT_FALSE(on_tmpfs);
+    EXPECT_TRUE(on_tmpfs.error().is_input());
+    EXPECT_NE(on_tmpfs.error().message().find("drive 'data'"), std::string::npos)
+        << on_tmpfs.error().message();
+    EXPECT_FALSE(s.dirs.contains("/cg/ringvisor/rv-9"));
+    auto driveless = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-10", {});
+    ASSERT_TRUE(driveless);
+    auto patched = (*driveless)->apply({.io_max = CpuPolicy::IoMax{.riops = 10}});
+    ASSERT_FALSE(patched);
+    EXPECT_TRUE(patched.error().is_input());
+    EXPECT_NE(patched.error().message().find("no drive"), std::string::npos);
+    // No io controller at all.
+    host.io.reset();
+    auto none = VmCgroup::create(std::make_unique<FakeFs>(s), host, "ringvisor", "rv-11",
+                                 {.io_max = CpuPolicy::IoMax{.rbps = 1}}, IoDevices{{"8:0"}, ""});
+    ASSERT_FALSE(none);
+    EXPECT_NE(none.error().message().find("no io cgroup controller"), std::string::npos);
+}
+
+// v1: blkio.throttle.{read,write}_{bps,iops}_device, 0 lifting a cap; a
+// kernel without blk-throttle has no such files: refused, saying so.
+TEST_F(V1Fixture, IoMaxInTheBlkioHierarchy) {
+    const std::string blkio = "/sys/fs/cgroup/blkio";
+    s.mounts.push_back(blkio);
+    s.dirs.insert(blkio);
+    for (pid_t t : s.threads) s.where[t][blkio] = blkio;
+    s.blkio_throttle_mounts.insert(blkio);
+    host.io = Hierarchy{Version::V1, blkio, "/"};
+    auto cg = VmCgroup::create(fs(), host, "ringvisor", "rv-7",
+                               {.io_max = CpuPolicy::IoMax{.rbps = 2000, .riops = 30}},
+                               IoDevices{{"7:0"}, ""});
+    ASSERT_TRUE(cg) << cg.error().message();
+    const std::string vm = blkio + "/ringvisor/rv-7/blkio.throttle.";
+    EXPECT_EQ(file(vm + "read_bps_device"), "7:0 2000");
+    EXPECT_EQ(file(vm + "write_bps_device"), "7:0 0");
+    EXPECT_EQ(file(vm + "read_iops_device"), "7:0 30");
+    EXPECT_EQ(file(vm + "write_iops_device"), "7:0 0");
+    ASSERT_TRUE((*cg)->remove());
+
+    s.blkio_throttle_mounts.clear();
+    auto plain = VmCgroup::create(fs(), host, "ringvisor", "rv-8",
+                                  {.io_max = CpuPolicy::IoMax{.rbps = 1}}, IoDevices{{"7:0"}, ""});
+    ASSERT_FALSE(plain);
+    EXPECT_NE(plain.error().message().find("no I/O throttling"), std::string::npos)
+        << plain.error().message();
 }
 
 }  // namespace

@@ -44,7 +44,8 @@ VmConfig full_config() {
     c.memory_bytes = 2048ull << 20;
     c.cpus = 4;
     c.track_dirty_pages = true;
-    c.cpu_policy = CpuPolicy{.weight = 200, .io_weight = 300};
+    c.cpu_policy = CpuPolicy{.weight = 200, .io_weight = 300,
+                             .io_max = CpuPolicy::IoMax{.rbps = 1 << 20, .wiops = 50}};
     c.disks.push_back({.id = "rootfs",
                        .path = "/img/root.ext4",
                        .read_only = true,
@@ -150,6 +151,7 @@ TEST(ConfigJson, OutputHasFirecrackersShape) {
     EXPECT_TRUE(config_to_json(VmConfig{})["entropy"].is_null());
     // ringvisor's extensions.
     EXPECT_EQ(doc["machine-config"]["io_weight"], 300);
+    EXPECT_EQ(doc["machine-config"]["io_max"], "rbps=1048576,wiops=50");
     EXPECT_EQ(doc["drives"][2]["rate_limit_group"], "tenant_a");
     EXPECT_TRUE(doc["drives"][0]["rate_limit_group"].is_null());
     EXPECT_EQ(doc["rate-limit-groups"][0]["id"], "tenant_a");
@@ -443,6 +445,23 @@ TEST(MachineConfigJson, IoWeight) {
     c.cpu_policy = m->cpu;
     EXPECT_EQ(machine_config_to_json(c)["io_weight"], 500);
     EXPECT_FALSE(machine_config_to_json(VmConfig{}).contains("io_weight"));
+}
+
+// ... and the io caps, in --io-max's form.
+TEST(MachineConfigJson, IoMax) {
+    auto m = machine_config_from_json({{"io_max", "riops=200,rbps=4096"}}, true);
+    ASSERT_TRUE(m) << m.error().message();
+    ASSERT_TRUE(m->cpu.io_max);
+    EXPECT_EQ(m->cpu.io_max->riops, 200u);
+    EXPECT_EQ(m->cpu.io_max->rbps, 4096u);
+    EXPECT_FALSE(m->cpu.io_max->wbps);
+    EXPECT_TRUE(InputError(machine_config_from_json({{"io_max", "rbps=0"}}, true), "io_max"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"io_max", "speed=1"}}, true), "speed"));
+    EXPECT_TRUE(InputError(machine_config_from_json({{"io_max", 100}}, true), "io_max"));
+    VmConfig c;
+    c.cpu_policy = m->cpu;
+    EXPECT_EQ(machine_config_to_json(c)["io_max"], "rbps=4096,riops=200");
+    EXPECT_FALSE(machine_config_to_json(VmConfig{}).contains("io_max"));
 }
 
 }  // namespace

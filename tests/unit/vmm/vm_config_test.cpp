@@ -354,7 +354,7 @@ TEST(Validate, CpuPolicyAndCgroupParent) {
     c.cpu_policy.io_weight = 1;
     EXPECT_TRUE(c.validate(4));
     c.cgroup_parent.reset();
-    EXPECT_TRUE(InputError(c.validate(4), "io_weight need the VM's cgroup"));
+    EXPECT_TRUE(InputError(c.validate(4), "io_max need the VM's cgroup"));
 }
 
 }  // namespace
