@@ -11,7 +11,8 @@
 # RV_EXTRA (more ringvisor options), RINGVISOR (the binary to measure;
 # default BUILD_DIR/ringvisor); on the test host: L1_THP (never|madvise|always;
 # the test host's default is never), L1_COMPACTION (vm.compaction_proactiveness;
-# default 0), L1_CHURN=compact with CHURN_S (see inside.sh).
+# default 0), L1_CHURN=compact with CHURN_S (see inside.sh), L1_SMP (L1's
+# vCPUs, default 2; the e2e suite uses 1: tools/testhost/README.md).
 # Prints a table: workload, VMM, runs, deaths (incl. hangs), corrupt, failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,7 +36,7 @@ for ((s = 1; s <= MAX_SESSIONS; s++)); do
     # A timeout per session: every run's L2 limit plus boot slack.
     per=$(( ${L2_TIMEOUT:-1200} + 90 ))
     set +e
-    "$root/tools/testhost/run.sh" --mem 4096 ${L1_COMPACTION:+--append rv.compaction=$L1_COMPACTION} --timeout $(( (expected - $(done_runs)) * per + 300 )) \
+    "$root/tools/testhost/run.sh" --smp "${L1_SMP:-2}" --mem 4096 ${L1_COMPACTION:+--append rv.compaction=$L1_COMPACTION} --timeout $(( (expected - $(done_runs)) * per + 300 )) \
         --results "$out" -- env SESSION="$s" OUT="$out" RINGVISOR="$RINGVISOR" \
         GUEST="$build/guest" ROOTFS="$build/rootfs" KERNEL_CACHE="$build/kernel-cache" \
         RUNS="${RUNS:-20}" WORKLOADS="${workloads[*]}" VMMS="${vmms[*]}" \

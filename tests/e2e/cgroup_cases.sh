@@ -242,13 +242,14 @@ case_v1() {
         mount -t cgroup -o cpu none $CG/cpu && mount -t cgroup -o cpuacct none $CG/cpuacct &&
         mount -t cgroup -o cpuset none $CG/cpuset || e2e_fail "cannot mount cgroup v1 hierarchies"
     local log=$E2E_LOGDIR/cgroup-v1.console usage rc=0
-    vm_start "$log" "$BUSY" --cpu-weight 200 --cpu-max 30000/100000 --cpuset 1
+    local last=$(($(nproc) - 1))   # L1's last CPU (the only one when L1 has one)
+    vm_start "$log" "$BUSY" --cpu-weight 200 --cpu-max 30000/100000 --cpuset $last
     e2e_wait_line "$log" BUSY-START 300 || e2e_fail "the guest did not start spinning"
     local cpu=$CG/cpu/ringvisor/rv-$vm_pid acct=$CG/cpuacct/ringvisor/rv-$vm_pid set=$CG/cpuset/ringvisor/rv-$vm_pid
     [[ $(cat $cpu/cpu.shares) == 2048 ]] || e2e_fail "cpu.shares $(cat $cpu/cpu.shares)"
     [[ $(cat $cpu/cpu.cfs_quota_us) == 30000 && $(cat $cpu/cpu.cfs_period_us) == 100000 ]] ||
         e2e_fail "cfs quota/period $(cat $cpu/cpu.cfs_quota_us)/$(cat $cpu/cpu.cfs_period_us)"
-    [[ $(cat $set/cpuset.cpus) == 1 && $(cat $set/vcpus/cpuset.cpus) == 1 ]] || e2e_fail "cpuset $(cat $set/cpuset.cpus)"
+    [[ $(cat $set/cpuset.cpus) == "$last" && $(cat $set/vcpus/cpuset.cpus) == "$last" ]] || e2e_fail "cpuset $(cat $set/cpuset.cpus)"
     [[ $(comms $acct/vcpus/tasks) == "vcpu0 vcpu1 " ]] || e2e_fail "vcpus/ holds: $(comms $acct/vcpus/tasks)"
     grep -qx "$vm_pid" $cpu/vmm/tasks || e2e_fail "the main thread is not in vmm/"
     local pit; pit=$(pgrep -x "kvm-pit/$vm_pid") || true
