@@ -53,7 +53,9 @@ share_v2() {  # DIR SECONDS -> e.g. 0.497
     u1=$(awk '/^usage_usec/ { print $2 }' "$1/cpu.stat"); t1=$(date +%s%N)
     awk -v u=$((u1 - u0)) -v t=$(((t1 - t0) / 1000)) 'BEGIN { printf "%.3f", u / t }'
 }
-guest_steal() { grep -a -o 'STEAL=[0-9]*' "$1" | tail -n 1 | cut -d= -f2; }
+# The guest's last complete STEAL= line (the console may be mid-line: a
+# number cut short would be read as a smaller one, or as nothing).
+guest_steal() { grep -a -z -o -P 'STEAL=[0-9]+(?=\r?\n)' "$1" | tr '\0' '\n' | tail -n 1 | cut -d= -f2; }
 within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
 comms() { local t; for t in $(cat "$1"); do cat "/proc/$vm_pid/task/$t/comm" 2>/dev/null; done | sort | tr '\n' ' '; }
 
@@ -178,12 +180,12 @@ case_shares() {
                 "$(awk '/^usage_usec/ { print int($2 / 1000) }' $CG/ringvisor/rv-${pids[i]}/cpu.stat)" \
                 "$(awk '/^usage_usec/ { print int($2 / 1000) }' $CG/ringvisor/rv-${pids[i]}/vcpus/cpu.stat)" \
                 "$(jq -r '.total.vcpus[0].thread_cpu_ms' <<<"$out")"
-        done
-    }
+        done | awk 'NF != 5 { exit 1 } { for (i = 1; i <= NF; i++) if ($i !~ /^-?[0-9]+$/) exit 1; print } END { if (NR != 3) exit 1 }'
+    }  # five integers for each of the 3 VMs, or the sample fails (an empty field would shift the rest)
     local first second
-    t0=$(date +%s%N); first=$(sample) || { stop_all; e2e_fail "GET /accounting failed"; }
+    t0=$(date +%s%N); first=$(sample) || { stop_all; e2e_fail "GET /accounting failed or a value was missing"; }
     sleep 60
-    t1=$(date +%s%N); second=$(sample) || { stop_all; e2e_fail "GET /accounting failed"; }
+    t1=$(date +%s%N); second=$(sample) || { stop_all; e2e_fail "GET /accounting failed or a value was missing"; }
     # ringvisor top finds the three in the run directory; sorted by CPU, the
     # largest weight first, each with its CPU and steal rates.
     # (A VMM held to a seventh of a CPU answers slowly: past top's default
