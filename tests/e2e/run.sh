@@ -81,10 +81,7 @@ for i in "${!groups[@]}"; do
 done
 passed=0 failed=0
 for i in "${!groups[@]}"; do
-    set +e
-    wait "${pids[i]}"
-    rc=$?
-    set -e
+    rc=0; wait "${pids[i]}" || rc=$?
     cat "$results/host-$i.out"
     read -r -a files <<<"${groups[i]}"
     echo "e2e: console logs in $results/host-$i/e2e-logs" >&2
