@@ -16,7 +16,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$E2E_ROOT"
 
 SOCK=$WORK/api.sock
-LIMIT=$((10 << 20))   # 10 MiB/s: a 1 MiB bucket refilled every 100 ms
+LIMIT=$((10 << 20))   # 10 MiB/s: a 2 MiB bucket refilled every 200 ms (two of dd's 1 MiB reads:
+# tokens that arrive while the guest turns one read around are not lost)
 READ_MIB=40 SEND_MIB=8
 GO_PORT=8000
 
@@ -111,7 +112,7 @@ GUEST
     # drive; boot_args name no root=: the root device does (root=/dev/vda ro).
     expect_api 204 PUT /boot-source '{"kernel_image_path": "'"$GUEST/vmlinux"'", "initrd_path": "'"$ROOTFS/initrd.img"'", "boot_args": "console=ttyS0 reboot=k panic=1 quiet net.ifnames=0 rv.cmd='"$(guest_cmd_b64 "$cmd")"'"}'
     expect_api 204 PUT /drives/rootfs '{"drive_id": "rootfs", "path_on_host": "'"$root_img"'", "is_root_device": true, "is_read_only": true}'
-    expect_api 204 PUT /drives/data '{"drive_id": "data", "path_on_host": "'"$disk"'", "is_root_device": false, "is_read_only": true, "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 100}}}'
+    expect_api 204 PUT /drives/data '{"drive_id": "data", "path_on_host": "'"$disk"'", "is_root_device": false, "is_read_only": true, "rate_limiter": {"bandwidth": {"size": 2097152, "refill_time": 200}}}'
     expect_api 204 PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "'"$TAP"'", "guest_mac": "'"$GUEST_MAC"'"}'
     expect_api 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 512}'
     expect_api 400 PATCH /vm '{"state": "Paused"}'   # not started yet
