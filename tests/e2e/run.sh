@@ -79,7 +79,7 @@ for i in "${!groups[@]}"; do
     run_host "$i" "${groups[i]}" &
     pids+=($!)
 done
-passed=0 failed=0
+passed=0 failed=0 host_fails=()
 for i in "${!groups[@]}"; do
     rc=0; wait "${pids[i]}" || rc=$?
     cat "$results/host-$i.out"
@@ -90,9 +90,15 @@ for i in "${!groups[@]}"; do
     done < <(cat "$results/host-$i/e2e-counts" 2>/dev/null)
     ran=$(wc -l <"$results/host-$i/e2e-counts" 2>/dev/null || echo 0)
     if ((rc != 0 || ran < ${#files[@]})); then
-        echo "e2e: test host $i failed (exit $rc) after $ran of ${#files[@]} case files" >&2
+        host_fails+=("e2e: test host $i failed (exit $rc) after $ran of ${#files[@]} case files")
         failed=$((failed + 1))
     fi
 done
+# CI shows only the tail of the output: repeat each failure (the FAIL line
+# and its log tail) just above the totals.
+for i in "${!groups[@]}"; do
+    awk '/^E2E FAIL /{f=1; print; next} f && /^    \| /{print; next} {f=0}' "$results/host-$i.out"
+done
+((${#host_fails[@]} == 0)) || printf '%s\n' "${host_fails[@]}" >&2
 echo "$passed passed, $failed failed"
 ((failed == 0))
