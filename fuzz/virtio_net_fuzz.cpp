@@ -1,13 +1,17 @@
-// Fuzzes virtio-net with hostile rings: the input lays out rx/tx descriptor
-// tables, indirect tables and avail rings in a small two-region guest
-// memory, picks the negotiated features, then plays a sequence of driver
-// notifications, packets from the host side, event-loop passes, ring pokes
-// and resets. The device must neither crash nor make the event loop spin.
+// Fuzzes virtio-net with hostile rings: the input picks one queue pair or two
+// (multiqueue, with the control queue), lays out the rx/tx (and control)
+// descriptor tables, indirect tables and avail rings in a small two-region
+// guest memory, picks the negotiated features, then plays a sequence of
+// driver notifications (any queue), packets from the host side (any tap
+// queue), event-loop passes, ring pokes (control commands such as
+// VQ_PAIRS_SET come from the scratch bytes) and resets. The device must
+// neither crash nor make the event loop spin.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <sys/socket.h>
 
 #include <array>
 #include <cstdlib>
+#include <vector>
 
 #include "base/log.h"
 #include "devices/virtio/net/net_wire.h"
@@ -23,6 +27,9 @@ constexpr uint64_t kRegion = 128 << 10;
 constexpr uint64_t kMemSize = 2 * kRegion;  // two regions: buffers may straddle them
 constexpr GuestAddress kRxRing{0x0};
 constexpr GuestAddress kTxRing{0x1000};
+constexpr GuestAddress kRx1Ring{0x400};  // pair 1 and the control queue (rings of
+constexpr GuestAddress kTx1Ring{0x1400};  // at most 16 entries: under 0x400 bytes)
+constexpr GuestAddress kCtrlRing{0x800};
 constexpr GuestAddress kScratch{0x2000};  // fuzz bytes: indirect tables, headers, frames
 
 GuestMemory& memory() {
@@ -93,19 +100,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const GuestMemory& mem = memory();
     (void)mem.fill(GuestAddress(0), 0, kMemSize);
 
+    const unsigned pairs = fdp.ConsumeBool() ? 2 : 1;
     const uint16_t qsize = static_cast<uint16_t>(1u << fdp.ConsumeIntegralInRange<int>(0, 4));
-    const QueueConfig rx = layout(kRxRing, qsize);
-    const QueueConfig tx = layout(kTxRing, qsize);
-    write_descs(fdp, rx);
-    write_descs(fdp, tx);
+    // rx0, tx0, rx1, tx1, control (the last three only with two pairs).
+    std::vector<QueueConfig> rings{layout(kRxRing, qsize), layout(kTxRing, qsize)};
+    if (pairs == 2)
+        for (GuestAddress base : {kRx1Ring, kTx1Ring, kCtrlRing}) rings.push_back(layout(base, qsize));
+    for (const QueueConfig& q : rings) write_descs(fdp, q);
+    auto pick = [&]() -> const QueueConfig& {
+        return rings[fdp.ConsumeIntegralInRange<size_t>(0, rings.size() - 1)];
+    };
     // Scratch area: indirect tables, virtio-net headers and frames.
     auto blob = fdp.ConsumeBytes<uint8_t>(fdp.ConsumeIntegralInRange<size_t>(0, 8192));
     (void)mem.write(kScratch, blob);
 
-    auto [backend, net] = rv::test::FakeNetBackend::create();
-    int sndbuf = 1 << 20;
-    (void)::setsockopt(net->peer.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    auto created = VirtioNet::create(std::move(backend), {.mac = {0x52, 0x54, 0, 1, 2, 3}});
+    auto [backends, peers] = rv::test::FakeNetBackend::create_queues(pairs);
+    for (const auto& peer : peers) {
+        int sndbuf = 1 << 20;
+        (void)::setsockopt(peer->peer.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
+    auto created = VirtioNet::create(std::move(backends), {.mac = {0x52, 0x54, 0, 1, 2, 3}});
     if (!created) std::abort();
     VirtioNet& dev = **created;
     rv::test::NetFakeRegistrar events;
@@ -116,12 +130,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto activate = [&] {
         const bool event_idx = features & kFRingEventIdx;
         const bool indirect = features & kFRingIndirectDesc;
-        auto rq = Queue::create(mem, rx, VirtioNet::kQueueSize, event_idx, indirect);
-        auto tq = Queue::create(mem, tx, VirtioNet::kQueueSize, event_idx, indirect);
-        if (!rq || !tq) std::abort();  // the fixed layout is always valid
+        // The queues a driver with these features enables: both pairs with
+        // MQ, the control queue (last) with CTRL_VQ.
+        std::vector<const QueueConfig*> enabled{&rings[0], &rings[1]};
+        if (pairs == 2 && (features & kNetFMq)) enabled = {&rings[0], &rings[1], &rings[2], &rings[3]};
+        if (pairs == 2 && (features & kNetFCtrlVq)) enabled.push_back(&rings[4]);
         std::vector<Queue> queues;
-        queues.push_back(std::move(*rq));
-        queues.push_back(std::move(*tq));
+        for (const QueueConfig* q : enabled) {
+            auto made = Queue::create(mem, *q, VirtioNet::kQueueSize, event_idx, indirect);
+            if (!made) std::abort();  // the fixed layout is always valid
+            queues.push_back(std::move(*made));
+        }
         (void)dev.activate(ActivateArgs{.memory = mem,
                                         .interrupt = irq,
                                         .queues = std::move(queues),
@@ -133,8 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<uint8_t> sink(70000);
     for (int step = 0; step < 64 && fdp.remaining_bytes() > 0; ++step) {
         switch (fdp.ConsumeIntegralInRange<int>(0, 8)) {
-            case 0:
-                dev.queue_notify(VirtioNet::kTxQueue);
+            case 0:  // any queue the device may have, and one past them
+                dev.queue_notify(fdp.ConsumeIntegralInRange<uint16_t>(0, 2 * pairs + 1));
                 break;
             case 1:
                 dev.queue_notify(VirtioNet::kRxQueue);
@@ -144,7 +163,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 std::vector<uint8_t> packet(len);
                 auto head = fdp.ConsumeBytes<uint8_t>(std::min<size_t>(len, 16));
                 std::copy(head.begin(), head.end(), packet.begin());
-                (void)::send(net->peer.get(), packet.data(), packet.size(), MSG_DONTWAIT);
+                const auto& peer = peers[fdp.ConsumeIntegralInRange<size_t>(0, pairs - 1)];
+                (void)::send(peer->peer.get(), packet.data(), packet.size(), MSG_DONTWAIT);
                 break;
             }
             case 3:
@@ -153,18 +173,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 if (events.run_until_idle(50) >= 50) std::abort();
                 break;
             case 4:  // the host network drains what the guest sent
-                while (::recv(net->peer.get(), sink.data(), sink.size(), MSG_DONTWAIT) > 0) {
-                }
+                for (const auto& peer : peers)
+                    while (::recv(peer->peer.get(), sink.data(), sink.size(), MSG_DONTWAIT) > 0) {
+                    }
                 break;
             case 5:
-                publish(fdp, fdp.ConsumeBool() ? rx : tx,
-                        fdp.ConsumeIntegralInRange<uint16_t>(0, 4));
+                publish(fdp, pick(), fdp.ConsumeIntegralInRange<uint16_t>(0, 4));
                 break;
             case 6:
-                write_descs(fdp, fdp.ConsumeBool() ? rx : tx);
+                write_descs(fdp, pick());
                 break;
             case 7: {  // raw pokes at ring flags / event indexes / avail idx
-                const QueueConfig& q = fdp.ConsumeBool() ? rx : tx;
+                const QueueConfig& q = pick();
                 uint64_t off = fdp.ConsumeIntegralInRange<uint64_t>(0, 6 + 2ull * q.size);
                 (void)mem.write_obj(GuestAddress(q.avail.value + off),
                                     fdp.ConsumeIntegral<uint16_t>());

@@ -1,7 +1,6 @@
 #include "app/device_args.h"
 
 #include <charconv>
-
 #include <vector>
 
 #include "base/parse.h"
@@ -57,6 +56,17 @@ Result<bool> parse_limit(std::string_view flag, std::string_view text, std::stri
 constexpr std::string_view kLimitKeys =
     "bw_size=, bw_one_time_burst=, bw_refill_time=, ops_size=, ops_one_time_burst=, "
     "ops_refill_time=";
+
+// queues=N: virtio-net queue pairs, 1..NetConfig::kMaxQueues.
+Result<unsigned> parse_queues(std::string_view text, std::string_view value) {
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size() || n < 1 ||
+        n > NetConfig::kMaxQueues)
+        return input_error("--net '{}': queues= needs a number from 1 to {}, not '{}'", text,
+                           NetConfig::kMaxQueues, value);
+    return n;
+}
 
 }  // namespace
 
@@ -143,14 +153,21 @@ Result<NetConfig> parse_net_arg(std::string_view text) {
         } else if (opt.starts_with("model=")) {
             return input_error("--net '{}': unsupported model '{}' (supported: virtio, e1000)",
                                text, opt.substr(6));
+        } else if (opt.starts_with("queues=")) {
+            net.queues = RV_TRY(parse_queues(text, opt.substr(7)));
         } else {
             return input_error(
                 "--net '{}': unknown option '{}' (tap=NAME, mac=XX:XX:XX:XX:XX:XX, "
-                "model=virtio|e1000, id=NAME)",
+                "model=virtio|e1000, queues=N, id=NAME)",
                 text, opt);
         }
     }
     if (net.tap.empty()) return input_error("--net '{}': tap=NAME is required", text);
+    if (net.queues > 1u && net.model == NetConfig::Model::E1000)
+        return input_error(
+            "--net '{}': model=e1000 has one queue pair; queues={} needs "
+            "model=virtio",
+            text, *net.queues);
     return net;
 }
 

@@ -1,7 +1,8 @@
 // Parsing of the device options of `ringvisor run`:
 //   --disk PATH[,ro|rw][,iface=virtio|ide][,cache=none|writeback|unsafe]
 //          [,engine=uring|sync][,id=NAME][,root][,LIMITS][,rate_limit_group=NAME]
-//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000][,id=NAME]
+//   --net tap=NAME[,mac=52:54:00:12:34:56][,model=virtio|e1000][,queues=N][,id=NAME]
+//         (queues: virtio-net queue pairs, 1..16; left out, one per vCPU)
 //   --rate-limit-group id=NAME,LIMITS
 // LIMITS are Cloud Hypervisor's keys for the two token buckets, in bytes,
 // operations and milliseconds: bw_size=, bw_one_time_burst=, bw_refill_time=,

@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
                     "rate_limit_group=NAME draws from, shared with the other VMs on this host that "
                     "define the same group (repeatable)");
     run->add_option("--net", nets,
-                    "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000] (repeatable)");
+                    "tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,model=virtio|e1000][,queues=N] "
+                    "(repeatable; queues: virtio-net queue pairs, default one per vCPU, max 16)");
     run->add_option("--console", console, "console input: serial (ttyS0) or virtio (hvc0)")
         ->check(CLI::IsMember({"serial", "virtio"}))
         ->capture_default_str();

@@ -137,9 +137,10 @@ json drive_to_json(const DiskConfig& disk) {
 }
 
 Result<NetConfig> parse_net(const json& value, std::string path) {
-    auto in = RV_TRY(ObjectReader::open(value, std::move(path),
-                                        {"iface_id", "host_dev_name", "guest_mac",
-                                         "rx_rate_limiter", "tx_rate_limiter", "mtu", "model"}));
+    auto in =
+        RV_TRY(ObjectReader::open(value, std::move(path),
+                                  {"iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter",
+                                   "tx_rate_limiter", "mtu", "model", "queues"}));
     RV_TRY_VOID(in.refuse("mtu", "not supported: the guest chooses its MTU"));
     NetConfig net;
     net.id = RV_TRY(id_field(in, "iface_id"));
@@ -147,6 +148,14 @@ Result<NetConfig> parse_net(const json& value, std::string path) {
     if (auto mac = RV_TRY(in.opt_string("guest_mac")))
         net.mac = RV_TRY(with_context(parse_mac(*mac), in.path("guest_mac")));
     net.model = RV_TRY(in.opt_choice("model", kNetModels)).value_or(net.model);
+    // ringvisor's extension: virtio-net queue pairs (absent or null: one per vCPU).
+    if (auto queues = RV_TRY(in.opt_uint("queues", 1, NetConfig::kMaxQueues)))
+        net.queues = static_cast<unsigned>(*queues);
+    if (net.queues > 1u && net.model == NetConfig::Model::E1000)
+        return input_error(
+            "{}: {} queue pairs, but the e1000 model has one (multiqueue needs "
+            "model virtio)",
+            in.path("queues"), *net.queues);
     net.rx_rate_limiter = RV_TRY(opt_limiter(in, "rx_rate_limiter"));
     net.tx_rate_limiter = RV_TRY(opt_limiter(in, "tx_rate_limiter"));
     return net;
@@ -158,7 +167,8 @@ json net_to_json(const NetConfig& net) {
             {"guest_mac", net.mac ? json(format_mac(*net.mac)) : json(nullptr)},
             {"rx_rate_limiter", opt_limiter_to_json(net.rx_rate_limiter)},
             {"tx_rate_limiter", opt_limiter_to_json(net.tx_rate_limiter)},
-            {"model", choice_name(kNetModels, net.model)}};
+            {"model", choice_name(kNetModels, net.model)},
+            {"queues", net.queues ? json(*net.queues) : json(nullptr)}};
 }
 
 Result<EntropyConfig> parse_entropy(const json& value, std::string path) {

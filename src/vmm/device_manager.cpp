@@ -17,6 +17,7 @@
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/pci_transport.h"
 #include "devices/virtio/rng/rng_device.h"
+#include "vmm/net_taps.h"
 
 namespace rv {
 
@@ -227,13 +228,14 @@ Result<void> DeviceManager::add_disks(const VmConfig& config) {
 }
 
 Result<void> DeviceManager::add_nets(const VmConfig& config) {
+    static_assert(NetConfig::kMaxQueues == virtio::VirtioNet::kMaxQueuePairs);
     for (const auto& net : config.nets) {
-        auto tap = RV_TRY(as_input_error(Tap::open(net.tap),
-                                         fmt::format("network interface '{}' (tap {})", net.id, net.tap)));
+        const std::string what = fmt::format("network interface '{}' (tap {})", net.id, net.tap);
         const auto mac = net.mac.value_or(std::array<uint8_t, 6>{});  // resolved by the config
         auto entry = std::make_unique<Entry>();
         entry->id = net.id;
         if (net.model == NetConfig::Model::E1000) {
+            auto tap = RV_TRY(as_input_error(Tap::open(net.tap), what));
             entry->kind = "e1000";
             E1000Config e1000{.mac = mac,
                               .flush_posted = m_ctx.flush_posted_writes,
@@ -242,11 +244,16 @@ Result<void> DeviceManager::add_nets(const VmConfig& config) {
             entry->e1000 = RV_TRY(E1000::create(m_ctx.memory, std::move(tap), e1000, m_ctx.loop.devices()));
             entry->pci = entry->e1000;
         } else {
+            // One tap queue per queue pair (a plain single-queue tap for 1);
+            // validate() refused queues > 1 for the e1000.
+            auto backends = RV_TRY(open_virtio_net_taps(net, config.cpus));
             entry->kind = "virtio-net";
             virtio::VirtioNetConfig net_config{.mac = mac,
                                                .rx_rate_limiter = net.rx_rate_limiter,
                                                .tx_rate_limiter = net.tx_rate_limiter};
-            entry->net = RV_TRY(virtio::VirtioNet::create(std::move(tap), net_config));
+            entry->net = RV_TRY(virtio::VirtioNet::create(std::move(backends), net_config));
+            // The transport gives each of the 2N + 1 queues an MSI-X vector
+            // of its own, plus one for config changes (kPciMaxVectors: 256).
             entry->transport = RV_TRY(virtio::VirtioPciTransport::create(
                 entry->net, m_ctx.memory, m_ctx.msi, m_ctx.loop.devices()));
         }

@@ -14,6 +14,12 @@ const DiskConfig* VmConfig::find_disk(std::string_view id) const {
     return nullptr;
 }
 
+unsigned NetConfig::queue_pairs(unsigned cpus) const {
+    if (queues) return *queues;
+    if (model == Model::E1000) return 1;
+    return std::clamp(cpus, 1u, kMaxQueues);
+}
+
 const NetConfig* VmConfig::find_net(std::string_view id) const {
     for (const auto& n : nets)
         if (n.id == id) return &n;
@@ -196,6 +202,14 @@ Result<void> validate_nets(const std::vector<NetConfig>& nets) {
             if (*n.mac == MacAddress{})
                 return input_error("network-interfaces[{}].guest_mac: 00:00:00:00:00:00", i);
         }
+        if (n.queues && (*n.queues < 1 || *n.queues > NetConfig::kMaxQueues))
+            return input_error("network-interfaces[{}].queues: {} is not from 1 to {}", i,
+                               *n.queues, NetConfig::kMaxQueues);
+        if (n.queues > 1u && n.model == NetConfig::Model::E1000)
+            return input_error(
+                "network-interfaces[{}].queues: {} queue pairs, but the e1000 "
+                "model has one (multiqueue needs model virtio)",
+                i, *n.queues);
         RV_TRY_VOID(check_limiter(n.rx_rate_limiter,
                                   fmt::format("network-interfaces[{}].rx_rate_limiter", i)));
         RV_TRY_VOID(check_limiter(n.tx_rate_limiter,

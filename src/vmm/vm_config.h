@@ -57,6 +57,16 @@ struct NetConfig {
     std::string tap;  // host_dev_name
     std::optional<std::array<uint8_t, 6>> mac;  // resolved: 02:72:76 + a hash of the TAP name
     enum class Model { Virtio, E1000 } model{Model::Virtio};
+    // virtio-net queue pairs (multiqueue: one tap queue each; CLI queues=,
+    // JSON "queues", ringvisor's extension). 1 is the single-queue device
+    // on a plain tap. Left out: queue_pairs() decides when the VM is built,
+    // from the vCPU count then (not resolved into the config, which the
+    // machine config may still change).
+    static constexpr unsigned kMaxQueues = 16;
+    std::optional<unsigned> queues;
+    // `queues`, or one per vCPU (as QEMU with a multi-queue tap) capped at
+    // kMaxQueues; 1 for the e1000, which has one.
+    unsigned queue_pairs(unsigned cpus) const;
     std::optional<RateLimiterConfig> rx_rate_limiter;
     std::optional<RateLimiterConfig> tx_rate_limiter;
     bool operator==(const NetConfig&) const = default;

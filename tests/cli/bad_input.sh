@@ -67,5 +67,8 @@ expect rate_limit_group_limits_nothing "rate-limit-groups\[0\].rate_limiter: lim
 expect bad_rate_limit_group_option "unknown option 'bw=1'" run -k "$kernel" --rate-limit-group id=g,bw=1
 expect bad_io_weight "io_weight 0: must be 1..10000" run -k "$kernel" --io-weight 0
 expect bad_io_max "--io-max: io_max \"rbps=fast\": rbps: not a number" run -k "$kernel" --io-max rbps=fast
+expect bad_net_queues "queues= needs a number from 1 to 16, not '17'" run -k "$kernel" \
+    --net tap=t0,queues=17
+expect e1000_queues "model=e1000 has one queue pair" run -k "$kernel" --net tap=t0,model=e1000,queues=2
 echo "$passed passed, $failed failed"
 ((failed == 0))

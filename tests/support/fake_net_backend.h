@@ -34,6 +34,11 @@ struct FakeNetPeer {
     // call into the device.
     std::function<void()> on_device_write;
     std::function<void()> on_device_read;
+    // A multi-queue tap's TUNSETQUEUE, as the device last set it, and any
+    // packet I/O the device did on this queue while it was detached (a real
+    // tap refuses it).
+    bool attached{true};
+    size_t io_while_detached{0};
 
     // Queues a packet (virtio-net header + frame) for the device to read.
     bool send(const std::vector<uint8_t>& packet) {
@@ -73,13 +78,30 @@ class FakeNetBackend final : public NetBackend {
         return {std::unique_ptr<FakeNetBackend>(new FakeNetBackend(peer)), peer};
     }
 
+    // One backend per queue of a multi-queue NIC, each with its own peer.
+    static std::pair<std::vector<std::unique_ptr<NetBackend>>,
+                     std::vector<std::shared_ptr<FakeNetPeer>>>
+    create_queues(size_t n) {
+        std::pair<std::vector<std::unique_ptr<NetBackend>>,
+                  std::vector<std::shared_ptr<FakeNetPeer>>>
+            out;
+        for (size_t i = 0; i < n; ++i) {
+            auto [backend, peer] = create();
+            out.first.push_back(std::move(backend));
+            out.second.push_back(std::move(peer));
+        }
+        return out;
+    }
+
     int fd() const override { return m_peer->device_end.get(); }
     Result<std::optional<size_t>> readv(std::span<const iovec> iov) override {
+        if (!m_peer->attached) ++m_peer->io_while_detached;
         auto got = io(::readv(fd(), iov.data(), static_cast<int>(iov.size())), "readv");
         if (got && *got && m_peer->on_device_read) m_peer->on_device_read();
         return got;
     }
     Result<std::optional<size_t>> writev(std::span<const iovec> iov) override {
+        if (!m_peer->attached) ++m_peer->io_while_detached;
         auto sent = io(::writev(fd(), iov.data(), static_cast<int>(iov.size())), "writev");
         if (sent && *sent && m_peer->on_device_write) m_peer->on_device_write();
         return sent;
@@ -90,6 +112,10 @@ class FakeNetBackend final : public NetBackend {
     }
     Result<void> set_offloads(const NetOffloads& offloads) override {
         m_peer->offloads.push_back(offloads);
+        return {};
+    }
+    Result<void> set_queue_attached(bool attached) override {
+        m_peer->attached = attached;
         return {};
     }
 

@@ -1,8 +1,9 @@
 // The host side of a virtual NIC, as the virtio-net device sees it: one fd to
 // poll, packet-at-a-time scatter/gather I/O, and the two knobs of the
-// virtio-net header path. Tap implements it over /dev/net/tun; unit tests and
-// fuzzers implement it over a SOCK_SEQPACKET socketpair, which preserves
-// packet boundaries the way a tap does.
+// virtio-net header path. A multi-queue NIC is several backends, one per
+// queue pair (Tap::open_queues), each its own fd. Tap implements it over /dev/net/tun; unit tests
+// and fuzzers implement it over a SOCK_SEQPACKET socketpair, which preserves packet boundaries the
+// way a tap does.
 #pragma once
 
 #include <sys/uio.h>
@@ -46,6 +47,13 @@ class NetBackend {
     // Size of the virtio-net header on both paths (12 for virtio 1.x).
     virtual Result<void> set_vnet_hdr_size(int size) = 0;
     virtual Result<void> set_offloads(const NetOffloads& offloads) = 0;
+
+    // Whether the host steers packets to this queue (a multi-queue tap's
+    // TUNSETQUEUE): a queue pair the guest does not use is detached, so no
+    // flow lands where nobody reads it. Idempotent. A detached queue must
+    // not be polled or read (a tap reports EPOLLERR / EBADFD). Single-queue
+    // backends are always attached.
+    virtual Result<void> set_queue_attached(bool /*attached*/) { return {}; }
 };
 
 }  // namespace rv

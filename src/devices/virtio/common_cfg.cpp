@@ -152,6 +152,7 @@ void VirtioPciTransport::write_status(uint8_t value) {
     }
     std::vector<QueueConfig> configs;
     std::vector<uint16_t> max_sizes;
+    std::vector<uint16_t> indices;
     uint64_t acked = 0;
     bool features_ok = false;
     {
@@ -174,8 +175,10 @@ void VirtioPciTransport::write_status(uint8_t value) {
         if (!(next & kStatusDriverOk) || (old & kStatusDriverOk)) return;
         features_ok = (next & kStatusFeaturesOk) != 0;
         acked = m_driver_features;
-        for (const QueueState& q : m_queues) {
+        for (uint16_t i = 0; i < m_queues.size(); ++i) {
+            const QueueState& q = m_queues[i];
             if (!q.enabled) continue;
+            indices.push_back(i);
             configs.push_back(QueueConfig{.size = q.size,
                                           .desc = GuestAddress{q.desc},
                                           .avail = GuestAddress{q.driver},
@@ -203,7 +206,8 @@ void VirtioPciTransport::write_status(uint8_t value) {
                                                   .interrupt = make_interrupt(),
                                                   .queues = std::move(queues),
                                                   .acked_features = acked,
-                                                  .events = m_events});
+                                                  .events = m_events,
+                                                  .queue_indices = std::move(indices)});
     if (!result) {
         activate_failed(result.error().message());
         return;

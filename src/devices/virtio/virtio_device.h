@@ -53,6 +53,10 @@ struct ActivateArgs {
     std::vector<Queue> queues;  // validated, one per queue the driver enabled (index order)
     uint64_t acked_features{0};
     EventRegistrar& events;     // for backend fds (TAP, io_uring eventfd)
+    // The transport index of each of `queues` (a driver need not enable
+    // every queue: virtio-net without MQ leaves the other pairs off). Empty
+    // means 0, 1, 2, ... in order.
+    std::vector<uint16_t> queue_indices{};
 };
 
 class VirtioDevice {

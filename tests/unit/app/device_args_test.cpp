@@ -196,5 +196,30 @@ TEST(RateLimitGroupArg, IdAndBuckets) {
     EXPECT_NE(r.error().message().find("limits nothing"), std::string::npos) << r.error().message();
 }
 
+TEST(NetArg, Queues) {
+    EXPECT_FALSE(parse_net_arg("tap=t0")->queues) << "default: one per vCPU, resolved later";
+    EXPECT_EQ(parse_net_arg("tap=t0,queues=1")->queues, 1u);
+    EXPECT_EQ(parse_net_arg("queues=4,tap=t0")->queues, 4u);
+    EXPECT_EQ(parse_net_arg("tap=t0,queues=16")->queues, 16u);
+    EXPECT_EQ(parse_net_arg("tap=t0,model=e1000,queues=1")->queues, 1u);
+    for (const char* bad : {"tap=t0,queues=0", "tap=t0,queues=17", "tap=t0,queues=two",
+                            "tap=t0,queues=", "tap=t0,queues=-1", "tap=t0,queues=4x",
+                            "tap=t0,queues=99999999999"}) {
+        auto n = parse_net_arg(bad);
+        ASSERT_FALSE(n) << bad;
+        EXPECT_TRUE(n.error().is_input());
+        EXPECT_NE(n.error().message().find("queues= needs a number from 1 to 16"),
+                  std::string::npos)
+            << n.error().message();
+    }
+    // The e1000 has one queue pair, whichever order the options come in.
+    for (const char* e1000 : {"tap=t0,model=e1000,queues=2", "tap=t0,queues=2,model=e1000"}) {
+        auto n = parse_net_arg(e1000);
+        ASSERT_FALSE(n) << e1000;
+        EXPECT_NE(n.error().message().find("model=e1000 has one queue pair"), std::string::npos)
+            << n.error().message();
+    }
+}
+
 }  // namespace
 }  // namespace rv

@@ -46,6 +46,7 @@ class FakeVirtioDevice final : public VirtioDevice {
         acked = args.acked_features;
         queue_configs.clear();
         for (const auto& q : args.queues) queue_configs.push_back(q.config());
+        queue_indices = args.queue_indices;
         interrupt = args.interrupt;
         if (fail_activate) return make_error("fake activation failure");
         return {};
@@ -67,6 +68,7 @@ class FakeVirtioDevice final : public VirtioDevice {
     int resets{0};
     uint64_t acked{0};
     std::vector<QueueConfig> queue_configs;
+    std::vector<uint16_t> queue_indices;
     std::shared_ptr<Interrupt> interrupt;
     std::vector<uint16_t> notified;
     bool fail_activate{false};
@@ -289,6 +291,18 @@ TEST_F(TransportTest, ActivationGetsProgrammedQueues) {
     // Writing DRIVER_OK again does not re-activate.
     driver_ok();
     EXPECT_EQ(dev->activations, 1);
+}
+
+// A device whose queues depend on the features (virtio-net's pairs) learns
+// which of them the driver enabled.
+TEST_F(TransportTest, ActivationNamesTheEnabledQueues) {
+    ASSERT_TRUE(negotiate(kFVersion1));
+    program_queue(1, 64, 0x20000);
+    driver_ok();
+    ASSERT_EQ(dev->activations, 1);
+    ASSERT_EQ(dev->queue_configs.size(), 1u);
+    EXPECT_EQ(dev->queue_configs[0].desc.value, 0x20000u);
+    EXPECT_EQ(dev->queue_indices, std::vector<uint16_t>{1});
 }
 
 TEST_F(TransportTest, QueueFieldsFrozenAfterDriverOk) {

@@ -29,6 +29,7 @@ TEST_F(NetDeviceTest, OffersOffloadsButNoControlQueue) {
                          kNetFGuestTso4, kNetFGuestTso6, kNetFGuestEcn, kNetFMrgRxbuf})
         EXPECT_TRUE(f & bit) << std::hex << bit;
     EXPECT_FALSE(f & kNetFCtrlVq);
+    EXPECT_FALSE(f & kNetFMq) << "one pair: the plain device";
     EXPECT_FALSE(f & kNetFMtu) << "no MTU configured";
     EXPECT_FALSE(f & kNetFGuestUfo);
 }

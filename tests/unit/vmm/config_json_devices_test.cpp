@@ -5,6 +5,7 @@
 
 #include "unit/vmm/config_json_test_support.h"
 #include "vmm/config_json.h"
+#include "vmm/config_json_reader.h"
 
 namespace rv {
 namespace {
@@ -284,6 +285,30 @@ TEST(NetJson, RefusesBadInput) {
                    "tx_rate_limiter.ops.refill_time: missing"));
     EXPECT_TRUE(InputError(net_from_json("eth0", net_body({{"allow_mmds_requests", true}})),
                            "unknown field 'allow_mmds_requests'"));
+}
+
+TEST(NetJson, Queues) {
+    auto n = net_from_json("eth0", net_body({{"queues", 4}}));
+    ASSERT_TRUE(n) << n.error().message();
+    EXPECT_EQ(n->queues, 4u);
+    EXPECT_FALSE(net_from_json("eth0", net_body())->queues) << "absent: one per vCPU, later";
+    EXPECT_FALSE(net_from_json("eth0", net_body({{"queues", nullptr}}))->queues);
+    EXPECT_EQ(config_json::net_to_json(*n)["queues"], 4);
+    EXPECT_TRUE(config_json::net_to_json(*net_from_json("eth0", net_body()))["queues"].is_null());
+    EXPECT_TRUE(InputError(net_from_json("eth0", net_body({{"queues", 0}})),
+                           "queues: 0 is out of range 1..16"));
+    EXPECT_TRUE(InputError(net_from_json("eth0", net_body({{"queues", 17}})),
+                           "queues: 17 is out of range 1..16"));
+    EXPECT_TRUE(InputError(net_from_json("eth0", net_body({{"queues", -1}})),
+                           "queues: -1 is out of range"));
+    EXPECT_TRUE(InputError(net_from_json("eth0", net_body({{"queues", "4"}})),
+                           "queues: expected an integer"));
+    EXPECT_TRUE(InputError(net_from_json("eth0", net_body({{"queues", 2.5}})),
+                           "queues: expected an integer"));
+    EXPECT_TRUE(
+        InputError(net_from_json("eth0", net_body({{"queues", 2}, {"model", "e1000"}})),
+                   "queues: 2 queue pairs, but the e1000 model has one"));
+    EXPECT_TRUE(net_from_json("eth0", net_body({{"queues", 1}, {"model", "e1000"}})));
 }
 
 TEST(PartialNetJson, GoodAndBad) {

@@ -66,6 +66,7 @@ VmConfig full_config() {
     c.nets.push_back({.id = "eth0",
                       .tap = "tap0",
                       .mac = MacAddress{0x06, 0, 0xc0, 0xa8, 0, 2},
+                      .queues = 2,
                       .rx_rate_limiter = limiter(10000, 10)});
     c.nets.push_back(
         {.tap = "tap1", .model = NetConfig::Model::E1000, .tx_rate_limiter = limiter(20000, 20)});
@@ -145,6 +146,8 @@ TEST(ConfigJson, OutputHasFirecrackersShape) {
     EXPECT_EQ(doc["network-interfaces"][0]["guest_mac"], "06:00:c0:a8:00:02");
     EXPECT_EQ(doc["network-interfaces"][1]["iface_id"], "net0");
     EXPECT_EQ(doc["network-interfaces"][1]["model"], "e1000");
+    EXPECT_EQ(doc["network-interfaces"][0]["queues"], 2);
+    EXPECT_TRUE(doc["network-interfaces"][1]["queues"].is_null()) << "left out: one per vCPU";
     EXPECT_EQ(doc["logger"]["level"], "Debug");
     EXPECT_EQ(doc["metrics"]["metrics_path"], "/tmp/rv.metrics");
     EXPECT_TRUE(doc["balloon"].is_null());

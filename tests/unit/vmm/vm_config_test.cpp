@@ -180,6 +180,39 @@ TEST(Validate, NetRules) {
     EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].guest_mac: 00:00:00:00:00:00"));
 }
 
+TEST(NetQueuePairs, OnePerVcpuCappedAt16UnlessGiven) {
+    NetConfig n = net("tap0");
+    EXPECT_EQ(n.queue_pairs(1), 1u) << "one vCPU: the single-queue device";
+    EXPECT_EQ(n.queue_pairs(4), 4u);
+    EXPECT_EQ(n.queue_pairs(40), NetConfig::kMaxQueues);
+    n.queues = 2;
+    EXPECT_EQ(n.queue_pairs(4), 2u) << "given: kept";
+    NetConfig e1000 = net("tap1");
+    e1000.model = NetConfig::Model::E1000;
+    EXPECT_EQ(e1000.queue_pairs(4), 1u) << "the e1000 has one";
+    // Not resolved into the config: the vCPU count may change before start.
+    VmConfig c = valid_config();
+    c.cpus = 4;
+    c.resolve_defaults();
+    EXPECT_FALSE(c.nets[0].queues);
+}
+
+TEST(Validate, NetQueues) {
+    VmConfig c = valid_config();
+    c.nets[0].queues = 0;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].queues: 0 is not from 1 to 16"));
+    c.nets[0].queues = 17;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[0].queues: 17 is not from 1 to 16"));
+    c.nets[0].queues = 16;
+    EXPECT_TRUE(c.validate(8));
+    c.nets[1].model = NetConfig::Model::E1000;
+    c.nets[1].queues = 2;
+    EXPECT_TRUE(InputError(c.validate(8), "network-interfaces[1].queues: 2 queue pairs, but the "
+                                          "e1000 model has one"));
+    c.nets[1].queues = 1;
+    EXPECT_TRUE(c.validate(8));
+}
+
 TEST(Validate, RateLimiterBucketsNeedARefillTime) {
     RateLimiterConfig bad{TokenBucketConfig{1000, 0, 0}, std::nullopt};
     RateLimiterConfig bad_ops{std::nullopt, TokenBucketConfig{10, 0, 0}};

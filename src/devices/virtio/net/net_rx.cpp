@@ -9,100 +9,100 @@
 
 namespace rv::virtio {
 
-void VirtioNet::process_rx(Active& a) {
+void VirtioNet::process_rx(Active& a, Pair& p) {
     // Held by the rate limiter (EPOLLIN is off): its timer resumes.
-    if (a.rx_throttled) return;
+    if (p.rx_throttled) return;
     bool used = false;
     // A tap that never runs dry (or a driver that republishes unusable
     // chains) would keep us here for good: past the budget, finish on a
-    // later event-loop turn. Work in progress stays in `a` (rx_pending,
+    // later event-loop turn. Work in progress stays in the pair (rx_pending,
     // rx_chains), so the next pass picks it up where this one stopped.
     unsigned budget = kRxBudget;
-    while (!a.failed && !a.backend_gone) {
-        if (!a.rx_pending) {
+    while (!a.failed && !p.backend_gone) {
+        if (!p.rx_pending) {
             if (budget == 0) {
-                resume_later(a.rx_resume);
+                resume_later(p.rx_resume);
                 break;
             }
             // Only take a packet off the backend with a guest buffer in hand,
             // so a slow guest leaves packets queued in the tap, not dropped.
-            if (a.rx_chains.empty()) {
-                PopResult got = pop_rx_chain(a, used, budget);
+            if (p.rx_chains.empty()) {
+                PopResult got = pop_rx_chain(a, p, used, budget);
                 if (got == PopResult::Failed) return;
                 if (got == PopResult::Empty) {
-                    a.rx_stalled = true;
+                    p.rx_stalled = true;
                     break;
                 }
                 if (got == PopResult::OutOfBudget) {
-                    resume_later(a.rx_resume);
+                    resume_later(p.rx_resume);
                     break;
                 }
             }
-            if (!take_rx_packet(a)) break;
+            if (!take_rx_packet(a, p)) break;
             if (budget > 0) --budget;     // (the chain may have taken the last unit)
-            if (!a.rx_pending) continue;  // dropped a bad packet; try the next
+            if (!p.rx_pending) continue;  // dropped a bad packet; try the next
         }
         const bool mergeable = a.features & kNetFMrgRxbuf;
         bool wait_for_buffers = false;
         bool out_of_budget = false;
-        while (a.rx_capacity < a.rx_len) {
+        while (p.rx_capacity < p.rx_len) {
             // Without MRG_RXBUF a packet must fit one chain; a driver that
             // posts smaller buffers than its features promise loses it. With
             // it, holding the whole ring and still lacking room is the same.
-            if ((!mergeable && !a.rx_chains.empty()) || a.rx_chains.size() >= a.rx.size()) {
+            if ((!mergeable && !p.rx_chains.empty()) || p.rx_chains.size() >= p.rx.size()) {
                 ++m_counters.rx_dropped;
                 warn_once(kWarnRxTooBig,
                           fmt::format("virtio-net: dropping a {}-byte packet: the guest's rx "
                                       "buffers are too small",
-                                      a.rx_len));
-                a.rx_pending = false;
+                                      p.rx_len));
+                p.rx_pending = false;
                 break;
             }
-            PopResult got = pop_rx_chain(a, used, budget);
+            PopResult got = pop_rx_chain(a, p, used, budget);
             if (got == PopResult::Failed) return;
             if (got == PopResult::Empty) {
-                a.rx_stalled = true;
+                p.rx_stalled = true;
                 wait_for_buffers = true;
                 break;
             }
             if (got == PopResult::OutOfBudget) {
-                resume_later(a.rx_resume);
+                resume_later(p.rx_resume);
                 out_of_budget = true;
                 break;
             }
         }
         if (wait_for_buffers || out_of_budget) break;
-        if (!a.rx_pending) continue;
+        if (!p.rx_pending) continue;
         // Asked only now, with the chains in hand, so a packet that has to
         // wait for buffers is not charged twice.
-        if (!m_rx_limit.timer.admit(m_rx_limit.limiter, a.rx_len - kVnetHdrSize, 1)) {
+        if (!m_rx_limit.timer.admit(m_rx_limit.limiter, p.rx_len - kVnetHdrSize, 1)) {
             ++m_counters.rx_throttled;
-            a.rx_throttled = true;  // the packet stays held with its chains
+            p.rx_throttled = true;  // the packet stays held with its chains
             break;
         }
-        if (!deliver_rx_packet(a)) return;
+        if (!deliver_rx_packet(a, p)) return;
         // One interrupt decision per batch, unlike TX: deciding per packet
         // (as TX does) raised host->guest TCP interrupts from 2.6 to 4.2
         // per MiB in bench/io with no gain in throughput.
         used = true;
     }
-    if (used) signal_used(a, a.rx, kRxQueue);
-    update_interest(a);
+    if (used) signal_used(a, p.rx, rx_queue(p.index));
+    update_interest(a, p);
 }
 
 // Takes the next usable chain, returning unusable ones on the way; each
 // chain taken costs a unit of `budget`.
-VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used, unsigned& budget) {
+VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, Pair& p, bool& used, unsigned& budget) {
     const GuestMemory& mem = *a.memory;
     for (;;) {
         if (budget == 0) return PopResult::OutOfBudget;
-        auto popped = a.rx.pop(mem);
+        auto popped = p.rx.pop(mem);
         if (!popped) {
             fail(a, "rx queue", popped.error());
             return PopResult::Failed;
         }
         if (!*popped) {
-            auto more = a.rx.enable_notification(mem);
+            auto more = p.rx.enable_notification(mem);
             if (!more) {
                 fail(a, "rx queue", more.error());
                 return PopResult::Failed;
@@ -120,15 +120,15 @@ VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used, unsigned& bu
                       fmt::format("virtio-net: returning unusable rx chain {} ({} readable, {} "
                                   "writable bytes)",
                                   chain.head, chain.readable_bytes(), chain.writable_bytes()));
-            if (auto r = a.rx.add_used(mem, chain.head, 0); !r) {
+            if (auto r = p.rx.add_used(mem, chain.head, 0); !r) {
                 fail(a, "rx queue", r.error());
                 return PopResult::Failed;
             }
             used = true;
             continue;
         }
-        a.rx_capacity += chain.writable_bytes();
-        a.rx_chains.push_back(std::move(chain));
+        p.rx_capacity += chain.writable_bytes();
+        p.rx_chains.push_back(std::move(chain));
         return PopResult::Got;
     }
 }
@@ -136,9 +136,9 @@ VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, bool& used, unsigned& bu
 // Reads one packet into the bounce buffer. Returns false when the backend
 // has nothing (or is gone); true with rx_pending set when a packet is ready,
 // or unset when a bad packet was dropped.
-bool VirtioNet::take_rx_packet(Active& a) {
-    iovec iov{m_bounce.data(), m_bounce.size()};
-    auto got = m_backend->readv(std::span(&iov, 1));
+bool VirtioNet::take_rx_packet(Active& a, Pair& p) {
+    iovec iov{p.bounce.data(), p.bounce.size()};
+    auto got = p.backend->readv(std::span(&iov, 1));
     if (!got) {
         // tun read errors are not transient (EBADFD: the interface is gone);
         // polling on would spin the event loop.
@@ -146,14 +146,14 @@ bool VirtioNet::take_rx_packet(Active& a) {
         warn_once(kWarnBackendGone, fmt::format("virtio-net: backend read failed: {}; no more "
                                                 "packets for the guest",
                                                 got.error().message()));
-        a.backend_gone = true;
+        p.backend_gone = true;
         return false;
     }
     if (!*got) return false;  // EAGAIN: EPOLLIN brings us back
     const size_t n = **got;
     if (n == 0) {
         warn_once(kWarnBackendGone, "virtio-net: backend closed; no more packets for the guest");
-        a.backend_gone = true;
+        p.backend_gone = true;
         return false;
     }
     if (n < kVnetHdrSize || n > kNetMaxPacketLen) {
@@ -162,9 +162,9 @@ bool VirtioNet::take_rx_packet(Active& a) {
                   fmt::format("virtio-net: dropping a {}-byte packet from the backend", n));
         return true;
     }
-    const auto hdr_bytes = std::span(m_bounce).first<kVnetHdrSize>();
+    const auto hdr_bytes = std::span(p.bounce).first<kVnetHdrSize>();
     VnetHdr hdr = VnetHdr::decode(hdr_bytes);
-    if (!rx_offloads_allowed(a)) {
+    if (!rx_offloads_allowed(a, p)) {
         ++m_counters.rx_dropped;
         warn_once(kWarnRxBadPacket, fmt::format("virtio-net: dropping a packet with gso type "
                                                 "{:#x} the guest did not negotiate",
@@ -175,15 +175,15 @@ bool VirtioNet::take_rx_packet(Active& a) {
     // which must then see flags 0 (5.1.6.4.1).
     if (!(a.features & kNetFGuestCsum)) hdr.flags = 0;
     std::ranges::copy(hdr.encode(), hdr_bytes.begin());
-    a.rx_len = n;
-    a.rx_pending = true;
+    p.rx_len = n;
+    p.rx_pending = true;
     return true;
 }
 
 // Whether the packet in the bounce buffer only uses offloads the driver
 // accepted. Packets queued in the tap before a reset may carry old ones.
-bool VirtioNet::rx_offloads_allowed(const Active& a) const {
-    const uint8_t gso = m_bounce[offsetof(VnetHdr, gso_type)];
+bool VirtioNet::rx_offloads_allowed(const Active& a, const Pair& p) const {
+    const uint8_t gso = p.bounce[offsetof(VnetHdr, gso_type)];
     if ((gso & kVnetGsoEcn) && !(a.features & kNetFGuestEcn)) return false;
     switch (gso & ~kVnetGsoEcn) {
         case kVnetGsoNone:
@@ -200,19 +200,19 @@ bool VirtioNet::rx_offloads_allowed(const Active& a) const {
 // Copies the pending packet into the first held chains that together hold
 // it and returns them to the driver. Any chains beyond those stay held for
 // the next packet (possible after a drop left the whole ring held).
-bool VirtioNet::deliver_rx_packet(Active& a) {
+bool VirtioNet::deliver_rx_packet(Active& a, Pair& p) {
     const GuestMemory& mem = *a.memory;
     size_t needed = 0;
-    for (uint64_t room = 0; room < a.rx_len; ++needed) room += a.rx_chains[needed].writable_bytes();
+    for (uint64_t room = 0; room < p.rx_len; ++needed) room += p.rx_chains[needed].writable_bytes();
     const uint16_t num_buffers = static_cast<uint16_t>(needed);
-    m_bounce[kVnetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
-    m_bounce[kVnetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
+    p.bounce[kVnetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
+    p.bounce[kVnetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
 
     size_t offset = 0;
     for (size_t i = 0; i < needed; ++i) {
-        const DescriptorChain& chain = a.rx_chains[i];
+        const DescriptorChain& chain = p.rx_chains[i];
         ChainWriter writer(mem, chain);
-        auto written = writer.write(std::span(m_bounce.data() + offset, a.rx_len - offset));
+        auto written = writer.write(std::span(p.bounce.data() + offset, p.rx_len - offset));
         if (!written) {
             fail(a, "writing an rx packet", written.error());
             return false;
@@ -220,21 +220,21 @@ bool VirtioNet::deliver_rx_packet(Active& a) {
         offset += *written;
         // A merged packet's buffers reach the driver together (5.1.6.4): it
         // reads num_buffers from the first and takes the rest at once.
-        if (auto r = a.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(*written));
+        if (auto r = p.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(*written));
             !r) {
             fail(a, "rx queue", r.error());
             return false;
         }
-        a.rx_capacity -= chain.writable_bytes();
+        p.rx_capacity -= chain.writable_bytes();
     }
-    if (auto r = a.rx.publish_used(mem); !r) {
+    if (auto r = p.rx.publish_used(mem); !r) {
         fail(a, "rx queue", r.error());
         return false;
     }
     ++m_counters.rx_packets;
-    m_counters.rx_bytes += a.rx_len - kVnetHdrSize;
-    a.rx_pending = false;
-    a.rx_chains.erase(a.rx_chains.begin(), a.rx_chains.begin() + static_cast<long>(needed));
+    m_counters.rx_bytes += p.rx_len - kVnetHdrSize;
+    p.rx_pending = false;
+    p.rx_chains.erase(p.rx_chains.begin(), p.rx_chains.begin() + static_cast<long>(needed));
     return true;
 }
 

@@ -21,9 +21,9 @@ const char* tx_chain_problem(const DescriptorChain& chain) {
 
 }  // namespace
 
-void VirtioNet::process_tx(Active& a) {
-    if (a.tx_blocked) return;    // the EPOLLOUT handler resumes
-    if (a.tx_throttled) return;  // the limiter timer resumes
+void VirtioNet::process_tx(Active& a, Pair& p) {
+    if (p.tx_blocked) return;    // the EPOLLOUT handler resumes
+    if (p.tx_throttled) return;  // the limiter timer resumes
     const GuestMemory& mem = *a.memory;
     // With EVENT_IDX the driver names the completion it wants to hear of, so
     // decide per chain: it frees a sent skb while we send the rest, and TCP's
@@ -36,15 +36,15 @@ void VirtioNet::process_tx(Active& a) {
     unsigned budget = kTxBudget;
     for (;;) {
         if (budget == 0) {
-            resume_later(a.tx_resume);
+            resume_later(p.tx_resume);
             break;
         }
-        auto popped = a.tx.pop(mem);
+        auto popped = p.tx.pop(mem);
         if (!popped) return fail(a, "tx queue", popped.error());
         if (!*popped) {
             // Ring empty: ask for a kick, then re-check for buffers the
             // driver published without kicking meanwhile.
-            auto more = a.tx.enable_notification(mem);
+            auto more = p.tx.enable_notification(mem);
             if (!more) return fail(a, "tx queue", more.error());
             if (*more) continue;
             break;
@@ -71,14 +71,14 @@ void VirtioNet::process_tx(Active& a) {
             const uint64_t frame = chain.readable_bytes() - kVnetHdrSize;
             if (!m_tx_limit.timer.admit(m_tx_limit.limiter, frame, 1)) {
                 // Back to the ring until the limiter timer fires.
-                a.tx.undo_pop();
-                a.tx_throttled = true;
+                p.tx.undo_pop();
+                p.tx_throttled = true;
                 ++m_counters.tx_throttled;
                 break;
             }
             // The header goes to the backend as the guest wrote it: a tap
             // validates it (gso fields, csum offsets) and applies the offloads.
-            auto sent = m_backend->writev(m_tx_iov);
+            auto sent = p.backend->writev(m_tx_iov);
             if (!sent) {
                 ++m_counters.tx_dropped;
                 warn_once(kWarnTxRefused, fmt::format("virtio-net: backend refused a tx packet: {}",
@@ -86,8 +86,8 @@ void VirtioNet::process_tx(Active& a) {
             } else if (!*sent) {
                 // Backend full: give the chain back and wait for EPOLLOUT
                 // rather than drop; the guest's own queue absorbs the burst.
-                a.tx.undo_pop();
-                a.tx_blocked = true;
+                p.tx.undo_pop();
+                p.tx_blocked = true;
                 ++m_counters.tx_backpressure;
                 m_tx_limit.limiter.refund(frame, 1);  // charged again when it goes
                 break;
@@ -97,16 +97,16 @@ void VirtioNet::process_tx(Active& a) {
             }
         }
         // TX chains have no device-writable part: used length 0.
-        if (auto r = a.tx.add_used(mem, chain.head, 0); !r) return fail(a, "tx queue", r.error());
+        if (auto r = p.tx.add_used(mem, chain.head, 0); !r) return fail(a, "tx queue", r.error());
         if (per_chain) {
-            signal_used(a, a.tx, kTxQueue);
+            signal_used(a, p.tx, tx_queue(p.index));
             if (a.failed) return;
         } else {
             used = true;
         }
     }
-    if (used) signal_used(a, a.tx, kTxQueue);
-    update_interest(a);
+    if (used) signal_used(a, p.tx, tx_queue(p.index));
+    update_interest(a, p);
 }
 
 }  // namespace rv::virtio

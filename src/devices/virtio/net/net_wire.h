@@ -23,6 +23,7 @@ inline constexpr uint64_t kNetFHostEcn = 1ull << 13;
 inline constexpr uint64_t kNetFMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kNetFStatus = 1ull << 16;
 inline constexpr uint64_t kNetFCtrlVq = 1ull << 17;
+inline constexpr uint64_t kNetFMq = 1ull << 22;
 
 inline constexpr uint16_t kNetSLinkUp = 1;
 
@@ -37,5 +38,12 @@ inline constexpr uint64_t kNetConfigStatus = 6;
 inline constexpr uint64_t kNetConfigMaxVqPairs = 8;
 inline constexpr uint64_t kNetConfigMtu = 10;
 inline constexpr uint64_t kNetConfigSize = 12;
+
+// Control queue (5.1.6.5): class, command, data (device-readable), then the
+// ack byte (device-writable).
+inline constexpr uint8_t kNetCtrlOk = 0;
+inline constexpr uint8_t kNetCtrlErr = 1;
+inline constexpr uint8_t kNetCtrlMq = 4;
+inline constexpr uint8_t kNetCtrlMqVqPairsSet = 0;  // data: le16 virtqueue_pairs
 
 }  // namespace rv::virtio
