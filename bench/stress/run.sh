@@ -30,9 +30,18 @@ mkdir -p "$out"
 read -r -a workloads <<<"${WORKLOADS:-${STRESS_WORKLOADS[*]}}"
 read -r -a vmms <<<"${VMMS:-ringvisor qemu}"
 expected=$(( ${#workloads[@]} * ${#vmms[@]} * ${RUNS:-20} ))
-done_runs() { [[ -s $out/results.csv ]] && tail -n +2 "$out/results.csv" | wc -l || echo 0; }
+# Runs recorded for the chosen workloads and VMMs (a results.csv may also
+# hold rows of other VMMs or workloads from earlier invocations).
+done_runs() {
+    [[ -s $out/results.csv ]] || { echo 0; return; }
+    awk -F, -v w=" ${workloads[*]} " -v v=" ${vmms[*]} " -v n="${RUNS:-20}" \
+        'NR > 1 && index(w, " " $2 " ") && index(v, " " $3 " ") && $4 <= n { c++ } END { print c + 0 }' "$out/results.csv"
+}
+# Sessions are numbered on from the last one recorded, so rows of a resumed
+# invocation (perhaps with another binary: env.txt says which) stay apart.
+first=$( [[ -s $out/results.csv ]] && awk -F, 'NR > 1 && $1 > m { m = $1 } END { print m + 1 }' "$out/results.csv" || echo 1)
 
-for ((s = 1; s <= MAX_SESSIONS; s++)); do
+for ((s = first; s < first + MAX_SESSIONS; s++)); do
     # A timeout per session: every run's L2 limit plus boot slack.
     per=$(( ${L2_TIMEOUT:-1200} + 90 ))
     set +e
