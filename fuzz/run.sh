@@ -23,11 +23,12 @@ declare -A sources=(
     [virtio_net]="$(echo "$root"/src/devices/virtio/net/*.cpp "$root"/src/backends/net/*.cpp)"
     [ide]="$(echo "$root"/src/devices/legacy/ide/*.cpp "$root"/src/backends/block/*.cpp "$root"/src/devices/pci/config_space.cpp)"
     [e1000]="$(echo "$root"/src/devices/legacy/e1000/*.cpp "$root"/src/devices/pci/config_space.cpp)"
+    [snapshot]="$(echo "$root"/src/snapshot/*.cpp "$root"/src/devices/legacy/{uart16550,cmos_rtc,i8042,i8042_keyboard,acpi_pm}.cpp "$root"/src/devices/pci/{config_space,msix}.cpp)"
 )
-declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="" [ide]="-luring" [e1000]="-lz")
+declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="" [ide]="-luring" [e1000]="-lz" [snapshot]="")
 
 status=0 summary=()
-for name in virtqueue virtio_blk virtio_net ide e1000; do
+for name in virtqueue virtio_blk virtio_net ide e1000 snapshot; do
     bin=$out/${name}_fuzz
     # shellcheck disable=SC2086
     if ! "$cxx" "${flags[@]}" "$root/fuzz/${name}_fuzz.cpp" "${base[@]}" ${sources[$name]} \

@@ -140,6 +140,19 @@ case_panic_without_reboot() {  # panic=0: the guest stops instead of resetting
     grep -aq "ringvisor: guest kernel panic" "$log" || e2e_fail "no clear panic message"
 }
 
+# The tiny-guest KVM tests (tests/kvm: exits, resets, MSI routes, KVM state
+# saved and restored) in L1's KVM: ctest skips them where the machine itself
+# has no /dev/kvm. Only the triple-fault test may skip (it needs ring-0 code
+# to run natively, which L1's KVM does not always report).
+case_kvm_tests() {
+    local out=$E2E_LOGDIR/kvm_tests.out rc=0 skipped
+    timeout -k 5 120 "$E2E_ROOT/build/tests/kvm_tests" >"$out" 2>&1 || rc=$?
+    ((rc == 0)) || e2e_fail "kvm_tests exited $rc: $(grep -a 'FAILED \]\|Failure' "$out" | head -5 | tr '\n' ' ')"
+    skipped=$(grep -a '^\[  SKIPPED \] [A-Za-z]' "$out" | grep -v TripleFaultIsACrash | sort -u | tr '\n' ' ' || true)
+    [[ -z $skipped ]] || e2e_fail "skipped in the test host: $skipped"
+    echo "$(grep -a -c '^\[       OK \]' "$out") KVM tests passed"
+}
+
 echo "ringvisor e2e boot cases: $("$RINGVISOR" check | head -2 | tr '\n' ' ')"
 run_case boot_1_cpu case_cpus 1
 run_case boot_2_cpus case_cpus 2
@@ -155,4 +168,5 @@ run_case triple_fault_is_a_crash case_triple_fault
 run_case xsave_consistent case_xsave
 run_case panic_exits_nonzero case_panic
 run_case panic_without_reboot_exits_nonzero case_panic_without_reboot
+run_case kvm_tests_in_l1 case_kvm_tests
 e2e_summary

@@ -97,4 +97,34 @@ void AcpiPmDevice::update_sci() {
     if (m_sci) m_sci->set_level(level);
 }
 
+void AcpiPmDevice::State::encode(snapshot::Writer& w) const {
+    w.u16(status);
+    w.u16(enable);
+    w.u16(control);
+}
+
+AcpiPmDevice::State AcpiPmDevice::State::decode(snapshot::Reader& r) {
+    State s;
+    s.status = r.u16();
+    s.enable = r.u16();
+    s.control = r.u16();
+    return s;
+}
+
+AcpiPmDevice::State AcpiPmDevice::save() const {
+    std::lock_guard lock(m_mutex);
+    return State{m_status, m_enable, m_control};
+}
+
+Result<void> AcpiPmDevice::restore(const State& s) {
+    if ((s.control & kControlSleepEnable) || !(s.control & kControlSciEnable))
+        return input_error("acpi_pm state: PM1 control {:#06x}", s.control);
+    std::lock_guard lock(m_mutex);
+    m_status = s.status;
+    m_enable = s.enable;
+    m_control = s.control;
+    update_sci();
+    return {};
+}
+
 }  // namespace rv

@@ -21,7 +21,9 @@
 #include <span>
 #include <string_view>
 
+#include "base/error.h"
 #include "bus/bus.h"
+#include "snapshot/state_codec.h"
 #include "devices/interrupt.h"
 
 namespace rv {
@@ -55,12 +57,27 @@ class AcpiPmDevice final : public BusDevice {
     // PWRBTN_STS (and an SCI if it enabled PWRBTN_EN) and shuts down.
     void press_power_button();
 
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        uint16_t status{0};
+        uint16_t enable{0};
+        uint16_t control{kControlSciEnable};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // Drives the SCI to match. A control word with SLP_EN set is refused:
+    // that write powers off and is never stored.
+    Result<void> restore(const State& state);
+
   private:
     uint8_t read_byte(uint64_t offset) const;
     void write_byte(uint64_t offset, uint8_t value);
     void update_sci();
 
-    std::mutex m_mutex;
+    mutable std::mutex m_mutex;
     std::function<void()> m_on_poweroff;
     std::shared_ptr<IrqLine> m_sci;
     uint16_t m_status{0};

@@ -236,4 +236,35 @@ void CmosRtc::commit_time() {
     m_offset = guest.time_since_epoch().count() - m_clock();
 }
 
+void CmosRtc::State::encode(snapshot::Writer& w) const {
+    w.raw(cmos);
+    w.u8(index);
+    w.i64(offset);
+}
+
+CmosRtc::State CmosRtc::State::decode(snapshot::Reader& r) {
+    State s;
+    s.cmos = r.array<128>();
+    s.index = r.u8();
+    s.offset = r.i64();
+    return s;
+}
+
+CmosRtc::State CmosRtc::save() const {
+    std::lock_guard lock(m_mutex);
+    return State{m_cmos, m_index, m_offset};
+}
+
+Result<void> CmosRtc::restore(const State& s) {
+    if (s.index > kIndexMask) return input_error("cmos_rtc state: index {:#x}", s.index);
+    // About 290 billion years either way; beyond it the time arithmetic overflows.
+    constexpr int64_t kMaxOffset = int64_t{1} << 53;
+    if (s.offset > kMaxOffset || s.offset < -kMaxOffset) return input_error("cmos_rtc state: clock offset {} s", s.offset);
+    std::lock_guard lock(m_mutex);
+    m_cmos = s.cmos;
+    m_index = s.index;
+    m_offset = s.offset;
+    return {};
+}
+
 }  // namespace rv

@@ -19,7 +19,9 @@
 #include <span>
 #include <string_view>
 
+#include "base/error.h"
 #include "bus/bus.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -46,6 +48,22 @@ class CmosRtc final : public BusDevice {
     // above 4 GiB in 64 KiB units), capped at what each field can hold.
     void set_memory_size(uint64_t below_4g_bytes, uint64_t above_4g_bytes);
 
+    // The NVRAM and the guest's clock offset. The offset is kept, not the
+    // time, so a restored guest's clock reads the host's time plus what the
+    // guest had set, as before the snapshot.
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        std::array<uint8_t, 128> cmos{};
+        uint8_t index{0};
+        int64_t offset{0};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    Result<void> restore(const State& state);
+
   private:
     uint8_t read_data();
     void write_data(uint8_t value);
@@ -57,7 +75,7 @@ class CmosRtc final : public BusDevice {
     // Makes the time in the registers the guest's time from now on.
     void commit_time();
 
-    std::mutex m_mutex;
+    mutable std::mutex m_mutex;
     Clock m_clock;
     std::array<uint8_t, 128> m_cmos{};
     uint8_t m_index{0};

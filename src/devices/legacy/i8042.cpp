@@ -280,4 +280,52 @@ void I8042::set_irq(bool level) {
     if (m_irq) m_irq->set_level(level);
 }
 
+void I8042::State::encode(snapshot::Writer& w) const {
+    keyboard.encode(w);
+    for (uint8_t v : {pending, command_byte, output_port, output}) w.u8(v);
+    w.boolean(output_full);
+    w.boolean(reply.has_value());
+    w.u8(reply.value_or(0));
+    w.boolean(translate_break);
+    w.boolean(last_write_command);
+}
+
+I8042::State I8042::State::decode(snapshot::Reader& r) {
+    State s;
+    s.keyboard = Ps2Keyboard::State::decode(r);
+    for (uint8_t* v : {&s.pending, &s.command_byte, &s.output_port, &s.output}) *v = r.u8();
+    s.output_full = r.boolean();
+    const bool has_reply = r.boolean();
+    const uint8_t reply = r.u8();
+    if (has_reply) s.reply = reply;
+    else if (reply != 0) r.fail("i8042: a reply byte without a reply");
+    s.translate_break = r.boolean();
+    s.last_write_command = r.boolean();
+    return s;
+}
+
+I8042::State I8042::save() {
+    std::lock_guard lock(m_mutex);
+    return State{m_keyboard.save(), static_cast<uint8_t>(m_pending), m_command_byte, m_output_port, m_output,
+                 m_output_full, m_reply, m_translate_break, m_last_write_command};
+}
+
+Result<void> I8042::restore(const State& s) {
+    if (s.pending > static_cast<uint8_t>(Pending::AuxDevice))
+        return input_error("i8042 state: pending command kind {}", s.pending);
+    if (s.reply && !s.output_full) return input_error("i8042 state: a reply waiting behind an empty buffer");
+    std::lock_guard lock(m_mutex);
+    RV_TRY_VOID(m_keyboard.restore(s.keyboard));
+    m_pending = static_cast<Pending>(s.pending);
+    m_command_byte = s.command_byte;
+    m_output_port = s.output_port;
+    m_output = s.output;
+    m_output_full = s.output_full;
+    m_reply = s.reply;
+    m_translate_break = s.translate_break;
+    m_last_write_command = s.last_write_command;
+    update();
+    return {};
+}
+
 }  // namespace rv

@@ -68,6 +68,26 @@ class I8042 final : public std::enable_shared_from_this<I8042> {
     // flushes them when it starts, as on a PC.
     Result<void> send_ctrl_alt_del();
 
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        Ps2Keyboard::State keyboard;
+        uint8_t pending{0};  // a command waiting for its parameter byte
+        uint8_t command_byte{0};
+        uint8_t output_port{0};
+        uint8_t output{0};
+        bool output_full{false};
+        std::optional<uint8_t> reply;
+        bool translate_break{false};
+        bool last_write_command{false};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save();
+    // Drives IRQ 1 to match; refuses values no controller could hold.
+    Result<void> restore(const State& state);
+
   private:
     I8042(std::shared_ptr<IrqLine> keyboard_irq, std::function<void()> on_reset);
 

@@ -166,4 +166,38 @@ bool Ps2Keyboard::press_ctrl_alt_del() {
     return true;
 }
 
+void Ps2Keyboard::State::encode(snapshot::Writer& w) const {
+    w.blob(buffer);
+    w.u8(param);
+    w.u8(set);
+    w.boolean(scanning);
+    w.u8(last_sent);
+}
+
+Ps2Keyboard::State Ps2Keyboard::State::decode(snapshot::Reader& r) {
+    State s;
+    s.buffer = r.blob(kBufferSize);
+    s.param = r.u8();
+    s.set = r.u8();
+    s.scanning = r.boolean();
+    s.last_sent = r.u8();
+    return s;
+}
+
+Ps2Keyboard::State Ps2Keyboard::save() const {
+    return State{{m_buffer.begin(), m_buffer.end()}, static_cast<uint8_t>(m_param), m_set, m_scanning, m_last_sent};
+}
+
+Result<void> Ps2Keyboard::restore(const State& s) {
+    if (s.buffer.size() > kBufferSize) return input_error("keyboard state: {} buffered bytes", s.buffer.size());
+    if (s.param > static_cast<uint8_t>(Param::KeyList)) return input_error("keyboard state: parameter kind {}", s.param);
+    if (s.set < 1 || s.set > 3) return input_error("keyboard state: scancode set {}", s.set);
+    m_buffer.assign(s.buffer.begin(), s.buffer.end());
+    m_param = static_cast<Param>(s.param);
+    m_set = s.set;
+    m_scanning = s.scanning;
+    m_last_sent = s.last_sent;
+    return {};
+}
+
 }  // namespace rv

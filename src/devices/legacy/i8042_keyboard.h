@@ -13,6 +13,10 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <vector>
+
+#include "base/error.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -40,6 +44,20 @@ class Ps2Keyboard {
     bool press_ctrl_alt_del();
 
     bool scanning() const { return m_scanning; }
+
+    struct State {
+        std::vector<uint8_t> buffer;  // bytes not yet sent, oldest first
+        uint8_t param{0};             // Param
+        uint8_t set{2};
+        bool scanning{true};
+        uint8_t last_sent{0xaa};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    Result<void> restore(const State& state);
 
   private:
     // What the next host byte is, when it is not a new command.

@@ -1,5 +1,6 @@
 #include "devices/legacy/uart16550.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "base/log.h"
@@ -297,6 +298,66 @@ void Uart16550::finish(std::unique_lock<std::mutex>& lock, const Effects& effect
     if (effects.has_tx && m_output) m_output(std::span(&effects.tx, 1));
     if (sink_lock.owns_lock()) sink_lock.unlock();
     if (on_space) on_space();
+}
+
+void Uart16550::State::encode(snapshot::Writer& w) const {
+    w.blob(rx);
+    w.u16(divisor);
+    for (uint8_t v : {ier, lcr, mcr, scr, msr_delta, rx_trigger}) w.u8(v);
+    for (bool v : {fifo_enabled, overrun, thr_ipending}) w.boolean(v);
+}
+
+Uart16550::State Uart16550::State::decode(snapshot::Reader& r) {
+    State s;
+    s.rx = r.blob(kRxFifoSize);
+    s.divisor = r.u16();
+    for (uint8_t* v : {&s.ier, &s.lcr, &s.mcr, &s.scr, &s.msr_delta, &s.rx_trigger}) *v = r.u8();
+    for (bool* v : {&s.fifo_enabled, &s.overrun, &s.thr_ipending}) *v = r.boolean();
+    return s;
+}
+
+Uart16550::State Uart16550::save() const {
+    std::lock_guard lock(m_mutex);
+    State s;
+    for (size_t i = 0; i < m_rx_count; ++i) s.rx.push_back(m_rx[(m_rx_head + i) % kRxFifoSize]);
+    s.divisor = m_divisor;
+    s.ier = m_ier;
+    s.lcr = m_lcr;
+    s.mcr = m_mcr;
+    s.scr = m_scr;
+    s.msr_delta = m_msr_delta;
+    s.rx_trigger = m_rx_trigger;
+    s.fifo_enabled = m_fifo_enabled;
+    s.overrun = m_overrun;
+    s.thr_ipending = m_thr_ipending;
+    return s;
+}
+
+Result<void> Uart16550::restore(const State& s) {
+    if (s.rx.size() > (s.fifo_enabled ? kRxFifoSize : 1))
+        return input_error("uart16550 state: {} received bytes with the FIFO {}", s.rx.size(),
+                           s.fifo_enabled ? "on" : "off");
+    if ((s.ier & ~kIerMask) || (s.mcr & ~kMcrMask) || (s.msr_delta & 0xf0))
+        return input_error("uart16550 state: reserved bits set (IER {:#x}, MCR {:#x}, MSR delta {:#x})", s.ier,
+                           s.mcr, s.msr_delta);
+    if (std::ranges::find(kRxTriggerLevels, s.rx_trigger) == kRxTriggerLevels.end())
+        return input_error("uart16550 state: RX trigger level {}", s.rx_trigger);
+    std::lock_guard lock(m_mutex);
+    m_rx_head = 0;
+    m_rx_count = s.rx.size();
+    std::ranges::copy(s.rx, m_rx.begin());
+    m_divisor = s.divisor;
+    m_ier = s.ier;
+    m_lcr = s.lcr;
+    m_mcr = s.mcr;
+    m_scr = s.scr;
+    m_msr_delta = s.msr_delta;
+    m_rx_trigger = s.rx_trigger;
+    m_fifo_enabled = s.fifo_enabled;
+    m_overrun = s.overrun;
+    m_thr_ipending = s.thr_ipending;
+    update_irq();
+    return {};
 }
 
 }  // namespace rv

@@ -21,9 +21,12 @@
 #include <mutex>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "base/error.h"
 #include "bus/bus.h"
 #include "devices/interrupt.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -60,6 +63,31 @@ class Uart16550 final : public BusDevice {
     // makes room after input_capacity() had dropped to zero, so a caller
     // that paused reading its input source knows when to resume.
     void set_input_space_callback(std::function<void()> callback);
+
+    // Everything the guest can observe; the IRQ level is derived from it.
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        std::vector<uint8_t> rx;  // received bytes not yet read, oldest first
+        uint16_t divisor{12};
+        uint8_t ier{0};
+        uint8_t lcr{0};
+        uint8_t mcr{0};
+        uint8_t scr{0};
+        uint8_t msr_delta{0};
+        uint8_t rx_trigger{1};
+        bool fifo_enabled{false};
+        bool overrun{false};
+        bool thr_ipending{false};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // Into a UART made with the same arguments, before the guest runs; drives
+    // the IRQ line to match. Values no 16550 could hold are refused
+    // (InvalidInput) and leave the device as it was.
+    Result<void> restore(const State& state);
 
   private:
     struct Effects {  // work done after the device lock is released

@@ -175,4 +175,16 @@ void PciConfigSpace::set_write_mask16(uint16_t offset, uint16_t mask) {
     set_write_mask8(offset + 1, static_cast<uint8_t>(mask >> 8));
 }
 
+Result<void> PciConfigSpace::restore(const State& state) {
+    for (size_t i = 0; i < kPciConfigSize; ++i) {
+        if ((state.bytes[i] ^ m_bytes[i]) & ~m_write_mask[i])
+            return input_error("PCI config state: byte {:#04x} is {:#04x}, this device has {:#04x} there (device "
+                               "{:04x}:{:04x}, the snapshot's {:04x}:{:04x})",
+                               i, state.bytes[i], m_bytes[i], read16(pci_reg::kVendorId), read16(pci_reg::kDeviceId),
+                               state.bytes[0] | state.bytes[1] << 8, state.bytes[2] | state.bytes[3] << 8);
+    }
+    m_bytes = state.bytes;
+    return {};
+}
+
 }  // namespace rv

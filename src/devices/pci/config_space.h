@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "devices/pci/pci_device.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -96,6 +97,21 @@ class PciConfigSpace {
     void set_write_mask16(uint16_t offset, uint16_t mask);
 
     uint16_t command() const { return read16(pci_reg::kCommand); }
+
+    // The 256 bytes as the guest left them. BARs, capabilities and write
+    // masks come from construction, so restore() into a config space built
+    // the same way refuses a state that differs in any bit the guest cannot
+    // write (another device, BAR layout or capability list).
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        std::array<uint8_t, kPciConfigSize> bytes{};
+
+        void encode(snapshot::Writer& w) const { w.raw(bytes); }
+        static State decode(snapshot::Reader& r) { return State{r.array<kPciConfigSize>()}; }
+        bool operator==(const State&) const = default;
+    };
+    State save() const { return State{m_bytes}; }
+    Result<void> restore(const State& state);
 
   private:
     std::array<uint8_t, kPciConfigSize> m_bytes{};

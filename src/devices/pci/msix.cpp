@@ -187,4 +187,62 @@ bool MsixTable::vector_masked(uint16_t vector) const {
     return vector >= m_entries.size() || (m_entries[vector].words[3] & kMsixVectorMasked) != 0;
 }
 
+void MsixTable::State::encode(snapshot::Writer& w) const {
+    w.u16(static_cast<uint16_t>(vectors.size()));
+    for (const Vector& v : vectors) {
+        for (uint32_t word : v.words) w.u32(word);
+        w.boolean(v.pending);
+    }
+    w.boolean(enabled);
+    w.boolean(function_masked);
+}
+
+MsixTable::State MsixTable::State::decode(snapshot::Reader& r) {
+    State s;
+    const uint16_t count = r.u16();
+    if (count > kMsixMaxVectors) {
+        r.fail(fmt::format("{} MSI-X vectors", count));
+        return s;
+    }
+    for (uint16_t i = 0; i < count && r.ok(); ++i) {
+        Vector v;
+        for (uint32_t& word : v.words) word = r.u32();
+        v.pending = r.boolean();
+        s.vectors.push_back(v);
+    }
+    s.enabled = r.boolean();
+    s.function_masked = r.boolean();
+    return s;
+}
+
+MsixTable::State MsixTable::save() const {
+    std::lock_guard lock(m_lock);
+    State s;
+    for (const Entry& e : m_entries) s.vectors.push_back({e.words, e.pending});
+    s.enabled = m_enabled;
+    s.function_masked = m_function_masked;
+    return s;
+}
+
+Result<void> MsixTable::restore(const State& s) {
+    if (s.vectors.size() != m_entries.size())
+        return input_error("MSI-X state: {} vectors, this device has {}", s.vectors.size(), m_entries.size());
+    for (size_t v = 0; v < s.vectors.size(); ++v)
+        if (s.vectors[v].words[3] & ~kMsixVectorMasked)
+            return input_error("MSI-X state: vector {} control {:#x}", v, s.vectors[v].words[3]);
+    std::vector<uint32_t> fire;
+    {
+        std::lock_guard lock(m_lock);
+        for (size_t v = 0; v < s.vectors.size(); ++v) {
+            m_entries[v].words = s.vectors[v].words;
+            m_entries[v].pending = s.vectors[v].pending;
+        }
+        m_enabled = s.enabled;
+        m_function_masked = s.function_masked;
+        collect_deliverable(fire);
+    }
+    for (uint32_t gsi : fire) m_router.trigger(gsi);
+    return {};
+}
+
 }  // namespace rv

@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/msi.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -89,6 +90,29 @@ class MsixTable {
     // The message the guest programmed (tests, debugging).
     MsiMessage message(uint16_t vector) const;
     bool vector_masked(uint16_t vector) const;
+
+    // The table and PBA as the guest sees them, and message control. GSIs
+    // are the VMM's, not the guest's: restore() allocates and routes them
+    // afresh for every vector that can fire, and delivers pending vectors
+    // that can.
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        struct Vector {
+            std::array<uint32_t, 4> words{0, 0, 0, kMsixVectorMasked};
+            bool pending{false};
+            bool operator==(const Vector&) const = default;
+        };
+        std::vector<Vector> vectors;
+        bool enabled{false};
+        bool function_masked{false};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // The vector count must match this table's.
+    Result<void> restore(const State& state);
 
   private:
     struct Entry {
