@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "memory/guest_memory.h"
+#include "snapshot/state_codec.h"
 
 namespace rv::virtio {
 
@@ -152,6 +153,45 @@ class Queue {
 
     uint16_t next_avail() const { return m_next_avail; }
     uint16_t next_used() const { return m_next_used; }
+
+    // Where the device is in the rings. The layout (QueueConfig) and the
+    // ring features are the transport's state; a restored queue is made with
+    // create() from them and then given its position, so the next pop()
+    // takes the chain after the last one the original took and the next
+    // used element goes where the original's would have.
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        uint16_t next_avail{0};
+        uint16_t next_used{0};
+        uint16_t signalled_used{0};
+        bool signalled_valid{false};
+
+        void encode(snapshot::Writer& w) const {
+            w.u16(next_avail);
+            w.u16(next_used);
+            w.u16(signalled_used);
+            w.boolean(signalled_valid);
+        }
+        static State decode(snapshot::Reader& r) {
+            State s;
+            s.next_avail = r.u16();
+            s.next_used = r.u16();
+            s.signalled_used = r.u16();
+            s.signalled_valid = r.boolean();
+            return s;
+        }
+        bool operator==(const State&) const = default;
+    };
+    State save() const { return State{m_next_avail, m_next_used, m_signalled_used, m_signalled_valid}; }
+    // Any 16-bit positions are possible (the indexes wrap), so nothing is
+    // refused; a driver whose rings disagree with them gets the usual
+    // errors from pop() and add_used().
+    void restore(const State& s) {
+        m_next_avail = s.next_avail;
+        m_next_used = s.next_used;
+        m_signalled_used = s.signalled_used;
+        m_signalled_valid = s.signalled_valid;
+    }
 
   private:
     Queue(const QueueConfig& config, bool event_idx, bool indirect)
