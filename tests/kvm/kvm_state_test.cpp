@@ -25,74 +25,38 @@ constexpr uint8_t kCode[] = {
     0xE7, 0x10,        // out 0x10, ax
     0xEB, 0xF2,        // jmp back to inc bx
 };
-constexpr uint64_t kCodeAddress = 0x1000;
 constexpr uint32_t kMsrSysenterCs = 0x174;
 
-struct Machine {
-    std::optional<kvm::Kvm> kvm;
-    std::optional<kvm::VmFd> vm;
-    std::optional<kvm::VcpuFd> vcpu;
-    GuestMemory memory;
-
-    static std::unique_ptr<Machine> create() {
-        auto m = std::make_unique<Machine>();
-        m->kvm.emplace(kvm::Kvm::open().value());
-        m->vm.emplace(m->kvm->create_vm().value());
-        EXPECT_TRUE(m->vm->set_tss_address(0xfffbd000));
-        EXPECT_TRUE(m->vm->create_irqchip());
-        EXPECT_TRUE(m->vm->create_pit2());
-        GuestMemory::RegionSpec spec{GuestAddress(0), 0x10000};
-        m->memory = GuestMemory::create(std::span(&spec, 1)).value();
-        const auto& region = m->memory.regions().front();
-        EXPECT_TRUE(m->vm->set_user_memory_region(0, 0, region.size, region.host));
-        m->vcpu.emplace(m->vm->create_vcpu(0, m->kvm->vcpu_mmap_size().value()).value());
-        return m;
-    }
-
-    void boot() {
-        EXPECT_TRUE(memory.write(GuestAddress(kCodeAddress), kCode));
-        auto sregs = vcpu->get_sregs().value();
-        sregs.cs.base = 0;
-        sregs.cs.selector = 0;
-        EXPECT_TRUE(vcpu->set_sregs(sregs));
-        kvm_regs regs{};
-        regs.rip = kCodeAddress;
-        regs.rflags = 0x2;
-        regs.rsp = 0x8000;
-        EXPECT_TRUE(vcpu->set_regs(regs));
-    }
-
-    // The next n values written to port 0x10.
-    std::vector<uint16_t> outputs(int n) {
-        std::vector<uint16_t> out;
-        for (int guard = 0; static_cast<int>(out.size()) < n && guard < 100 * n; ++guard) {
-            auto exit = vcpu->run();
-            if (!exit) {
-                ADD_FAILURE() << exit.error().message();
-                break;
-            }
-            if (exit->kind == kvm::VcpuExit::Kind::IoOut && exit->address == 0x10 && exit->size == 2)
-                out.push_back(static_cast<uint16_t>(exit->data[0] | exit->data[1] << 8));
-            else if (exit->kind != kvm::VcpuExit::Kind::Interrupted) {
-                ADD_FAILURE() << "unexpected exit " << exit->reason;
-                break;
-            }
+// The next n values the guest writes to port 0x10.
+std::vector<uint16_t> outputs(TinyGuest& g, int n) {
+    std::vector<uint16_t> out;
+    for (int guard = 0; static_cast<int>(out.size()) < n && guard < 100 * n; ++guard) {
+        auto exit = g.vcpu->fd().run();
+        if (!exit) {
+            ADD_FAILURE() << exit.error().message();
+            break;
         }
-        return out;
+        if (exit->kind == kvm::VcpuExit::Kind::IoOut && exit->address == 0x10 && exit->size == 2)
+            out.push_back(static_cast<uint16_t>(exit->data[0] | exit->data[1] << 8));
+        else if (exit->kind != kvm::VcpuExit::Kind::Interrupted) {
+            ADD_FAILURE() << "unexpected exit " << exit->reason;
+            break;
+        }
     }
-};
+    return out;
+}
 
 TEST(KvmState, AGuestContinuesInAnotherVmFromItsSavedState) {
     RV_REQUIRE_KVM();
-    auto a = Machine::create();
-    a->boot();
-    ASSERT_TRUE(a->vcpu->set_msrs(std::vector<std::pair<uint32_t, uint64_t>>{{kMsrSysenterCs, 0x1234}}));
-    const auto first = a->outputs(5);
+    auto a = TinyGuest::create(kCode, false, true);
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(a->vcpu->fd().set_msrs(std::vector<std::pair<uint32_t, uint64_t>>{{kMsrSysenterCs, 0x1234}}));
+    const auto first = outputs(*a, 5);
     ASSERT_EQ(first, (std::vector<uint16_t>{1, 5, 14, 30, 55}));
 
     const auto msrs = kvm::saveable_msrs(*a->kvm).value();
     ASSERT_FALSE(msrs.empty());
-    auto vcpu_state = kvm::save_vcpu(*a->vcpu, msrs, true);
+    auto vcpu_state = kvm::save_vcpu(a->vcpu->fd(), msrs, true);
     ASSERT_TRUE(vcpu_state.has_value()) << vcpu_state.error().message();
     auto vm_state = kvm::save_vm(*a->vm, true, true);
     ASSERT_TRUE(vm_state.has_value()) << vm_state.error().message();
@@ -107,16 +71,18 @@ TEST(KvmState, AGuestContinuesInAnotherVmFromItsSavedState) {
     EXPECT_TRUE(vcpu_back == *vcpu_state);
     EXPECT_TRUE(vm_back == *vm_state);
 
-    auto b = Machine::create();
+    // A second VM made the same way (its own code and registers are overwritten).
+    auto b = TinyGuest::create(kCode, false, true);
+    ASSERT_TRUE(b);
     std::vector<uint8_t> ram(0x10000);
     ASSERT_TRUE(a->memory.read(GuestAddress(0), ram));
     ASSERT_TRUE(b->memory.write(GuestAddress(0), ram));
     auto restored = kvm::restore_vm(*b->vm, vm_back);
     ASSERT_TRUE(restored.has_value()) << restored.error().message();
-    restored = kvm::restore_vcpu(*b->vcpu, vcpu_back);
+    restored = kvm::restore_vcpu(b->vcpu->fd(), vcpu_back);
     ASSERT_TRUE(restored.has_value()) << restored.error().message();
 
-    const auto again = kvm::save_vcpu(*b->vcpu, msrs, true).value();
+    const auto again = kvm::save_vcpu(b->vcpu->fd(), msrs, true).value();
     EXPECT_EQ(again.regs.rbx, 5u);
     EXPECT_EQ(again.regs.rcx, 55u);
     EXPECT_EQ(again.regs.rip, vcpu_state->regs.rip);
@@ -124,8 +90,8 @@ TEST(KvmState, AGuestContinuesInAnotherVmFromItsSavedState) {
     EXPECT_EQ(std::memcmp(again.lapic->regs, vcpu_state->lapic->regs, sizeof again.lapic->regs), 0);
 
     // Both go on alike: 6^2 + 55 = 91, ...
-    const auto next_a = a->outputs(4);
-    const auto next_b = b->outputs(4);
+    const auto next_a = outputs(*a, 4);
+    const auto next_b = outputs(*b, 4);
     EXPECT_EQ(next_a, (std::vector<uint16_t>{91, 140, 204, 285}));
     EXPECT_EQ(next_b, next_a);
 }

@@ -41,7 +41,9 @@ struct TinyGuest {
 
     // Creates the VM and loads code; returns nullopt (with a gtest failure) on
     // error. posted: map the coalesced MMIO ring and hand it to the Vcpu.
-    static std::unique_ptr<TinyGuest> create(std::span<const uint8_t> code, bool posted = false) {
+    // irqchip: the in-kernel PIC, I/O APIC, LAPIC and PIT, as a real VM has.
+    static std::unique_ptr<TinyGuest> create(std::span<const uint8_t> code, bool posted = false,
+                                             bool irqchip = false) {
         auto g = std::unique_ptr<TinyGuest>(new TinyGuest());
         auto kvm = kvm::Kvm::open();
         if (!kvm) {
@@ -54,6 +56,11 @@ struct TinyGuest {
         if (!vm || !memory) {
             ADD_FAILURE() << "cannot create VM or memory";
             return nullptr;
+        }
+        if (irqchip) {
+            EXPECT_TRUE(vm->set_tss_address(0xfffbd000));
+            EXPECT_TRUE(vm->create_irqchip());
+            EXPECT_TRUE(vm->create_pit2());
         }
         g->memory = std::move(*memory);
         const auto& region = g->memory.regions().front();
