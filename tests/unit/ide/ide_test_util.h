@@ -1,6 +1,8 @@
 // A PiixIde over temp image files and plain guest memory, with a recording
 // event registrar the test pumps itself (the event loop's job) and recording
-// IRQ lines, plus the register sequences a driver would use.
+// IRQ lines, plus the register sequences a driver would use. IdeRig is one
+// such controller (a test may build two, e.g. to restore one's state into
+// the other); IdeTest is the fixture with one.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -72,9 +74,10 @@ struct DriveSpec {
     BlockOptions::Engine engine{BlockOptions::Engine::Sync};
     BlockOptions::Cache cache{BlockOptions::Cache::Writeback};
     uint64_t min_direct_alignment{0};  // cache=none: e.g. 4096 for a 4 KiB-sector host disk
+    std::optional<RateLimiterConfig> rate_limiter{};  // on clock_ns
 };
 
-class IdeTest : public testing::Test {
+class IdeRig {
   public:  // helpers are shared with free functions in the tests
     static constexpr uint64_t kMemSize = 4 << 20;
 
@@ -90,9 +93,10 @@ class IdeTest : public testing::Test {
                                  .min_direct_alignment = specs[i]->min_direct_alignment};
             auto backend = BlockBackend::open(images[i]->path(), options);
             ASSERT_TRUE(backend) << backend.error().message();
-            drives[i] = IdeDrive{std::move(*backend), fmt::format("SERIAL-{}", i)};
+            drives[i] =
+                IdeDrive{std::move(*backend), fmt::format("SERIAL-{}", i), specs[i]->rate_limiter};
         }
-        auto ide = PiixIde::create(memory, std::move(drives), irq[0], irq[1], events);
+        auto ide = PiixIde::create(memory, std::move(drives), irq[0], irq[1], events, clock_ns);
         ASSERT_TRUE(ide) << ide.error().message();
         dev = std::move(*ide);
     }
@@ -210,7 +214,10 @@ class IdeTest : public testing::Test {
                                                          std::make_shared<RecordingIrqLine>()};
     RecordingRegistrar events;
     std::array<std::optional<TempImage>, 4> images;
+    NsClock clock_ns;  // the rate limiters' (empty: CLOCK_MONOTONIC)
     std::shared_ptr<PiixIde> dev;
 };
+
+class IdeTest : public testing::Test, public IdeRig {};
 
 }  // namespace rv::test

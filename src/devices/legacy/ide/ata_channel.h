@@ -30,6 +30,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backends/block/block_backend.h"
 #include "devices/interrupt.h"
@@ -38,6 +39,7 @@
 #include "devices/rate_limiter.h"
 #include "devices/rate_limiter_timer.h"
 #include "memory/guest_memory.h"
+#include "snapshot/state_codec.h"
 
 namespace rv::ide {
 
@@ -92,8 +94,9 @@ class AtaChannel {
     // PCI command register's bus-master enable: without it no DMA starts.
     void set_bus_master_enabled(bool enabled) { m_bus_master = enabled; }
 
-    // The event loop saw disk `unit`'s completion fd readable.
-    void process_completions(unsigned unit);
+    // The event loop saw disk `unit`'s completion fd readable. Returns how
+    // many completions the backend delivered (stale ones included).
+    size_t process_completions(unsigned unit);
 
     BlockBackend* backend(unsigned unit) const;
     bool has_disks() const { return m_disks[0] || m_disks[1]; }
@@ -116,6 +119,75 @@ class AtaChannel {
     bool rate_limited() const { return m_phase == Phase::Throttled; }
     // No command in progress (for tests and the fuzzer).
     bool idle() const { return m_phase == Phase::Idle; }
+
+    // Snapshots (ide_state.cpp). A disk's registers and the settings the
+    // guest changed by command; its medium and serial come from the config.
+    struct DiskState {
+        uint8_t status{ata::kStatusReady};
+        uint8_t error{ata::kErrDiagPassed};
+        uint8_t multiple{ata::kMaxMultipleSectors};
+        bool write_cache{true};
+        uint8_t transfer_mode{0};
+        uint16_t heads{ata::kDefaultHeads};
+        uint16_t sectors_per_track{ata::kDefaultSectorsPerTrack};
+        bool operator==(const DiskState&) const = default;
+    };
+    // A channel with no backend I/O in flight (save() completes it first),
+    // versioned with PiixIde::State. So no DMA bookkeeping is state: a DMA
+    // command is saved before the bus master starts it (DmaReady: the PRD
+    // table is walked at the start) or after it ended, never with a cursor
+    // of host addresses into guest RAM. INTRQ's level is derived (intrq and
+    // not nIEN); the I/O counters, limiter tokens and log throttle are the
+    // VMM's, not the guest's.
+    struct State {
+        // The phases a channel can be saved in: Backend and Dma (I/O in
+        // flight) never are.
+        enum class Phase : uint8_t { Idle, PioIn, PioOut, DmaReady, Throttled };
+
+        std::array<std::optional<DiskState>, 2> disks;  // set: a disk in that slot
+        // Task file, current and previous (HOB) bytes.
+        uint8_t feature{0}, count{1}, lba_low{1}, lba_mid{0}, lba_high{0};
+        uint8_t hob_feature{0}, hob_count{0}, hob_lba_low{0}, hob_lba_mid{0}, hob_lba_high{0};
+        uint8_t device{0};
+        uint8_t control{0};  // SRST, nIEN, HOB
+        bool intrq{false};
+        // The command in progress; all defaults when Idle.
+        Phase phase{Phase::Idle};
+        uint8_t unit{0};
+        uint8_t opcode{0};
+        uint64_t lba{0};        // next sector the backend reads or writes
+        uint64_t remaining{0};  // sectors the backend has still to read or write
+        uint64_t sectors{0};    // the command's; 0 for IDENTIFY
+        uint64_t block{1};      // sectors per DRQ block
+        bool write{false};
+        bool dma{false};
+        // PioIn: what the last disk read (or IDENTIFY) put in the buffer,
+        // buf_pos bytes of it taken by the guest; PioOut: the buf_pos bytes
+        // of the current block the guest has written. block_end: where the
+        // DRQ block ends. Empty and 0 in the other phases.
+        std::vector<uint8_t> buffer;
+        uint64_t buf_pos{0};
+        uint64_t block_end{0};
+        // Bus master (BMIDE) registers.
+        uint8_t bm_command{0};
+        uint8_t bm_status{0};
+        uint32_t bm_prd{0};
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    // Completes the backend I/O in flight first (see complete_in_flight).
+    State save();
+    // Refuses (InvalidInput) a state no channel with these disks could be
+    // in: a disk where this channel has none or none where it has one, a
+    // transfer beyond a disk or writing a read-only one, positions outside
+    // the buffer, unknown phases or commands, reserved register bits.
+    Result<void> check(const State& state) const;
+    // Applies a state check() accepted, abandoning whatever this channel was
+    // doing, and drives INTRQ to match. A Throttled command is retried from
+    // the limiter timer, which the caller has attached.
+    void restore(const State& state);
 
   private:
     enum class Phase {
@@ -178,6 +250,7 @@ class AtaChannel {
     void complete_error(uint8_t error);
     void fail_dma(const Error& why);
     void cancel();
+    void complete_in_flight();
     uint64_t next_tag() { return ++m_tag; }
 
     const GuestMemory& m_memory;

@@ -315,10 +315,10 @@ void AtaChannel::fail_dma(const Error& why) {
     complete_error(kErrAbrt);
 }
 
-void AtaChannel::process_completions(unsigned unit) {
+size_t AtaChannel::process_completions(unsigned unit) {
     BlockBackend* b = backend(unit);
-    if (!b) return;
-    b->process_completions([&](uint64_t tag, int64_t result) {
+    if (!b) return 0;
+    return b->process_completions([&](uint64_t tag, int64_t result) {
         if (m_pending == Pending::None || unit != m_xfer.unit || tag != m_tag) {
             log::debug("ide: stale completion (tag {}) dropped", tag);
             return;

@@ -39,6 +39,7 @@
 #include "devices/pci/pci_device.h"
 #include "devices/rate_limiter.h"
 #include "memory/guest_memory.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -107,6 +108,34 @@ class PiixIde final : public PciDevice {
     void process_completions(unsigned drive);
     // True when neither channel has a command in progress.
     bool idle() const;
+
+    // Snapshots: everything the guest can observe of the controller, its
+    // PCI function's config space and both channels (ide::AtaChannel::State).
+    // The drives' media are not state: the images are reopened from the
+    // config, and the state only says which slots have a disk.
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        PciConfigSpace::State config;
+        std::array<ide::AtaChannel::State, 2> channels;
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    // Completes the backend I/O in flight first, waiting for it under the
+    // lock and delivering its completions as the event loop would (a DMA
+    // transfer runs to its end, raising its interrupt): a saved state never
+    // holds I/O half done, and a write is either in the image and done in
+    // the state or not started. So save with the vCPUs stopped (nothing new
+    // is submitted) and before guest memory, which the DMA may still write.
+    // A command the rate limiter holds back has moved no data; it is saved
+    // as such and restore() has it ask the limiter again.
+    State save();
+    // Into a controller made with the same drive slots filled (the disks as
+    // large, and writable where the state has a write in progress), before
+    // the guest runs; drives IRQ 14 and 15 to match. Refuses (InvalidInput)
+    // what no PIIX with these drives could hold, leaving the device as it was.
+    Result<void> restore(const State& state);
 
   private:
     class PortBlock;
