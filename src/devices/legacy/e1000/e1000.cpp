@@ -19,7 +19,6 @@ constexpr size_t kRxBufferSize = kVnetHdrSize + 65536 + 64;
 // tap cannot keep the event loop from other work (epoll is level-triggered
 // and calls again).
 constexpr int kRxBatch = 64;
-constexpr uint64_t kItrUnitNs = 256;
 // How often a receive path starved of descriptors asks for posted RDT
 // writes: from kRxRetryNs, doubling while nothing arrives (a guest that
 // stopped receiving), up to kRxRetryMaxNs.

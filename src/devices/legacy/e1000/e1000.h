@@ -133,6 +133,48 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
 
     E1000Stats stats() const;
 
+    // Everything the guest can observe (e1000_state.cpp). The config space
+    // (an 82540EM has no MSI or MSI-X; INTx only), the whole register image
+    // (control, rings, RDTR/RADV/TIDV/TADV and ITR, the filter tables, the
+    // statistics), the registers kept apart from it, the EEPROM, the PHY,
+    // the TX contexts and partial packet, the line level and what is left
+    // of the ITR hold-off. Not state: the backend (reopened from the
+    // config), the limiters and host-side counters (the VMM's), the timers
+    // (re-armed from this) and a received packet waiting for descriptors
+    // (dropped, as a NIC may drop what is in its FIFO).
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        PciConfigSpace::State pci;
+        e1000::RegisterFile::Words regs{};
+        uint32_t icr{0};
+        uint32_t ims{0};
+        uint32_t mdic{e1000::kMdicReady};
+        uint32_t io_addr{0};  // IOADDR: the register IODATA reaches
+        bool irq_level{false};
+        // TX stopped short of TDT for the rate limiter and goes on by itself,
+        // without another TDT write.
+        bool tx_pending{false};
+        // How long an assertion must still wait for ITR, as of save(): the
+        // device clock's absolute time means nothing to another process.
+        uint64_t itr_wait_ns{0};
+        e1000::Eeprom::State eeprom;
+        e1000::Phy::State phy;
+        e1000::TxEngine::State tx;
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // Into an e1000 made with the same config (the backend open), once guest
+    // memory is in place and before the guest runs. Drives INTx to match,
+    // re-arms the ITR hold-off for what was left of it, polls the backend if
+    // the ring has room, and resumes pending TX from the event loop (through
+    // the tx limiter's timer, attached for it if no limiter is in force). A
+    // state no 82540EM could be in is refused (InvalidInput) and leaves the
+    // device as it was.
+    Result<void> restore(const State& state);
+
   private:
     E1000(const GuestMemory& memory, std::unique_ptr<NetBackend> backend, const E1000Config& config,
           EventRegistrar& events, Fd timer, Fd rx_retry);
@@ -145,6 +187,10 @@ class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000>
     void io_access(uint64_t offset, std::span<uint8_t> data, bool write);
     void reset_locked();
     void note_unknown(uint32_t offset, bool write);
+    // Whether the register image keeps a value at this offset; the rest of
+    // it stays zero (registers with side effects live elsewhere).
+    static bool kept_in_file(uint32_t offset);
+    static Result<void> check_registers(const e1000::RegisterFile::Words& regs);
 
     // e1000.cpp: interrupts, TX/RX glue.
     void raise(uint32_t causes);

@@ -150,6 +150,11 @@ inline constexpr uint32_t kIntRxt0 = 1u << 7;
 inline constexpr uint32_t kIntMdac = 1u << 9;
 inline constexpr uint32_t kIntMask = 0x0001F6DF;  // causes an 82540 implements
 
+// ITR counts in 256 ns units in its low 16 bits: the longest an assertion
+// can be held back after the previous one.
+inline constexpr uint64_t kItrUnitNs = 256;
+inline constexpr uint64_t kItrMaxWaitNs = 0xFFFF * kItrUnitNs;
+
 // RCTL
 inline constexpr uint32_t kRctlEn = 1u << 1;
 inline constexpr uint32_t kRctlUpe = 1u << 3;
@@ -225,9 +230,14 @@ inline void put_le16(uint8_t* p, uint16_t v) {
 // here; this is the storage they share with the TX and RX engines.
 class RegisterFile {
   public:
+    // The whole image, dword i at byte offset 4 * i (snapshots).
+    using Words = std::array<uint32_t, reg::kFileEnd / 4>;
+
     uint32_t get(uint32_t offset) const { return m_regs[index(offset)]; }
     void set(uint32_t offset, uint32_t value) { m_regs[index(offset)] = value; }
     void clear() { m_regs.fill(0); }
+    const Words& words() const { return m_regs; }
+    void load(const Words& words) { m_regs = words; }
 
     // Statistics counters: 32-bit ones saturate like the hardware's; the
     // 64-bit ones are a low/high register pair.
@@ -243,7 +253,7 @@ class RegisterFile {
 
   private:
     static constexpr uint32_t index(uint32_t offset) { return (offset % reg::kFileEnd) / 4; }
-    std::array<uint32_t, reg::kFileEnd / 4> m_regs{};
+    Words m_regs{};
 };
 
 }  // namespace rv::e1000

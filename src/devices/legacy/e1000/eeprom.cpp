@@ -118,4 +118,92 @@ void Eeprom::write_eerd(uint32_t value) {
     m_eerd = (uint32_t{data} << 16) | (addr << 8) | kEerdDone;
 }
 
+
+void Eeprom::State::encode(snapshot::Writer& w) const {
+    for (uint16_t word : words) w.u16(word);
+    for (uint32_t v : {eecd, eerd, shift_in, bits_in}) w.u32(v);
+    w.boolean(reading);
+    w.u16(read_addr);
+    w.u32(bits_out);
+}
+
+Eeprom::State Eeprom::State::decode(snapshot::Reader& r) {
+    State s;
+    for (uint16_t& word : s.words) word = r.u16();
+    for (uint32_t* v : {&s.eecd, &s.eerd, &s.shift_in, &s.bits_in}) *v = r.u32();
+    s.reading = r.boolean();
+    s.read_addr = r.u16();
+    s.bits_out = r.u32();
+    return s;
+}
+
+Eeprom::State Eeprom::save() const {
+    // Where a finished read pointed and how far it got is not observable
+    // once it ended (CS low or a new command): saved as 0, so equal
+    // interfaces give equal states.
+    return State{.words = m_words,
+                 .eecd = m_eecd,
+                 .eerd = m_eerd,
+                 .shift_in = m_shift_in,
+                 .bits_in = m_bits_in,
+                 .reading = m_reading,
+                 .read_addr = m_reading ? m_read_addr : uint16_t{0},
+                 .bits_out = m_reading ? m_bits_out : 0};
+}
+
+Result<void> Eeprom::check(const State& s) {
+    uint16_t sum = 0;
+    for (uint16_t word : s.words) sum = static_cast<uint16_t>(sum + word);
+    // The contents are adopted, not rebuilt from the MAC: they are what the
+    // guest already read. But the driver refuses an EEPROM whose checksum
+    // is wrong, and no part we make has one.
+    if (sum != kEepromChecksumSum)
+        return input_error("e1000 EEPROM state: the words add up to {:#06x}, not {:#06x}", sum,
+                           kEepromChecksumSum);
+    if (s.eecd & ~kGuestBits) return input_error("e1000 EEPROM state: EECD {:#x}", s.eecd);
+    // EERD holds either the guest's own bits (no START, no DONE, no data)
+    // or a finished read: DONE, the address, and the word at it.
+    if (s.eerd & kEerdDone) {
+        const uint32_t addr = (s.eerd >> 8) & 0xFF;
+        const uint16_t data = addr < kEepromWords ? s.words[addr] : 0xFFFF;
+        if ((s.eerd & 0xFF) != kEerdDone || (s.eerd >> 16) != data)
+            return input_error("e1000 EEPROM state: EERD {:#x} is no read of this EEPROM", s.eerd);
+    } else if (s.eerd & (0xFFFF0000u | kEerdStart)) {
+        return input_error("e1000 EEPROM state: EERD {:#x} without DONE", s.eerd);
+    }
+    constexpr uint32_t kCommandBits = kOpcodeBits + kAddressBits;
+    const bool selected = s.eecd & kEecdCs;
+    if (s.reading) {
+        // A READ command is complete: 110b and the address; the falling
+        // edge that ends the address bumps the count once more, and only
+        // then do data bits go out.
+        if (!selected || s.bits_in < kCommandBits || s.bits_in > kCommandBits + 1 ||
+            (s.shift_in >> kAddressBits) != kOpcodeRead ||
+            s.read_addr != (s.shift_in & (kEepromWords - 1)) ||
+            (s.bits_in == kCommandBits && s.bits_out != 0))
+            return input_error(
+                "e1000 EEPROM state: a read at bit {} of command {:#x} (address {}, {} bits out)",
+                s.bits_in, s.shift_in, s.read_addr, s.bits_out);
+    } else {
+        // Clocking a command in: as many bits as counted, the first a 1.
+        const bool shape = s.bits_in == 0 ? s.shift_in == 0 : (s.shift_in >> (s.bits_in - 1)) == 1;
+        if (s.bits_in >= kCommandBits || !shape || (!selected && s.bits_in != 0) ||
+            s.read_addr != 0 || s.bits_out != 0)
+            return input_error("e1000 EEPROM state: {} command bits {:#x}{}", s.bits_in, s.shift_in,
+                               selected ? "" : " with CS low");
+    }
+    return {};
+}
+
+void Eeprom::restore(const State& s) {
+    m_words = s.words;
+    m_eecd = s.eecd;
+    m_eerd = s.eerd;
+    m_shift_in = s.shift_in;
+    m_bits_in = s.bits_in;
+    m_reading = s.reading;
+    m_read_addr = s.read_addr;
+    m_bits_out = s.bits_out;
+}
+
 }  // namespace rv::e1000

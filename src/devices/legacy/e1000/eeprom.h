@@ -8,6 +8,9 @@
 #include <array>
 #include <cstdint>
 
+#include "base/error.h"
+#include "snapshot/state_codec.h"
+
 namespace rv::e1000 {
 
 inline constexpr uint16_t kEepromWords = 64;
@@ -33,6 +36,30 @@ class Eeprom {
 
     // Power-on state of the interface (the contents never change).
     void reset();
+
+    // The contents and where the interface is: a microwire command being
+    // clocked in or a read being clocked out, and the last EERD result.
+    // Versioned with the e1000's State, which holds it.
+    struct State {
+        std::array<uint16_t, kEepromWords> words{};
+        uint32_t eecd{0};  // the guest-driven EECD bits
+        uint32_t eerd{0};
+        uint32_t shift_in{0};  // bits clocked in since CS rose (opcode, address)
+        uint32_t bits_in{0};
+        bool reading{false};
+        uint16_t read_addr{0};  // while reading: the first word addressed
+        uint32_t bits_out{0};   // while reading: data bits clocked out so far
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // A state no part could be in (a bad checksum, an EERD result that is
+    // not the word it names, a command half clocked in with CS low, ...):
+    // InvalidInput. check() first; restore() takes only what it accepted.
+    static Result<void> check(const State& state);
+    void restore(const State& state);
 
   private:
     std::array<uint16_t, kEepromWords> m_words{};

@@ -68,4 +68,20 @@ uint32_t Phy::mdic_access(uint32_t mdic) {
     return (result & 0xFFFF0000u) | read(reg);
 }
 
+
+Result<void> Phy::check(const State& s) {
+    const Phy fresh;
+    for (uint8_t reg :
+         {phy_reg::kStatus, phy_reg::kId1, phy_reg::kId2, phy_reg::kLpAbility, phy_reg::kAutonegExp,
+          phy_reg::k1000tStatus, phy_reg::kExtStatus, phy_reg::kM88SpecStatus}) {
+        if (s.regs[reg] != fresh.read(reg))
+            return input_error("e1000 PHY state: read-only register {} is {:#06x}, not {:#06x}",
+                               reg, s.regs[reg], fresh.read(reg));
+    }
+    if (s.regs[phy_reg::kCtrl] & (kPhyCtrlReset | kPhyCtrlRestartAutoneg))
+        return input_error("e1000 PHY state: control {:#06x} with a self-clearing bit set",
+                           s.regs[phy_reg::kCtrl]);
+    return {};
+}
+
 }  // namespace rv::e1000

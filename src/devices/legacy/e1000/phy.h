@@ -8,6 +8,9 @@
 #include <array>
 #include <cstdint>
 
+#include "base/error.h"
+#include "snapshot/state_codec.h"
+
 namespace rv::e1000 {
 
 inline constexpr uint32_t kPhyAddress = 1;  // where the 82540's PHY answers
@@ -48,6 +51,28 @@ class Phy {
 
     uint16_t read(uint8_t reg) const { return m_regs[reg & 31]; }
     void write(uint8_t reg, uint16_t value);
+
+    // The 32 registers (the MDIC register itself is the MAC's). Versioned
+    // with the e1000's State, which holds it.
+    struct State {
+        std::array<uint16_t, 32> regs{};
+
+        void encode(snapshot::Writer& w) const {
+            for (uint16_t v : regs) w.u16(v);
+        }
+        static State decode(snapshot::Reader& r) {
+            State s;
+            for (uint16_t& v : s.regs) v = r.u16();
+            return s;
+        }
+        bool operator==(const State&) const = default;
+    };
+    State save() const { return State{m_regs}; }
+    // Read-only registers other than this PHY's, or a self-clearing control
+    // bit left set: InvalidInput. check() first; restore() takes only what
+    // it accepted.
+    static Result<void> check(const State& state);
+    void restore(const State& state) { m_regs = state.regs; }
 
   private:
     std::array<uint16_t, 32> m_regs{};

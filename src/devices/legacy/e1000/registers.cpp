@@ -87,6 +87,22 @@ bool is_w1(uint32_t offset) {
 
 }  // namespace
 
+bool E1000::kept_in_file(uint32_t offset) {
+    switch (offset) {
+        case reg::kCtrl:
+        case reg::kItr:
+        case reg::kVet:
+        case reg::kRctl:
+        case reg::kTctl:
+        case reg::kRdh:
+        case reg::kRdt:
+        case reg::kTdt:
+            return true;
+        default:
+            return is_stat(offset) || is_plain(offset);
+    }
+}
+
 void E1000::note_unknown(uint32_t offset, bool write) {
     size_t bit = (offset / 4) % m_unknown_logged.size();
     if (m_unknown_logged[bit]) return;

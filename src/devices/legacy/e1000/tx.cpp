@@ -19,6 +19,27 @@ enum WarnBit : unsigned {
 constexpr uint32_t kMinFrame = 60;  // Ethernet minimum without FCS (TCTL.PSP pads to it)
 constexpr uint32_t kEthAddrs = 12;  // destination + source MAC
 
+const char* drop_text(TxEngine::Drop drop) {
+    switch (drop) {
+        case TxEngine::Drop::kTooLarge:
+            return "packet larger than 64 KiB + headers";
+        case TxEngine::Drop::kBadBuffer:
+            return "buffer outside guest memory";
+        case TxEngine::Drop::kNone:
+            break;
+    }
+    return "";
+}
+
+// The ring TDBA/TDLEN describe, if it is one: TDLEN a non-zero multiple of
+// 128 (bits 19:7) inside guest RAM.
+bool ring_valid(const GuestMemory& memory, const RegisterFile& regs, uint64_t& base,
+                uint32_t& len) {
+    len = regs.get(reg::kTdlen) & 0xFFF80;
+    base = (uint64_t{regs.get(reg::kTdbah)} << 32) | (regs.get(reg::kTdbal) & ~0xFu);
+    return len != 0 && regs.get(reg::kTdlen) == len && memory.check_range(GuestAddress(base), len);
+}
+
 }  // namespace
 
 void TxEngine::reset() {
@@ -26,7 +47,16 @@ void TxEngine::reset() {
     m_tso_ctx = {};
     m_packet.clear();
     m_in_packet = false;
-    m_drop_reason = nullptr;
+    m_drop = Drop::kNone;
+}
+
+bool TxEngine::has_work(const GuestMemory& memory, const RegisterFile& regs) {
+    uint64_t base = 0;
+    uint32_t len = 0;
+    if (!(regs.get(reg::kTctl) & kTctlEn) || !ring_valid(memory, regs, base, len)) return false;
+    const uint32_t head = regs.get(reg::kTdh);
+    const uint32_t tail = regs.get(reg::kTdt);
+    return head != tail && head < len / kDescSize && tail < len / kDescSize;
 }
 
 void TxEngine::warn_once(unsigned bit, std::string_view text) {
@@ -41,10 +71,9 @@ void TxEngine::warn_once(unsigned bit, std::string_view text) {
 uint32_t TxEngine::process(const Env& env) {
     RegisterFile& regs = env.regs;
     if (!(regs.get(reg::kTctl) & kTctlEn)) return 0;
-    const uint32_t len = regs.get(reg::kTdlen) & 0xFFF80;  // bits 19:7; 128-byte units
-    const uint64_t base = (uint64_t{regs.get(reg::kTdbah)} << 32) | (regs.get(reg::kTdbal) & ~0xFu);
-    if (len == 0 || regs.get(reg::kTdlen) != len ||
-        !env.memory.check_range(GuestAddress(base), len)) {
+    uint64_t base = 0;
+    uint32_t len = 0;
+    if (!ring_valid(env.memory, regs, base, len)) {
         warn_once(kWarnRing, fmt::format("bad ring: TDBA {:#x} TDLEN {:#x} (ignored)", base,
                                          regs.get(reg::kTdlen)));
         return 0;
@@ -104,7 +133,7 @@ bool TxEngine::handle_descriptor(const Env& env, const RawDesc& desc) {
         m_tse = m_extended && (cmd & kTxCmdTse);
         m_popts = m_extended ? b[13] : 0;
         m_packet.clear();
-        m_drop_reason = nullptr;
+        m_drop = Drop::kNone;
     }
     const uint32_t length = (cmd & kTxCmdDext) ? (dword & 0xFFFFF) : le16(b + 8);
     if ((cmd & kTxCmdEop) && env.limiter) {
@@ -112,7 +141,7 @@ bool TxEngine::handle_descriptor(const Env& env, const RawDesc& desc) {
         // retried from here (what its first descriptor set up above stays
         // for the retry). Packets that will be dropped cost nothing.
         const uint64_t bytes = m_packet.size() + uint64_t{length};
-        const bool dropping = m_drop_reason || bytes > kMaxTxPacket;
+        const bool dropping = m_drop != Drop::kNone || bytes > kMaxTxPacket;
         if (!dropping && !env.timer->admit(*env.limiter, bytes, 1)) {
             m_throttled = true;
             return false;
@@ -124,15 +153,15 @@ bool TxEngine::handle_descriptor(const Env& env, const RawDesc& desc) {
 }
 
 void TxEngine::gather(const Env& env, uint64_t addr, uint32_t len) {
-    if (m_drop_reason || len == 0) return;
+    if (m_drop != Drop::kNone || len == 0) return;
     if (m_packet.size() + len > kMaxTxPacket) {
-        m_drop_reason = "packet larger than 64 KiB + headers";
+        m_drop = Drop::kTooLarge;
         return;
     }
     size_t at = m_packet.size();
     m_packet.resize(at + len);
     if (!env.memory.read(GuestAddress(addr), std::span(m_packet).subspan(at, len))) {
-        m_drop_reason = "buffer outside guest memory";
+        m_drop = Drop::kBadBuffer;
         m_packet.resize(at);
     }
 }
@@ -145,7 +174,7 @@ void TxEngine::drop_packet(std::string_view why) {
 void TxEngine::finish_packet(const Env& env, const RawDesc& eop) {
     m_in_packet = false;
     std::span<uint8_t> packet(m_packet);
-    if (m_drop_reason) return drop_packet(m_drop_reason);
+    if (m_drop != Drop::kNone) return drop_packet(drop_text(m_drop));
     if (packet.empty()) return drop_packet("no data");
     // VLAN insertion: VLE in the last descriptor, honoured with CTRL.VME.
     m_vlan = (eop.bytes[11] & kTxCmdVle) && (env.regs.get(reg::kCtrl) & kCtrlVme);
@@ -225,6 +254,106 @@ void TxEngine::send_frame(const Env& env, std::span<const uint8_t> frame, TxOffl
         else if (frame[0] & 1)
             regs.count(stat::kMptc);
     }
+}
+
+// --- snapshot state ------------------------------------------------------------
+
+namespace {
+
+void encode_context(snapshot::Writer& w, const TxContext& c) {
+    for (uint8_t v : {c.ipcss, c.ipcso}) w.u8(v);
+    w.u16(c.ipcse);
+    for (uint8_t v : {c.tucss, c.tucso}) w.u8(v);
+    w.u16(c.tucse);
+    w.u32(c.paylen);
+    for (uint8_t v : {c.tucmd, c.hdr_len}) w.u8(v);
+    w.u16(c.mss);
+}
+
+TxContext decode_context(snapshot::Reader& r) {
+    TxContext c;
+    for (uint8_t* v : {&c.ipcss, &c.ipcso}) *v = r.u8();
+    c.ipcse = r.u16();
+    for (uint8_t* v : {&c.tucss, &c.tucso}) *v = r.u8();
+    c.tucse = r.u16();
+    c.paylen = r.u32();
+    for (uint8_t* v : {&c.tucmd, &c.hdr_len}) *v = r.u8();
+    c.mss = r.u16();
+    return c;
+}
+
+// A context descriptor always has DEXT in its command byte and a 20-bit
+// PAYLEN; one never loaded is all zero. TSE sorts it into one of the two.
+Result<void> check_context(const TxContext& c, bool tso) {
+    if (c == TxContext{}) return {};
+    if (!(c.tucmd & kTxCmdDext) || c.paylen > 0xFFFFF || bool(c.tucmd & kTxCmdTse) != tso)
+        return input_error("e1000 TX state: {} context with TUCMD {:#x}, PAYLEN {:#x}",
+                           tso ? "the TSO" : "the checksum", c.tucmd, c.paylen);
+    return {};
+}
+
+}  // namespace
+
+void TxEngine::State::encode(snapshot::Writer& w) const {
+    encode_context(w, ctx);
+    encode_context(w, tso_ctx);
+    for (bool v : {in_packet, extended, tse}) w.boolean(v);
+    w.u8(popts);
+    w.u8(drop);
+    w.blob(packet);
+}
+
+TxEngine::State TxEngine::State::decode(snapshot::Reader& r) {
+    State s;
+    s.ctx = decode_context(r);
+    s.tso_ctx = decode_context(r);
+    for (bool* v : {&s.in_packet, &s.extended, &s.tse}) *v = r.boolean();
+    s.popts = r.u8();
+    s.drop = r.u8();
+    s.packet = r.blob(kMaxTxPacket);
+    return s;
+}
+
+TxEngine::State TxEngine::save() const {
+    State s{.ctx = m_ctx, .tso_ctx = m_tso_ctx};
+    // Between packets the last one's leftovers are not observable (the next
+    // first descriptor sets them all afresh): they are not saved.
+    if (m_in_packet) {
+        s.in_packet = true;
+        s.extended = m_extended;
+        s.tse = m_tse;
+        s.popts = m_popts;
+        s.drop = static_cast<uint8_t>(m_drop);
+        s.packet = m_packet;
+    }
+    return s;
+}
+
+Result<void> TxEngine::check(const State& s) {
+    RV_TRY_VOID(check_context(s.ctx, false));
+    RV_TRY_VOID(check_context(s.tso_ctx, true));
+    if (s.drop > static_cast<uint8_t>(Drop::kBadBuffer))
+        return input_error("e1000 TX state: drop reason {}", s.drop);
+    if (s.packet.size() > kMaxTxPacket)
+        return input_error("e1000 TX state: a {}-byte packet", s.packet.size());
+    if (!s.in_packet && (s.extended || s.tse || s.popts || s.drop || !s.packet.empty()))
+        return input_error("e1000 TX state: packet fields without a packet");
+    // POPTS and TSE come from an extended data descriptor only.
+    if (!s.extended && (s.tse || s.popts))
+        return input_error("e1000 TX state: TSE or POPTS {:#x} on a legacy packet", s.popts);
+    return {};
+}
+
+void TxEngine::restore(const State& s) {
+    m_ctx = s.ctx;
+    m_tso_ctx = s.tso_ctx;
+    m_in_packet = s.in_packet;
+    m_extended = s.extended;
+    m_tse = s.tse;
+    m_popts = s.popts;
+    m_drop = static_cast<Drop>(s.drop);
+    m_packet = s.packet;
+    m_throttled = false;  // the device re-derives whether TX waits
 }
 
 }  // namespace rv::e1000

@@ -16,11 +16,13 @@
 #include <vector>
 
 #include "backends/net/net_backend.h"
+#include "base/error.h"
 #include "devices/legacy/e1000/e1000_regs.h"
 #include "devices/legacy/e1000/tx_offload.h"
 #include "devices/rate_limiter.h"
 #include "devices/rate_limiter_timer.h"
 #include "memory/guest_memory.h"
+#include "snapshot/state_codec.h"
 
 namespace rv::e1000 {
 
@@ -60,6 +62,40 @@ class TxEngine {
     bool throttled() const { return m_throttled; }
     // Forgets both contexts and any half-gathered packet (CTRL.RST).
     void reset();
+    // TX is enabled over a valid ring with descriptors between TDH and TDT:
+    // what process() would walk.
+    static bool has_work(const GuestMemory& memory, const RegisterFile& regs);
+
+    // Why a packet being gathered is dropped at its EOP.
+    enum class Drop : uint8_t { kNone, kTooLarge, kBadBuffer };
+
+    // The offload contexts and the packet being gathered. A packet is
+    // partial whenever TDT stopped short of its EOP or the limiter stopped
+    // the walk at the EOP: TDH is already past the descriptors gathered, so
+    // their bytes are state, not something to read again. (The VLAN tag is
+    // taken from the EOP descriptor as the packet goes out: never pending.)
+    // Versioned with the e1000's State, which holds it.
+    struct State {
+        TxContext ctx;
+        TxContext tso_ctx;
+        bool in_packet{false};
+        // What the packet's first descriptor said (all zero when none).
+        bool extended{false};
+        bool tse{false};
+        uint8_t popts{0};
+        uint8_t drop{0};              // a Drop
+        std::vector<uint8_t> packet;  // the bytes gathered so far
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // Contexts no descriptor could have set, an unknown Drop, first-
+    // descriptor fields without a packet, more than kMaxTxPacket bytes:
+    // InvalidInput. check() first; restore() takes only what it accepted.
+    static Result<void> check(const State& state);
+    void restore(const State& state);
 
     const TxCounters& counters() const { return m_counters; }
 
@@ -82,7 +118,7 @@ class TxEngine {
     uint8_t m_popts{0};
     bool m_vlan{false};  // insert an 802.1Q tag (VLE with CTRL.VME)
     uint16_t m_vlan_tci{0};
-    const char* m_drop_reason{nullptr};  // set: drop the packet at EOP
+    Drop m_drop{Drop::kNone};  // set: drop the packet at EOP
     TxCounters m_counters;
     unsigned m_warned{0};
     bool m_throttled{false};

@@ -29,6 +29,8 @@ struct TxContext {
     uint8_t tucmd{0};  // kTuCmdTcp, kTuCmdIp, kTxCmdTse ...
     uint8_t hdr_len{0};
     uint16_t mss{0};
+
+    bool operator==(const TxContext&) const = default;
 };
 
 TxContext parse_context(const RawDesc& desc);
