@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
@@ -38,12 +39,18 @@ Error classify(const std::string& path, beast::error_code failed, const char* st
 class Exchange {
   public:
     Exchange(asio::io_context& io, std::string path, const std::string& target,
-             std::chrono::milliseconds timeout)
+             std::chrono::milliseconds timeout, http::verb verb = http::verb::get,
+             std::string body = {})
         : m_stream(io),
           m_path(std::move(path)),
           m_timeout(timeout),
-          m_request(http::verb::get, target, 11) {
+          m_request(verb, target, 11) {
         m_request.set(http::field::host, "localhost");
+        if (verb != http::verb::get) {
+            m_request.set(http::field::content_type, "application/json");
+            m_request.body() = std::move(body);
+            m_request.prepare_payload();
+        }
         m_request.keep_alive(false);
         m_parser.body_limit(16 << 20);
     }
@@ -75,7 +82,7 @@ class Exchange {
     beast::basic_stream<Local> m_stream;
     std::string m_path;
     std::chrono::milliseconds m_timeout;
-    http::request<http::empty_body> m_request;
+    http::request<http::string_body> m_request;
     beast::flat_buffer m_buffer;
     http::response_parser<http::string_body> m_parser;
     const char* m_stage{"connect"};
@@ -110,6 +117,33 @@ std::vector<Result<HttpReply>> http_get_unix_all(const std::vector<std::string>&
 Result<HttpReply> http_get_unix(const std::string& socket_path, const std::string& target,
                                 std::chrono::milliseconds timeout) {
     return std::move(http_get_unix_all({socket_path}, target, timeout).front());
+}
+
+Result<HttpReply> http_send_unix(const std::string& socket_path, std::string_view method,
+                                 const std::string& target, std::string body,
+                                 std::chrono::milliseconds timeout) {
+    http::verb verb = http::string_to_verb(beast::string_view(method.data(), method.size()));
+    if (verb == http::verb::unknown) return make_error("unknown HTTP method {}", method);
+    asio::io_context io;
+    Result<HttpReply> result = make_error("no reply");
+    Exchange exchange(io, socket_path, target, timeout, verb, std::move(body));
+    exchange.start([&](Result<HttpReply> r) { result = std::move(r); });
+    io.run();
+    return result;
+}
+
+Result<void> api_command(const std::string& socket_path, std::string_view method,
+                         const std::string& target, const std::string& json_body,
+                         std::chrono::milliseconds timeout) {
+    auto reply = RV_TRY(http_send_unix(socket_path, method, target, json_body, timeout));
+    if (reply.status == 204 || reply.status == 200) return {};
+    auto fault = nlohmann::json::parse(reply.body, nullptr, false);
+    std::string why = fault.is_object() && fault.contains("fault_message") &&
+                              fault["fault_message"].is_string()
+                          ? fault["fault_message"].get<std::string>()
+                          : reply.body;
+    Error error(fmt::format("{} {}: {} {}", method, target, reply.status, why));
+    return std::unexpected(reply.status == 400 ? error.with_kind(ErrorKind::InvalidInput) : error);
 }
 
 }  // namespace rv::app

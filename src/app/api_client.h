@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -21,6 +22,17 @@ struct HttpReply {
 // InvalidInput.
 Result<HttpReply> http_get_unix(const std::string& socket_path, const std::string& target,
                                 std::chrono::milliseconds timeout);
+
+// One request with a JSON body ("PUT", "PATCH") on a fresh connection.
+Result<HttpReply> http_send_unix(const std::string& socket_path, std::string_view method,
+                                 const std::string& target, std::string body,
+                                 std::chrono::milliseconds timeout);
+
+// A command to a VMM API: a JSON body, success 204 (or 200); otherwise the
+// API's fault_message as the error (InvalidInput for a 400).
+Result<void> api_command(const std::string& socket_path, std::string_view method,
+                         const std::string& target, const std::string& json_body,
+                         std::chrono::milliseconds timeout);
 
 // The same GET from every socket at once (at most `max_in_flight` open
 // connections), each with its own `timeout`: however many VMMs hang, the

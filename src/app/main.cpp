@@ -11,6 +11,9 @@
 #include "app/device_args.h"
 #include "app/size_parse.h"
 #include "app/report_command.h"
+#include "app/migrate_command.h"
+#include "app/snapshot_command.h"
+#include "snapshot/memory_rebase.h"
 #include "app/top_command.h"
 #include "base/fd.h"
 #include "base/log.h"
@@ -170,6 +173,62 @@ int main(int argc, char** argv) {
     run->add_option("--ledger-interval", config.ledger_interval_s, "seconds between ledger records")
         ->capture_default_str();
 
+    std::vector<std::string> net_overrides, drive_overrides;
+    run->add_option("--restore", request.restore_dir,
+                    "run the VM of a snapshot directory (ringvisor snapshot, or PUT "
+                    "/snapshot/create into DIR/state and DIR/memory) instead of booting; the "
+                    "machine and its devices come from the snapshot");
+    run->add_option("--net-override", net_overrides,
+                    "with --restore: ID=TAP, the NIC ID uses TAP (a clone's own network)");
+    run->add_option("--drive-override", drive_overrides,
+                    "with --restore: ID=PATH, the drive ID uses the image PATH (a clone's own disk)");
+    run->add_flag("--restore-paused", request.restore_paused,
+                  "with --restore: leave the VM paused (resume it through the API)");
+
+    rv::app::SnapshotOptions snapshot_options;
+    auto* snapshot = app.add_subcommand(
+        "snapshot", "snapshot a VM through its API socket into a directory (DIR/state, "
+                    "DIR/memory): the VM is paused meanwhile and then resumes");
+    snapshot->add_option("--api-sock", snapshot_options.api_sock, "the VM's API socket")
+        ->required();
+    snapshot->add_option("dir", snapshot_options.dir, "where the snapshot goes")->required();
+    snapshot->add_flag("--keep-paused", snapshot_options.keep_paused,
+                       "leave the VM paused after the snapshot");
+    snapshot->add_flag("--diff", snapshot_options.diff,
+                       "a diff snapshot: DIR/memory holds only the pages written since the last "
+                       "snapshot (the VM needs --track-dirty-pages); lay it over that snapshot's "
+                       "memory file with `ringvisor rebase-snap`");
+    run->add_flag("--track-dirty-pages", config.track_dirty_pages,
+                  "log the pages the guest and the VMM write (diff snapshots)");
+
+    run->add_option("--incoming", request.incoming,
+                    "wait on ADDR (unix:PATH or tcp:HOST:PORT) for a live migration from "
+                    "`ringvisor migrate`, then run the VM it brings");
+
+    rv::app::MigrateOptions migrate_options;
+    auto* migrate = app.add_subcommand(
+        "migrate", "live-migrate the VM behind an API socket to a `ringvisor run --incoming` "
+                   "process; the source ends once the destination runs it, or runs on if it fails");
+    migrate->add_option("--api-sock", migrate_options.api_sock, "the source VM's API socket")
+        ->required();
+    migrate->add_option("--to", migrate_options.to, "the destination: unix:PATH or tcp:HOST:PORT")
+        ->required();
+    migrate->add_option("--downtime-ms", migrate_options.downtime_ms,
+                        "stop copying while the guest runs once the rest fits this pause")
+        ->capture_default_str();
+    migrate->add_option("--bandwidth", migrate_options.bandwidth_mib_s,
+                        "cap on the memory stream, MiB/s (0: none)")
+        ->capture_default_str();
+    migrate->add_option("--timeout", migrate_options.timeout_s,
+                        "cancel after this many seconds (0: never); the source runs on");
+
+    std::string rebase_base, rebase_diff;
+    auto* rebase = app.add_subcommand(
+        "rebase-snap", "lay a diff snapshot's memory file over the memory file of the snapshot "
+                       "before it (as Firecracker's rebase-snap): the base then holds the diff's RAM");
+    rebase->add_option("--base-file", rebase_base, "the earlier snapshot's memory file")->required();
+    rebase->add_option("--diff-file", rebase_diff, "the diff snapshot's memory file")->required();
+
     std::string prep_kernel;
     auto* prepare = app.add_subcommand(
         "prepare-kernel",
@@ -229,6 +288,42 @@ int main(int argc, char** argv) {
     if (*prepare) return run_prepare(prep_kernel, cache_dir);
     if (*top) return rv::app::run_top(top_options);
     if (*report) return rv::app::run_report(report_options);
+    if (*snapshot) return rv::app::snapshot_vm(snapshot_options);
+    if (*migrate) return rv::app::migrate_vm(migrate_options);
+    if (*rebase) {
+        auto copied = rv::snapshot::rebase_memory_file(rebase_base, rebase_diff);
+        if (!copied) return fail(copied.error().message(), copied.error().is_input() ? 2 : 1);
+        std::printf("%s: %llu bytes from %s\n", rebase_base.c_str(),
+                    static_cast<unsigned long long>(*copied), rebase_diff.c_str());
+        return 0;
+    }
+    if (request.restore_dir && request.incoming)
+        return fail("--restore and --incoming: give one");
+    if (request.restore_dir || request.incoming) {
+        // The machine is the snapshot's: flags that would shape another one are refused.
+        for (const char* name : {"--kernel", "--initrd", "--cmdline", "--memory", "--cpus",
+                                 "--disk", "--net", "--console", "--rng", "--config-file",
+                                 "--rate-limit-group"})
+            if (run->get_option(name)->count() > 0)
+                return fail(fmt::format("{} takes the VM from the {}: not with {}",
+                                        request.restore_dir ? "--restore" : "--incoming",
+                                        request.restore_dir ? "snapshot" : "source", name));
+        if (request.incoming && request.restore_paused)
+            return fail("--restore-paused goes with --restore");
+    } else if (!net_overrides.empty() || !drive_overrides.empty() || request.restore_paused) {
+        return fail("--net-override, --drive-override and --restore-paused go with --restore or "
+                    "--incoming");
+    }
+    for (const auto& [list, into] : {std::pair{&net_overrides, &request.net_overrides},
+                                     std::pair{&drive_overrides, &request.drive_overrides}}) {
+        for (const auto& item : *list) {
+            auto eq = item.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+                return fail(fmt::format("override '{}': expected ID=VALUE", item));
+            if (!into->emplace(item.substr(0, eq), item.substr(eq + 1)).second)
+                return fail(fmt::format("override '{}': ID given twice", item));
+        }
+    }
     if (!no_cache) config.kernel_cache_dir = cache_dir;
 
     for (const auto& d : disks) {

@@ -1,6 +1,8 @@
 #include "app/run_command.h"
+#include "app/snapshot_command.h"
 
 #include <cstdio>
+#include <thread>
 
 #include "api/server.h"
 #include "app/console.h"
@@ -32,6 +34,7 @@ int report(const VmOutcome& outcome) {
             std::fprintf(stderr, "\nringvisor: guest crashed: %s\n", outcome.message.c_str());
             break;
         case VmExitReason::Quit:
+        case VmExitReason::Migrated:
             std::fprintf(stderr, "\nringvisor: %s\n", outcome.message.c_str());
             break;
         case VmExitReason::Error:
@@ -75,7 +78,7 @@ int run_vm(RunRequest request) {
         config = std::move(*loaded);
     }
     const bool boot_now = !config.kernel_path.empty();
-    if (!boot_now && !request.api_sock)
+    if (!boot_now && !request.api_sock && !request.restore_dir && !request.incoming)
         return fail(input_error("run: --kernel is required (or --config-file, or --api-sock to "
                                 "configure the VM through the API; see ringvisor --help)")
                         .error());
@@ -109,8 +112,28 @@ int run_vm(RunRequest request) {
     }
     if (boot_now)
         if (auto r = (*vmm)->start(); !r) return fail(r.error());
+    if (request.restore_dir) {
+        const std::string& dir = *request.restore_dir;
+        auto r = (*vmm)->load_snapshot(SnapshotLoadParams{
+            .snapshot_path = dir + "/" + app::kSnapshotStateFile,
+            .mem_file_path = dir + "/" + app::kSnapshotMemoryFile,
+            .resume_vm = !request.restore_paused,
+            .network_overrides = request.net_overrides,
+            .drive_overrides = request.drive_overrides});
+        if (!r) return fail(r.error());
+    }
 
+    std::thread incoming;
+    if (request.incoming) {
+        incoming = std::thread([&, v = vmm->get()] {
+            auto r = v->receive_migration(*request.incoming,
+                                          SnapshotOverrides{.taps = request.net_overrides,
+                                                            .drive_paths = request.drive_overrides});
+            if (!r) v->fail(fmt::format("incoming migration: {}", r.error().message()));
+        });
+    }
     VmOutcome outcome = (*vmm)->run();
+    if (incoming.joinable()) incoming.join();
     (*vmm)->set_api_metrics({});  // the provider refers to the server
     server.reset();               // after run(): the VMM refuses the API's calls now
     (*bridge)->drain();

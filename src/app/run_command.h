@@ -2,6 +2,7 @@
 // JSON) or through the API (--api-sock), run until it stops.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,13 @@ struct RunRequest {
     std::optional<std::string> api_sock;     // --api-sock
     std::string id{"ringvisor"};             // --id
     bool stdin_console{true};                // guest console input from stdin
+    // --restore DIR: the VM of a snapshot (DIR/state, DIR/memory), running
+    // unless restore_paused; clones give their own TAPs and disk images.
+    std::optional<std::string> restore_dir;
+    std::optional<std::string> incoming;  // --incoming ADDR: a live migration's destination
+    bool restore_paused{false};
+    std::map<std::string, std::string> net_overrides;
+    std::map<std::string, std::string> drive_overrides;
 };
 
 // The process's exit status (see README: 0, 1, 2, 3, 4, 130).

@@ -129,6 +129,15 @@ Result<void> VmFd::set_user_memory_region(uint32_t slot, uint64_t guest_phys, ui
     return {};
 }
 
+Result<std::vector<uint64_t>> VmFd::get_dirty_log(uint32_t slot, uint64_t pages) const {
+    std::vector<uint64_t> bits((pages + 63) / 64);
+    kvm_dirty_log log{};
+    log.slot = slot;
+    log.dirty_bitmap = bits.data();
+    if (do_ioctl(m_fd.get(), KVM_GET_DIRTY_LOG, &log) < 0) return errno_error("KVM_GET_DIRTY_LOG");
+    return bits;
+}
+
 Result<void> VmFd::set_tss_address(uint64_t addr) const {
     if (do_ioctl(m_fd.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)) < 0)
         return errno_error("KVM_SET_TSS_ADDR");

@@ -43,6 +43,10 @@ public:
 
     Result<void> set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size,
                                         void* host, uint32_t flags = 0) const;
+    // KVM_GET_DIRTY_LOG: the pages of `slot` (registered with
+    // KVM_MEM_LOG_DIRTY_PAGES) the guest wrote since the last call, one bit
+    // per 4 KiB page; the log is cleared as it is read.
+    Result<std::vector<uint64_t>> get_dirty_log(uint32_t slot, uint64_t pages) const;
     Result<void> set_tss_address(uint64_t addr) const;
     Result<void> set_identity_map_address(uint64_t addr) const;
     Result<void> create_irqchip() const;

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,16 +53,63 @@ Result<GuestMemory> GuestMemory::create(std::span<const RegionSpec> specs) {
         uint8_t* host = RV_TRY(map_region(spec.size));
         memory.m_regions.push_back({spec.start, spec.size, host});
     }
+    memory.m_dirty = std::make_unique<Dirty>();
+    for (const auto& r : memory.m_regions) {
+        size_t words = (r.size / kDirtyPageSize + 63) / 64;
+        memory.m_dirty->words.push_back(words);
+        memory.m_dirty->bits.push_back(std::make_unique<std::atomic<uint64_t>[]>(words));
+    }
     return memory;
 }
 
+Result<GuestMemory> GuestMemory::map_file(std::span<const RegionSpec> specs, int fd) {
+    // The layout checks of create(), on a throwaway reservation-free pass.
+    uint64_t total = 0;
+    for (const auto& spec : specs) {
+        if (__builtin_add_overflow(total, spec.size, &total))
+            return make_error("guest memory: regions overflow");
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) return errno_error("guest memory file: fstat");
+    if (static_cast<uint64_t>(st.st_size) != total)
+        return input_error("the memory file holds {} bytes, the VM has {} bytes of RAM",
+                           st.st_size, total);
+    GuestMemory memory = RV_TRY(create(specs));  // validates the layout, reserves the addresses
+    uint64_t offset = 0;
+    for (auto& r : memory.m_regions) {
+        // Over the anonymous mapping, at the same address.
+        void* at = ::mmap(r.host, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+                          static_cast<off_t>(offset));
+        if (at == MAP_FAILED) return errno_error("guest memory file: mmap");
+        offset += r.size;
+    }
+    return memory;
+}
+
+Result<void> GuestMemory::write_to(int fd) const {
+    if (::ftruncate(fd, 0) < 0) return errno_error("memory file: ftruncate");
+    uint64_t offset = 0;
+    for (const auto& r : m_regions) {
+        for (uint64_t done = 0; done < r.size;) {
+            size_t chunk = static_cast<size_t>(std::min<uint64_t>(r.size - done, 64ull << 20));
+            ssize_t n = ::pwrite(fd, r.host + done, chunk, static_cast<off_t>(offset + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return errno_error("memory file: write");
+            done += static_cast<uint64_t>(n);
+        }
+        offset += r.size;
+    }
+    return {};
+}
+
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : m_regions(std::exchange(other.m_regions, {})) {}
+    : m_regions(std::exchange(other.m_regions, {})), m_dirty(std::move(other.m_dirty)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     if (this != &other) {
         unmap_all();
         m_regions = std::exchange(other.m_regions, {});
+        m_dirty = std::move(other.m_dirty);
     }
     return *this;
 }
@@ -124,6 +172,7 @@ Result<void> GuestMemory::write(GuestAddress addr, std::span<const uint8_t> in) 
         const GuestRegion* r = find_region(GuestAddress(cur));
         uint64_t n = std::min<uint64_t>(in.size() - done, r->end() - cur);
         std::memcpy(r->host + (cur - r->start.value), in.data() + done, n);
+        mark_dirty(*r, cur - r->start.value, n);
         done += n;
         cur += n;
     }
@@ -139,41 +188,74 @@ Result<void> GuestMemory::fill(GuestAddress addr, uint8_t value, uint64_t len) c
         const GuestRegion* r = find_region(GuestAddress(cur));
         uint64_t n = std::min(end, r->end()) - cur;
         std::memset(r->host + (cur - r->start.value), value, n);
+        mark_dirty(*r, cur - r->start.value, n);
         cur += n;
     }
     return {};
 }
 
-namespace {
-
-Result<uint16_t*> aligned_u16(const GuestMemory& memory, GuestAddress addr) {
+Result<uint16_t*> GuestMemory::aligned_u16(GuestAddress addr, bool mark) const {
     if (addr.value % alignof(uint16_t))
         return make_error("guest u16 at {:#x} is not 2-byte aligned", addr.value);
-    uint8_t* host = RV_TRY(memory.host_range(addr, sizeof(uint16_t)));
+    uint8_t* host = RV_TRY(mark ? host_range(addr, sizeof(uint16_t))
+                                : host_range_unmarked(addr, sizeof(uint16_t)));
     // SAFETY: regions are page-aligned mappings, so an even guest address is
     // an even host address; the two bytes lie in one region (host_range).
     return reinterpret_cast<uint16_t*>(host);
 }
 
-}  // namespace
-
 Result<uint16_t> GuestMemory::load_u16(GuestAddress addr) const {
-    uint16_t* p = RV_TRY(aligned_u16(*this, addr));
+    uint16_t* p = RV_TRY(aligned_u16(addr, false));
     return std::atomic_ref<uint16_t>(*p).load(std::memory_order_relaxed);
 }
 
 Result<void> GuestMemory::store_u16(GuestAddress addr, uint16_t value) const {
-    uint16_t* p = RV_TRY(aligned_u16(*this, addr));
+    uint16_t* p = RV_TRY(aligned_u16(addr, true));
     std::atomic_ref<uint16_t>(*p).store(value, std::memory_order_relaxed);
     return {};
 }
 
-Result<uint8_t*> GuestMemory::host_range(GuestAddress addr, uint64_t len) const {
+Result<uint8_t*> GuestMemory::host_range_unmarked(GuestAddress addr, uint64_t len) const {
     const GuestRegion* r = find_region(addr);
     uint64_t end;
     if (!r || __builtin_add_overflow(addr.value, len, &end) || end > r->end())
         return make_error("guest range {:#x}+{:#x} not inside one memory region", addr.value, len);
     return r->host + (addr.value - r->start.value);
+}
+
+Result<uint8_t*> GuestMemory::host_range(GuestAddress addr, uint64_t len) const {
+    uint8_t* host = RV_TRY(host_range_unmarked(addr, len));
+    const GuestRegion* r = find_region(addr);
+    mark_dirty(*r, addr.value - r->start.value, len);
+    return host;
+}
+
+// --- dirty tracking ------------------------------------------------------------
+
+void GuestMemory::mark_dirty(const GuestRegion& region, uint64_t offset, uint64_t len) const {
+    if (!m_dirty || !m_dirty->on.load(std::memory_order_relaxed) || len == 0) return;
+    const size_t index = static_cast<size_t>(&region - m_regions.data());
+    std::atomic<uint64_t>* bits = m_dirty->bits[index].get();
+    const uint64_t first = offset / kDirtyPageSize;
+    const uint64_t last = (offset + len - 1) / kDirtyPageSize;
+    for (uint64_t page = first; page <= last; ++page)
+        bits[page / 64].fetch_or(1ull << (page % 64), std::memory_order_relaxed);
+}
+
+void GuestMemory::set_dirty_tracking(bool on) const {
+    if (m_dirty) m_dirty->on.store(on, std::memory_order_relaxed);
+}
+
+bool GuestMemory::dirty_tracking() const {
+    return m_dirty && m_dirty->on.load(std::memory_order_relaxed);
+}
+
+std::vector<uint64_t> GuestMemory::take_dirty(size_t index) const {
+    if (!m_dirty || index >= m_regions.size()) return {};
+    std::vector<uint64_t> out(m_dirty->words[index]);
+    for (size_t w = 0; w < out.size(); ++w)
+        out[w] = m_dirty->bits[index][w].exchange(0, std::memory_order_relaxed);
+    return out;
 }
 
 }  // namespace rv

@@ -3,9 +3,11 @@
 // callers copy bytes in and out, they never hold references into it as objects.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -42,6 +44,14 @@ public:
     // Maps anonymous memory for each region. Regions must be non-empty,
     // page-aligned, sorted and non-overlapping.
     static Result<GuestMemory> create(std::span<const RegionSpec> specs);
+    // Maps a snapshot's memory file: the regions back to back from offset
+    // 0, MAP_PRIVATE, so pages load lazily from the file on first touch and
+    // the guest's writes never reach it (one file serves many clones). The
+    // file must be exactly as large as the regions (InvalidInput otherwise).
+    static Result<GuestMemory> map_file(std::span<const RegionSpec> specs, int fd);
+    // Writes every region, back to back, to `fd` from offset 0 (what
+    // map_file reads); truncates the file to that size.
+    Result<void> write_to(int fd) const;
 
     GuestMemory() = default;
     GuestMemory(GuestMemory&& other) noexcept;
@@ -88,15 +98,37 @@ public:
 
     // Host pointer to [addr, addr + len), which must lie within one region.
     // For bulk loaders and I/O backends; the caller must still treat the bytes
-    // as hostile (the guest may change them concurrently).
+    // as hostile (the guest may change them concurrently). Counts as a write
+    // for dirty tracking: the caller may write through it (a disk read, a
+    // received packet), so its pages are marked.
     Result<uint8_t*> host_range(GuestAddress addr, uint64_t len) const;
+
+    // Dirty tracking of the VMM's own writes (KVM logs the guest's): while
+    // on, write(), fill(), write_obj(), store_u16() and host_range() mark
+    // every 4 KiB page they cover. Diff snapshots and live migration OR
+    // this with KVM's dirty log. Thread-safe; marking is one atomic OR.
+    static constexpr uint64_t kDirtyPageSize = 4096;
+    void set_dirty_tracking(bool on) const;
+    bool dirty_tracking() const;
+    // Region `index`'s marks since the last call, one bit per page (bit i
+    // of word w: page 64w + i), cleared as they are taken.
+    std::vector<uint64_t> take_dirty(size_t index) const;
 
 private:
     explicit GuestMemory(std::vector<GuestRegion> regions) : m_regions(std::move(regions)) {}
     const GuestRegion* find_region(GuestAddress addr) const;
     void unmap_all();
+    void mark_dirty(const GuestRegion& region, uint64_t offset, uint64_t len) const;
+    Result<uint8_t*> host_range_unmarked(GuestAddress addr, uint64_t len) const;
+    Result<uint16_t*> aligned_u16(GuestAddress addr, bool mark) const;
 
+    struct Dirty {
+        std::atomic<bool> on{false};
+        std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> bits;  // per region
+        std::vector<size_t> words;                                   // per region
+    };
     std::vector<GuestRegion> m_regions;
+    std::unique_ptr<Dirty> m_dirty;  // made with the regions
 };
 
 }  // namespace rv

@@ -167,42 +167,11 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, EventLoop& loop, 
     if (config.initrd_path)
         initrd = RV_TRY(as_input_error(read_file(*config.initrd_path), "cannot read initrd"));
 
-    auto kvm = RV_TRY(kvm::Kvm::open(config.kvm_path));
-    RV_TRY_VOID(fits_host(config, kvm));
+    auto vm = RV_TRY(assemble(config, loop, std::move(console), std::move(on_exit),
+                              [](std::span<const GuestMemory::RegionSpec> ram) {
+                                  return GuestMemory::create(ram);
+                              }));
     auto layout = RV_TRY(x86::MemoryLayout::for_size(config.memory_bytes));
-    auto memory = RV_TRY(GuestMemory::create(layout.ram));
-    auto vm_fd = RV_TRY(kvm.create_vm());
-    RV_TRY_VOID(vm_fd.set_tss_address(kKvmTssAddr));
-    RV_TRY_VOID(vm_fd.set_identity_map_address(kKvmIdentityMapAddr));
-    RV_TRY_VOID(vm_fd.create_irqchip());
-    RV_TRY_VOID(vm_fd.create_pit2());
-    uint32_t slot = 0;
-    for (const auto& region : memory.regions())
-        RV_TRY_VOID(
-            vm_fd.set_user_memory_region(slot++, region.start.value, region.size, region.host));
-
-    auto vm = std::make_unique<Vm>(config, std::move(kvm), std::move(vm_fd), std::move(memory),
-                                   loop, std::move(console), std::move(on_exit));
-    vm->m_coalesced_page = vm->m_kvm.check_extension(KVM_CAP_COALESCED_MMIO).value_or(0);
-    Vm* raw = vm.get();
-    vm->m_devices = RV_TRY(DeviceManager::create(
-        config,
-        DeviceContext{
-            .memory = vm->m_memory,
-            .pio = vm->m_pio,
-            .mmio = vm->m_mmio,
-            .loop = loop,
-            .msi = *vm->m_msi,
-            .control = *vm,
-            .irq = [raw](uint32_t gsi) -> std::shared_ptr<IrqLine> {
-                return std::make_shared<KvmIrqLine>(raw->m_vm, gsi);
-            },
-            .console_output = [raw](std::span<const uint8_t> b) { raw->on_console_output(b); },
-            .flush_posted_writes = [raw] { raw->flush_posted_writes(); },
-            .bar_observer = [raw](const PciDevice& device, const PciBarInfo& bar,
-                                  uint64_t address,
-                                  bool mapped) { raw->on_bar_mapped(device, bar, address, mapped); },
-        }));
 
     // Boot tables and the kernel.
     const PciWindows windows;  // the same defaults allocate_bars uses
@@ -236,30 +205,88 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, EventLoop& loop, 
         log::info("booted the decompressed kernel ({}: {})",
                   vmlinux->hit ? "cache hit" : "cached now", vmlinux->path);
 
-    auto supported = RV_TRY(vm->m_kvm.supported_cpuid());
-    // KVM emulates the TSC-deadline LAPIC timer on every host but leaves it
-    // out of the supported list; without it Linux calibrates the LAPIC timer
-    // against the PIT, which fails under nested virtualization.
-    if (vm->m_kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER).value_or(0) > 0) {
-        for (auto& e : supported)
-            if (e.function == 1) e.ecx |= x86::kCpuidLeaf1EcxTscDeadline;
-    }
-    const bool has_xcrs = vm->m_kvm.check_extension(KVM_CAP_XCRS).value_or(0) > 0;
-    size_t mmap_size = RV_TRY(vm->m_kvm.vcpu_mmap_size());
-    for (unsigned id = 0; id < config.cpus; ++id) {
-        auto fd = RV_TRY(vm->m_vm.create_vcpu(id, mmap_size));
-        RV_TRY_VOID(with_context(
-            setup_vcpu(fd, supported, config.cpus, has_xcrs, id == 0 ? &boot : nullptr),
-            fmt::format("vCPU {}", id)));
-        // One ring per VM, reachable through any vCPU: map it through the first.
-        if (id == 0 && vm->m_coalesced_page > 0)
-            vm->m_posted = RV_TRY(kvm::CoalescedRing::map(fd, vm->m_coalesced_page));
-        vm->m_vcpus.push_back(std::make_unique<Vcpu>(std::move(fd), vm->m_pio, vm->m_mmio, *vm,
-                                                     vm->m_posted.get()));
-    }
+    RV_TRY_VOID(vm->add_vcpus(&boot));
     log::info("VM ready: {} vCPU(s), {} MiB, kernel {}", config.cpus, config.memory_bytes >> 20,
               config.kernel_path);
     return vm;
+}
+
+// The machine without its software: KVM's VM with the in-kernel irqchip and
+// PIT, guest RAM from `make_memory`, the buses and every device. No vCPU yet.
+Result<std::unique_ptr<Vm>> Vm::assemble(const VmConfig& config, EventLoop& loop,
+                                         ConsoleSink console, ExitHandler on_exit,
+                                         const MemoryFactory& make_memory) {
+    auto kvm = RV_TRY(kvm::Kvm::open(config.kvm_path));
+    RV_TRY_VOID(fits_host(config, kvm));
+    auto layout = RV_TRY(x86::MemoryLayout::for_size(config.memory_bytes));
+    auto memory = RV_TRY(make_memory(layout.ram));
+    auto vm_fd = RV_TRY(kvm.create_vm());
+    RV_TRY_VOID(vm_fd.set_tss_address(kKvmTssAddr));
+    RV_TRY_VOID(vm_fd.set_identity_map_address(kKvmIdentityMapAddr));
+    RV_TRY_VOID(vm_fd.create_irqchip());
+    RV_TRY_VOID(vm_fd.create_pit2());
+    // With track_dirty_pages KVM logs the guest's writes and GuestMemory
+    // the VMM's (diff snapshots, live migration).
+    const uint32_t flags = config.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+    memory.set_dirty_tracking(config.track_dirty_pages);
+    uint32_t slot = 0;
+    for (const auto& region : memory.regions())
+        RV_TRY_VOID(vm_fd.set_user_memory_region(slot++, region.start.value, region.size,
+                                                 region.host, flags));
+
+    auto vm = std::make_unique<Vm>(config, std::move(kvm), std::move(vm_fd), std::move(memory),
+                                   loop, std::move(console), std::move(on_exit));
+    vm->m_coalesced_page = vm->m_kvm.check_extension(KVM_CAP_COALESCED_MMIO).value_or(0);
+    vm->m_dirty_logging = config.track_dirty_pages;
+    Vm* raw = vm.get();
+    vm->m_devices = RV_TRY(DeviceManager::create(
+        config,
+        DeviceContext{
+            .memory = vm->m_memory,
+            .pio = vm->m_pio,
+            .mmio = vm->m_mmio,
+            .loop = loop,
+            .msi = *vm->m_msi,
+            .control = *vm,
+            .irq = [raw](uint32_t gsi) -> std::shared_ptr<IrqLine> {
+                return std::make_shared<KvmIrqLine>(raw->m_vm, gsi);
+            },
+            .console_output = [raw](std::span<const uint8_t> b) { raw->on_console_output(b); },
+            .flush_posted_writes = [raw] { raw->flush_posted_writes(); },
+            .bar_observer = [raw](const PciDevice& device, const PciBarInfo& bar,
+                                  uint64_t address,
+                                  bool mapped) { raw->on_bar_mapped(device, bar, address, mapped); },
+        }));
+
+    return vm;
+}
+
+// The vCPUs, with the host's CPUID filtered for the guest; vCPU 0 starts at
+// the kernel's entry when `boot` is given (else every vCPU waits for its
+// state: a snapshot's, or INIT/SIPI).
+Result<void> Vm::add_vcpus(const x86::BootInfo* boot) {
+    auto supported = RV_TRY(m_kvm.supported_cpuid());
+    // KVM emulates the TSC-deadline LAPIC timer on every host but leaves it
+    // out of the supported list; without it Linux calibrates the LAPIC timer
+    // against the PIT, which fails under nested virtualization.
+    if (m_kvm.check_extension(KVM_CAP_TSC_DEADLINE_TIMER).value_or(0) > 0) {
+        for (auto& e : supported)
+            if (e.function == 1) e.ecx |= x86::kCpuidLeaf1EcxTscDeadline;
+    }
+    const bool has_xcrs = m_kvm.check_extension(KVM_CAP_XCRS).value_or(0) > 0;
+    size_t mmap_size = RV_TRY(m_kvm.vcpu_mmap_size());
+    for (unsigned id = 0; id < m_config.cpus; ++id) {
+        auto fd = RV_TRY(m_vm.create_vcpu(id, mmap_size));
+        RV_TRY_VOID(with_context(
+            setup_vcpu(fd, supported, m_config.cpus, has_xcrs, id == 0 ? boot : nullptr),
+            fmt::format("vCPU {}", id)));
+        // One ring per VM, reachable through any vCPU: map it through the first.
+        if (id == 0 && m_coalesced_page > 0)
+            m_posted = RV_TRY(kvm::CoalescedRing::map(fd, m_coalesced_page));
+        m_vcpus.push_back(std::make_unique<Vcpu>(std::move(fd), m_pio, m_mmio, *this,
+                                                     m_posted.get()));
+    }
+    return {};
 }
 
 }  // namespace rv

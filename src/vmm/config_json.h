@@ -62,6 +62,18 @@ Result<VmAction> action_from_json(const nlohmann::json& body);
 // PATCH /vm: {"state": "Paused" | "Resumed"}; true for Paused.
 Result<bool> vm_state_from_json(const nlohmann::json& body);
 
+// PUT /snapshot/create: snapshot_path and mem_file_path required,
+// snapshot_type Full (default) or Diff.
+Result<SnapshotCreateParams> snapshot_create_from_json(const nlohmann::json& body);
+// PUT /snapshot/load: snapshot_path and exactly one of mem_backend (File)
+// and mem_file_path; Uffd, vsock_override and clock_realtime are refused.
+Result<SnapshotLoadParams> snapshot_load_from_json(const nlohmann::json& body);
+
+// PUT /migrate (ringvisor's extension): destination required; downtime_ms,
+// bandwidth_mib_s, timeout_s, max_iterations optional.
+Result<MigrationParams> migration_from_json(const nlohmann::json& body);
+nlohmann::json migration_status_to_json(const MigrationStatus& status);
+
 std::string_view state_name(VmState state);  // "Not started", "Running", "Paused"
 
 }  // namespace rv

@@ -1,4 +1,5 @@
 #include "vmm/device_manager.h"
+#include "vmm/device_manager_entry.h"
 
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/acpi.h"
@@ -23,20 +24,6 @@ namespace rv {
 
 // The config checks the same range the device clamps to.
 static_assert(DiskConfig::kMaxQueues == virtio::VirtioBlk::kMaxQueues);
-
-// A PCI device in the table: its id (a drive's or NIC's, else the kind) and
-// the typed handle the VM needs to change it while it runs.
-struct DeviceManager::Entry {
-    std::string id;
-    std::string kind;
-    std::shared_ptr<PciDevice> pci;
-    std::shared_ptr<virtio::VirtioPciTransport> transport;  // virtio devices
-    std::shared_ptr<virtio::VirtioBlk> blk;
-    std::shared_ptr<virtio::VirtioNet> net;
-    std::shared_ptr<E1000> e1000;
-    std::shared_ptr<PiixIde> ide;
-    std::vector<std::string> ide_drive_ids;  // by position: primary master, slave, ...
-};
 
 namespace {
 

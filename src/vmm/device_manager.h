@@ -21,6 +21,7 @@
 #include "devices/pci/pci_device.h"
 #include "devices/pci/pci_root.h"
 #include "memory/guest_memory.h"
+#include "snapshot/snapshot_file.h"
 #include "vmm/event_loop.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_exit.h"
@@ -90,6 +91,17 @@ public:
     Result<void> update_net(const NetUpdate& update);
 
     std::vector<DeviceInfo> devices() const;
+
+    // Snapshots (device_snapshot.cpp), on the loop with the vCPUs parked:
+    // one section per device under a stable id made from its kind and its
+    // config id ("device/uart", "device/virtio-blk/rootfs", ...). save()
+    // settles in-flight I/O first (VirtioDevice::quiesce).
+    Result<void> save(snapshot::SnapshotFile& file);
+    // Into the devices just created from the snapshot's own config, with
+    // guest memory already restored and before the vCPUs run. A device
+    // without a section, or a device section without its device, is an
+    // InvalidInput error naming it: the snapshot is of another VM.
+    Result<void> restore(const snapshot::SnapshotFile& file);
 
     // Stops every device's work (a reset, as the guest's driver would do):
     // before the VM's memory and event loop go away.

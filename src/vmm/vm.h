@@ -18,6 +18,7 @@
 #include "kvm/coalesced_ring.h"
 #include "kvm/kvm.h"
 #include "memory/guest_memory.h"
+#include "snapshot/snapshot_file.h"
 #include "vmm/console_monitor.h"
 #include "vmm/device_manager.h"
 #include "vmm/event_loop.h"
@@ -28,6 +29,16 @@
 namespace rv {
 
 class KvmMsiRouter;
+namespace x86 {
+struct BootInfo;
+}
+
+// Where a snapshot goes, or comes from: the state file (vCPUs, irqchip,
+// devices, the config) and the guest-memory file, as Firecracker lays them out.
+struct SnapshotPaths {
+    std::string state;
+    std::string memory;
+};
 
 class Vm final : public VmControl {
 public:
@@ -40,10 +51,47 @@ public:
     // are InvalidInput for what the config names (files, TAPs), else Internal.
     static Result<std::unique_ptr<Vm>> create(const VmConfig& config, EventLoop& loop,
                                               ConsoleSink console, ExitHandler on_exit);
+    // A VM from a snapshot (vm_snapshot.cpp): `config` is the one the
+    // snapshot holds (snapshot_config), with this process's own settings.
+    // Guest memory maps the memory file privately; the vCPUs, the irqchip,
+    // the clock and every device get their saved state. The VM is ready to
+    // start_paused(). A snapshot that does not fit the config is InvalidInput.
+    static Result<std::unique_ptr<Vm>> restore(const VmConfig& config,
+                                               const snapshot::SnapshotFile& file,
+                                               const std::string& memory_path, EventLoop& loop,
+                                               ConsoleSink console, ExitHandler on_exit);
+    // The same with RAM already filled in (a migration's destination).
+    static Result<std::unique_ptr<Vm>> restore(const VmConfig& config,
+                                               const snapshot::SnapshotFile& file,
+                                               GuestMemory memory, EventLoop& loop,
+                                               ConsoleSink console, ExitHandler on_exit);
     ~Vm() override;
+
+    // Writes a snapshot; the VM must be paused (NotAllowed otherwise) and
+    // stays paused. In-flight block I/O completes first. A full snapshot's
+    // memory file holds all RAM; a diff's (track_dirty_pages only) is a
+    // sparse file of RAM's size holding only the pages written since the
+    // VM started or the last snapshot, to be laid over the memory file of
+    // that one (rebase_memory_file). On the loop.
+    Result<void> save_snapshot(const SnapshotPaths& paths, bool diff = false);
+    // Every section of a snapshot but the memory (paused only): devices
+    // quiesced, vCPUs, irqchip, clock, config and RAM layout.
+    Result<snapshot::SnapshotFile> save_state();
+    // Starts (or stops) logging dirty pages at run time, for a migration:
+    // re-registers RAM with KVM_MEM_LOG_DIRTY_PAGES and marks the VMM's
+    // writes. The first take_dirty_pages() after it holds what was written
+    // since. Thread-safe against the vCPUs; call on one thread at a time.
+    Result<void> set_dirty_logging(bool on);
+    // The pages written since the last call (by the guest: KVM's dirty log;
+    // by the VMM: GuestMemory's marks), one bitmap per RAM region; cleared
+    // as taken. NotAllowed without track_dirty_pages.
+    Result<std::vector<std::vector<uint64_t>>> take_dirty_pages();
 
     // On the loop's thread.
     void start();
+    // Starts the vCPU threads parked, as if paused at once: a restored VM
+    // runs only on resume().
+    void start_paused();
     Result<void> pause();   // every vCPU parked, devices not served, kvmclock saved
     Result<void> resume();  // the reverse; guest time continues where it paused
     bool paused() const { return m_paused; }
@@ -73,6 +121,12 @@ public:
        ConsoleSink console, ExitHandler on_exit);  // use create()
 
 private:
+    using MemoryFactory =
+        std::function<Result<GuestMemory>(std::span<const GuestMemory::RegionSpec>)>;
+    static Result<std::unique_ptr<Vm>> assemble(const VmConfig& config, EventLoop& loop,
+                                                ConsoleSink console, ExitHandler on_exit,
+                                                const MemoryFactory& make_memory);
+    Result<void> add_vcpus(const x86::BootInfo* boot);
     // PciRoot's BarObserver: the device's ioeventfds and coalesced MMIO zones
     // follow its BARs.
     void on_bar_mapped(const PciDevice& device, const PciBarInfo& bar, uint64_t address,
@@ -98,6 +152,7 @@ private:
     std::mutex m_output_lock;  // orders console output with the panic monitor
     ConsoleMonitor m_monitor;
 
+    std::atomic<bool> m_dirty_logging{false};  // RAM registered with KVM_MEM_LOG_DIRTY_PAGES
     bool m_started{false};
     bool m_paused{false};
     bool m_shut_down{false};

@@ -12,6 +12,7 @@ enum class VmExitReason {
     Crash,     // a vCPU shut down (triple fault) without the guest asking to reset
     Error,     // the VMM could not continue running the guest
     Quit,      // the user asked to quit (console escape, signal)
+    Migrated,  // the VM went on in another process (live migration)
 };
 
 struct VmOutcome {
@@ -26,6 +27,7 @@ inline int exit_status(const VmOutcome& outcome) {
     switch (outcome.reason) {
         case VmExitReason::PowerOff:
         case VmExitReason::Reset:
+        case VmExitReason::Migrated:
             return 0;
         case VmExitReason::Panic:
             return 3;

@@ -1,4 +1,5 @@
 #include "vmm/vmm.h"
+#include "vmm/vm_snapshot_config.h"
 
 #include <signal.h>
 
@@ -31,6 +32,7 @@ Vmm::Vmm(VmConfig config, Options options, std::unique_ptr<EventLoop> loop)
       m_loop_thread(std::this_thread::get_id()) {}
 
 Vmm::~Vmm() {
+    join_migration();
     m_metrics.reset();  // unregisters its timer from the loop
     m_ledger.reset();
     if (m_vm) m_vm->shutdown();
@@ -74,9 +76,17 @@ Result<void> Vmm::start_on_loop() {
     VmConfig config = m_config;
     config.resolve_defaults();
     RV_TRY_VOID(config.validate(kMaxCpus));
+    return launch(config,
+                  [this](const VmConfig& c) {
+                      return Vm::create(c, *m_loop, m_options.console, [this] { on_vm_exit(); });
+                  },
+                  false);
+}
+
+Result<void> Vmm::launch(const VmConfig& config, const VmBuilder& build, bool paused) {
     // Before the VM's threads exist: they start inside it.
     RV_TRY_VOID(make_cgroup(config));
-    auto vm = Vm::create(config, *m_loop, m_options.console, [this] { on_vm_exit(); });
+    auto vm = build(config);
     if (!vm) {
         m_cgroup.reset();
         return std::unexpected(vm.error());
@@ -94,14 +104,55 @@ Result<void> Vmm::start_on_loop() {
         }
         m_ledger = std::move(*ledger);
     }
-    m_vm->start();
+    if (paused)
+        m_vm->start_paused();
+    else
+        m_vm->start();
     place_vcpu_threads();
     {
         std::lock_guard lock(m_lock);
-        m_state = VmState::Running;
+        m_state = paused ? VmState::Paused : VmState::Running;
     }
     if (m_start_hook) m_start_hook();
     return {};
+}
+
+Result<void> Vmm::create_snapshot(const SnapshotCreateParams& params) {
+    return on_loop([&]() -> Result<void> {
+        if (!m_vm) return not_allowed_error("the VM has not started");
+        if (!m_vm->paused()) return not_allowed_error("the VM must be paused for a snapshot");
+        if (params.snapshot_path.empty() || params.mem_file_path.empty())
+            return input_error("snapshot_path and mem_file_path are required");
+        return m_vm->save_snapshot({params.snapshot_path, params.mem_file_path},
+                                   params.type == SnapshotCreateParams::Type::Diff);
+    });
+}
+
+Result<void> Vmm::load_snapshot(const SnapshotLoadParams& params) {
+    return on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("snapshot load"));
+        if (params.snapshot_path.empty() || params.mem_file_path.empty())
+            return input_error("snapshot_path and the memory file's path are required");
+        auto file = RV_TRY(as_input_error(snapshot::SnapshotFile::read(params.snapshot_path),
+                                          params.snapshot_path));
+        VmConfig config = RV_TRY(snapshot_config(
+            file, m_config,
+            SnapshotOverrides{.taps = params.network_overrides,
+                              .drive_paths = params.drive_overrides},
+            kMaxCpus));
+        config.track_dirty_pages = params.track_dirty_pages;
+        RV_TRY_VOID(launch(config,
+                           [&](const VmConfig& c) {
+                               return Vm::restore(c, file, params.mem_file_path, *m_loop,
+                                                  m_options.console, [this] { on_vm_exit(); });
+                           },
+                           true));
+        if (!params.resume_vm) return {};
+        RV_TRY_VOID(m_vm->resume());
+        std::lock_guard lock(m_lock);
+        m_state = VmState::Running;
+        return {};
+    });
 }
 
 // The VM's cgroup (vmm/cgroup.h). Without a CPU policy a host that has no
@@ -192,6 +243,19 @@ void Vmm::quit(std::string why) {
     });
 }
 
+void Vmm::fail(std::string why) {
+    {
+        std::lock_guard lock(m_lock);
+        if (!m_quit) m_quit = VmOutcome{VmExitReason::Error, why};
+    }
+    m_loop->post([this, why] {
+        if (m_vm)
+            m_vm->request_exit(VmExitReason::Error, why);
+        else
+            m_loop->stop();
+    });
+}
+
 VmOutcome Vmm::run() {
     m_loop_thread = std::this_thread::get_id();
     auto result = m_loop->run();
@@ -202,6 +266,7 @@ VmOutcome Vmm::run() {
     // Requests posted meanwhile are answered (with "shutting down").
     m_loop->post([] {});
     m_loop->run_posted();
+    join_migration();  // it reads the VM's memory: before the VM goes
     if (m_metrics) (void)m_metrics->flush();
     if (m_vm) {
         if (!result) m_vm->request_exit(VmExitReason::Error, result.error().message());

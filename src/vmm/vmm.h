@@ -9,11 +9,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/fd.h"
 #include "vmm/event_loop.h"
 #include "vmm/vm.h"
+#include "vmm/vm_snapshot_config.h"
 #include "vmm/vmm_api.h"
 
 namespace rv {
@@ -73,6 +77,17 @@ public:
     Result<void> action(VmAction action) override;
     Result<void> pause() override;
     Result<void> resume() override;
+    Result<void> create_snapshot(const SnapshotCreateParams& params) override;
+    Result<void> load_snapshot(const SnapshotLoadParams& params) override;
+    Result<void> start_migration(const MigrationParams& params) override;
+    MigrationStatus migration_status() override;
+    Result<void> cancel_migration() override;
+    // The destination of a live migration (`run --incoming`): listens on
+    // `address`, takes one source's VM and runs it. Blocks: call it on a
+    // thread of its own while run() serves the loop. Errors leave no VM.
+    Result<void> receive_migration(const std::string& address, const SnapshotOverrides& overrides);
+    // Ends the wait with an error (exit status 1), from any thread.
+    void fail(std::string why);
     VmConfig machine_config() override;
     VmConfig full_config() override;
     Result<nlohmann::json> accounting() override;
@@ -84,10 +99,17 @@ private:
     Result<void> on_loop(std::function<Result<void>()> fn);
     Result<void> pre_boot(std::string_view what) const;  // NotAllowed once started
     Result<void> start_on_loop();
+    // Makes the VM with `build` and starts it (parked if `paused`), with its
+    // cgroup and ledger: InstanceStart and snapshot load alike.
+    using VmBuilder = std::function<Result<std::unique_ptr<Vm>>(const VmConfig&)>;
+    Result<void> launch(const VmConfig& config, const VmBuilder& build, bool paused);
     Result<void> make_cgroup(const VmConfig& config);
     void place_vcpu_threads();
     accounting::Sample sample() const;
     void on_vm_exit();
+    void migrate_out(Fd fd);  // the source's thread (vmm_migration.cpp)
+    Result<uint64_t> send_dirty(int fd, const std::vector<std::vector<uint64_t>>& dirty);
+    void join_migration();    // before the VM goes
 
     VmConfig m_config;
     Options m_options;
@@ -104,6 +126,15 @@ private:
     VmState m_state{VmState::NotStarted};
     bool m_finished{false};
     std::optional<VmOutcome> m_quit;
+
+    // Live migration out (vmm_migration.cpp).
+    mutable std::mutex m_migration_lock;  // guards m_migration
+    MigrationStatus m_migration;
+    MigrationParams m_migration_params;   // set before the thread starts
+    std::atomic<bool> m_migration_cancel{false};
+    std::atomic<int> m_migration_sock{-1};  // shut down to unblock the thread
+    std::atomic<bool> m_migration_done{true};  // the thread has nothing left to ask the loop
+    std::thread m_migration_thread;
 };
 
 // The version ringvisor reports (GET /version, GET /).

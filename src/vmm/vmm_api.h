@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -56,6 +57,45 @@ struct NetUpdate {  // PATCH /network-interfaces/{id}
 
 enum class VmAction { InstanceStart, SendCtrlAltDel, FlushMetrics };
 
+struct SnapshotCreateParams {  // PUT /snapshot/create
+    enum class Type { Full, Diff } type{Type::Full};
+    std::string snapshot_path;
+    std::string mem_file_path;
+};
+
+struct MigrationParams {  // PUT /migrate (ringvisor's extension)
+    std::string destination;       // unix:PATH or tcp:HOST:PORT (run --incoming there)
+    uint32_t downtime_ms{300};     // stop iterating once what is left fits this
+    uint64_t bandwidth_mib_s{0};   // cap on the memory stream; 0: none
+    uint32_t timeout_s{0};         // cancel (the source runs on) after this; 0: none
+    uint32_t max_iterations{30};   // then stop and copy whatever is left
+};
+
+struct MigrationStatus {  // GET /migrate
+    enum class Phase { None, Active, Completed, Failed, Cancelled } phase{Phase::None};
+    unsigned iteration{0};
+    uint64_t ram_bytes{0};
+    uint64_t bytes_sent{0};       // memory sent so far (pages sent again count again)
+    uint64_t remaining_bytes{0};  // dirty at the last look
+    double dirty_rate_mib_s{0};
+    double bandwidth_mib_s{0};
+    uint64_t expected_downtime_ms{0};
+    uint64_t downtime_ms{0};  // paused until the destination said it runs (when Completed)
+    double total_s{0};
+    std::string message;  // why it failed or was cancelled
+};
+
+struct SnapshotLoadParams {  // PUT /snapshot/load
+    std::string snapshot_path;
+    std::string mem_file_path;  // mem_backend File's backend_path (or mem_file_path)
+    bool track_dirty_pages{false};
+    bool resume_vm{false};
+    // Clones: NIC id -> TAP (network_overrides); drive id -> image path
+    // (ringvisor's drive_overrides).
+    std::map<std::string, std::string> network_overrides;
+    std::map<std::string, std::string> drive_overrides;
+};
+
 class VmmApi {
 public:
     virtual ~VmmApi() = default;
@@ -87,6 +127,19 @@ public:
     virtual Result<void> action(VmAction action) = 0;
     virtual Result<void> pause() = 0;   // NotAllowed unless Running
     virtual Result<void> resume() = 0;  // NotAllowed unless Paused
+    // A snapshot of the paused VM (NotAllowed unless Paused); Diff needs
+    // track_dirty_pages (InvalidInput without).
+    virtual Result<void> create_snapshot(const SnapshotCreateParams& params) = 0;
+    // Instead of InstanceStart, in a fresh process: the VM of a snapshot,
+    // paused unless resume_vm (NotAllowed once a VM exists).
+    virtual Result<void> load_snapshot(const SnapshotLoadParams& params) = 0;
+    // Live migration (ringvisor's extension): pre-copy to a destination
+    // started with `run --incoming`, in the background; NotAllowed unless
+    // Running and no migration is active. The source ends (exit 0) once the
+    // destination runs the VM; a failure or cancel leaves it running.
+    virtual Result<void> start_migration(const MigrationParams& params) = 0;
+    virtual MigrationStatus migration_status() = 0;
+    virtual Result<void> cancel_migration() = 0;  // NotAllowed unless one is active
 
     virtual VmConfig machine_config() = 0;  // GET /machine-config reads cpus, memory, smt, dirty pages
     virtual VmConfig full_config() = 0;     // GET /vm/config

@@ -222,6 +222,44 @@ class FakeVmmApi final : public VmmApi {
         m_state = VmState::Running;
         return {};
     }
+    Result<void> create_snapshot(const SnapshotCreateParams& params) override {
+        auto lock = enter("create_snapshot " + params.snapshot_path);
+        RV_TRY_VOID(common("snapshot", false));
+        if (m_state != VmState::Paused) return not_allowed_error("the VM must be paused");
+        last_snapshot_create = params;
+        return {};
+    }
+    Result<void> load_snapshot(const SnapshotLoadParams& params) override {
+        auto lock = enter("load_snapshot " + params.snapshot_path);
+        RV_TRY_VOID(common("snapshot", false));
+        if (m_state != VmState::NotStarted) return not_allowed_error("a VM exists");
+        last_snapshot_load = params;
+        m_state = params.resume_vm ? VmState::Running : VmState::Paused;
+        return {};
+    }
+    Result<void> start_migration(const MigrationParams& params) override {
+        auto lock = enter("start_migration " + params.destination);
+        RV_TRY_VOID(common("migrate", false));
+        if (m_state != VmState::Running) return not_allowed_error("only a running VM can migrate");
+        last_migration = params;
+        migration.phase = MigrationStatus::Phase::Active;
+        return {};
+    }
+    MigrationStatus migration_status() override {
+        auto lock = enter("migration_status");
+        return migration;
+    }
+    Result<void> cancel_migration() override {
+        auto lock = enter("cancel_migration");
+        if (migration.phase != MigrationStatus::Phase::Active)
+            return not_allowed_error("no migration is under way");
+        migration.phase = MigrationStatus::Phase::Cancelled;
+        return {};
+    }
+    std::optional<MigrationParams> last_migration;
+    MigrationStatus migration;
+    std::optional<SnapshotCreateParams> last_snapshot_create;
+    std::optional<SnapshotLoadParams> last_snapshot_load;
     VmConfig machine_config() override {
         auto lock = enter("machine_config");
         return m_config;

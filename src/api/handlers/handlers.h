@@ -24,6 +24,8 @@ void add_logger_routes(Router& router, VmmApi& vmm);   // PUT /logger
 void add_metrics_routes(Router& router, VmmApi& vmm);  // PUT /metrics
 void add_action_routes(Router& router, VmmApi& vmm);   // PUT /actions
 void add_vm_routes(Router& router, VmmApi& vmm);  // PATCH /vm, GET /vm/config, GET /accounting
+// PUT /snapshot/create, /snapshot/load; PUT|GET /migrate, PUT /migrate/cancel
+void add_snapshot_routes(Router& router, VmmApi& vmm);
 
 // All of the above: the API ApiServer::start serves.
 void add_api_routes(Router& router, VmmApi& vmm);

@@ -14,6 +14,7 @@ void add_api_routes(Router& router, VmmApi& vmm) {
     add_metrics_routes(router, vmm);
     add_action_routes(router, vmm);
     add_vm_routes(router, vmm);
+    add_snapshot_routes(router, vmm);
 }
 
 }  // namespace rv::api

@@ -399,4 +399,25 @@ std::shared_ptr<BusDevice> PciRoot::ecam() {
     return std::make_shared<EcamAdapter>(shared_from_this());
 }
 
+PciRoot::State PciRoot::save() const {
+    std::lock_guard lock(m_lock);
+    return State{m_config_address};
+}
+
+Result<void> PciRoot::restore(const State& state) {
+    std::lock_guard lock(m_lock);
+    m_config_address = state.config_address;
+    for (uint8_t slot = 0; slot < kPciMaxSlots; ++slot) {
+        if (!m_slots[slot].device) continue;
+        for (Mapping& m : m_slots[slot].bars) {
+            follow_bar_locked(slot, m);
+            auto wanted = read_bar_locked(*m_slots[slot].device, m.info);
+            if (wanted && wanted != m.address)
+                return input_error("pci: {} BAR {} cannot be mapped at {:#x}",
+                                   m_slots[slot].device->name(), m.info.index, *wanted);
+        }
+    }
+    return {};
+}
+
 }  // namespace rv

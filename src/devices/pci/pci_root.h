@@ -19,6 +19,7 @@
 #include "bus/bus.h"
 #include "devices/interrupt.h"
 #include "devices/pci/pci_device.h"
+#include "snapshot/state_codec.h"
 
 namespace rv {
 
@@ -87,6 +88,21 @@ class PciRoot final : public BusDevice, public std::enable_shared_from_this<PciR
     std::string_view name() const override { return "pci-root"; }
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+    // The CONFIG_ADDRESS latch; the devices' config spaces are theirs.
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        uint32_t config_address{0};
+        void encode(snapshot::Writer& w) const { w.u32(config_address); }
+        static State decode(snapshot::Reader& r) { return State{r.u32()}; }
+        bool operator==(const State&) const = default;
+    };
+    State save() const;
+    // After every device's config space is restored: sets the latch and
+    // maps each BAR where the restored BAR registers put it (the guest may
+    // have moved BARs from where allocate_bars placed them). A BAR that
+    // cannot be mapped there is an InvalidInput error.
+    Result<void> restore(const State& state);
 
     // ECAM for bus 0: insert on the MMIO bus with length kPciEcamBusSize
     // (and describe it to the guest in an ACPI MCFG table).

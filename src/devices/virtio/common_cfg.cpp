@@ -150,10 +150,6 @@ void VirtioPciTransport::write_status(uint8_t value) {
         reset();
         return;
     }
-    std::vector<QueueConfig> configs;
-    std::vector<uint16_t> max_sizes;
-    std::vector<uint16_t> indices;
-    uint64_t acked = 0;
     bool features_ok = false;
     {
         std::lock_guard lock(m_lock);
@@ -174,6 +170,23 @@ void VirtioPciTransport::write_status(uint8_t value) {
         m_status = next;
         if (!(next & kStatusDriverOk) || (old & kStatusDriverOk)) return;
         features_ok = (next & kStatusFeaturesOk) != 0;
+    }
+    if (!features_ok) {
+        activate_failed("DRIVER_OK without FEATURES_OK");
+        return;
+    }
+    if (auto result = activate_device(nullptr); !result) activate_failed(result.error().message());
+}
+
+// Hands the device its enabled queues (validated; at `positions` when
+// restoring a snapshot) and the negotiated features.
+Result<void> VirtioPciTransport::activate_device(const std::vector<Queue::State>* positions) {
+    std::vector<QueueConfig> configs;
+    std::vector<uint16_t> max_sizes;
+    std::vector<uint16_t> indices;
+    uint64_t acked = 0;
+    {
+        std::lock_guard lock(m_lock);
         acked = m_driver_features;
         for (uint16_t i = 0; i < m_queues.size(); ++i) {
             const QueueState& q = m_queues[i];
@@ -186,34 +199,26 @@ void VirtioPciTransport::write_status(uint8_t value) {
             max_sizes.push_back(q.max_size);
         }
     }
-    if (!features_ok) {
-        activate_failed("DRIVER_OK without FEATURES_OK");
-        return;
-    }
+    if (positions && positions->size() != configs.size())
+        return input_error("{} queue positions for {} enabled queues", positions->size(),
+                           configs.size());
     bool event_idx = (acked & kFRingEventIdx) != 0;
     bool indirect = (acked & kFRingIndirectDesc) != 0;
     std::vector<Queue> queues;
     queues.reserve(configs.size());
     for (size_t i = 0; i < configs.size(); ++i) {
-        auto queue = Queue::create(m_memory, configs[i], max_sizes[i], event_idx, indirect);
-        if (!queue) {
-            activate_failed(queue.error().message());
-            return;
-        }
-        queues.push_back(std::move(*queue));
+        queues.push_back(RV_TRY(Queue::create(m_memory, configs[i], max_sizes[i], event_idx, indirect)));
+        if (positions) queues.back().restore((*positions)[i]);
     }
-    auto result = m_device->activate(ActivateArgs{.memory = m_memory,
-                                                  .interrupt = make_interrupt(),
-                                                  .queues = std::move(queues),
-                                                  .acked_features = acked,
-                                                  .events = m_events,
-                                                  .queue_indices = std::move(indices)});
-    if (!result) {
-        activate_failed(result.error().message());
-        return;
-    }
+    RV_TRY_VOID(m_device->activate(ActivateArgs{.memory = m_memory,
+                                                .interrupt = make_interrupt(),
+                                                .queues = std::move(queues),
+                                                .acked_features = acked,
+                                                .events = m_events,
+                                                .queue_indices = std::move(indices)}));
     std::lock_guard lock(m_lock);
     m_activated = true;
+    return {};
 }
 
 void VirtioPciTransport::activate_failed(std::string_view why) {

@@ -89,6 +89,54 @@ class VirtioPciTransport final : public PciDevice,
     void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
 
+    // Everything the guest programmed and the device's position in its
+    // rings (pci_transport_state.cpp). The BAR's address is in the config
+    // space; the PCI root maps it when it restores (PciRoot::restore).
+    struct State {
+        static constexpr uint32_t kVersion = 1;
+        struct QueueRegs {
+            uint16_t size{0};
+            uint16_t msix_vector{kNoVector};
+            bool enabled{false};
+            uint64_t desc{0};
+            uint64_t driver{0};
+            uint64_t device{0};
+            bool operator==(const QueueRegs&) const = default;
+        };
+        PciConfigSpace::State config;
+        MsixTable::State msix;
+        uint32_t device_feature_select{0};
+        uint32_t driver_feature_select{0};
+        uint64_t driver_features{0};
+        uint16_t config_vector{kNoVector};
+        uint8_t status{0};
+        uint8_t generation{0};
+        uint8_t isr{0};
+        uint16_t queue_select{0};
+        std::vector<QueueRegs> queues;  // one per queue the device has
+        bool activated{false};
+        // While activated: each enabled queue's position, in index order.
+        std::vector<Queue::State> positions;
+        std::vector<uint8_t> device;  // VirtioDevice::save_state()
+
+        void encode(snapshot::Writer& w) const;
+        static State decode(snapshot::Reader& r);
+        bool operator==(const State&) const = default;
+    };
+    // Quiesces an active device first (VirtioDevice::quiesce), so call it
+    // where that is allowed: on the event loop with the vCPUs parked.
+    // Fails if the device cannot report its queues.
+    Result<State> save();
+    // Into a transport create()d for a device made from the same config,
+    // never activated, with guest memory already holding the saved RAM:
+    // re-activates the device from the saved queue positions and gives it a
+    // kick per enabled queue (the guest's last kick may not have been
+    // served). Refuses states no transport could be in (InvalidInput)
+    // before changing anything; a failure after that (the rings no longer
+    // valid, a backend that cannot start) leaves it half restored, to be
+    // discarded with the VM being restored.
+    Result<void> restore(const State& state);
+
     // What the device's Interrupt does (public for the adapter and tests).
     void signal_used_queue(uint16_t queue);
     void signal_config_change();
@@ -109,6 +157,8 @@ class VirtioPciTransport final : public PciDevice,
     };
 
     Result<void> build_capabilities();
+    Result<void> check_state(const State& state) const;
+    Result<void> activate_device(const std::vector<Queue::State>* positions);
     Result<void> watch_notifiers();
     // A kick of `queue` (its eventfd fired): passed to the device if the
     // queue is live.

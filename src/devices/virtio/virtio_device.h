@@ -89,6 +89,31 @@ public:
     virtual bool needs_reset() const { return false; }
     // Named counters and state for --stats (PciDevice::counters).
     virtual DeviceCounters counters() const { return {}; }
+
+    // --- Snapshots. On the event loop, with the vCPUs parked and device fds
+    // not served (Vm::pause), between activate() and reset().
+    //
+    // Settles everything the device holds between a ring and its backend, so
+    // that the rings and queue positions alone describe its work: requests
+    // taken from a ring complete (block I/O is waited for; a write the guest
+    // was told is done is never replayed or lost), and chains held for later
+    // (an rx packet waiting for more buffers, a request a rate limiter holds)
+    // go back to the avail ring unconsumed. The device keeps running after.
+    virtual Result<void> quiesce() { return {}; }
+    // The position of each queue activate() was given, in that order. A
+    // device that cannot tell returns fewer and cannot be snapshotted.
+    virtual std::vector<Queue::State> queue_states() const { return {}; }
+    // The device's own state beyond the transport's and the queues' (what
+    // the driver set through the device config or a control queue), encoded
+    // by the device; empty when it has none.
+    virtual std::vector<uint8_t> save_state() const { return {}; }
+    // Applies save_state()'s bytes to a device made from the same config,
+    // after the transport re-activated it (if it was active). Refuses bytes
+    // it did not write (InvalidInput), leaving the device as it was.
+    virtual Result<void> restore_state(std::span<const uint8_t> state) {
+        if (!state.empty()) return input_error("{}: unexpected device state", name());
+        return {};
+    }
 };
 
 }  // namespace rv::virtio

@@ -11,6 +11,7 @@
 
 #include "devices/pci/pci_root.h"
 #include "support/fake_msi_router.h"
+#include "support/pumped_events.h"
 #include "support/recording_irq_line.h"
 
 namespace rv::virtio {
@@ -75,23 +76,7 @@ class FakeVirtioDevice final : public VirtioDevice {
     bool broken{false};
 };
 
-// Stands in for the event loop: serves every registered fd that is readable
-// when pump() runs (the transport's queue kick eventfds).
-struct PumpedEvents final : EventRegistrar {
-    Result<void> add(int fd, uint32_t, std::function<void(uint32_t)> handler) override {
-        if (handlers.contains(fd)) return make_error("fd {} registered twice", fd);
-        handlers[fd] = std::move(handler);
-        return {};
-    }
-    void remove(int fd) override { handlers.erase(fd); }
-    void pump() {
-        for (auto& [fd, handler] : handlers) {
-            pollfd p{fd, POLLIN, 0};
-            if (::poll(&p, 1, 0) == 1) handler(EPOLLIN);
-        }
-    }
-    std::map<int, std::function<void(uint32_t)>> handlers;
-};
+using test::PumpedEvents;
 
 struct TransportTest : ::testing::Test {
     GuestMemory memory = [] {

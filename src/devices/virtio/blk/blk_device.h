@@ -115,6 +115,11 @@ class VirtioBlk final : public VirtioDevice {
     void reset() override;
     void queue_notify(uint16_t index) override;
     bool needs_reset() const override { return m_needs_reset.load(); }
+    // Waits for every request at the backend or behind a FLUSH and
+    // completes it in its used ring; a request the limiter holds goes back
+    // to its ring (blk_snapshot.cpp).
+    Result<void> quiesce() override;
+    std::vector<Queue::State> queue_states() const override;
 
     // Delivers finished backend requests to the guest. Registered with the
     // event loop on completion_fd; public so tests can drive it directly.

@@ -293,4 +293,38 @@ void VirtioConsole::finish(std::unique_lock<std::mutex>& lock, Effects& fx) {
     if (on_space) on_space();
 }
 
+// --- snapshots -------------------------------------------------------------------
+
+std::vector<Queue::State> VirtioConsole::queue_states() const {
+    std::lock_guard lock(m_mutex);
+    std::vector<Queue::State> out;
+    if (m_active)
+        for (const Queue& q : m_active->queues) out.push_back(q.save());
+    return out;
+}
+
+std::vector<uint8_t> VirtioConsole::save_state() const {
+    std::lock_guard lock(m_mutex);
+    InputRing<kInputBufferSize> copy = m_input;
+    std::vector<uint8_t> pending;
+    while (!copy.empty()) {
+        auto chunk = copy.front();
+        pending.insert(pending.end(), chunk.begin(), chunk.end());
+        copy.consume(chunk.size());
+    }
+    if (pending.empty()) return {};
+    snapshot::Writer w;
+    w.blob(pending);
+    return w.take();
+}
+
+Result<void> VirtioConsole::restore_state(std::span<const uint8_t> state) {
+    if (state.empty()) return {};
+    snapshot::Reader r(state, "virtio-console state");
+    auto pending = r.blob(kInputBufferSize);
+    RV_TRY_VOID(r.finish());
+    enqueue_input(pending);  // delivered at once if the driver posted buffers
+    return {};
+}
+
 }  // namespace rv::virtio

@@ -90,6 +90,10 @@ class VirtioConsole final : public VirtioDevice {
     void reset() override;
     void queue_notify(uint16_t index) override;
     bool needs_reset() const override;
+    std::vector<Queue::State> queue_states() const override;
+    // Host input the guest has not taken yet: saved, so nothing typed is lost.
+    std::vector<uint8_t> save_state() const override;
+    Result<void> restore_state(std::span<const uint8_t> state) override;
 
     // Host side, thread-safe (normally the event-loop thread). Bytes beyond
     // input_capacity() are dropped and counted; callers apply backpressure.

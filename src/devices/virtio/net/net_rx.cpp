@@ -125,6 +125,7 @@ VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, Pair& p, bool& used, uns
                 return PopResult::Failed;
             }
             used = true;
+            if (!p.rx_chains.empty()) p.rx_gap = true;
             continue;
         }
         p.rx_capacity += chain.writable_bytes();
@@ -235,6 +236,7 @@ bool VirtioNet::deliver_rx_packet(Active& a, Pair& p) {
     m_counters.rx_bytes += p.rx_len - kVnetHdrSize;
     p.rx_pending = false;
     p.rx_chains.erase(p.rx_chains.begin(), p.rx_chains.begin() + static_cast<long>(needed));
+    if (p.rx_chains.empty()) p.rx_gap = false;
     return true;
 }
 

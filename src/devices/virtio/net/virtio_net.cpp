@@ -143,8 +143,10 @@ Result<void> VirtioNet::build_active(ActivateArgs& args) {
     const unsigned pairs = mq ? queue_pairs() : 1;
     const size_t needed = 2 * pairs + (ctrl ? 1 : 0);
     std::vector<std::optional<Queue>> by_index(needed);
+    std::vector<uint16_t> given;
     for (size_t i = 0; i < args.queues.size(); ++i) {
         const size_t index = args.queue_indices.empty() ? i : args.queue_indices.at(i);
+        given.push_back(static_cast<uint16_t>(index));
         if (index < needed) by_index[index] = std::move(args.queues[i]);
     }
     for (size_t q = 0; q < needed; ++q)
@@ -156,7 +158,8 @@ Result<void> VirtioNet::build_active(ActivateArgs& args) {
     Active a{.memory = &args.memory,
              .interrupt = std::move(args.interrupt),
              .events = &args.events,
-             .features = acked};
+             .features = acked,
+             .given = std::move(given)};
     a.pairs.reserve(pairs);
     for (unsigned k = 0; k < pairs; ++k)
         a.pairs.push_back(Pair{.index = k,

@@ -154,6 +154,13 @@ class VirtioNet final : public VirtioDevice {
     void reset() override;
     void queue_notify(uint16_t index) override;
     bool needs_reset() const override { return m_needs_reset.load(); }
+    // rx chains held for a packet go back to the ring and the packet is
+    // dropped, as a NIC drops one it has no buffer for (net_snapshot.cpp).
+    Result<void> quiesce() override;
+    std::vector<Queue::State> queue_states() const override;
+    // The pairs the driver set with VQ_PAIRS_SET.
+    std::vector<uint8_t> save_state() const override;
+    Result<void> restore_state(std::span<const uint8_t> state) override;
 
     // N, the pairs the device has; the control queue's index is 2N.
     unsigned queue_pairs() const { return static_cast<unsigned>(m_backends.size()); }
@@ -196,6 +203,9 @@ class VirtioNet final : public VirtioDevice {
         size_t rx_len{0};
         std::vector<DescriptorChain> rx_chains;
         uint64_t rx_capacity{0};
+        // An unusable chain was returned after one still held: the held ones
+        // are not the ring's last (quiesce cannot undo their pops).
+        bool rx_gap{false};
     };
     // Whatever exists only between DRIVER_OK and reset.
     struct Active {
@@ -212,6 +222,9 @@ class VirtioNet final : public VirtioDevice {
         bool ctrl_resume{false};
         unsigned rx_timer_turn{0};  // the pair a limiter timer resumes first
         unsigned tx_timer_turn{0};
+        // The transport index of each queue activate() was given, in order
+        // (queue_states answers in that order; extra ones are never used).
+        std::vector<uint16_t> given;
     };
     enum class PopResult { Got, Empty, Failed, OutOfBudget };
     // warn_once bits.

@@ -256,4 +256,12 @@ void VirtioRng::finish(std::unique_lock<std::mutex>& lock, const Effects& fx) {
     if (fx.config_change) interrupt->signal_config_change();
 }
 
+std::vector<Queue::State> VirtioRng::queue_states() const {
+    std::lock_guard lock(m_mutex);
+    std::vector<Queue::State> out;
+    if (m_active)
+        for (const Queue& q : m_active->queues) out.push_back(q.save());
+    return out;
+}
+
 }  // namespace rv::virtio

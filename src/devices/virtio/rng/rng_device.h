@@ -80,6 +80,8 @@ class VirtioRng final : public VirtioDevice {
     Result<void> activate(ActivateArgs args) override;
     void reset() override;
     void queue_notify(uint16_t index) override;
+    // A request the limiter holds is already back in the ring (undo_pop).
+    std::vector<Queue::State> queue_states() const override;
     bool needs_reset() const override;
     DeviceCounters counters() const override;
 

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Snapshot and restore end to end, run inside the test host. A guest counts
+# on its console and writes one block per count to a disk (fsynced), as
+# virtio-blk or as an IDE disk. `ringvisor snapshot` takes it mid-count,
+# the VMM is killed, and `ringvisor run --restore` goes on in a new process:
+# the count continues at the next number with the guest's uptime moving on
+# by about one step, every block of the disk is right when the guest powers
+# off, and two clones of one snapshot run side by side on disks of their own.
+#   tools/testhost/run.sh -- tests/e2e/snapshot_cases.sh [CASE...]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/guest_vm.sh"
+cd "$E2E_ROOT"
+
+STEPS=${SNAPSHOT_STEPS:-40}   # counts the guest makes in all
+AT=${SNAPSHOT_AT:-8}          # the count the snapshot is taken after
+
+# Guest shell: count 1..STEPS, each count a 4 KiB block "block N" at block N
+# of DEV written with fsync, then print the count and uptime; then power off.
+count_script() {  # DEV
+    echo "set -e; $(wait_dev "$1")
+i=1; while [ \$i -le $STEPS ]; do
+  yes \"block \$i\" | head -c 4096 >/tmp/blk
+  dd if=/tmp/blk of=/dev/$1 bs=4096 seek=\$i conv=fsync 2>/dev/null
+  echo TICK=\$i UP=\$(cut -d' ' -f1 /proc/uptime)
+  sleep 0.2; i=\$((i+1))
+done
+echo COUNTED=$STEPS"
+}
+
+# Every block 1..STEPS of IMAGE holds its own count.
+check_blocks() {  # IMAGE
+    local i bad=0
+    for ((i = 1; i <= STEPS; i++)); do
+        [[ $(dd if="$1" bs=4096 skip=$i count=1 status=none | sha256sum) == "$(yes "block $i" | head -c 4096 | sha256sum)" ]] ||
+            { echo "block $i of $1 is wrong: $(dd if="$1" bs=4096 skip=$i count=1 status=none | head -c 24 | od -An -c | tr -s ' ')"; bad=1; }
+    done
+    ((bad == 0)) || e2e_fail "$1: blocks differ from what the guest wrote"
+    echo "ok: blocks 1..$STEPS of $(basename "$1")"
+}
+
+# The ticks of LOG, one count per line.
+ticks() { grep -a -o 'TICK=[0-9]*' "$1" | cut -d= -f2; }
+uptime_at() { grep -a -o "TICK=$2 UP=[0-9.]*" "$1" | head -n 1 | cut -d= -f3; }
+
+# snapshot_of NAME INITRD DISKSPEC [RUN-ARGS [GUEST-PROLOGUE [GUEST-EPILOGUE]]]:
+# boots the counting guest with an API socket, snapshots it after count AT
+# into $WORK/NAME-snap (left paused), kills the VMM. Sets $img (the disk),
+# $snap and $last; the console is $E2E_LOGDIR/NAME-1.console.
+snapshot_of() {
+    local name=$1 initrd=$2 spec=$3 dev=vda sock=$WORK/$1.sock log=$E2E_LOGDIR/$1-1.console
+    local -a more; read -r -a more <<<"${4:-}"
+    [[ $spec == *iface=ide* ]] && dev=sda
+    img=$WORK/$name.img snap=$WORK/$name-snap
+    rm -rf "$img" "$snap" "$sock"; truncate -s 16M "$img"
+    # No timeout(1) around it: kill -9 must reach ringvisor itself.
+    "$RINGVISOR" run --api-sock "$sock" --kernel "$GUEST/vmlinuz" \
+        --initrd "$initrd" --kernel-cache "$KERNEL_CACHE" --cpus 1 --memory 256M \
+        --disk "$img$spec" "${more[@]}" \
+        --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "${5:-}
+$(count_script $dev)
+${6:-}")" \
+        </dev/null >"$log" 2>&1 &
+    local vmm=$!
+    e2e_wait_line "$log" "TICK=$AT " 120 || { kill $vmm; e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"; }
+    "$RINGVISOR" snapshot --api-sock "$sock" --keep-paused "$snap" ||
+        { kill $vmm; e2e_fail "ringvisor snapshot failed"; }
+    sleep 1  # a paused guest prints nothing more
+    last=$(ticks "$log" | tail -n 1)
+    kill -9 $vmm; wait $vmm 2>/dev/null || true
+    [[ -s $snap/state && -s $snap/memory ]] || e2e_fail "no state or memory file in $snap"
+    echo "snapshot after TICK=$last: state $(stat -c %s "$snap/state") bytes, memory $(stat -c %s "$snap/memory") bytes"
+    ((last >= AT && last < STEPS)) || e2e_fail "the guest was at TICK=$last when snapshotted"
+}
+
+# The restored guest of LOG went on from count LAST to STEPS and powered off.
+check_continued() {  # LOG RC LAST FIRST-LOG
+    local log=$1 rc=$2 last=$3 first_log=$4
+    [[ $rc -eq 0 ]] || e2e_fail "restored ringvisor exited $rc: $(tail -n 3 "$log" | tr -d '\r')"
+    local first; first=$(ticks "$log" | head -n 1)
+    [[ $first == $((last + 1)) ]] || e2e_fail "the count went on at $first after $last"
+    [[ $(ticks "$log" | tail -n 1) == "$STEPS" ]] || e2e_fail "the count stopped at $(ticks "$log" | tail -n 1)"
+    [[ $(ticks "$log" | wc -l) == $((STEPS - last)) ]] || e2e_fail "counts repeated or missing after restore"
+    grep -aq "COUNTED=$STEPS" "$log" && grep -aq "RINGVISOR-CMD-EXIT=0" "$log" ||
+        e2e_fail "the guest's script did not finish"
+    # The guest's clock stood still while it was saved: its uptime moves on by
+    # about one step (0.2 s and the loop), not by the time the VM was away.
+    local before after
+    before=$(uptime_at "$first_log" "$last") after=$(uptime_at "$log" "$first")
+    echo "uptime $before at TICK=$last, $after at TICK=$first"
+    awk -v a="$before" -v b="$after" 'BEGIN { exit !(b > a && b - a < 3) }' ||
+        e2e_fail "uptime went from $before to $after across the restore"
+}
+
+restore_case() {  # NAME INITRD DISKSPEC
+    local img snap last log=$E2E_LOGDIR/$1-2.console rc=0
+    snapshot_of "$@"
+    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" </dev/null >"$log" 2>&1 || rc=$?
+    check_continued "$log" $rc "$last" "$E2E_LOGDIR/$1-1.console"
+    check_blocks "$img"
+}
+
+case_virtio_blk() { restore_case snap-virtio "$GUEST/initramfs-virtio.cpio.gz" ""; }
+case_ide() { restore_case snap-ide "$GUEST/initramfs-emulated.cpio.gz" ",iface=ide"; }
+
+# A TCP stream from the guest to L1 over virtio-net goes on across the
+# restore: L1 gets every line once, in order.
+case_tcp() {
+    local img snap last log=$E2E_LOGDIR/snap-tcp-2.console rc=0 lines=300
+    net_setup
+    timeout 300 socat -u "TCP-LISTEN:5003,bind=$HOST_IP,reuseaddr" "OPEN:$dir/stream.txt,creat,trunc" &
+    pids+=($!)
+    snapshot_of snap-tcp "$GUEST/initramfs-virtio.cpio.gz" "" "--net tap=$TAP" \
+        "$(wait_dev eth0) $GUEST_NET_UP
+(i=1; while [ \$i -le $lines ]; do echo \"line \$i\"; i=\$((i+1)); sleep 0.05; done | nc $HOST_IP 5003; echo STREAMED=\$?) &
+sp=\$!" "wait \$sp"
+    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" </dev/null >"$log" 2>&1 || rc=$?
+    check_continued "$log" $rc "$last" "$E2E_LOGDIR/snap-tcp-1.console"
+    check_blocks "$img"
+    wait "${pids[0]}" || true
+    [[ $(guest_value "$log" STREAMED) == 0 ]] || e2e_fail "the guest's nc ended with '$(guest_value "$log" STREAMED)'"
+    local got; got=$(wc -l <"$dir/stream.txt")
+    echo "L1 received $got lines"
+    [[ $(sha256sum <"$dir/stream.txt") == "$(for ((i = 1; i <= lines; i++)); do echo "line $i"; done | sha256sum)" ]] ||
+        e2e_fail "the stream L1 received differs from lines 1..$lines ($got lines)"
+}
+
+# Two clones of one snapshot at once, each on a copy of the disk as it was.
+case_clones() {
+    local img snap last rcs=() pids=() i
+    snapshot_of snap-clone "$GUEST/initramfs-virtio.cpio.gz" ""
+    for i in 1 2; do
+        cp "$img" "$WORK/clone-$i.img"
+        timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" \
+            --drive-override "drive0=$WORK/clone-$i.img" </dev/null >"$E2E_LOGDIR/clone-$i.console" 2>&1 &
+        pids+=($!)
+    done
+    for i in 0 1; do rcs[i]=0; wait "${pids[i]}" || rcs[i]=$?; done
+    for i in 1 2; do
+        check_continued "$E2E_LOGDIR/clone-$i.console" "${rcs[i - 1]}" "$last" "$E2E_LOGDIR/snap-clone-1.console"
+        check_blocks "$WORK/clone-$i.img"
+    done
+    # The snapshot's own disk saw none of the clones' writes.
+    [[ $(dd if="$img" bs=4096 skip=$STEPS count=1 status=none | sha256sum) != "$(yes "block $STEPS" | head -c 4096 | sha256sum)" ]] ||
+        e2e_fail "a clone wrote to the original disk"
+}
+
+# A full snapshot early on, the guest runs on, then a diff snapshot: the
+# diff's memory file holds a fraction of RAM; laid over the full one
+# (rebase-snap) it restores the guest as of the diff.
+case_diff() {
+    local name=snap-diff sock=$WORK/snap-diff.sock log=$E2E_LOGDIR/snap-diff-1.console
+    local img=$WORK/snap-diff.img full=$WORK/diff-full diff=$WORK/diff-diff merged=$WORK/diff-merged
+    local log2=$E2E_LOGDIR/snap-diff-2.console rc=0
+    rm -rf "$img" "$full" "$diff" "$merged" "$sock"; truncate -s 16M "$img"
+    # No timeout(1) around it: kill -9 must reach ringvisor itself.
+    "$RINGVISOR" run --api-sock "$sock" --track-dirty-pages \
+        --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initramfs-virtio.cpio.gz" \
+        --kernel-cache "$KERNEL_CACHE" --cpus 1 --memory 256M --disk "$img" \
+        --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$(count_script vda)")" \
+        </dev/null >"$log" 2>&1 &
+    local vmm=$!
+    e2e_wait_line "$log" "TICK=3 " 120 || { kill $vmm; e2e_fail "no TICK=3"; }
+    "$RINGVISOR" snapshot --api-sock "$sock" "$full" || { kill $vmm; e2e_fail "full snapshot failed"; }
+    e2e_wait_line "$log" "TICK=$AT " 60 || { kill $vmm; e2e_fail "no TICK=$AT after the full snapshot"; }
+    "$RINGVISOR" snapshot --api-sock "$sock" --diff --keep-paused "$diff" ||
+        { kill $vmm; e2e_fail "diff snapshot failed"; }
+    sleep 1
+    local last; last=$(ticks "$log" | tail -n 1)
+    kill -9 $vmm; wait $vmm 2>/dev/null || true
+    local full_kib diff_kib
+    full_kib=$(du -k "$full/memory" | cut -f1) diff_kib=$(du -k "$diff/memory" | cut -f1)
+    echo "memory files: full ${full_kib} KiB, diff ${diff_kib} KiB allocated, both $(stat -c %s "$diff/memory") bytes"
+    ((diff_kib * 4 < full_kib)) || e2e_fail "the diff holds ${diff_kib} KiB of ${full_kib} KiB"
+    mkdir -p "$merged"
+    mv "$full/memory" "$merged/memory"
+    cp "$diff/state" "$merged/state"
+    "$RINGVISOR" rebase-snap --base-file "$merged/memory" --diff-file "$diff/memory" ||
+        e2e_fail "rebase-snap failed"
+    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$merged" </dev/null >"$log2" 2>&1 || rc=$?
+    check_continued "$log2" $rc "$last" "$log"
+    check_blocks "$img"
+}
+
+# A broken snapshot is refused before any VM runs, with a message.
+case_refused() {
+    local img snap last out=$WORK/refused.out rc
+    snapshot_of snap-bad "$GUEST/initramfs-virtio.cpio.gz" ""
+    cp -r "$snap" "$WORK/bad"
+    truncate -s -1 "$WORK/bad/memory"
+    rc=0; "$RINGVISOR" run --restore "$WORK/bad" </dev/null >"$out" 2>&1 || rc=$?
+    cat "$out"
+    ((rc == 2)) && grep -q "memory file holds" "$out" || e2e_fail "a short memory file: exit $rc"
+    cp "$snap/memory" "$WORK/bad/memory"
+    head -c 1000 "$snap/state" >"$WORK/bad/state"
+    rc=0; "$RINGVISOR" run --restore "$WORK/bad" </dev/null >"$out" 2>&1 || rc=$?
+    cat "$out"
+    ((rc == 2)) && grep -qi "truncated\|snapshot" "$out" || e2e_fail "a truncated state file: exit $rc"
+    rc=0; "$RINGVISOR" run --restore "$snap" --kernel "$GUEST/vmlinuz" </dev/null >"$out" 2>&1 || rc=$?
+    cat "$out"
+    ((rc == 2)) || e2e_fail "--restore with --kernel: exit $rc"
+}
+
+CASES=(
+    "snapshot_restore_virtio_blk case_virtio_blk"
+    "snapshot_restore_ide case_ide"
+    "snapshot_tcp_stream_continues case_tcp"
+    "snapshot_two_clones case_clones"
+    "snapshot_diff_over_full case_diff"
+    "snapshot_broken_refused case_refused"
+)
+echo "e2e snapshot cases"
+run_cases snapshot "$@"
+[[ -n ${VIRTIO_WORK:-} ]] || rm -rf "$WORK"
+e2e_summary
