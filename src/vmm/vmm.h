@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,6 +112,7 @@ private:
     void migrate_out(Fd fd);  // the source's thread (vmm_migration.cpp)
     Result<uint64_t> send_dirty(int fd, const std::vector<std::vector<uint64_t>>& dirty);
     void join_migration();    // before the VM goes
+    std::optional<std::string> migration_stopped();
 
     VmConfig m_config;
     Options m_options;
@@ -131,9 +134,11 @@ private:
     mutable std::mutex m_migration_lock;  // guards m_migration
     MigrationStatus m_migration;
     MigrationParams m_migration_params;   // set before the thread starts
+    std::chrono::steady_clock::time_point m_migration_started;
     std::atomic<bool> m_migration_cancel{false};
     std::atomic<int> m_migration_sock{-1};  // shut down to unblock the thread
     std::atomic<bool> m_migration_done{true};  // the thread has nothing left to ask the loop
+    std::atomic<bool> m_migration_reported{false};  // GET /migrate has shown Completed
     std::thread m_migration_thread;
 };
 

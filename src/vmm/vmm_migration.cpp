@@ -63,7 +63,7 @@ Result<uint64_t> Vmm::send_dirty(int fd, const std::vector<std::vector<uint64_t>
             while (end < pages && end - page < migration::kMaxPagesPerFrame &&
                    (dirty[region][end / 64] >> (end % 64) & 1))
                 ++end;
-            if (m_migration_cancel.load()) return make_error("cancelled");
+            if (auto why = migration_stopped()) return make_error("{}", *why);
             RV_TRY_VOID(migration::send_pages(fd, memory, region, page,
                                               static_cast<uint32_t>(end - page)));
             sent += (end - page) * kPage;
@@ -101,8 +101,10 @@ Result<void> Vmm::start_migration(const MigrationParams& params) {
                                           .ram_bytes = m_vm->memory().total_size()};
         }
         m_migration_params = params;
+        m_migration_started = Clock::now();
         m_migration_cancel = false;
         m_migration_done = false;
+        m_migration_reported = false;
         m_migration_sock = fd.get();
         m_migration_thread = std::thread([this, fd = std::move(fd)]() mutable {
             migrate_out(std::move(fd));
@@ -134,12 +136,7 @@ void Vmm::migrate_out(Fd fd) {
         m_migration.message = std::move(why);
         m_migration.total_s = seconds_since(started);
     };
-    auto cancelled_or_late = [&]() -> std::optional<std::string> {
-        if (m_migration_cancel.load()) return "cancelled";
-        if (m_migration_params.timeout_s > 0 && seconds_since(started) > m_migration_params.timeout_s)
-            return fmt::format("timed out after {} s", m_migration_params.timeout_s);
-        return std::nullopt;
-    };
+    auto cancelled_or_late = [&] { return migration_stopped(); };
     auto run = [&]() -> Result<void> {
         migration::Hello hello;
         auto began = on_loop([&]() -> Result<void> {
@@ -218,6 +215,11 @@ void Vmm::migrate_out(Fd fd) {
             m_migration.total_s = seconds_since(started);
         }
         log::info("migration completed in {:.2f} s, {} ms paused", seconds_since(started), downtime);
+        // The guest runs at the destination. This process stays (paused) a
+        // moment for whoever started the migration to read how it went
+        // (GET /migrate), then ends.
+        for (int i = 0; i < 200 && !m_migration_reported.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         (void)on_loop([&]() -> Result<void> {
             if (m_vm)
                 m_vm->request_exit(VmExitReason::Migrated,
@@ -239,10 +241,22 @@ void Vmm::migrate_out(Fd fd) {
     }
 }
 
+// Why the migration must stop now: cancelled, or past its timeout (which
+// counts as a cancel).
+std::optional<std::string> Vmm::migration_stopped() {
+    if (m_migration_params.timeout_s > 0 &&
+        seconds_since(m_migration_started) > m_migration_params.timeout_s) {
+        m_migration_cancel = true;
+        return fmt::format("timed out after {} s", m_migration_params.timeout_s);
+    }
+    if (m_migration_cancel.load()) return "cancelled";
+    return std::nullopt;
+}
+
 MigrationStatus Vmm::migration_status() {
     std::lock_guard lock(m_migration_lock);
-    MigrationStatus s = m_migration;
-    return s;
+    if (m_migration.phase == MigrationStatus::Phase::Completed) m_migration_reported = true;
+    return m_migration;
 }
 
 Result<void> Vmm::cancel_migration() {

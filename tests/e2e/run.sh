@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # E2E_CASES="api_cases.sh ..." runs a subset (for working on one file).
-read -r -a CASE_FILES <<<"${E2E_CASES:-boot_cases.sh virtio_cases.sh emulated_cases.sh distro_cases.sh api_cases.sh cgroup_cases.sh io_cases.sh}"
+read -r -a CASE_FILES <<<"${E2E_CASES:-boot_cases.sh virtio_cases.sh emulated_cases.sh distro_cases.sh api_cases.sh cgroup_cases.sh io_cases.sh snapshot_cases.sh}"
 
 # ---- inside the test host: run the case files, record their counts --------
 if [[ ${1:-} == --inside ]]; then
@@ -59,7 +59,7 @@ if ((hosts > 1)); then
     # By their run times in CI (about 10 minutes each).
     a=() b=()
     for f in "${CASE_FILES[@]}"; do
-        case $f in cgroup_cases.sh | emulated_cases.sh | api_cases.sh) a+=("$f") ;; *) b+=("$f") ;; esac
+        case $f in cgroup_cases.sh | emulated_cases.sh | api_cases.sh | snapshot_cases.sh) a+=("$f") ;; *) b+=("$f") ;; esac
     done
     ((${#a[@]})) && groups+=("${a[*]}")
     ((${#b[@]})) && groups+=("${b[*]}")

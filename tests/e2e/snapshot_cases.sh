@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Snapshot and restore end to end, run inside the test host. A guest counts
+# Snapshot, restore and live migration end to end, run inside the test host. A guest counts
 # on its console and writes one block per count to a disk (fsynced), as
 # virtio-blk or as an IDE disk. `ringvisor snapshot` takes it mid-count,
 # the VMM is killed, and `ringvisor run --restore` goes on in a new process:
@@ -119,9 +119,10 @@ sp=\$!" "wait \$sp"
     check_continued "$log" $rc "$last" "$E2E_LOGDIR/snap-tcp-1.console"
     check_blocks "$img"
     wait "${pids[0]}" || true
+    pids=()  # (net_setup's trap would fail on a dead pid)
     [[ $(guest_value "$log" STREAMED) == 0 ]] || e2e_fail "the guest's nc ended with '$(guest_value "$log" STREAMED)'"
     local got; got=$(wc -l <"$dir/stream.txt")
-    echo "L1 received $got lines"
+    echo "L1 received $got lines: $(head -n 2 "$dir/stream.txt" | tr '\n' '|') ... $(tail -n 2 "$dir/stream.txt" | tr '\n' '|'); $(sort "$dir/stream.txt" | uniq -d | wc -l) repeated, $(od -c "$dir/stream.txt" | head -n 2 | tr -s ' ')"
     [[ $(sha256sum <"$dir/stream.txt") == "$(for ((i = 1; i <= lines; i++)); do echo "line $i"; done | sha256sum)" ]] ||
         e2e_fail "the stream L1 received differs from lines 1..$lines ($got lines)"
 }
@@ -183,6 +184,120 @@ case_diff() {
     check_blocks "$img"
 }
 
+# ---- live migration ------------------------------------------------------------
+
+# Two TAPs on a bridge that holds $HOST_IP: the source's NIC on rvtapA, the
+# destination's on rvtapB (two processes cannot share a single-queue TAP).
+bridge_setup() {
+    dir=$(mktemp -d /tmp/rv-mig.XXXXXX) pids=()   # not local: the trap uses them
+    trap 'ip link del rvbr0 2>/dev/null; ip link del rvtapA 2>/dev/null; ip link del rvtapB 2>/dev/null
+          ((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+    modprobe bridge 2>/dev/null || true
+    ip link add rvbr0 type bridge
+    ip addr add "$HOST_IP/24" dev rvbr0
+    ip link set rvbr0 up
+    local t
+    for t in rvtapA rvtapB; do
+        ip tuntap add dev "$t" mode tap
+        ip link set "$t" master rvbr0
+        ip link set "$t" up
+    done
+}
+
+# The counting guest with a NIC on rvtapA streaming lines to L1; $vmm its pid.
+migration_source() {  # NAME SOCK IMG LINES
+    local log=$E2E_LOGDIR/$1-src.console
+    "$RINGVISOR" run --api-sock "$2" --kernel "$GUEST/vmlinuz" \
+        --initrd "$GUEST/initramfs-virtio.cpio.gz" --kernel-cache "$KERNEL_CACHE" --cpus 1 \
+        --memory 256M --disk "$3" --net tap=rvtapA \
+        --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$(wait_dev eth0) $GUEST_NET_UP
+(i=1; while [ \$i -le $4 ]; do echo \"line \$i\"; i=\$((i+1)); sleep 0.05; done | nc $HOST_IP 5003; echo STREAMED=\$?) &
+sp=\$!
+$(count_script vda)
+wait \$sp")" </dev/null >"$log" 2>&1 &
+    vmm=$!
+    pids+=($vmm)
+    e2e_wait_line "$log" "TICK=$AT " 120 || e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"
+}
+
+# The guest moves to a second ringvisor mid-count while streaming TCP: the
+# count goes on at the next number there, the stream arrives whole, every
+# block is right, the source ends (status 0) once the destination runs.
+case_migrate() {
+    local sock=$WORK/mig.sock img=$WORK/mig.img to=unix:$WORK/mig-in.sock lines=300 vmm rc=0
+    local src_log=$E2E_LOGDIR/mig-src.console dst_log=$E2E_LOGDIR/mig-dst.console
+    bridge_setup
+    rm -f "$img" "$sock"; truncate -s 16M "$img"
+    timeout 300 socat -u "TCP-LISTEN:5003,bind=$HOST_IP,reuseaddr" "OPEN:$dir/stream.txt,creat,trunc" &
+    pids+=($!)
+    local receiver=$!
+    migration_source mig "$sock" "$img" $lines
+    rm -f "$WORK/mig-in.sock"
+    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --incoming "$to" --net-override net0=rvtapB \
+        </dev/null >"$dst_log" 2>&1 &
+    local dst=$!
+    pids+=($dst)
+    local i; for ((i = 0; i < 50; i++)); do [[ -S $WORK/mig-in.sock ]] && break; sleep 0.1; done
+    "$RINGVISOR" migrate --api-sock "$sock" --to "$to" | tee "$WORK/migrate.out" || e2e_fail "ringvisor migrate failed"
+    local src_rc=0; wait "$vmm" || src_rc=$?
+    ((src_rc == 0)) || e2e_fail "the source exited $src_rc: $(tail -n 2 "$src_log" | tr -d '\r')"
+    grep -aq "migrated to" "$src_log" || e2e_fail "the source did not say it migrated"
+    local last; last=$(ticks "$src_log" | tail -n 1)
+    wait "$dst" || rc=$?
+    check_continued "$dst_log" $rc "$last" "$src_log"
+    check_blocks "$img"
+    wait "$receiver" || true
+    [[ $(guest_value "$dst_log" STREAMED) == 0 ]] || e2e_fail "the guest's nc ended with '$(guest_value "$dst_log" STREAMED)'"
+    [[ $(sha256sum <"$dir/stream.txt") == "$(for ((i = 1; i <= lines; i++)); do echo "line $i"; done | sha256sum)" ]] ||
+        e2e_fail "the stream L1 received differs from lines 1..$lines ($(wc -l <"$dir/stream.txt") lines)"
+    echo "stream: $lines lines whole; $(tail -n 1 "$WORK/migrate.out")"
+}
+
+# Migrations that fail leave the source running: one cancelled by its
+# timeout, one whose destination is killed half-way. The guest then counts
+# to the end and powers off at the source with every block right.
+case_migrate_fails() {
+    local STEPS=90 sock=$WORK/migf.sock img=$WORK/migf.img to=unix:$WORK/migf-in.sock vmm rc
+    local src_log=$E2E_LOGDIR/migf-src.console
+    bridge_setup
+    rm -f "$img" "$sock"; truncate -s 16M "$img"
+    timeout 300 socat -u "TCP-LISTEN:5003,bind=$HOST_IP,reuseaddr" "OPEN:$dir/stream.txt,creat,trunc" &
+    pids+=($!)
+    migration_source migf "$sock" "$img" 100
+    # 1: the timeout cancels it (20 MiB/s: 256 MiB take about 13 s).
+    rm -f "$WORK/migf-in.sock"
+    timeout 60 "$RINGVISOR" run --incoming "$to" --net-override net0=rvtapB </dev/null \
+        >"$E2E_LOGDIR/migf-dst1.console" 2>&1 &
+    local dst=$!
+    local i; for ((i = 0; i < 50; i++)); do [[ -S $WORK/migf-in.sock ]] && break; sleep 0.1; done
+    rc=0; "$RINGVISOR" migrate --api-sock "$sock" --to "$to" --bandwidth 20 --timeout 1 \
+        >"$WORK/migf-1.out" 2>&1 || rc=$?
+    cat "$WORK/migf-1.out"
+    ((rc == 1)) && grep -q "cancelled" "$WORK/migf-1.out" || e2e_fail "a timed-out migration: exit $rc"
+    wait "$dst" 2>/dev/null || true
+    kill -0 "$vmm" || e2e_fail "the source died after a cancelled migration"
+    # 2: the destination dies half-way.
+    rm -f "$WORK/migf-in.sock"
+    "$RINGVISOR" run --incoming "$to" --net-override net0=rvtapB </dev/null \
+        >"$E2E_LOGDIR/migf-dst2.console" 2>&1 &
+    dst=$!
+    for ((i = 0; i < 50; i++)); do [[ -S $WORK/migf-in.sock ]] && break; sleep 0.1; done
+    "$RINGVISOR" migrate --api-sock "$sock" --to "$to" --bandwidth 20 >"$WORK/migf-2.out" 2>&1 &
+    local mig=$!
+    sleep 2
+    kill -9 "$dst"
+    rc=0; wait "$mig" || rc=$?
+    cat "$WORK/migf-2.out"
+    ((rc == 1)) && grep -q "failed" "$WORK/migf-2.out" || e2e_fail "a migration whose destination died: exit $rc"
+    # The source goes on to the end.
+    rc=0; wait "$vmm" || rc=$?
+    ((rc == 0)) || e2e_fail "the source exited $rc: $(tail -n 2 "$src_log" | tr -d '\r')"
+    [[ $(ticks "$src_log" | tail -n 1) == "$STEPS" && $(ticks "$src_log" | wc -l) == "$STEPS" ]] ||
+        e2e_fail "the source's count: $(ticks "$src_log" | tr '\n' ' ')"
+    grep -aq "RINGVISOR-CMD-EXIT=0" "$src_log" || e2e_fail "the guest's script did not finish"
+    check_blocks "$img"
+}
+
 # A broken snapshot is refused before any VM runs, with a message.
 case_refused() {
     local img snap last out=$WORK/refused.out rc
@@ -208,6 +323,8 @@ CASES=(
     "snapshot_tcp_stream_continues case_tcp"
     "snapshot_two_clones case_clones"
     "snapshot_diff_over_full case_diff"
+    "migrate_while_counting_and_streaming case_migrate"
+    "migrate_failed_leaves_source_running case_migrate_fails"
     "snapshot_broken_refused case_refused"
 )
 echo "e2e snapshot cases"
