@@ -22,6 +22,8 @@
 #include "devices/legacy/uart16550.h"
 #include "devices/pci/config_space.h"
 #include "devices/pci/msix.h"
+#include "devices/virtio/pci_transport.h"
+#include "devices/virtio/rng/rng_device.h"
 #include "snapshot/snapshot_file.h"
 #include "snapshot/state_codec.h"
 
@@ -38,6 +40,12 @@ struct NullRouter final : MsiRouter {
     Result<uint32_t> allocate_gsi() override { return next++; }
     Result<void> set_route(uint32_t, MsiMessage) override { return {}; }
     void trigger(uint32_t) override {}
+};
+
+// Holds handlers; never runs them (the fuzzer calls queue_notify itself).
+struct NullEvents final : EventRegistrar {
+    Result<void> add(int, uint32_t, std::function<void(uint32_t)>) override { return {}; }
+    void remove(int) override {}
 };
 
 template <typename S, typename Apply>
@@ -104,6 +112,29 @@ void exercise(const snapshot::SnapshotFile& file) {
                     for (uint16_t off = 0; off < kPciConfigSize; off += 4) c.read(off, b);
                     (void)c.bar_address(4);
                 }
+            });
+        } else if (s.id == "virtio") {
+            // A transport re-activating a real device (virtio-rng) from
+            // arbitrary registers and ring positions over 1 MiB of RAM whose
+            // contents are the section's own bytes, then served.
+            try_restore<virtio::VirtioPciTransport::State>(s, [&](const auto& st) {
+                std::array<GuestMemory::RegionSpec, 1> spec{{{GuestAddress{0}, 1 << 20}}};
+                auto memory = GuestMemory::create(spec);
+                if (!memory) return;
+                (void)memory->write(GuestAddress{0}, std::span(s.data).first(std::min<size_t>(s.data.size(), 1 << 20)));
+                NullRouter router;
+                NullEvents events;
+                auto rng = std::make_shared<virtio::VirtioRng>(virtio::VirtioRng::EntropySource{});
+                auto t = virtio::VirtioPciTransport::create(rng, *memory, router, events);
+                if (!t) return;
+                if ((*t)->restore(st)) {
+                    for (int round = 0; round < 4; ++round) rng->queue_notify(0);
+                    std::array<uint8_t, 4> b{};
+                    for (uint64_t off = 0; off < 0x40; off += 4) (*t)->bar_read(virtio::kPciBarIndex, off, b);
+                    auto again = (*t)->save();
+                    (void)again;
+                }
+                rng->reset();
             });
         } else if (s.id == "msix") {
             try_restore<MsixTable::State>(s, [&](const auto& st) {

@@ -1,4 +1,5 @@
 #include "kvm/kvm.h"
+#include "kvm/ioctl_abi.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -13,47 +14,15 @@ namespace rv::kvm {
 
 namespace {
 
-// linux-libc-dev 6.1 declares the variable-length KVM structs with
-// __DECLARE_FLEX_ARRAY, which in C++ adds a 1-byte empty member: sizeof and
-// the entries' offset differ from the kernel's, and so do the ioctl numbers
-// that encode sizeof. So these three use our own 8-byte headers.
-struct CpuidHeader {
-    uint32_t nent;
-    uint32_t padding;
-};
-struct MsrsHeader {
-    uint32_t nmsrs;
-    uint32_t pad;
-};
-static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8);
-static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16);
-constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
-constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
-constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
-struct RoutingHeader {
-    uint32_t nr;
-    uint32_t flags;
-};
-static_assert(sizeof(RoutingHeader) == 8);
-constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, RoutingHeader);
-
-// A header followed by n entries, laid out as the kernel expects.
-template <typename Header, typename Entry>
-struct VarBuffer {
-    explicit VarBuffer(size_t n) : bytes(sizeof(Header) + n * sizeof(Entry), 0) {}
-    Header* header() { return reinterpret_cast<Header*>(bytes.data()); }
-    Entry* entries() { return reinterpret_cast<Entry*>(bytes.data() + sizeof(Header)); }
-    std::vector<uint8_t> bytes;
-};
-
-template <typename Arg>
-int do_ioctl(int fd, unsigned long request, Arg arg) {
-    int ret;
-    do {
-        ret = ::ioctl(fd, request, arg);
-    } while (ret < 0 && errno == EINTR && request != KVM_RUN);
-    return ret;
-}
+using abi::CpuidHeader;
+using abi::do_ioctl;
+using abi::MsrsHeader;
+using abi::RoutingHeader;
+using abi::VarBuffer;
+using abi::kGetSupportedCpuid;
+using abi::kSetCpuid2;
+using abi::kSetGsiRouting;
+using abi::kSetMsrs;
 
 }  // namespace
 

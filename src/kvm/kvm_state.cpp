@@ -1,4 +1,5 @@
 #include "kvm/kvm_state.h"
+#include "kvm/ioctl_abi.h"
 
 #include <sys/ioctl.h>
 
@@ -9,32 +10,19 @@ namespace rv::kvm {
 
 namespace {
 
-// Our own layouts where linux-libc-dev 6.1's C++ sizeof differs from the
-// kernel's (see kvm.cpp): the ioctl numbers encode the size.
-struct MsrListHeader {
-    uint32_t nmsrs;
-};
-struct MsrsHeader {
-    uint32_t nmsrs;
-    uint32_t pad;
-};
-struct Xsave {
-    uint32_t region[kXsaveSize / 4];
-};
-static_assert(sizeof(Xsave) == 4096 && sizeof(kvm_msr_entry) == 16);
-constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
-constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
-constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, Xsave);
-constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, Xsave);
+using abi::kGetMsrIndexList;
+using abi::kGetMsrs;
+using abi::kGetXsave;
+using abi::kSetXsave;
+using abi::MsrListHeader;
+using abi::MsrsHeader;
+using abi::Xsave;
+static_assert(abi::kXsaveBytes == kXsaveSize);
 constexpr uint32_t kMsrTscDeadline = 0x6e0;
 
 template <typename Arg>
 Result<void> xioctl(int fd, unsigned long request, Arg arg, const char* what) {
-    int ret;
-    do {
-        ret = ::ioctl(fd, request, arg);
-    } while (ret < 0 && errno == EINTR);
-    if (ret < 0) return errno_error(what);
+    if (abi::do_ioctl(fd, request, arg) < 0) return errno_error(what);
     return {};
 }
 

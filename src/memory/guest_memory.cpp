@@ -86,20 +86,46 @@ Result<GuestMemory> GuestMemory::map_file(std::span<const RegionSpec> specs, int
     return memory;
 }
 
-Result<void> GuestMemory::write_to(int fd) const {
-    if (::ftruncate(fd, 0) < 0) return errno_error("memory file: ftruncate");
-    uint64_t offset = 0;
-    for (const auto& r : m_regions) {
-        for (uint64_t done = 0; done < r.size;) {
-            size_t chunk = static_cast<size_t>(std::min<uint64_t>(r.size - done, 64ull << 20));
-            ssize_t n = ::pwrite(fd, r.host + done, chunk, static_cast<off_t>(offset + done));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return errno_error("memory file: write");
-            done += static_cast<uint64_t>(n);
+bool GuestMemory::page_is_zero(size_t region, uint64_t page) const {
+    const uint8_t* p = m_regions[region].host + page * kDirtyPageSize;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < kDirtyPageSize; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    return acc == 0;
+}
+
+Result<uint64_t> GuestMemory::write_to(int fd) const {
+    if (::ftruncate(fd, 0) < 0 || ::ftruncate(fd, static_cast<off_t>(total_size())) < 0)
+        return errno_error("memory file: ftruncate");
+    uint64_t offset = 0, written = 0;
+    for (size_t i = 0; i < m_regions.size(); ++i) {
+        const GuestRegion& r = m_regions[i];
+        const uint64_t pages = r.size / kDirtyPageSize;
+        for (uint64_t page = 0; page < pages;) {
+            if (page_is_zero(i, page)) {
+                ++page;
+                continue;
+            }
+            uint64_t end = page + 1;  // a run of pages with data, up to 64 MiB
+            while (end < pages && end - page < (64u << 20) / kDirtyPageSize && !page_is_zero(i, end))
+                ++end;
+            const uint64_t at = page * kDirtyPageSize, len = (end - page) * kDirtyPageSize;
+            for (uint64_t done = 0; done < len;) {
+                ssize_t n = ::pwrite(fd, r.host + at + done, len - done,
+                                     static_cast<off_t>(offset + at + done));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) return errno_error("memory file: write");
+                done += static_cast<uint64_t>(n);
+            }
+            written += len;
+            page = end;
         }
         offset += r.size;
     }
-    return {};
+    return written;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept

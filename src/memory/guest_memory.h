@@ -50,8 +50,12 @@ public:
     // file must be exactly as large as the regions (InvalidInput otherwise).
     static Result<GuestMemory> map_file(std::span<const RegionSpec> specs, int fd);
     // Writes every region, back to back, to `fd` from offset 0 (what
-    // map_file reads); truncates the file to that size.
-    Result<void> write_to(int fd) const;
+    // map_file reads), the file sized to match. Pages of zeros are left as
+    // holes (they read back as zeros), so the file takes the space of the
+    // RAM the guest has used. Returns the bytes written.
+    Result<uint64_t> write_to(int fd) const;
+    // Whether page `page` (kDirtyPageSize) of region `region` is all zeros.
+    bool page_is_zero(size_t region, uint64_t page) const;
 
     GuestMemory() = default;
     GuestMemory(GuestMemory&& other) noexcept;

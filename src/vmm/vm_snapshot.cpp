@@ -168,7 +168,7 @@ Result<void> Vm::save_snapshot(const SnapshotPaths& paths, bool diff) {
         auto dirty = RV_TRY(take_dirty_pages());
         written = RV_TRY(with_context(write_dirty_pages(m_memory, dirty, memory_fd.get()), paths.memory));
     } else {
-        RV_TRY_VOID(with_context(m_memory.write_to(memory_fd.get()), paths.memory));
+        written = RV_TRY(with_context(m_memory.write_to(memory_fd.get()), paths.memory));
         // The next diff holds what changes from here on.
         if (m_dirty_logging) (void)RV_TRY(take_dirty_pages());
     }

@@ -149,9 +149,17 @@ void Vmm::migrate_out(Fd fd) {
         });
         if (!began) return began;
         RV_TRY_VOID(migration::send_hello(fd.get(), hello));
-        // Iteration 0: all of RAM.
+        // Iteration 0: all of RAM but its pages of zeros (the destination's
+        // fresh RAM is zeros; a page the guest writes meanwhile is in the
+        // next round's dirty log).
         std::vector<std::vector<uint64_t>> dirty;
-        for (const auto& r : hello.regions) dirty.emplace_back((r.size / kPage + 63) / 64, ~0ull);
+        const GuestMemory& memory = m_vm->memory();
+        for (size_t i = 0; i < hello.regions.size(); ++i) {
+            const uint64_t pages = hello.regions[i].size / kPage;
+            auto& bits = dirty.emplace_back((pages + 63) / 64, 0);
+            for (uint64_t p = 0; p < pages; ++p)
+                if (!memory.page_is_zero(i, p)) bits[p / 64] |= 1ull << (p % 64);
+        }
         double bandwidth = 0;  // bytes per second, as measured
         for (unsigned iteration = 0;; ++iteration) {
             if (auto why = cancelled_or_late()) return make_error("{}", *why);

@@ -4,6 +4,7 @@
 // another size is refused.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -30,8 +31,13 @@ TEST(GuestMemoryFile, WriteThenMapGivesTheSameBytesPrivately) {
     ASSERT_TRUE(memory->write(GuestAddress{0x1000}, a));
     ASSERT_TRUE(memory->write(GuestAddress{(1 << 20) + 0x1F000}, b));  // the second region's last page
     Fd file = memfd();
-    ASSERT_TRUE(memory->write_to(file.get()));
+    auto written = memory->write_to(file.get());
+    ASSERT_TRUE(written);
+    EXPECT_EQ(*written, 2u * 4096) << "pages of zeros are holes";
     EXPECT_EQ(::lseek(file.get(), 0, SEEK_END), (64 << 10) + (128 << 10));
+    struct stat st {};
+    ASSERT_EQ(::fstat(file.get(), &st), 0);
+    EXPECT_LE(st.st_blocks * 512, 4 * 4096) << "only the pages with data take space";
 
     auto mapped = GuestMemory::map_file(kSpecs, file.get());
     ASSERT_TRUE(mapped) << mapped.error().message();
