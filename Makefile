@@ -1,7 +1,7 @@
 # ringvisor — the two commands a newcomer needs:
 #   make demo   install what is needed, build, prepare guest assets, boot a VM to a shell
 #   make test   install what is needed, build, run every test (unit, KVM, e2e in the test host)
-.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api bench-guest-io bench-consolidation stress clean
+.PHONY: all deps build guest rootfs testhost demo test unit fuzz e2e bench bench-io bench-io-models bench-api bench-guest-io bench-consolidation bench-snapshot stress clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -73,6 +73,10 @@ bench-guest-io: build guest testhost rootfs
 # How many idle 128 MiB guests fit in one test host, ringvisor beside QEMU; per-VM overhead.
 bench-consolidation: build guest testhost
 	bench/consolidation/run.sh $(BUILD)
+
+# Snapshot, restore and live migration beside QEMU (RUNS, MEM_MIB, DIRTY_RATES: bench/snapshot/run.sh).
+bench-snapshot: build guest testhost
+	bench/snapshot/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -204,7 +204,9 @@ bridge_setup() {
     done
 }
 
-# The counting guest with a NIC on rvtapA streaming lines to L1; $vmm its pid.
+# The counting guest with a NIC on rvtapA streaming lines to L1 and
+# rewriting 8 MiB of a tmpfs file every second (a steady dirty rate); $vmm
+# its pid.
 migration_source() {  # NAME SOCK IMG LINES
     local log=$E2E_LOGDIR/$1-src.console
     "$RINGVISOR" run --api-sock "$2" --kernel "$GUEST/vmlinuz" \
@@ -213,6 +215,7 @@ migration_source() {  # NAME SOCK IMG LINES
         --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$(wait_dev eth0) $GUEST_NET_UP
 (i=1; while [ \$i -le $4 ]; do echo \"line \$i\"; i=\$((i+1)); sleep 0.05; done | nc $HOST_IP 5003; echo STREAMED=\$?) &
 sp=\$!
+(while :; do dd if=/dev/zero of=/tmp/dirty bs=1M count=8 conv=notrunc 2>/dev/null; sleep 1; done) &
 $(count_script vda)
 wait \$sp")" </dev/null >"$log" 2>&1 &
     vmm=$!
@@ -241,6 +244,9 @@ case_migrate() {
     "$RINGVISOR" migrate --api-sock "$sock" --to "$to" | tee "$WORK/migrate.out" || e2e_fail "ringvisor migrate failed"
     local src_rc=0; wait "$vmm" || src_rc=$?
     ((src_rc == 0)) || e2e_fail "the source exited $src_rc: $(tail -n 2 "$src_log" | tr -d '\r')"
+    # The source ended only once the destination ran the guest.
+    kill -0 "$dst" 2>/dev/null || e2e_fail "the destination is gone as the source ends"
+    e2e_wait_line "$dst_log" "TICK=" 30 || e2e_fail "the destination's guest never counted"
     grep -aq "migrated to" "$src_log" || e2e_fail "the source did not say it migrated"
     local last; last=$(ticks "$src_log" | tail -n 1)
     wait "$dst" || rc=$?
