@@ -20,9 +20,9 @@ base=("$root"/src/base/{fd,log}.cpp "$root"/src/memory/guest_memory.cpp "$root"/
 declare -A sources=(
     [virtqueue]=""
     [virtio_blk]="$(echo "$root"/src/devices/virtio/blk/*.cpp "$root"/src/backends/block/*.cpp)"
-    [virtio_net]="$(echo "$root"/src/devices/virtio/net/*.cpp "$root"/src/backends/net/*.cpp)"
-    [ide]="$(echo "$root"/src/devices/legacy/ide/*.cpp "$root"/src/backends/block/*.cpp "$root"/src/devices/pci/config_space.cpp)"
-    [e1000]="$(echo "$root"/src/devices/legacy/e1000/*.cpp "$root"/src/devices/pci/config_space.cpp)"
+    [virtio_net]="$(echo "$root"/src/devices/virtio/net/*.cpp "$root"/src/backends/net/*.cpp "$root"/src/snapshot/state_codec.cpp)"
+    [ide]="$(echo "$root"/src/devices/legacy/ide/*.cpp "$root"/src/backends/block/*.cpp "$root"/src/devices/pci/config_space.cpp "$root"/src/snapshot/state_codec.cpp)"
+    [e1000]="$(echo "$root"/src/devices/legacy/e1000/*.cpp "$root"/src/devices/pci/config_space.cpp "$root"/src/snapshot/state_codec.cpp)"
     [snapshot]="$(echo "$root"/src/snapshot/*.cpp "$root"/src/devices/legacy/{uart16550,cmos_rtc,i8042,i8042_keyboard,acpi_pm}.cpp "$root"/src/devices/pci/{config_space,msix}.cpp "$root"/src/devices/virtio/{pci_transport,pci_transport_state,common_cfg}.cpp "$root"/src/devices/virtio/rng/*.cpp)"
 )
 declare -A libs=([virtqueue]="" [virtio_blk]="-luring" [virtio_net]="" [ide]="-luring" [e1000]="-lz" [snapshot]="")

@@ -170,7 +170,7 @@ AtaChannel::State AtaChannel::State::decode(snapshot::Reader& r) {
     State s;
     for (auto& d : s.disks) {
         if (!r.boolean()) continue;  // also after a short read: the reader is failed
-        d.emplace();
+        d = DiskState{};  // (not emplace(): clang 16 rejects it here)
         for (uint8_t* v : {&d->status, &d->error, &d->multiple}) *v = r.u8();
         d->write_cache = r.boolean();
         d->transfer_mode = r.u8();
