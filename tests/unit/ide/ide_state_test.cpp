@@ -7,6 +7,7 @@
 // controller as it was.
 #include "ide_test_util.h"
 #include "snapshot/state_codec.h"
+#include "support/state_roundtrip.h"
 #include "support/limiter_timer.h"
 #include "support/manual_clock.h"
 
@@ -24,24 +25,8 @@ using Phase = ide::AtaChannel::State::Phase;
 
 constexpr uint64_t kTable = 0x1000;
 
-// Encodes and decodes the state, as a snapshot file would carry it.
-template <typename S>
-S through_bytes(const S& state) {
-    const auto bytes = snapshot::encode(state);
-    auto back = snapshot::decode<S>(bytes, "test");
-    EXPECT_TRUE(back.has_value()) << back.error().message();
-    return back.value_or(S{});
-}
-
-// Every strict prefix of the encoding is refused, and so is a trailing byte.
-template <typename S>
-void expect_truncation_refused(const S& state) {
-    auto bytes = snapshot::encode(state);
-    for (size_t len = 0; len < bytes.size(); ++len)
-        EXPECT_FALSE(snapshot::decode<S>(std::span(bytes).first(len), "test").has_value()) << len;
-    bytes.push_back(0);
-    EXPECT_FALSE(snapshot::decode<S>(bytes, "test").has_value());
-}
+using test::expect_truncation_refused;
+using test::through_bytes;
 
 // What a driver can read without changing anything: per channel the
 // alternate status, the task file but Status (whose read acknowledges
