@@ -1,11 +1,11 @@
 // Fuzzes virtio-net with hostile rings: the input picks one queue pair or two
-// (multiqueue, with the control queue), lays out the rx/tx (and control)
-// descriptor tables, indirect tables and avail rings in a small two-region
-// guest memory, picks the negotiated features, then plays a sequence of
-// driver notifications (any queue), packets from the host side (any tap
-// queue), event-loop passes, ring pokes (control commands such as
-// VQ_PAIRS_SET come from the scratch bytes) and resets. The device must
-// neither crash nor make the event loop spin.
+// (multiqueue), lays out the rx/tx and control descriptor tables, indirect
+// tables and avail rings in a small two-region guest memory, picks the
+// negotiated features, then plays a sequence of driver notifications (any
+// queue), packets from the host side (any tap queue), event-loop passes,
+// ring pokes (control commands such as VQ_PAIRS_SET and ANNOUNCE_ACK come
+// from the scratch bytes), announces, snapshot state round trips and resets.
+// The device must neither crash nor make the event loop spin.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <sys/socket.h>
 
@@ -102,10 +102,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     const unsigned pairs = fdp.ConsumeBool() ? 2 : 1;
     const uint16_t qsize = static_cast<uint16_t>(1u << fdp.ConsumeIntegralInRange<int>(0, 4));
-    // rx0, tx0, rx1, tx1, control (the last three only with two pairs).
+    // rx0, tx0, (rx1, tx1 with two pairs,) control: always offered.
     std::vector<QueueConfig> rings{layout(kRxRing, qsize), layout(kTxRing, qsize)};
     if (pairs == 2)
-        for (GuestAddress base : {kRx1Ring, kTx1Ring, kCtrlRing}) rings.push_back(layout(base, qsize));
+        for (GuestAddress base : {kRx1Ring, kTx1Ring}) rings.push_back(layout(base, qsize));
+    rings.push_back(layout(kCtrlRing, qsize));
     for (const QueueConfig& q : rings) write_descs(fdp, q);
     auto pick = [&]() -> const QueueConfig& {
         return rings[fdp.ConsumeIntegralInRange<size_t>(0, rings.size() - 1)];
@@ -134,7 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // MQ, the control queue (last) with CTRL_VQ.
         std::vector<const QueueConfig*> enabled{&rings[0], &rings[1]};
         if (pairs == 2 && (features & kNetFMq)) enabled = {&rings[0], &rings[1], &rings[2], &rings[3]};
-        if (pairs == 2 && (features & kNetFCtrlVq)) enabled.push_back(&rings[4]);
+        if (features & kNetFCtrlVq) enabled.push_back(&rings.back());
         std::vector<Queue> queues;
         for (const QueueConfig* q : enabled) {
             auto made = Queue::create(mem, *q, VirtioNet::kQueueSize, event_idx, indirect);
@@ -151,7 +152,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     std::vector<uint8_t> sink(70000);
     for (int step = 0; step < 64 && fdp.remaining_bytes() > 0; ++step) {
-        switch (fdp.ConsumeIntegralInRange<int>(0, 8)) {
+        switch (fdp.ConsumeIntegralInRange<int>(0, 10)) {
             case 0:  // any queue the device may have, and one past them
                 dev.queue_notify(fdp.ConsumeIntegralInRange<uint16_t>(0, 2 * pairs + 1));
                 break;
@@ -194,6 +195,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 dev.reset();
                 if (fdp.ConsumeBool()) activate();
                 break;
+            case 9:  // the VM came back from a snapshot or a migration
+                dev.on_resumed_elsewhere();
+                break;
+            case 10: {  // the device's own state, round trip or fuzzed bytes
+                auto state = dev.save_state();
+                if (fdp.ConsumeBool())
+                    state = fdp.ConsumeBytes<uint8_t>(fdp.ConsumeIntegralInRange<size_t>(0, 4));
+                (void)dev.restore_state(state);
+                break;
+            }
         }
     }
     if (events.run_until_idle(50) >= 50) std::abort();

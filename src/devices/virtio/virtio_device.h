@@ -114,6 +114,13 @@ public:
         if (!state.empty()) return input_error("{}: unexpected device state", name());
         return {};
     }
+    // Called once a VM restored from a snapshot or received by live
+    // migration is about to run again (after restore_state), not after a
+    // plain pause and resume; may be called from any thread. The guest may
+    // now sit behind another switch port than the one its peers learned: a
+    // NIC asks its driver to announce the guest (virtio-net's
+    // GUEST_ANNOUNCE). Nothing to do for most devices.
+    virtual void on_resumed_elsewhere() {}
 };
 
 }  // namespace rv::virtio

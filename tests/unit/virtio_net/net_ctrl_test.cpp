@@ -39,7 +39,8 @@ TEST_F(NetCtrlTest, PairsSetOutsideOneToNIsErr) {
 
 TEST_F(NetCtrlTest, ClassesNotOfferedAreErr) {
     // RX mode (promiscuous on), MAC table set, VLAN add, RSS config,
-    // announce ack, guest offloads set: none offered.
+    // announce ack (GUEST_ANNOUNCE not negotiated here), guest offloads
+    // set: none offered.
     EXPECT_EQ(ack({{command(0, 0, {1}), false}, {1, true}}), kNetCtrlErr);
     EXPECT_EQ(ack({{command(1, 0, std::vector<uint8_t>(8, 0)), false}, {1, true}}), kNetCtrlErr);
     EXPECT_EQ(ack({{command(2, 0, {1, 0}), false}, {1, true}}), kNetCtrlErr);

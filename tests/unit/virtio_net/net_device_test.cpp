@@ -18,18 +18,20 @@ class NetDeviceTest : public NetTest {
 
 TEST_F(NetDeviceTest, Identity) {
     EXPECT_EQ(dev->device_type(), 1u);
-    EXPECT_EQ(dev->queue_max_sizes(), (std::vector<uint16_t>{256, 256}));
+    EXPECT_EQ(dev->queue_max_sizes(), (std::vector<uint16_t>{256, 256, 64}))
+        << "rx 0, tx 1, control 2";
     EXPECT_EQ(net->vnet_hdr_size, 12) << "create() sets the virtio 1.x header size";
 }
 
-TEST_F(NetDeviceTest, OffersOffloadsButNoControlQueue) {
+TEST_F(NetDeviceTest, OffersOffloadsControlQueueAndAnnounceButNoMq) {
     uint64_t f = dev->device_features();
     for (uint64_t bit : {kFVersion1, kFRingIndirectDesc, kFRingEventIdx, kNetFMac, kNetFStatus,
                          kNetFCsum, kNetFGuestCsum, kNetFHostTso4, kNetFHostTso6, kNetFHostEcn,
                          kNetFGuestTso4, kNetFGuestTso6, kNetFGuestEcn, kNetFMrgRxbuf})
         EXPECT_TRUE(f & bit) << std::hex << bit;
-    EXPECT_FALSE(f & kNetFCtrlVq);
-    EXPECT_FALSE(f & kNetFMq) << "one pair: the plain device";
+    EXPECT_TRUE(f & kNetFCtrlVq) << "for GUEST_ANNOUNCE";
+    EXPECT_TRUE(f & kNetFGuestAnnounce);
+    EXPECT_FALSE(f & kNetFMq) << "one pair";
     EXPECT_FALSE(f & kNetFMtu) << "no MTU configured";
     EXPECT_FALSE(f & kNetFGuestUfo);
 }

@@ -16,6 +16,7 @@ TEST_F(NetMqTest, OffersMqAndControlQueueAndSaysMaxPairs) {
     const uint64_t f = dev->device_features();
     EXPECT_TRUE(f & kNetFMq);
     EXPECT_TRUE(f & kNetFCtrlVq);
+    EXPECT_TRUE(f & kNetFGuestAnnounce);
     EXPECT_EQ(dev->queue_max_sizes(), (std::vector<uint16_t>{256, 256, 256, 256, 64}));
     std::vector<uint8_t> pairs(2);
     dev->read_config(kNetConfigMaxVqPairs, pairs);
@@ -24,13 +25,14 @@ TEST_F(NetMqTest, OffersMqAndControlQueueAndSaysMaxPairs) {
     EXPECT_EQ(nets[1]->vnet_hdr_size, 12) << "every queue gets the header size";
 }
 
-TEST(NetMqCreateTest, OnePairIsThePlainDevice) {
+TEST(NetMqCreateTest, OnePairHasNoMqButAControlQueue) {
     auto [backends, peers] = FakeNetBackend::create_queues(1);
     auto dev = VirtioNet::create(std::move(backends), {.mac = kTestMac});
     ASSERT_TRUE(dev);
     EXPECT_FALSE((*dev)->device_features() & kNetFMq);
-    EXPECT_FALSE((*dev)->device_features() & kNetFCtrlVq);
-    EXPECT_EQ((*dev)->queue_max_sizes(), (std::vector<uint16_t>{256, 256}));
+    EXPECT_TRUE((*dev)->device_features() & kNetFCtrlVq) << "for GUEST_ANNOUNCE";
+    EXPECT_TRUE((*dev)->device_features() & kNetFGuestAnnounce);
+    EXPECT_EQ((*dev)->queue_max_sizes(), (std::vector<uint16_t>{256, 256, 64}));
     EXPECT_FALSE(test::counter((*dev)->counters(), "queue_pairs")) << "no multiqueue counters";
 }
 

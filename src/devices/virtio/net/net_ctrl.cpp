@@ -1,5 +1,6 @@
-// The control queue (5.1.6.5) and switching queue pairs on and off: only
-// VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET is understood, everything else is ERR.
+// The control queue (5.1.6.5), switching queue pairs on and off, and
+// announcing the guest: only VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET and
+// VIRTIO_NET_CTRL_ANNOUNCE_ACK are understood, everything else is ERR.
 #include <array>
 
 #include "base/log.h"
@@ -76,10 +77,16 @@ uint8_t VirtioNet::handle_ctrl_command(Active& a, const DescriptorChain& chain) 
     if (!got || *got != len) return ctrl_refuse(kWarnCtrlBadChain, "an unreadable command");
     const uint8_t cls = cmd[0];
     const uint8_t command = cmd[1];
-    const auto data = std::span(cmd).subspan(2, len - 2);
-    if (cls != kNetCtrlMq || command != kNetCtrlMqVqPairsSet)
-        return ctrl_refuse(kWarnCtrlRefused,
-                           fmt::format("class {} command {}, which is not offered", cls, command));
+    const auto data = std::span<const uint8_t>(cmd).subspan(2, len - 2);
+    if (cls == kNetCtrlMq && command == kNetCtrlMqVqPairsSet) return ctrl_pairs_set(a, data);
+    if (cls == kNetCtrlAnnounce && command == kNetCtrlAnnounceAck)
+        return ctrl_announce_ack(a, data);
+    return ctrl_refuse(kWarnCtrlRefused,
+                       fmt::format("class {} command {}, which is not offered", cls, command));
+}
+
+uint8_t VirtioNet::ctrl_pairs_set(Active& a, std::span<const uint8_t> data) {
+    // A one-pair NIC has a control queue too, but no pairs to switch to.
     if (!(a.features & kNetFMq))
         return ctrl_refuse(kWarnCtrlRefused, "VQ_PAIRS_SET without MQ negotiated");
     if (data.size() != 2)
@@ -92,6 +99,41 @@ uint8_t VirtioNet::handle_ctrl_command(Active& a, const DescriptorChain& chain) 
                                                          pairs, a.pairs.size()));
     set_active_pairs(a, pairs);
     return kNetCtrlOk;
+}
+
+// The driver has seen VIRTIO_NET_S_ANNOUNCE and sent its announcements.
+uint8_t VirtioNet::ctrl_announce_ack(Active& a, std::span<const uint8_t> data) {
+    if (!announce_negotiated(a.features))
+        return ctrl_refuse(kWarnCtrlRefused, "ANNOUNCE_ACK without GUEST_ANNOUNCE negotiated");
+    if (!data.empty())
+        return ctrl_refuse(
+            kWarnCtrlBadChain,
+            fmt::format("ANNOUNCE_ACK with {} bytes of data (none expected)", data.size()));
+    // Also OK with nothing pending (a second ACK): clearing a clear bit
+    // harms nothing.
+    a.announce = false;
+    return kNetCtrlOk;
+}
+
+bool VirtioNet::announce_negotiated(uint64_t features) {
+    // 5.1.3.1: GUEST_ANNOUNCE needs CTRL_VQ, where the ACK comes back; a
+    // driver with the one and not the other could not clear the bit.
+    return (features & kNetFGuestAnnounce) && (features & kNetFCtrlVq);
+}
+
+bool VirtioNet::announce() {
+    std::lock_guard lock(m_mutex);
+    // A failed device processes no control queue and waits for a reset,
+    // which would clear the bit anyway.
+    if (!m_active || m_active->failed || !announce_negotiated(m_active->features)) return false;
+    Active& a = *m_active;
+    a.announce = true;
+    ++m_counters.announces;
+    // Also when the bit was already set: the driver may have read the
+    // status before it was, and a second round of gratuitous packets is
+    // harmless (QEMU repeats its announce rounds too).
+    a.interrupt->signal_config_change();
+    return true;
 }
 
 uint8_t VirtioNet::ctrl_refuse(unsigned warn_bit, std::string_view why) {

@@ -85,12 +85,12 @@ DeviceCounters VirtioNet::counters() const {
                        {"interrupts", s.interrupts},
                        {"budget_yields", s.budget_yields},
                        {"rx_throttled", s.rx_throttled},
-                       {"tx_throttled", s.tx_throttled}};
+                       {"tx_throttled", s.tx_throttled},
+                       {"ctrl_commands", s.ctrl_commands},
+                       {"ctrl_errors", s.ctrl_errors},
+                       {"announces", s.announces}};
     const bool multi = queue_pairs() > 1;
-    if (multi)
-        out.insert(out.end(), {{"ctrl_commands", s.ctrl_commands},
-                               {"ctrl_errors", s.ctrl_errors},
-                               {"queue_pairs", queue_pairs()}});
+    if (multi) out.emplace_back("queue_pairs", queue_pairs());
     std::lock_guard lock(m_mutex);
     out.emplace_back("active", m_active ? 1 : 0);
     if (m_active) {
@@ -116,6 +116,7 @@ DeviceCounters VirtioNet::counters() const {
         put("polled_events", polled);
         put("failed", a.failed);
         put("backend_gone", pairs_where([](const Pair& p) { return p.backend_gone; }));
+        put("announce_pending", a.announce);
         if (multi) out.emplace_back("active_pairs", a.active_pairs);
     }
     return out;
@@ -138,7 +139,8 @@ NetStats VirtioNet::stats() const {
                     .rx_throttled = c.rx_throttled,
                     .tx_throttled = c.tx_throttled,
                     .ctrl_commands = c.ctrl_commands,
-                    .ctrl_errors = c.ctrl_errors};
+                    .ctrl_errors = c.ctrl_errors,
+                    .announces = c.announces};
 }
 
 }  // namespace rv::virtio

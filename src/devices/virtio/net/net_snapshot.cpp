@@ -1,8 +1,18 @@
 // VirtioNet and snapshots: giving held rx chains back to the ring, the
-// queue positions and the pairs the driver asked for.
+// queue positions, the pairs the driver asked for and a pending announce.
 #include "devices/virtio/net/virtio_net.h"
 
 namespace rv::virtio {
+
+namespace {
+
+// save_state's bytes: le16 pairs served, then a flags byte. The flags came
+// with GUEST_ANNOUNCE; a state of the u16 alone (written before) has none
+// set, so it still restores.
+constexpr uint8_t kStateAnnounce = 1 << 0;  // VIRTIO_NET_S_ANNOUNCE set, not yet ACKed
+constexpr uint8_t kStateFlags = kStateAnnounce;
+
+}  // namespace
 
 Result<void> VirtioNet::quiesce() {
     std::lock_guard lock(m_mutex);
@@ -58,6 +68,7 @@ std::vector<uint8_t> VirtioNet::save_state() const {
     if (!m_active) return {};
     snapshot::Writer w;
     w.u16(static_cast<uint16_t>(m_active->active_pairs));
+    w.u8(m_active->announce ? kStateAnnounce : 0);
     return w.take();
 }
 
@@ -65,15 +76,27 @@ Result<void> VirtioNet::restore_state(std::span<const uint8_t> state) {
     if (state.empty()) return {};
     snapshot::Reader r(state, "virtio-net state");
     const uint16_t pairs = r.u16();
+    const uint8_t flags = r.remaining() > 0 ? r.u8() : 0;
     RV_TRY_VOID(r.finish());
+    if (flags & ~kStateFlags)
+        return input_error("virtio-net state: unknown flags {:#x}", flags & ~kStateFlags);
+    const bool announce = flags & kStateAnnounce;
     std::lock_guard lock(m_mutex);
     if (!m_active) return input_error("virtio-net state: served pairs for an inactive device");
     Active& a = *m_active;
     if (pairs == 0 || pairs > a.pairs.size())
         return input_error("virtio-net state: {} pairs served, the device has {}", pairs,
                            a.pairs.size());
+    // The transport re-activated the device with the saved features: a bit
+    // the saved driver could not have been told of is not a state we wrote.
+    if (announce && !announce_negotiated(a.features))
+        return input_error("virtio-net state: an announce pending without GUEST_ANNOUNCE");
     if (pairs != a.active_pairs) set_active_pairs(a, pairs);
     if (a.failed) return make_error("virtio-net: serving {} pairs failed", pairs);
+    // Not signalled again: a config interrupt the driver had not yet taken
+    // came back with the transport's and the vCPUs' state, and
+    // on_resumed_elsewhere announces anew.
+    a.announce = announce;
     return {};
 }
 

@@ -23,9 +23,12 @@ inline constexpr uint64_t kNetFHostEcn = 1ull << 13;
 inline constexpr uint64_t kNetFMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kNetFStatus = 1ull << 16;
 inline constexpr uint64_t kNetFCtrlVq = 1ull << 17;
+inline constexpr uint64_t kNetFGuestAnnounce = 1ull << 21;  // needs CTRL_VQ
 inline constexpr uint64_t kNetFMq = 1ull << 22;
 
+// The config space's status field (5.1.4).
 inline constexpr uint16_t kNetSLinkUp = 1;
+inline constexpr uint16_t kNetSAnnounce = 2;  // announce yourself; the driver ACKs it
 
 // Largest frame either way: a 64 KiB GSO packet (IP total length 65535)
 // plus an Ethernet header with one VLAN tag.
@@ -43,6 +46,8 @@ inline constexpr uint64_t kNetConfigSize = 12;
 // ack byte (device-writable).
 inline constexpr uint8_t kNetCtrlOk = 0;
 inline constexpr uint8_t kNetCtrlErr = 1;
+inline constexpr uint8_t kNetCtrlAnnounce = 3;
+inline constexpr uint8_t kNetCtrlAnnounceAck = 0;  // no data (5.1.6.5.4)
 inline constexpr uint8_t kNetCtrlMq = 4;
 inline constexpr uint8_t kNetCtrlMqVqPairsSet = 0;  // data: le16 virtqueue_pairs
 

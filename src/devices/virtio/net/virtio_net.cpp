@@ -56,14 +56,16 @@ uint64_t VirtioNet::device_features() const {
                  kNetFCsum | kNetFGuestCsum | kNetFHostTso4 | kNetFHostTso6 | kNetFHostEcn |
                  kNetFGuestTso4 | kNetFGuestTso6 | kNetFGuestEcn | kNetFMrgRxbuf;
     if (m_config.mtu) f |= kNetFMtu;
-    // Multiqueue needs the control queue to switch pairs on (5.1.3.1).
-    if (queue_pairs() > 1) f |= kNetFMq | kNetFCtrlVq;
+    // The control queue is where the driver acknowledges an announce, and
+    // where multiqueue switches pairs on (5.1.3.1: both need it).
+    f |= kNetFCtrlVq | kNetFGuestAnnounce;
+    if (queue_pairs() > 1) f |= kNetFMq;
     return f;
 }
 
 std::vector<uint16_t> VirtioNet::queue_max_sizes() const {
     std::vector<uint16_t> sizes(2 * queue_pairs(), kQueueSize);
-    if (queue_pairs() > 1) sizes.push_back(kCtrlQueueSize);
+    sizes.push_back(kCtrlQueueSize);  // 2N: CTRL_VQ is always offered
     return sizes;
 }
 
@@ -80,7 +82,12 @@ void VirtioNet::read_config(uint64_t offset, std::span<uint8_t> data) {
         cfg[at + 1] = static_cast<uint8_t>(v >> 8);
     };
     // The link is always up: a tap has no carrier we could usefully mirror.
-    put_le16(kNetConfigStatus, kNetSLinkUp);
+    uint16_t status = kNetSLinkUp;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_active && m_active->announce) status |= kNetSAnnounce;
+    }
+    put_le16(kNetConfigStatus, status);
     put_le16(kNetConfigMaxVqPairs, static_cast<uint16_t>(queue_pairs()));
     put_le16(kNetConfigMtu, m_config.mtu.value_or(0));
     for (size_t i = 0; i < data.size(); ++i) {
@@ -140,6 +147,8 @@ Result<void> VirtioNet::build_active(ActivateArgs& args) {
     const bool mq = acked & kNetFMq;
     const bool ctrl = acked & kNetFCtrlVq;
     if (mq && !ctrl) return make_error("virtio-net: the driver accepted MQ without CTRL_VQ");
+    // GUEST_ANNOUNCE without CTRL_VQ is out of spec too, but costs nothing
+    // to tolerate: such a driver is never asked to announce (announce()).
     const unsigned pairs = mq ? queue_pairs() : 1;
     const size_t needed = 2 * pairs + (ctrl ? 1 : 0);
     std::vector<std::optional<Queue>> by_index(needed);
@@ -205,6 +214,8 @@ void VirtioNet::stop(Active& a) {
 
 void VirtioNet::reset() {
     std::lock_guard lock(m_mutex);
+    // Dropping m_active also drops a pending announce: a new driver starts
+    // from a status of LINK_UP alone.
     if (m_active) {
         stop(*m_active);
         // A packet read for a guest that is now resetting has nowhere to go.

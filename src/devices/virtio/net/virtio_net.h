@@ -1,28 +1,42 @@
 // virtio-net (device type 1) over NetBackends (a TAP in the VMM, socketpairs
 // in tests): N rx/tx queue pairs, each served from its own backend (one fd of
-// a multi-queue tap), plus a control queue when N > 1. The virtio-net header
-// goes to and from the backend unchanged, so checksum and segmentation
-// offloads are negotiated end to end: HOST_* features are what the backend
-// accepts from the guest (a tap takes any), GUEST_* features acked by the
-// driver become the backend's offloads.
+// a multi-queue tap), plus a control queue. The virtio-net header goes to and
+// from the backend unchanged, so checksum and segmentation offloads are
+// negotiated end to end: HOST_* features are what the backend accepts from
+// the guest (a tap takes any), GUEST_* features acked by the driver become
+// the backend's offloads.
 //
-// Queues (5.1.2): 2k is rx of pair k, 2k+1 its tx; with N > 1 the device
-// offers MQ and CTRL_VQ, says max_virtqueue_pairs = N, and queue 2N is the
-// control queue (2 if the driver takes CTRL_VQ without MQ). N == 1 is the
-// plain device: 2 queues, neither feature. The driver starts on pair 0 only
+// Queues (5.1.2): 2k is rx of pair k, 2k+1 its tx, and queue 2N the control
+// queue. CTRL_VQ (with GUEST_ANNOUNCE, below) is always offered, so a
+// one-pair NIC has 3 queues: rx 0, tx 1, control 2. With N > 1 the device
+// also offers MQ and says max_virtqueue_pairs = N; a driver that takes
+// CTRL_VQ without MQ uses pair 0 and finds the control queue at 2, one that
+// takes neither uses queues 0 and 1 only. The driver starts on pair 0 only
 // (5.1.6.5.5) and moves to n pairs with VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET
-// (1..N; anything else is answered VIRTIO_NET_ERR, as is every other command
-// class: RX mode, MAC and VLAN commands are not offered, so Linux sends
-// none). Pairs at or above n are not served at all (their kicks and backend
-// fds ignored), and their tap queues are detached (TUNSETQUEUE), so the
-// kernel steers no flow to a queue nobody reads; a pair's held rx packet
-// and chains wait there until it is enabled again. Control chains are
-// hostile like the rest: too short, oversized or of the wrong size get ERR
-// in the first writable byte; one with no writable byte cannot be answered,
-// so it is returned with used length 0 and the device reports NEEDS_RESET
-// (as QEMU does). Each queue signals its own index; the transport maps it to
-// the MSI-X vector the driver programmed for it (Linux gives each pair's
-// vectors the affinity of that pair's vCPU).
+// (1..N, and only with MQ negotiated; anything else is answered
+// VIRTIO_NET_ERR, as is every command class but MQ and ANNOUNCE: RX mode,
+// MAC and VLAN commands are not offered, so Linux sends none). Pairs at or
+// above n are not served at all (their kicks and backend fds ignored), and
+// their tap queues are detached (TUNSETQUEUE), so the kernel steers no flow
+// to a queue nobody reads; a pair's held rx packet and chains wait there
+// until it is enabled again. Control chains are hostile like the rest: too
+// short, oversized or of the wrong size get ERR in the first writable byte;
+// one with no writable byte cannot be answered, so it is returned with used
+// length 0 and the device reports NEEDS_RESET (as QEMU does). Each queue
+// signals its own index; the transport maps it to the MSI-X vector the
+// driver programmed for it (Linux gives each pair's vectors the affinity of
+// that pair's vCPU).
+//
+// Announce (5.1.6.5.4, GUEST_ANNOUNCE, which needs CTRL_VQ): after a restore
+// or a live migration the guest may sit behind another switch port than the
+// one its peers and the switches learned. announce() (which is what
+// on_resumed_elsewhere does) sets VIRTIO_NET_S_ANNOUNCE in the config
+// status and signals a config change; the driver sends the gratuitous ARP
+// and unsolicited neighbour advertisements itself (it knows its addresses
+// and VLANs, we do not) and clears the bit with VIRTIO_NET_CTRL_ANNOUNCE_ACK.
+// A driver that did not negotiate the feature cannot be told: switches then
+// learn the new port from the guest's next frame. A pending bit is part of
+// save_state; reset clears it.
 //
 // TX (queue 2k+1): each chain's readable part (12-byte header + frame) is
 // gathered straight from guest memory into one writev on pair k's backend.
@@ -62,10 +76,11 @@
 // backend could not take after all (EAGAIN) gets its tokens back, so the
 // retry is not charged twice. Counters are the device's: summed over pairs.
 //
-// Threads: activate/reset run on a vCPU thread; queue_notify, the backend
-// handlers, the kick and the limiter timers on the event-loop thread;
-// set_*_rate_limiter on the API's thread; one mutex serializes them (and
-// guards the limiters and their timers). The registrar must not hold its
+// Threads: activate, reset and read_config (the status) run on a vCPU
+// thread; queue_notify, the backend handlers, the kick and the limiter
+// timers on the event-loop thread; set_*_rate_limiter on the API's thread;
+// announce() on any; one mutex serializes them (and guards the limiters and
+// their timers). The registrar must not hold its
 // own lock while running handlers.
 #pragma once
 
@@ -111,6 +126,7 @@ struct NetStats {
     uint64_t tx_throttled{0};     // the same for tx
     uint64_t ctrl_commands{0};    // control queue chains handled
     uint64_t ctrl_errors{0};      // ... answered VIRTIO_NET_ERR, or malformed
+    uint64_t announces{0};        // announcements asked of the driver (announce() true)
 };
 
 class VirtioNet final : public VirtioDevice {
@@ -158,11 +174,19 @@ class VirtioNet final : public VirtioDevice {
     // dropped, as a NIC drops one it has no buffer for (net_snapshot.cpp).
     Result<void> quiesce() override;
     std::vector<Queue::State> queue_states() const override;
-    // The pairs the driver set with VQ_PAIRS_SET.
+    // The pairs the driver set with VQ_PAIRS_SET and a pending announce.
     std::vector<uint8_t> save_state() const override;
     Result<void> restore_state(std::span<const uint8_t> state) override;
+    void on_resumed_elsewhere() override { (void)announce(); }
 
-    // N, the pairs the device has; the control queue's index is 2N.
+    // Asks the driver to announce the guest on the network (from any
+    // thread): sets VIRTIO_NET_S_ANNOUNCE and signals a config change.
+    // False, doing nothing, when the device is inactive or failed, or the
+    // driver did not negotiate GUEST_ANNOUNCE and CTRL_VQ: it cannot be told.
+    bool announce();
+
+    // N, the pairs the device has; the control queue's index is 2N (2
+    // for a driver without MQ).
     unsigned queue_pairs() const { return static_cast<unsigned>(m_backends.size()); }
     // The pairs served now (1 until the driver sets more); 0 while inactive.
     unsigned active_pairs() const;
@@ -217,6 +241,7 @@ class VirtioNet final : public VirtioDevice {
         std::optional<Queue> ctrl;  // with CTRL_VQ
         uint16_t ctrl_index{0};
         unsigned active_pairs{1};  // pairs served (VQ_PAIRS_SET)
+        bool announce{false};      // VIRTIO_NET_S_ANNOUNCE: set by announce(), cleared by the ACK
         bool failed{false};        // a queue error; NEEDS_RESET reported, nothing processed
         bool kick_registered{false};
         bool ctrl_resume{false};
@@ -246,6 +271,7 @@ class VirtioNet final : public VirtioDevice {
         std::atomic<uint64_t> budget_yields{0};
         std::atomic<uint64_t> rx_throttled{0}, tx_throttled{0};
         std::atomic<uint64_t> ctrl_commands{0}, ctrl_errors{0};
+        std::atomic<uint64_t> announces{0};
     };
     // A direction's limiter and the timer that brings it back.
     struct Limit {
@@ -273,6 +299,9 @@ class VirtioNet final : public VirtioDevice {
     bool rx_offloads_allowed(const Active& a, const Pair& p) const;
     void process_ctrl(Active& a);
     uint8_t handle_ctrl_command(Active& a, const DescriptorChain& chain);
+    uint8_t ctrl_pairs_set(Active& a, std::span<const uint8_t> data);
+    uint8_t ctrl_announce_ack(Active& a, std::span<const uint8_t> data);
+    static bool announce_negotiated(uint64_t features);
     uint8_t ctrl_refuse(unsigned warn_bit, std::string_view why);
     void set_active_pairs(Active& a, unsigned pairs);
     void attach_queue(Pair& p, bool attached);
