@@ -9,7 +9,9 @@
 #             printed (what a user of the guest sees; includes up to 10 ms of
 #             the counter's own period)
 #   total: the migrate command until the source has handed over
-# A background `dd` in the guest rewrites DIRTY MiB of a tmpfs file per second.
+# In the background the guest rewrites a DIRTY MiB tmpfs file with `yes`
+# output every second: pages of data, not of zeros (which both VMMs send
+# as a flag rather than a page).
 # QEMU: -M microvm, HMP `stop` + `migrate exec:cat > FILE`, `-incoming
 # exec:cat FILE` + `cont` for snapshot/restore; `migrate unix:` to a second
 # QEMU with `-incoming unix:` for live migration (its defaults: 300 ms
@@ -33,13 +35,17 @@ raw=$out/raw.txt
 
 guest_cmd() {  # DIRTY MiB/s
     local d=$1 dirty=
-    ((d > 0)) && dirty="(while :; do dd if=/dev/zero of=/tmp/dirty bs=1M count=$d conv=notrunc 2>/dev/null; sleep 1; done) &"
+    ((d > 0)) && dirty="(while :; do yes | head -c $((d << 20)) >/tmp/dirty; sleep 1; done) &"
     printf '%s' "$dirty i=0; while :; do i=\$((i+1)); echo T=\$i; usleep 10000; done" | base64 -w0
 }
 cmdline() { echo "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd "$1")"; }
 
-# stamp FILE: each line of stdin as "L1-time line"
-stamp() { while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done >"$1"; }
+# stamp FILE: each line of stdin as "L1-time line". Real-time priority, so
+# that a line is stamped as it arrives, not once L1's one vCPU gets round to
+# the reader (the VMMs keep it busy while they migrate).
+stamp() {
+    chrt -f 10 bash -c 'while IFS= read -r l; do printf "%s %s\n" "$EPOCHREALTIME" "$l"; done' >"$1"
+}
 first_count_time() { grep -a -m1 ' T=' "$1" | cut -d' ' -f1; }
 last_count_time() { grep -a ' T=' "$1" | tail -n 1 | cut -d' ' -f1; }
 wait_count() {  # FILE N SECONDS

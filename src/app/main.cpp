@@ -184,6 +184,9 @@ int main(int argc, char** argv) {
                     "with --restore: ID=PATH, the drive ID uses the image PATH (a clone's own disk)");
     run->add_flag("--restore-paused", request.restore_paused,
                   "with --restore: leave the VM paused (resume it through the API)");
+    run->add_flag("--clock-realtime", request.clock_realtime,
+                  "with --restore: advance the guest's clock by the time since the snapshot "
+                  "(else it goes on from where it stopped)");
 
     rv::app::SnapshotOptions snapshot_options;
     auto* snapshot = app.add_subcommand(
@@ -308,11 +311,12 @@ int main(int argc, char** argv) {
                 return fail(fmt::format("{} takes the VM from the {}: not with {}",
                                         request.restore_dir ? "--restore" : "--incoming",
                                         request.restore_dir ? "snapshot" : "source", name));
-        if (request.incoming && request.restore_paused)
-            return fail("--restore-paused goes with --restore");
-    } else if (!net_overrides.empty() || !drive_overrides.empty() || request.restore_paused) {
-        return fail("--net-override, --drive-override and --restore-paused go with --restore or "
-                    "--incoming");
+        if (request.incoming && (request.restore_paused || request.clock_realtime))
+            return fail("--restore-paused and --clock-realtime go with --restore");
+    } else if (!net_overrides.empty() || !drive_overrides.empty() || request.restore_paused ||
+               request.clock_realtime) {
+        return fail("--net-override, --drive-override, --restore-paused and --clock-realtime go "
+                    "with --restore (the overrides also with --incoming)");
     }
     for (const auto& [list, into] : {std::pair{&net_overrides, &request.net_overrides},
                                      std::pair{&drive_overrides, &request.drive_overrides}}) {

@@ -118,6 +118,7 @@ int run_vm(RunRequest request) {
             .snapshot_path = dir + "/" + app::kSnapshotStateFile,
             .mem_file_path = dir + "/" + app::kSnapshotMemoryFile,
             .resume_vm = !request.restore_paused,
+            .clock_realtime = request.clock_realtime,
             .network_overrides = request.net_overrides,
             .drive_overrides = request.drive_overrides});
         if (!r) return fail(r.error());

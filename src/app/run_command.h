@@ -21,6 +21,7 @@ struct RunRequest {
     std::optional<std::string> restore_dir;
     std::optional<std::string> incoming;  // --incoming ADDR: a live migration's destination
     bool restore_paused{false};
+    bool clock_realtime{false};  // --clock-realtime: with --restore
     std::map<std::string, std::string> net_overrides;
     std::map<std::string, std::string> drive_overrides;
 };

@@ -219,6 +219,16 @@ Result<void> VmFd::set_clock(uint64_t ns) const {
     return {};
 }
 
+Result<void> VmFd::set_clock_realtime(uint64_t ns, uint64_t realtime_ns) const {
+    kvm_clock_data clock{};
+    clock.clock = ns;
+    clock.flags = KVM_CLOCK_REALTIME;
+    clock.realtime = realtime_ns;
+    if (do_ioctl(m_fd.get(), KVM_SET_CLOCK, &clock) < 0)
+        return errno_error("KVM_SET_CLOCK (KVM_CLOCK_REALTIME: Linux 5.16 or later)");
+    return {};
+}
+
 Result<uint64_t> VmFd::get_clock() const {
     kvm_clock_data clock{};
     if (do_ioctl(m_fd.get(), KVM_GET_CLOCK, &clock) < 0) return errno_error("KVM_GET_CLOCK");
@@ -378,6 +388,11 @@ Result<void> VcpuFd::set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msr
     if (ret < 0) return errno_error("KVM_SET_MSRS");
     if (static_cast<size_t>(ret) != msrs.size())
         return make_error("KVM_SET_MSRS: MSR {:#x} rejected", msrs[static_cast<size_t>(ret)].first);
+    return {};
+}
+
+Result<void> VcpuFd::kvmclock_ctrl() const {
+    if (do_ioctl(m_fd.get(), KVM_KVMCLOCK_CTRL, 0ul) < 0) return errno_error("KVM_KVMCLOCK_CTRL");
     return {};
 }
 

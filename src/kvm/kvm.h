@@ -66,6 +66,9 @@ public:
     // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
     Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) const;
     Result<void> set_clock(uint64_t ns) const;
+    // The clock as it was at wall-clock time `realtime_ns`, advanced by the
+    // wall-clock time since (KVM_CLOCK_REALTIME; Linux 5.16+).
+    Result<void> set_clock_realtime(uint64_t ns, uint64_t realtime_ns) const;
     // The guest's kvmclock (KVM_GET_CLOCK), in ns: saved when the VM pauses
     // and written back on resume, so guest time does not jump by the pause.
     Result<uint64_t> get_clock() const;
@@ -128,6 +131,10 @@ public:
     Result<uint64_t> get_xcr0() const;
     Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
     Result<void> set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) const;
+    // Tells the guest's kvmclock it was stopped (KVM_KVMCLOCK_CTRL), so its
+    // soft-lockup watchdog does not take a pause for a hang. Fails (EINVAL)
+    // while the guest has not set up kvmclock on this vCPU.
+    Result<void> kvmclock_ctrl() const;
     // Cumulative KVM statistics of this vCPU (KVM_GET_STATS_FD): exits,
     // io_exits, mmio_exits, halt_exits, irq_injections, ... by name. From
     // any thread, at once: the stats fd is opened with the vCPU, because

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 namespace rv::kvm {
 
@@ -195,7 +196,7 @@ VmState VmState::decode(snapshot::Reader& r) {
 }
 
 bool VmState::operator==(const VmState& o) const {
-    if (!same(clock, o.clock) || irqchip.has_value() != o.irqchip.has_value() || pit.has_value() != o.pit.has_value())
+    if (clock.clock != o.clock.clock || irqchip.has_value() != o.irqchip.has_value() || pit.has_value() != o.pit.has_value())
         return false;
     if (irqchip)
         for (size_t i = 0; i < 3; ++i)
@@ -207,9 +208,17 @@ Result<VmState> save_vm(const VmFd& vm, bool irqchip, bool pit) {
     const int fd = vm.fd();
     VmState s;
     RV_TRY_VOID(xioctl(fd, KVM_GET_CLOCK, &s.clock, "KVM_GET_CLOCK"));
-    // Only the clock itself is state; the flags and host-time fields say how
-    // it was read.
-    s.clock = kvm_clock_data{.clock = s.clock.clock};
+    // The clock, and the wall-clock time it was read at (KVM's own pairing
+    // where the host's clocksource gives one, else ours, a moment later),
+    // for a restore that advances the clock by the time since
+    // (clock_realtime). The other fields say how it was read.
+    uint64_t realtime = s.clock.realtime;
+    if (!(s.clock.flags & KVM_CLOCK_REALTIME)) {
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        realtime = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+    }
+    s.clock = kvm_clock_data{.clock = s.clock.clock, .flags = KVM_CLOCK_REALTIME, .realtime = realtime};
     if (irqchip) {
         s.irqchip.emplace();
         for (uint32_t id = 0; id < 3; ++id) {

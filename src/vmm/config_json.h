@@ -66,7 +66,7 @@ Result<bool> vm_state_from_json(const nlohmann::json& body);
 // snapshot_type Full (default) or Diff.
 Result<SnapshotCreateParams> snapshot_create_from_json(const nlohmann::json& body);
 // PUT /snapshot/load: snapshot_path and exactly one of mem_backend (File)
-// and mem_file_path; Uffd, vsock_override and clock_realtime are refused.
+// and mem_file_path; Uffd and vsock_override are refused.
 Result<SnapshotLoadParams> snapshot_load_from_json(const nlohmann::json& body);
 
 // PUT /migrate (ringvisor's extension): destination required; downtime_ms,

@@ -76,8 +76,7 @@ Result<SnapshotLoadParams> snapshot_load_from_json(const json& body) {
     p.drive_overrides = RV_TRY(overrides(in.find("drive_overrides"), in.path("drive_overrides"),
                                          "drive_id", "path_on_host"));
     RV_TRY_VOID(in.refuse("vsock_override", "this VMM has no vsock device"));
-    if (RV_TRY(in.opt_bool("clock_realtime")).value_or(false))
-        return input_error("clock_realtime: not supported (the guest clock resumes where it stopped)");
+    p.clock_realtime = RV_TRY(in.opt_bool("clock_realtime")).value_or(false);
     return p;
 }
 

@@ -282,6 +282,19 @@ Result<void> DeviceManager::update_drive(const DriveUpdate& update) {
     return {};
 }
 
+Result<void> DeviceManager::reopen_disks() {
+    for (auto& e : m_entries) {
+        if (e->blk) RV_TRY_VOID(with_context(e->blk->reopen_backend(), e->id));
+        if (e->ide) RV_TRY_VOID(with_context(e->ide->reopen_disks(), e->id));
+    }
+    return {};
+}
+
+void DeviceManager::resumed_elsewhere() {
+    for (auto& e : m_entries)
+        if (e->transport) e->transport->device().on_resumed_elsewhere();
+}
+
 Result<void> DeviceManager::update_net(const NetUpdate& update) {
     Entry* e = find(update.id);
     if (!e || (!e->net && !e->e1000)) return input_error("no network interface '{}'", update.id);

@@ -87,6 +87,13 @@ public:
 
     // While running (PATCH /drives, /network-interfaces). NotAllowed for
     // what a device cannot change (e.g. the medium of an IDE disk).
+    // Every disk's image opened again (virtio-blk and IDE): a migration's
+    // destination built the devices early and must not serve anything the
+    // source wrote before it stopped from what it opened then.
+    Result<void> reopen_disks();
+    // A restored or migrated VM runs again: each virtio device hears of it
+    // (VirtioDevice::on_resumed_elsewhere; virtio-net announces itself).
+    void resumed_elsewhere();
     Result<void> update_drive(const DriveUpdate& update);
     Result<void> update_net(const NetUpdate& update);
 

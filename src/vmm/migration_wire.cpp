@@ -20,10 +20,14 @@ namespace {
 constexpr uint64_t kPage = GuestMemory::kDirtyPageSize;
 constexpr size_t kPagesHeader = 4 + 8 + 4;
 
+// A peer that hung up is an error here, not a SIGPIPE (MSG_NOSIGNAL).
 Result<void> write_all(int fd, std::span<iovec> iov) {
     size_t i = 0;
     while (i < iov.size()) {
-        ssize_t n = ::writev(fd, iov.data() + i, static_cast<int>(std::min<size_t>(iov.size() - i, 64)));
+        msghdr msg{};
+        msg.msg_iov = iov.data() + i;
+        msg.msg_iovlen = std::min<size_t>(iov.size() - i, 64);
+        ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("migration: send");
         auto left = static_cast<size_t>(n);
@@ -179,6 +183,14 @@ Result<void> send_pages(int fd, const GuestMemory& memory, uint32_t region, uint
     return write_all(fd, iov);
 }
 
+Result<void> send_zeros(int fd, uint32_t region, uint64_t first, uint32_t count) {
+    snapshot::Writer w;
+    w.u32(region);
+    w.u64(first);
+    w.u32(count);
+    return send_blob(fd, Msg::Zeros, w.bytes());
+}
+
 Result<void> send_ack(int fd, bool ok, std::string_view message) {
     snapshot::Writer w;
     w.boolean(ok);
@@ -189,7 +201,7 @@ Result<void> send_ack(int fd, bool ok, std::string_view message) {
 Result<FrameHeader> read_header(int fd) {
     std::array<uint8_t, 9> h{};
     RV_TRY_VOID(read_all(fd, h));
-    if (h[0] < static_cast<uint8_t>(Msg::Hello) || h[0] > static_cast<uint8_t>(Msg::Ack))
+    if (h[0] < static_cast<uint8_t>(Msg::Hello) || h[0] > static_cast<uint8_t>(Msg::Zeros))
         return input_error("migration: unknown frame type {}", h[0]);
     uint64_t length = 0;
     for (int i = 0; i < 8; ++i) length |= uint64_t{h[1 + i]} << (8 * i);
@@ -224,23 +236,47 @@ Result<Hello> parse_hello(std::span<const uint8_t> payload) {
     return h;
 }
 
-Result<uint64_t> receive_pages(int fd, const FrameHeader& header, const GuestMemory& memory) {
+namespace {
+
+struct PageRange {
+    uint32_t region;
+    uint64_t first;
+    uint32_t count;
+};
+
+// A Pages or Zeros frame's range, which must lie in `memory` (Pages: at most
+// kMaxPagesPerFrame, and the frame holds exactly their bytes after it).
+Result<PageRange> read_range(int fd, const FrameHeader& header, const GuestMemory& memory) {
+    const bool pages = header.type == Msg::Pages;
     std::array<uint8_t, kPagesHeader> raw{};
     if (header.length < kPagesHeader) return input_error("migration: a short pages frame");
     RV_TRY_VOID(read_all(fd, raw));
     snapshot::Reader r(raw, "migration pages");
-    uint32_t region = r.u32();
-    uint64_t first = r.u64();
-    uint32_t count = r.u32();
+    PageRange p{r.u32(), r.u64(), r.u32()};
     RV_TRY_VOID(r.finish());
     const auto& regions = memory.regions();
-    if (region >= regions.size() || count == 0 || count > kMaxPagesPerFrame ||
-        first > regions[region].size / kPage || count > regions[region].size / kPage - first ||
-        header.length != kPagesHeader + uint64_t{count} * kPage)
-        return input_error("migration: pages {}+{} of region {} are not this VM's", first, count,
-                           region);
-    RV_TRY_VOID(read_all(fd, std::span(regions[region].host + first * kPage, count * kPage)));
-    return uint64_t{count} * kPage;
+    const uint64_t data = pages ? uint64_t{p.count} * kPage : 0;
+    if (p.region >= regions.size() || p.count == 0 || (pages && p.count > kMaxPagesPerFrame) ||
+        p.first > regions[p.region].size / kPage ||
+        p.count > regions[p.region].size / kPage - p.first || header.length != kPagesHeader + data)
+        return input_error("migration: pages {}+{} of region {} are not this VM's", p.first,
+                           p.count, p.region);
+    return p;
+}
+
+}  // namespace
+
+Result<uint64_t> receive_pages(int fd, const FrameHeader& header, const GuestMemory& memory) {
+    auto p = RV_TRY(read_range(fd, header, memory));
+    uint8_t* at = memory.regions()[p.region].host + p.first * kPage;
+    RV_TRY_VOID(read_all(fd, std::span(at, p.count * kPage)));
+    return uint64_t{p.count} * kPage;
+}
+
+Result<uint64_t> receive_zeros(int fd, const FrameHeader& header, const GuestMemory& memory) {
+    auto p = RV_TRY(read_range(fd, header, memory));
+    std::memset(memory.regions()[p.region].host + p.first * kPage, 0, p.count * kPage);
+    return uint64_t{p.count} * kPage;
 }
 
 Result<Ack> parse_ack(std::span<const uint8_t> payload) {

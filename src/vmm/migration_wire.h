@@ -7,6 +7,8 @@
 //     Hello   magic "RVMIGRAT", u32 version, blob config (vm_snapshot_config),
 //             u32 region count, per region u64 start and size
 //     Pages   u32 region, u64 first page, u32 page count, then the pages
+//     Zeros   u32 region, u64 first page, u32 page count: pages of zeros
+//             (dirtied again since sent, now all zeros: not sent whole)
 //     State   the snapshot file's bytes (all but memory), once, paused
 //     Done    nothing more follows
 //   destination -> source
@@ -26,10 +28,10 @@
 
 namespace rv::migration {
 
-enum class Msg : uint8_t { Hello = 1, Pages = 2, State = 3, Done = 4, Ack = 5 };
+enum class Msg : uint8_t { Hello = 1, Pages = 2, State = 3, Done = 4, Ack = 5, Zeros = 6 };
 
 inline constexpr std::array<uint8_t, 8> kMagic{'R', 'V', 'M', 'I', 'G', 'R', 'A', 'T'};
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;  // 2: Zeros
 inline constexpr uint64_t kMaxControlFrame = 64ull << 20;  // Hello, State, Ack
 inline constexpr uint32_t kMaxPagesPerFrame = 256;          // 1 MiB of pages
 
@@ -55,6 +57,8 @@ Result<void> send_hello(int fd, const Hello& hello);
 // Pages [first, first + count) of region `region`, straight from guest RAM.
 Result<void> send_pages(int fd, const GuestMemory& memory, uint32_t region, uint64_t first,
                         uint32_t count);
+// Pages [first, first + count) of region `region` are zeros.
+Result<void> send_zeros(int fd, uint32_t region, uint64_t first, uint32_t count);
 Result<void> send_blob(int fd, Msg type, std::span<const uint8_t> payload);
 Result<void> send_ack(int fd, bool ok, std::string_view message);
 
@@ -69,6 +73,8 @@ Result<std::vector<uint8_t>> read_payload(int fd, const FrameHeader& header, uin
 Result<Hello> parse_hello(std::span<const uint8_t> payload);
 // A Pages frame's payload, checked against `memory`'s regions.
 Result<uint64_t> receive_pages(int fd, const FrameHeader& header, const GuestMemory& memory);
+// A Zeros frame's payload, checked the same way; the pages are zeroed.
+Result<uint64_t> receive_zeros(int fd, const FrameHeader& header, const GuestMemory& memory);
 struct Ack {
     bool ok{false};
     std::string message;

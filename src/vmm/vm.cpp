@@ -1,5 +1,8 @@
 #include "vmm/vm.h"
 
+#include <ctime>
+#include <utility>
+
 #include "base/log.h"
 #include "devices/pci/pci_device.h"
 #include "devices/pci/pci_root.h"
@@ -95,6 +98,10 @@ Result<void> Vm::pause() {
     // No device works while paused: their fds wait in the loop's device set.
     RV_TRY_VOID(m_loop.set_devices_paused(true));
     m_paused_clock = RV_TRY(m_vm.get_clock());
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    m_paused_realtime = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull +
+                        static_cast<uint64_t>(now.tv_nsec);
     m_paused = true;
     log::info("VM paused");
     return {};
@@ -102,11 +109,21 @@ Result<void> Vm::pause() {
 
 Result<void> Vm::resume() {
     if (!m_paused) return {};
-    // Guest time continues from the pause: the kvmclock is put back.
-    if (m_paused_clock) RV_TRY_VOID(m_vm.set_clock(*m_paused_clock));
+    // Guest time continues from the pause: the kvmclock is put back (or,
+    // once after a restore asked for it, advanced by the wall-clock time
+    // since the snapshot). The guest is told it was stopped.
+    if (m_paused_clock && m_advance_clock && m_saved_realtime)
+        RV_TRY_VOID(m_vm.set_clock_realtime(*m_paused_clock, *m_saved_realtime));
+    else if (m_paused_clock)
+        RV_TRY_VOID(m_vm.set_clock(*m_paused_clock));
+    m_advance_clock = false;
+    for (auto& v : m_vcpus) (void)v->fd().kvmclock_ctrl();  // EINVAL before the guest set up kvmclock
     RV_TRY_VOID(m_loop.set_devices_paused(false));
     for (auto& v : m_vcpus) v->resume();
     m_paused = false;
+    // First run after a restore or a migration: a NIC announces its new
+    // place (gratuitous packets from the guest, VIRTIO_NET_F_GUEST_ANNOUNCE).
+    if (std::exchange(m_loaded, false)) m_devices->resumed_elsewhere();
     log::info("VM resumed");
     return {};
 }

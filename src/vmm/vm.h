@@ -60,11 +60,25 @@ public:
                                                const snapshot::SnapshotFile& file,
                                                const std::string& memory_path, EventLoop& loop,
                                                ConsoleSink console, ExitHandler on_exit);
-    // The same with RAM already filled in (a migration's destination).
+    // The same with RAM already filled in: prepare_restore, then load_state.
     static Result<std::unique_ptr<Vm>> restore(const VmConfig& config,
                                                const snapshot::SnapshotFile& file,
                                                GuestMemory memory, EventLoop& loop,
                                                ConsoleSink console, ExitHandler on_exit);
+    // In two steps, for a migration's destination, which builds the machine
+    // (KVM VM, RAM, devices, vCPUs) as soon as it knows the config, while
+    // the pages arrive, and loads the state only once the source has paused:
+    // load_state gives the irqchip, clock, vCPUs and devices their saved
+    // state (before start_paused, or while paused).
+    static Result<std::unique_ptr<Vm>> prepare_restore(const VmConfig& config, GuestMemory memory,
+                                                       EventLoop& loop, ConsoleSink console,
+                                                       ExitHandler on_exit);
+    Result<void> load_state(const snapshot::SnapshotFile& file);
+    // After load_state: the next resume() advances the guest's clock by the
+    // wall-clock time since the state was saved (Firecracker's
+    // clock_realtime), so guest time is right again, rather than resuming
+    // where it stopped. The guest sees its clock jump.
+    void advance_clock_on_resume() { m_advance_clock = m_saved_realtime.has_value(); }
     ~Vm() override;
 
     // Writes a snapshot; the VM must be paused (NotAllowed otherwise) and
@@ -157,6 +171,10 @@ private:
     bool m_paused{false};
     bool m_shut_down{false};
     std::optional<uint64_t> m_paused_clock;
+    uint64_t m_paused_realtime{0};             // wall-clock ns when m_paused_clock was read
+    std::optional<uint64_t> m_saved_realtime;  // load_state: when the clock was saved
+    bool m_advance_clock{false};
+    bool m_loaded{false};  // load_state ran: the first resume tells the devices
     std::atomic<bool> m_exiting{false};
     mutable std::mutex m_outcome_lock;
     std::optional<VmOutcome> m_outcome;

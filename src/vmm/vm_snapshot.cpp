@@ -144,8 +144,12 @@ Result<snapshot::SnapshotFile> Vm::save_state() {
                              snapshot::encode(state)));
     }
     auto vm_state = RV_TRY(kvm::save_vm(m_vm, true, true));
-    // The guest's time stands still while paused: what resume() will put back.
-    if (m_paused_clock) vm_state.clock.clock = *m_paused_clock;
+    // The guest's time stands still while paused: what resume() will put
+    // back, and the wall-clock time it stopped at (clock_realtime).
+    if (m_paused_clock) {
+        vm_state.clock.clock = *m_paused_clock;
+        if (m_paused_realtime) vm_state.clock.realtime = m_paused_realtime;
+    }
     RV_TRY_VOID(file.add("vm", kvm::VmState::kVersion, snapshot::encode(vm_state)));
     return file;
 }
@@ -197,6 +201,15 @@ Result<std::unique_ptr<Vm>> Vm::restore(const VmConfig& config,
                                         const snapshot::SnapshotFile& file, GuestMemory memory,
                                         EventLoop& loop, ConsoleSink console,
                                         ExitHandler on_exit) {
+    auto vm = RV_TRY(prepare_restore(config, std::move(memory), loop, std::move(console),
+                                     std::move(on_exit)));
+    RV_TRY_VOID(vm->load_state(file));
+    return vm;
+}
+
+Result<std::unique_ptr<Vm>> Vm::prepare_restore(const VmConfig& config, GuestMemory memory,
+                                                EventLoop& loop, ConsoleSink console,
+                                                ExitHandler on_exit) {
     auto vm = RV_TRY(assemble(
         config, loop, std::move(console), std::move(on_exit),
         [&](std::span<const GuestMemory::RegionSpec> ram) -> Result<GuestMemory> {
@@ -210,21 +223,32 @@ Result<std::unique_ptr<Vm>> Vm::restore(const VmConfig& config,
             return std::move(memory);
         }));
     RV_TRY_VOID(vm->add_vcpus(nullptr));
+    return vm;
+}
+
+Result<void> Vm::load_state(const snapshot::SnapshotFile& file) {
+    if (m_started && !m_paused) return not_allowed_error("the VM runs: its state cannot be loaded");
     // The irqchip before the vCPUs (their LAPICs) and the devices (which may
     // raise interrupts as they are restored).
     auto vm_state = RV_TRY(section<kvm::VmState>(file, "vm"));
-    RV_TRY_VOID(kvm::restore_vm(vm->m_vm, vm_state));
-    vm->m_paused_clock = vm_state.clock.clock;
-    for (auto& v : vm->m_vcpus) {
+    RV_TRY_VOID(kvm::restore_vm(m_vm, vm_state));
+    m_paused_clock = vm_state.clock.clock;
+    m_saved_realtime.reset();
+    if (vm_state.clock.flags & KVM_CLOCK_REALTIME) {
+        m_saved_realtime = vm_state.clock.realtime;
+        m_paused_realtime = vm_state.clock.realtime;  // a snapshot of it, unresumed, keeps the pair
+    }
+    for (auto& v : m_vcpus) {
         const std::string id = fmt::format("vcpu/{}", v->fd().id());
         auto state = RV_TRY(section<kvm::VcpuState>(file, id));
         RV_TRY_VOID(with_context(kvm::restore_vcpu(v->fd(), state), id));
     }
-    if (file.find(fmt::format("vcpu/{}", vm->m_vcpus.size())))
-        return input_error("the snapshot has more vCPUs than its config ({})", config.cpus);
-    RV_TRY_VOID(vm->m_devices->restore(file));
-    log::info("VM restored: {} vCPU(s), {} MiB", config.cpus, config.memory_bytes >> 20);
-    return vm;
+    if (file.find(fmt::format("vcpu/{}", m_vcpus.size())))
+        return input_error("the snapshot has more vCPUs than its config ({})", m_config.cpus);
+    RV_TRY_VOID(m_devices->restore(file));
+    m_loaded = true;
+    log::info("VM restored: {} vCPU(s), {} MiB", m_config.cpus, m_config.memory_bytes >> 20);
+    return {};
 }
 
 void Vm::start_paused() {

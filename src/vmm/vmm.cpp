@@ -147,6 +147,7 @@ Result<void> Vmm::load_snapshot(const SnapshotLoadParams& params) {
                                                   m_options.console, [this] { on_vm_exit(); });
                            },
                            true));
+        if (params.clock_realtime) m_vm->advance_clock_on_resume();
         if (!params.resume_vm) return {};
         RV_TRY_VOID(m_vm->resume());
         std::lock_guard lock(m_lock);

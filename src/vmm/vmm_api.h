@@ -90,6 +90,9 @@ struct SnapshotLoadParams {  // PUT /snapshot/load
     std::string mem_file_path;  // mem_backend File's backend_path (or mem_file_path)
     bool track_dirty_pages{false};
     bool resume_vm{false};
+    // The guest's clock advanced by the time since the snapshot on resume
+    // (else it goes on where it stopped).
+    bool clock_realtime{false};
     // Clones: NIC id -> TAP (network_overrides); drive id -> image path
     // (ringvisor's drive_overrides).
     std::map<std::string, std::string> network_overrides;

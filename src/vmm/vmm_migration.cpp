@@ -14,8 +14,10 @@
 //      anything else, or any failure or cancel before, resumes the guest
 //      and turns dirty logging back to what it was.
 // Destination (receive_migration, on a thread, before the loop runs a VM):
-// accepts one source, fills fresh RAM with the pages, and on Done builds
-// the VM from the state (Vm::restore), resumes it and acks.
+// accepts one source, builds the machine on its Hello (Vm::prepare_restore)
+// so that the pause pays only for loading state, fills its RAM with the
+// pages, and on Done reopens the disks (the source no longer writes), loads
+// the state (Vm::load_state), starts the vCPUs, resumes and acks.
 #include <sys/socket.h>
 
 #include <chrono>
@@ -46,30 +48,42 @@ uint64_t count_pages(const std::vector<std::vector<uint64_t>>& dirty) {
 
 }  // namespace
 
-// Sends the pages set in `dirty` (runs of up to kMaxPagesPerFrame), pacing
-// to the bandwidth cap; stops early when cancelled.
+// Sends the pages set in `dirty`, each run of dirty pages split into runs of
+// pages of zeros (a Zeros frame: a guest that frees or clears memory dirties
+// it with zeros) and of other pages (Pages frames of up to
+// kMaxPagesPerFrame), pacing to the bandwidth cap; stops early when
+// cancelled. Returns the bytes of page data sent.
 Result<uint64_t> Vmm::send_dirty(int fd, const std::vector<std::vector<uint64_t>>& dirty) {
     const GuestMemory& memory = m_vm->memory();
     uint64_t sent = 0;
     const auto start = Clock::now();
+    auto is_dirty = [&](uint32_t region, uint64_t page) {
+        return (dirty[region][page / 64] >> (page % 64) & 1) != 0;
+    };
     for (uint32_t region = 0; region < dirty.size(); ++region) {
         const uint64_t pages = memory.regions()[region].size / kPage;
         for (uint64_t page = 0; page < pages;) {
-            if (!(dirty[region][page / 64] >> (page % 64) & 1)) {
+            if (!is_dirty(region, page)) {
                 ++page;
                 continue;
             }
-            uint64_t end = page;
-            while (end < pages && end - page < migration::kMaxPagesPerFrame &&
-                   (dirty[region][end / 64] >> (end % 64) & 1))
+            const bool zero = memory.page_is_zero(region, page);
+            uint64_t end = page + 1;
+            while (end < pages && is_dirty(region, end) &&
+                   (zero || end - page < migration::kMaxPagesPerFrame) &&
+                   memory.page_is_zero(region, end) == zero)
                 ++end;
             if (auto why = migration_stopped()) return make_error("{}", *why);
-            RV_TRY_VOID(migration::send_pages(fd, memory, region, page,
-                                              static_cast<uint32_t>(end - page)));
-            sent += (end - page) * kPage;
+            const auto count = static_cast<uint32_t>(end - page);
+            if (zero) {
+                RV_TRY_VOID(migration::send_zeros(fd, region, page, count));
+            } else {
+                RV_TRY_VOID(migration::send_pages(fd, memory, region, page, count));
+                sent += count * kPage;
+            }
             {
                 std::lock_guard lock(m_migration_lock);
-                m_migration.bytes_sent += (end - page) * kPage;
+                m_migration.bytes_sent += zero ? 16 : count * kPage;
             }
             if (m_migration_params.bandwidth_mib_s > 0) {
                 double allowed = static_cast<double>(sent) /
@@ -192,12 +206,14 @@ void Vmm::migrate_out(Fd fd) {
         const auto paused_at = Clock::now();
         auto stopped = on_loop([&]() -> Result<void> {
             RV_TRY_VOID(m_vm->pause());
+            log::debug("migration: paused in {:.1f} ms", 1e3 * seconds_since(paused_at));
             paused = true;
             {
                 std::lock_guard lock(m_lock);
                 m_state = VmState::Paused;
             }
             state = RV_TRY(m_vm->save_state());
+            log::debug("migration: state saved at {:.1f} ms", 1e3 * seconds_since(paused_at));
             // What the settled I/O and the last guest writes dirtied.
             auto last = RV_TRY(m_vm->take_dirty_pages());
             for (size_t r = 0; r < dirty.size(); ++r)
@@ -205,9 +221,12 @@ void Vmm::migrate_out(Fd fd) {
             return {};
         });
         if (!stopped) return stopped;
-        (void)RV_TRY(send_dirty(fd.get(), dirty));
+        const double t_saved = seconds_since(paused_at);
+        const uint64_t last_bytes = RV_TRY(send_dirty(fd.get(), dirty));
+        const double t_pages = seconds_since(paused_at);
         RV_TRY_VOID(migration::send_blob(fd.get(), migration::Msg::State, state.encode()));
         RV_TRY_VOID(migration::send_blob(fd.get(), migration::Msg::Done, {}));
+        const double t_sent = seconds_since(paused_at);
         auto header = RV_TRY(migration::read_header(fd.get()));
         if (header.type != migration::Msg::Ack)
             return make_error("the destination answered frame type {}", static_cast<int>(header.type));
@@ -223,6 +242,10 @@ void Vmm::migrate_out(Fd fd) {
             m_migration.total_s = seconds_since(started);
         }
         log::info("migration completed in {:.2f} s, {} ms paused", seconds_since(started), downtime);
+        log::info("migration: paused {} ms = pause and save {:.1f} + last {} KiB {:.1f} + state {:.1f} + "
+                  "destination {:.1f}",
+                  downtime, 1e3 * t_saved, last_bytes >> 10, 1e3 * (t_pages - t_saved),
+                  1e3 * (t_sent - t_pages), 1e3 * (seconds_since(paused_at) - t_sent));
         // The guest runs at the destination. This process stays (paused) a
         // moment for whoever started the migration to read how it went
         // (GET /migrate), then ends.
@@ -308,16 +331,42 @@ Result<void> Vmm::receive_migration(const std::string& address, const SnapshotOv
         return {};
     });
     auto config = RV_TRY(snapshot_config(config_only, process, overrides, kMaxCpus));
-    auto memory = RV_TRY(GuestMemory::create(hello.regions));
     auto nack = [&](const Error& e) {
         (void)migration::send_ack(fd.get(), false, e.message());
         return std::unexpected(e);
     };
+    // The machine is built now, while the source still runs the guest and
+    // sends its RAM, so that only the state is left for the pause. Its disks
+    // are opened again once the source has stopped (below). A VM that never
+    // runs is dropped on the loop, where it was made.
+    std::unique_ptr<Vm> vm;
+    struct Drop {
+        Vmm& vmm;
+        std::unique_ptr<Vm>& vm;
+        ~Drop() {
+            if (vm)
+                (void)vmm.on_loop([&]() -> Result<void> {
+                    vm.reset();
+                    return {};
+                });
+        }
+    } drop{*this, vm};
+    auto memory = RV_TRY(GuestMemory::create(hello.regions));
+    auto built = on_loop([&]() -> Result<void> {
+        RV_TRY_VOID(pre_boot("an incoming migration"));
+        vm = RV_TRY(Vm::prepare_restore(config, std::move(memory), *m_loop, m_options.console,
+                                        [this] { on_vm_exit(); }));
+        return {};
+    });
+    if (!built) return nack(built.error());
+    const GuestMemory& ram = vm->memory();
     std::vector<uint8_t> state_bytes;
     for (;;) {
         header = RV_TRY(migration::read_header(fd.get()));
         if (header.type == migration::Msg::Pages) {
-            (void)RV_TRY(migration::receive_pages(fd.get(), header, memory));
+            (void)RV_TRY(migration::receive_pages(fd.get(), header, ram));
+        } else if (header.type == migration::Msg::Zeros) {
+            (void)RV_TRY(migration::receive_zeros(fd.get(), header, ram));
         } else if (header.type == migration::Msg::State) {
             state_bytes = RV_TRY(migration::read_payload(fd.get(), header, migration::kMaxControlFrame));
         } else if (header.type == migration::Msg::Done) {
@@ -326,16 +375,17 @@ Result<void> Vmm::receive_migration(const std::string& address, const SnapshotOv
             return nack(Error("migration: an unexpected frame", 0, ErrorKind::InvalidInput));
         }
     }
+    const auto done_at = Clock::now();
     auto state = snapshot::SnapshotFile::parse(state_bytes);
     if (!state) return nack(state.error());
     auto launched = on_loop([&]() -> Result<void> {
         RV_TRY_VOID(pre_boot("an incoming migration"));
-        RV_TRY_VOID(launch(config,
-                           [&](const VmConfig& c) {
-                               return Vm::restore(c, *state, std::move(memory), *m_loop,
-                                                  m_options.console, [this] { on_vm_exit(); });
-                           },
-                           true));
+        // The source has stopped writing to the disks we share.
+        RV_TRY_VOID(vm->devices().reopen_disks());
+        RV_TRY_VOID(vm->load_state(*state));
+        log::debug("migration: state loaded {:.1f} ms after Done", 1e3 * seconds_since(done_at));
+        RV_TRY_VOID(launch(config, [&](const VmConfig&) { return std::move(vm); }, true));
+        log::debug("migration: launched {:.1f} ms after Done", 1e3 * seconds_since(done_at));
         RV_TRY_VOID(m_vm->resume());
         std::lock_guard lock(m_lock);
         m_state = VmState::Running;
@@ -343,7 +393,8 @@ Result<void> Vmm::receive_migration(const std::string& address, const SnapshotOv
     });
     if (!launched) return nack(launched.error());
     RV_TRY_VOID(migration::send_ack(fd.get(), true, "running"));
-    log::info("migration received: the VM runs here");
+    log::info("migration received: the VM runs here, {:.1f} ms after the source's Done",
+              1e3 * seconds_since(done_at));
     return {};
 }
 

@@ -23,7 +23,7 @@ count_script() {  # DEV
 i=1; while [ \$i -le $STEPS ]; do
   yes \"block \$i\" | head -c 4096 >/tmp/blk
   dd if=/tmp/blk of=/dev/$1 bs=4096 seek=\$i conv=fsync 2>/dev/null
-  echo TICK=\$i UP=\$(cut -d' ' -f1 /proc/uptime)
+  echo TICK=\$i UP=\$(cut -d' ' -f1 /proc/uptime) NOW=\$(date +%s)
   sleep 0.2; i=\$((i+1))
 done
 echo COUNTED=$STEPS"
@@ -43,6 +43,7 @@ check_blocks() {  # IMAGE
 # The ticks of LOG, one count per line.
 ticks() { grep -a -o 'TICK=[0-9]*' "$1" | cut -d= -f2; }
 uptime_at() { grep -a -o "TICK=$2 UP=[0-9.]*" "$1" | head -n 1 | cut -d= -f3; }
+now_at() { grep -a -o "TICK=$2 UP=[0-9.]* NOW=[0-9]*" "$1" | head -n 1 | cut -d= -f4; }
 
 # snapshot_of NAME INITRD DISKSPEC [RUN-ARGS [GUEST-PROLOGUE [GUEST-EPILOGUE]]]:
 # boots the counting guest with an API socket, snapshots it after count AT
@@ -75,8 +76,10 @@ ${6:-}")" \
 }
 
 # The restored guest of LOG went on from count LAST to STEPS and powered off.
-check_continued() {  # LOG RC LAST FIRST-LOG
-    local log=$1 rc=$2 last=$3 first_log=$4
+# AWAY: seconds the guest was away with its clock advanced on restore
+# (--clock-realtime), else empty: its clock stood still.
+check_continued() {  # LOG RC LAST FIRST-LOG [AWAY]
+    local log=$1 rc=$2 last=$3 first_log=$4 away=${5:-}
     [[ $rc -eq 0 ]] || e2e_fail "restored ringvisor exited $rc: $(tail -n 3 "$log" | tr -d '\r')"
     local first; first=$(ticks "$log" | head -n 1)
     [[ $first == $((last + 1)) ]] || e2e_fail "the count went on at $first after $last"
@@ -84,25 +87,54 @@ check_continued() {  # LOG RC LAST FIRST-LOG
     [[ $(ticks "$log" | wc -l) == $((STEPS - last)) ]] || e2e_fail "counts repeated or missing after restore"
     grep -aq "COUNTED=$STEPS" "$log" && grep -aq "RINGVISOR-CMD-EXIT=0" "$log" ||
         e2e_fail "the guest's script did not finish"
-    # The guest's clock stood still while it was saved: its uptime moves on by
-    # about one step (0.2 s and the loop), not by the time the VM was away.
     local before after
     before=$(uptime_at "$first_log" "$last") after=$(uptime_at "$log" "$first")
     echo "uptime $before at TICK=$last, $after at TICK=$first"
-    awk -v a="$before" -v b="$after" 'BEGIN { exit !(b > a && b - a < 3) }' ||
-        e2e_fail "uptime went from $before to $after across the restore"
+    if [[ -z $away ]]; then
+        # The guest's clock stood still while it was saved: its uptime moves
+        # on by about one step (0.2 s and the loop), not by the time away.
+        awk -v a="$before" -v b="$after" 'BEGIN { exit !(b > a && b - a < 3) }' ||
+            e2e_fail "uptime went from $before to $after across the restore"
+    else
+        # It moved on by the time away (and a step or so).
+        awk -v a="$before" -v b="$after" -v w="$away" 'BEGIN { exit !(b - a >= w - 1 && b - a < w + 8) }' ||
+            e2e_fail "uptime went from $before to $after across $away s away with --clock-realtime"
+    fi
 }
 
-restore_case() {  # NAME INITRD DISKSPEC
-    local img snap last log=$E2E_LOGDIR/$1-2.console rc=0
-    snapshot_of "$@"
-    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" </dev/null >"$log" 2>&1 || rc=$?
-    check_continued "$log" $rc "$last" "$E2E_LOGDIR/$1-1.console"
+# restore_case NAME INITRD DISKSPEC [clock]: snapshot, kill, restore; the
+# count, the blocks and the clock go on. With `clock` the restore passes
+# --clock-realtime after 6 s away: the guest's wall clock is right again
+# (within 2 s of L1's) and its uptime moved on by the time away.
+restore_case() {
+    local img snap last log=$E2E_LOGDIR/$1-2.console rc=0 clock=${4:-}
+    snapshot_of "$1" "$2" "$3"
+    local -a args=() away=
+    if [[ $clock == clock ]]; then
+        sleep 6
+        args=(--clock-realtime)
+    fi
+    local snapped restored
+    snapped=$(now_at "$E2E_LOGDIR/$1-1.console" "$last") restored=$(date +%s)
+    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" "${args[@]}" </dev/null >"$log" 2>&1 || rc=$?
+    local ended; ended=$(date +%s)
+    [[ $clock == clock ]] && away=$((restored - snapped))
+    check_continued "$log" $rc "$last" "$E2E_LOGDIR/$1-1.console" "$away"
+    local now; now=$(now_at "$log" $((last + 1)))
+    echo "guest clock $now at the first count after the restore; L1 $restored..$ended"
+    if [[ $clock == clock ]]; then
+        ((now >= restored - 2 && now <= ended + 2)) ||
+            e2e_fail "with --clock-realtime the guest's clock read $now, L1's $restored..$ended"
+    else
+        # Without it the clock goes on from where it was saved (a step later).
+        ((now <= snapped + 1)) ||
+            e2e_fail "the guest's clock read $now after the restore, $snapped at the snapshot"
+    fi
     check_blocks "$img"
 }
 
 case_virtio_blk() { restore_case snap-virtio "$GUEST/initramfs-virtio.cpio.gz" ""; }
-case_ide() { restore_case snap-ide "$GUEST/initramfs-emulated.cpio.gz" ",iface=ide"; }
+case_ide() { restore_case snap-ide "$GUEST/initramfs-emulated.cpio.gz" ",iface=ide" clock; }
 
 # A TCP stream from the guest to L1 over virtio-net goes on across the
 # restore: L1 gets every line once, in order.
@@ -205,7 +237,8 @@ bridge_setup() {
 }
 
 # The counting guest with a NIC on rvtapA streaming lines to L1 and
-# rewriting 8 MiB of a tmpfs file every second (a steady dirty rate); $vmm
+# rewriting 8 MiB of a tmpfs file every second (a steady dirty rate), with
+# data and with zeros in turn (Pages and Zeros frames); $vmm
 # its pid.
 migration_source() {  # NAME SOCK IMG LINES
     local log=$E2E_LOGDIR/$1-src.console
@@ -215,7 +248,7 @@ migration_source() {  # NAME SOCK IMG LINES
         --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$(wait_dev eth0) $GUEST_NET_UP
 (i=1; while [ \$i -le $4 ]; do echo \"line \$i\"; i=\$((i+1)); sleep 0.05; done | nc $HOST_IP 5003; echo STREAMED=\$?) &
 sp=\$!
-(while :; do dd if=/dev/zero of=/tmp/dirty bs=1M count=8 conv=notrunc 2>/dev/null; sleep 1; done) &
+(while :; do yes | head -c 8388608 >/tmp/dirty; sleep 1; dd if=/dev/zero of=/tmp/dirty bs=1M count=8 conv=notrunc 2>/dev/null; sleep 1; done) &
 $(count_script vda)
 wait \$sp")" </dev/null >"$log" 2>&1 &
     vmm=$!
@@ -225,7 +258,8 @@ wait \$sp")" </dev/null >"$log" 2>&1 &
 
 # The guest moves to a second ringvisor mid-count while streaming TCP: the
 # count goes on at the next number there, the stream arrives whole, every
-# block is right, the source ends (status 0) once the destination runs.
+# block is right, the source ends (status 0) once the destination runs, and
+# the NIC announces itself there.
 case_migrate() {
     local sock=$WORK/mig.sock img=$WORK/mig.img to=unix:$WORK/mig-in.sock lines=300 vmm rc=0
     local src_log=$E2E_LOGDIR/mig-src.console dst_log=$E2E_LOGDIR/mig-dst.console
@@ -237,7 +271,7 @@ case_migrate() {
     migration_source mig "$sock" "$img" $lines
     rm -f "$WORK/mig-in.sock"
     timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --incoming "$to" --net-override net0=rvtapB \
-        </dev/null >"$dst_log" 2>&1 &
+        --stats "$WORK/mig-dst.stats" </dev/null >"$dst_log" 2>&1 &
     local dst=$!
     pids+=($dst)
     local i; for ((i = 0; i < 50; i++)); do [[ -S $WORK/mig-in.sock ]] && break; sleep 0.1; done
@@ -257,6 +291,13 @@ case_migrate() {
     [[ $(sha256sum <"$dir/stream.txt") == "$(for ((i = 1; i <= lines; i++)); do echo "line $i"; done | sha256sum)" ]] ||
         e2e_fail "the stream L1 received differs from lines 1..$lines ($(wc -l <"$dir/stream.txt") lines)"
     echo "stream: $lines lines whole; $(tail -n 1 "$WORK/migrate.out")"
+    # The NIC announced its new place and the guest's driver acknowledged it
+    # on the control queue (VIRTIO_NET_F_GUEST_ANNOUNCE).
+    local announces acks
+    announces=$(grep -o '"announces": *[0-9]*' "$WORK/mig-dst.stats" | head -n 1 | tr -dc 0-9)
+    acks=$(grep -o '"ctrl_commands": *[0-9]*' "$WORK/mig-dst.stats" | head -n 1 | tr -dc 0-9)
+    echo "destination virtio-net: ${announces:-none} announce(s), ${acks:-no} control command(s)"
+    ((${announces:-0} >= 1 && ${acks:-0} >= 1)) || e2e_fail "the NIC did not announce itself after the move"
 }
 
 # Migrations that fail leave the source running: one cancelled by its

@@ -51,6 +51,27 @@ Result<Fd> open_image(const std::string& path, const BlockOptions& options) {
     return std::unexpected(fd.error().context(fmt::format("disk image {}", path)));
 }
 
+// A regular file's or block device's size, a whole number of sectors.
+Result<uint64_t> image_size(const Fd& file, const std::string& path) {
+    struct stat st {};
+    if (::fstat(file.get(), &st) < 0) return errno_error(fmt::format("disk image {}: fstat", path));
+    uint64_t size = 0;
+    if (S_ISDIR(st.st_mode)) {
+        return make_error("disk image {}: is a directory", path);
+    } else if (S_ISREG(st.st_mode)) {
+        size = static_cast<uint64_t>(st.st_size);
+    } else if (S_ISBLK(st.st_mode)) {
+        if (::ioctl(file.get(), BLKGETSIZE64, &size) < 0)
+            return errno_error(fmt::format("disk image {}: BLKGETSIZE64", path));
+    } else {
+        return make_error("disk image {}: not a regular file or block device", path);
+    }
+    if (size % BlockBackend::kSectorSize != 0)
+        return make_error("disk image {}: size {} is not a multiple of {} bytes", path, size,
+                          BlockBackend::kSectorSize);
+    return size;
+}
+
 // O_DIRECT alignment: what the kernel reports (STATX_DIOALIGN, Linux 6.1+),
 // never less than a sector.
 uint64_t direct_io_alignment(int fd) {
@@ -68,23 +89,7 @@ uint64_t direct_io_alignment(int fd) {
 Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path,
                                                          const BlockOptions& options) {
     Fd file = RV_TRY(open_image(path, options));
-    struct stat st {};
-    if (::fstat(file.get(), &st) < 0) return errno_error(fmt::format("disk image {}: fstat", path));
-    uint64_t size = 0;
-    if (S_ISDIR(st.st_mode)) {
-        return make_error("disk image {}: is a directory", path);
-    } else if (S_ISREG(st.st_mode)) {
-        size = static_cast<uint64_t>(st.st_size);
-    } else if (S_ISBLK(st.st_mode)) {
-        if (::ioctl(file.get(), BLKGETSIZE64, &size) < 0)
-            return errno_error(fmt::format("disk image {}: BLKGETSIZE64", path));
-    } else {
-        return make_error("disk image {}: not a regular file or block device", path);
-    }
-    if (size % kSectorSize != 0)
-        return make_error("disk image {}: size {} is not a multiple of {} bytes", path, size,
-                          kSectorSize);
-
+    const uint64_t size = RV_TRY(image_size(file, path));
     EventFd event = RV_TRY(EventFd::create(EFD_NONBLOCK | EFD_CLOEXEC));
     uint64_t align = 1;
     if (options.cache == BlockOptions::Cache::None) {
@@ -95,23 +100,38 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path
         align = std::max(direct_io_alignment(file.get()), min);
     }
     std::unique_ptr<BlockBackend> backend(
-        new BlockBackend(std::move(file), std::move(event), size, options, align));
-
-    if (options.engine == BlockOptions::Engine::IoUring) {
-        auto engine = block_detail::make_uring_engine(backend->m_file.get(), backend->m_event.fd(),
-                                                      kQueueDepth);
-        if (engine) {
-            backend->m_engine = std::move(*engine);
-            backend->m_engine_kind = BlockOptions::Engine::IoUring;
-        } else {
-            log::warn("disk image {}: io_uring unavailable ({}); using synchronous I/O", path,
-                      engine.error().message());
-        }
-    }
-    if (!backend->m_engine)
-        backend->m_engine =
-            block_detail::make_sync_engine(backend->m_file.get(), backend->m_event.fd());
+        new BlockBackend(path, std::move(file), std::move(event), size, options, align));
+    backend->m_engine = RV_TRY(backend->make_engine(backend->m_file.get()));
     return backend;
+}
+
+// io_uring as asked, else (or where the kernel refuses it, with a log line)
+// the synchronous engine.
+Result<std::unique_ptr<block_detail::IoEngine>> BlockBackend::make_engine(int file_fd) {
+    if (m_options.engine == BlockOptions::Engine::IoUring) {
+        auto engine = block_detail::make_uring_engine(file_fd, m_event.fd(), kQueueDepth);
+        if (engine) {
+            m_engine_kind = BlockOptions::Engine::IoUring;
+            return std::move(*engine);
+        }
+        log::warn("disk image {}: io_uring unavailable ({}); using synchronous I/O", m_path,
+                  engine.error().message());
+    }
+    m_engine_kind = BlockOptions::Engine::Sync;
+    return block_detail::make_sync_engine(file_fd, m_event.fd());
+}
+
+Result<void> BlockBackend::reopen() {
+    if (m_pending != 0)
+        return make_error("disk image {}: reopened with {} requests pending", m_path, m_pending);
+    Fd file = RV_TRY(open_image(m_path, m_options));
+    const uint64_t size = RV_TRY(image_size(file, m_path));
+    if (size != m_size)
+        return make_error("disk image {}: is {} bytes now, was {}", m_path, size, m_size);
+    auto engine = RV_TRY(make_engine(file.get()));
+    m_engine = std::move(engine);  // the old engine goes before its file
+    m_file = std::move(file);
+    return {};
 }
 
 BlockBackend::~BlockBackend() {

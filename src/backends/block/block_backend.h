@@ -134,6 +134,14 @@ class BlockBackend {
     // are then delivered by the next process_completions(). For reset paths.
     void drain();
 
+    // Opens the image again by its path, closing the old file: later
+    // requests see only what reached the image through other openers, as
+    // a live migration's destination needs once the source has stopped
+    // writing. Idle only (nothing pending); the image must still be the
+    // size it was. The completion fd stays the same.
+    Result<void> reopen();
+    const std::string& path() const { return m_path; }
+
   private:
     struct Completion {
         uint64_t tag;
@@ -172,8 +180,10 @@ class BlockBackend {
         bool active{false};
     };
 
-    BlockBackend(Fd file, EventFd event, uint64_t size, const BlockOptions& options, uint64_t align)
-        : m_file(std::move(file)),
+    BlockBackend(std::string path, Fd file, EventFd event, uint64_t size, const BlockOptions& options,
+                 uint64_t align)
+        : m_path(std::move(path)),
+          m_file(std::move(file)),
           m_event(std::move(event)),
           m_size(size),
           m_options(options),
@@ -203,7 +213,9 @@ class BlockBackend {
     void start_bounce_step(uint32_t index, Phase phase, uint64_t offset, uint64_t len);
     void restart_bounce_step(uint32_t index);
     void on_bounce_step(uint32_t index, int64_t result);
+    Result<std::unique_ptr<block_detail::IoEngine>> make_engine(int file_fd);
 
+    std::string m_path;
     Fd m_file;
     EventFd m_event;
     uint64_t m_size;

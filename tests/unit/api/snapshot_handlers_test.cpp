@@ -49,7 +49,7 @@ TEST_F(SnapshotHandlers, LoadTakesTheMemoryBackendAndOverrides) {
     auto a = put("/snapshot/load", R"({
         "snapshot_path": "/s/state",
         "mem_backend": {"backend_type": "File", "backend_path": "/s/mem"},
-        "track_dirty_pages": true, "resume_vm": true,
+        "track_dirty_pages": true, "resume_vm": true, "clock_realtime": true,
         "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tap7"}],
         "drive_overrides": [{"drive_id": "rootfs", "path_on_host": "/clone.img"}]})");
     EXPECT_EQ(a.status, 204u) << a.fault();
@@ -59,6 +59,7 @@ TEST_F(SnapshotHandlers, LoadTakesTheMemoryBackendAndOverrides) {
     EXPECT_EQ(p.mem_file_path, "/s/mem");
     EXPECT_TRUE(p.track_dirty_pages);
     EXPECT_TRUE(p.resume_vm);
+    EXPECT_TRUE(p.clock_realtime);
     EXPECT_EQ(p.network_overrides, (std::map<std::string, std::string>{{"eth0", "tap7"}}));
     EXPECT_EQ(p.drive_overrides, (std::map<std::string, std::string>{{"rootfs", "/clone.img"}}));
     EXPECT_EQ(vmm.state(), VmState::Running);
@@ -81,7 +82,7 @@ TEST_F(SnapshotHandlers, LoadBodiesRefused) {
             "Uffd");
     refused(R"({"snapshot_path": "/s", "mem_file_path": "/m", "vsock_override": {"uds_path": "/v"}})",
             "vsock");
-    refused(R"({"snapshot_path": "/s", "mem_file_path": "/m", "clock_realtime": true})",
+    refused(R"({"snapshot_path": "/s", "mem_file_path": "/m", "clock_realtime": 1})",
             "clock_realtime");
     refused(R"({"snapshot_path": "/s", "mem_file_path": "/m",
                "network_overrides": [{"iface_id": "a", "host_dev_name": "t1"},

@@ -1,5 +1,5 @@
 // BlockBackend::open: the errors a user sees for bad images, and the
-// engine fallback.
+// engine fallback; BlockBackend::reopen.
 #include <gtest/gtest.h>
 #include <linux/capability.h>
 #include <sys/stat.h>
@@ -96,6 +96,65 @@ TEST(BlockOpen, EngineSelection) {
     EXPECT_TRUE((*uring)->engine() == BlockOptions::Engine::IoUring ||
                 (*uring)->engine() == BlockOptions::Engine::Sync);
     EXPECT_GE((*uring)->completion_fd(), 0);
+}
+
+// reopen() serves later requests from whatever the path names now: a
+// migration's destination must not read through a file it opened before
+// the source stopped. Here the path is replaced by another file of the same
+// size; the old descriptor would still read the old one.
+TEST(BlockReopen, LaterRequestsReadTheFileThePathNamesNow) {
+    for (auto engine : {BlockOptions::Engine::IoUring, BlockOptions::Engine::Sync}) {
+        TempImage image(8192);
+        image.write(0, test::pattern(4096, 1));
+        auto backend = BlockBackend::open(image.path(), {.engine = engine});
+        ASSERT_TRUE(backend) << backend.error().message();
+        TempImage other(8192);
+        other.write(0, test::pattern(4096, 2));
+        ASSERT_EQ(::rename(other.path().c_str(), image.path().c_str()), 0);
+
+        std::vector<uint8_t> got(4096);
+        iovec iov{got.data(), got.size()};
+        (*backend)->submit_read(0, std::span(&iov, 1), 1);
+        ASSERT_EQ(test::run_one(**backend, 1), 4096);
+        EXPECT_EQ(got, test::pattern(4096, 1)) << "before reopen: the file opened first";
+
+        ASSERT_TRUE((*backend)->reopen());
+        (*backend)->submit_read(0, std::span(&iov, 1), 2);
+        ASSERT_EQ(test::run_one(**backend, 2), 4096);
+        EXPECT_EQ(got, test::pattern(4096, 2)) << "after reopen: the file the path names now";
+        // Writes go there too.
+        std::vector<uint8_t> data = test::pattern(512, 3);
+        iovec w{data.data(), data.size()};
+        (*backend)->submit_write(4096, std::span(&w, 1), 3);
+        ASSERT_EQ(test::run_one(**backend, 3), 512);
+        EXPECT_EQ(image.read(4096, 512), data);
+    }
+}
+
+TEST(BlockReopen, RefusedWhileBusyOrWhenTheImageChanged) {
+    TempImage image(8192);
+    auto backend = BlockBackend::open(image.path(), {});
+    ASSERT_TRUE(backend);
+    std::vector<uint8_t> buf(4096);
+    iovec iov{buf.data(), buf.size()};
+    (*backend)->submit_read(0, std::span(&iov, 1), 1);
+    auto busy = (*backend)->reopen();
+    ASSERT_FALSE(busy);
+    EXPECT_NE(busy.error().message().find("pending"), std::string::npos);
+    ASSERT_EQ(test::run_one(**backend, 1), 4096);
+
+    ASSERT_EQ(::truncate(image.path().c_str(), 16384), 0);
+    auto grown = (*backend)->reopen();
+    ASSERT_FALSE(grown);
+    EXPECT_NE(grown.error().message().find("16384"), std::string::npos) << grown.error().message();
+
+    ASSERT_EQ(::unlink(image.path().c_str()), 0);
+    auto gone = (*backend)->reopen();
+    ASSERT_FALSE(gone);
+    EXPECT_NE(gone.error().message().find("no such file"), std::string::npos);
+    // A refused reopen leaves the old file in service.
+    (*backend)->submit_read(0, std::span(&iov, 1), 2);
+    EXPECT_EQ(test::run_one(**backend, 2), 4096);
 }
 
 }  // namespace

@@ -266,4 +266,12 @@ bool PiixIde::idle() const {
     return m_channels[0]->idle() && m_channels[1]->idle();
 }
 
+Result<void> PiixIde::reopen_disks() {
+    std::lock_guard lock(m_lock);
+    for (const auto& channel : m_channels)
+        for (unsigned unit = 0; unit < 2; ++unit)
+            if (BlockBackend* backend = channel->backend(unit)) RV_TRY_VOID(backend->reopen());
+    return {};
+}
+
 }  // namespace rv

@@ -108,6 +108,9 @@ class PiixIde final : public PciDevice {
     void process_completions(unsigned drive);
     // True when neither channel has a command in progress.
     bool idle() const;
+    // Opens every disk's image again (BlockBackend::reopen), while idle: a
+    // migration's destination, once the source has stopped writing.
+    Result<void> reopen_disks();
 
     // Snapshots: everything the guest can observe of the controller, its
     // PCI function's config space and both channels (ide::AtaChannel::State).

@@ -137,6 +137,10 @@ class VirtioBlk final : public VirtioDevice {
     // it with backend_options()). On the event loop's thread.
     Result<void> replace_backend(std::unique_ptr<BlockBackend> backend);
     BlockOptions backend_options() const;
+    // Opens the image again (BlockBackend::reopen); before activation or
+    // with nothing in flight. A migration's destination, once the source
+    // has stopped writing.
+    Result<void> reopen_backend();
     // The limiter timer's fd, -1 while none is registered (tests fire it).
     int rate_limiter_timer_fd() const;
 

@@ -11,6 +11,11 @@ BlockOptions VirtioBlk::backend_options() const {
     return m_backend->options();
 }
 
+Result<void> VirtioBlk::reopen_backend() {
+    std::lock_guard lock(m_mutex);
+    return m_backend->reopen();
+}
+
 Result<void> VirtioBlk::replace_backend(std::unique_ptr<BlockBackend> backend) {
     if (!backend) return make_error("virtio-blk: no backend");
     EventRegistrar* events = nullptr;
