@@ -111,6 +111,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--stats", config.stats_path,
                     "write exit and interrupt counters as JSON at exit");
+    std::string memory_backend = "anonymous";
+    run->add_option("--memory-backend", memory_backend,
+                    "what holds guest RAM: anonymous (default; transparent huge pages) or memfd "
+                    "(shared memory, huge pages only where the host's shmem_enabled allows)")
+        ->check(CLI::IsMember({"anonymous", "memfd"}))
+        ->capture_default_str();
     std::string on_triple_fault = "crash";
     run->add_option("--on-triple-fault", on_triple_fault,
                     "crash: a triple fault the guest did not ask for ends the VMM with status 4 "
@@ -347,6 +353,8 @@ int main(int argc, char** argv) {
     }
     config.console = console == "virtio" ? rv::ConsoleKind::Virtio : rv::ConsoleKind::Serial;
     if (rng) config.entropy = rv::EntropyConfig{};
+    config.memory_backend =
+        memory_backend == "memfd" ? rv::MemoryBackend::Memfd : rv::MemoryBackend::Anonymous;
     config.on_triple_fault = on_triple_fault == "reset" ? rv::TripleFaultAction::Reset
                                                         : rv::TripleFaultAction::Crash;
     config.cpu_policy.weight = cpu_weight;

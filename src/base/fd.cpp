@@ -14,6 +14,18 @@ Result<Fd> Fd::open(const std::string& path, int flags, int mode) {
     return Fd(fd);
 }
 
+Result<void> write_all_at(int fd, std::span<const uint8_t> bytes, uint64_t offset) {
+    for (size_t done = 0; done < bytes.size();) {
+        ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done,
+                             static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno_error("write");
+        if (n == 0) return make_error("write: no progress");
+        done += static_cast<size_t>(n);
+    }
+    return {};
+}
+
 Result<std::string> read_file(const std::string& path) {
     Fd fd = RV_TRY(Fd::open(path, O_RDONLY));
     struct stat st {};

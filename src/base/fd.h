@@ -45,6 +45,8 @@ private:
 
 // Reads the whole file into memory.
 Result<std::string> read_file(const std::string& path);
+// Writes all of `bytes` at `offset` (pwrite until done; EINTR retried).
+Result<void> write_all_at(int fd, std::span<const uint8_t> bytes, uint64_t offset);
 
 class EventFd {
 public:

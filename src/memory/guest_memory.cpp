@@ -8,6 +8,9 @@
 
 #include <algorithm>
 
+#include "base/fd.h"
+#include "memory/page_runs.h"
+
 namespace rv {
 
 namespace {
@@ -86,6 +89,26 @@ Result<GuestMemory> GuestMemory::map_file(std::span<const RegionSpec> specs, int
     return memory;
 }
 
+Result<GuestMemory> GuestMemory::create_memfd(std::span<const RegionSpec> specs) {
+    GuestMemory memory = RV_TRY(create(specs));  // validates the layout, reserves the addresses
+    int raw = ::memfd_create("ringvisor-guest-ram", MFD_CLOEXEC);
+    if (raw < 0) return errno_error("guest memory: memfd_create");
+    Fd fd(raw);
+    if (::ftruncate(fd.get(), static_cast<off_t>(memory.total_size())) < 0)
+        return errno_error("guest memory: sizing the memfd");
+    uint64_t offset = 0;
+    for (auto& r : memory.m_regions) {
+        // Over the anonymous reservation, at the same (2 MiB aligned) address.
+        void* at = ::mmap(r.host, r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd.get(),
+                          static_cast<off_t>(offset));
+        if (at == MAP_FAILED) return errno_error("guest memory: mapping the memfd");
+        if (r.size >= kHugePageSize) (void)::madvise(r.host, r.size, MADV_HUGEPAGE);
+        offset += r.size;
+    }
+    memory.m_fd = std::move(fd);
+    return memory;
+}
+
 bool GuestMemory::page_is_zero(size_t region, uint64_t page) const {
     const uint8_t* p = m_regions[region].host + page * kDirtyPageSize;
     uint64_t acc = 0;
@@ -103,39 +126,34 @@ Result<uint64_t> GuestMemory::write_to(int fd) const {
     uint64_t offset = 0, written = 0;
     for (size_t i = 0; i < m_regions.size(); ++i) {
         const GuestRegion& r = m_regions[i];
-        const uint64_t pages = r.size / kDirtyPageSize;
-        for (uint64_t page = 0; page < pages;) {
-            if (page_is_zero(i, page)) {
-                ++page;
-                continue;
-            }
-            uint64_t end = page + 1;  // a run of pages with data, up to 64 MiB
-            while (end < pages && end - page < (64u << 20) / kDirtyPageSize && !page_is_zero(i, end))
-                ++end;
-            const uint64_t at = page * kDirtyPageSize, len = (end - page) * kDirtyPageSize;
-            for (uint64_t done = 0; done < len;) {
-                ssize_t n = ::pwrite(fd, r.host + at + done, len - done,
-                                     static_cast<off_t>(offset + at + done));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) return errno_error("memory file: write");
-                done += static_cast<uint64_t>(n);
-            }
-            written += len;
-            page = end;
-        }
+        // Runs of pages with data, up to 64 MiB each; zeros stay holes.
+        auto walked = for_each_page_run(
+            r.size / kDirtyPageSize, (64u << 20) / kDirtyPageSize,
+            [&](uint64_t page) { return !page_is_zero(i, page); },
+            [&](uint64_t first, uint64_t end, bool) -> Result<void> {
+                const uint64_t at = first * kDirtyPageSize, len = (end - first) * kDirtyPageSize;
+                RV_TRY_VOID(with_context(write_all_at(fd, std::span(r.host + at, len), offset + at),
+                                         "memory file"));
+                written += len;
+                return {};
+            });
+        RV_TRY_VOID(walked);
         offset += r.size;
     }
     return written;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : m_regions(std::exchange(other.m_regions, {})), m_dirty(std::move(other.m_dirty)) {}
+    : m_regions(std::exchange(other.m_regions, {})),
+      m_dirty(std::move(other.m_dirty)),
+      m_fd(std::move(other.m_fd)) {}
 
 GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     if (this != &other) {
         unmap_all();
         m_regions = std::exchange(other.m_regions, {});
         m_dirty = std::move(other.m_dirty);
+        m_fd = std::move(other.m_fd);
     }
     return *this;
 }

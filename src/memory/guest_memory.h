@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 
 namespace rv {
 
@@ -44,6 +45,15 @@ public:
     // Maps anonymous memory for each region. Regions must be non-empty,
     // page-aligned, sorted and non-overlapping.
     static Result<GuestMemory> create(std::span<const RegionSpec> specs);
+    // The same RAM held by a memfd: the regions back to back in it from
+    // offset 0 (as in a memory file), each mapped MAP_SHARED and marked for
+    // huge pages. fd() names it, for what needs guest RAM as a file (another
+    // process serving a device, a copy of RAM done by the kernel). Huge
+    // pages back it only where the host enables them for shmem
+    // (/sys/kernel/mm/transparent_hugepage/shmem_enabled: advise or
+    // always), which Debian does not by default; so create() stays the
+    // default (--memory-backend).
+    static Result<GuestMemory> create_memfd(std::span<const RegionSpec> specs);
     // Maps a snapshot's memory file: the regions back to back from offset
     // 0, MAP_PRIVATE, so pages load lazily from the file on first touch and
     // the guest's writes never reach it (one file serves many clones). The
@@ -65,6 +75,8 @@ public:
     ~GuestMemory();
 
     const std::vector<GuestRegion>& regions() const { return m_regions; }
+    // The memfd holding RAM (create_memfd), else -1.
+    int fd() const { return m_fd.get(); }
     uint64_t total_size() const;
 
     // True if [addr, addr + len) lies entirely in guest RAM (may span regions
@@ -133,6 +145,7 @@ private:
     };
     std::vector<GuestRegion> m_regions;
     std::unique_ptr<Dirty> m_dirty;  // made with the regions
+    Fd m_fd;                         // create_memfd's
 };
 
 }  // namespace rv

@@ -50,13 +50,9 @@ Result<uint64_t> rebase_memory_file(const std::string& base_path, const std::str
             ssize_t n = ::pread(diff.get(), buf.data(), want, pos);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) return errno_error(fmt::format("{}: read", diff_path));
-            for (ssize_t done = 0; done < n;) {
-                ssize_t w = ::pwrite(base.get(), buf.data() + done, static_cast<size_t>(n - done),
-                                     pos + done);
-                if (w < 0 && errno == EINTR) continue;
-                if (w <= 0) return errno_error(fmt::format("{}: write", base_path));
-                done += w;
-            }
+            RV_TRY_VOID(with_context(write_all_at(base.get(), std::span(buf).first(static_cast<size_t>(n)),
+                                                  static_cast<uint64_t>(pos)),
+                                     base_path));
             pos += n;
             copied += static_cast<uint64_t>(n);
         }

@@ -150,6 +150,12 @@ Result<x86::BootInfo> load_cached_kernel(const GuestMemory& memory,
 
 }  // namespace
 
+Result<GuestMemory> Vm::fresh_memory(const VmConfig& config,
+                                     std::span<const GuestMemory::RegionSpec> ram) {
+    if (config.memory_backend == MemoryBackend::Memfd) return GuestMemory::create_memfd(ram);
+    return GuestMemory::create(ram);
+}
+
 Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, EventLoop& loop, ConsoleSink console,
                                        ExitHandler on_exit) {
     // Inputs first: bad files are the commonest mistake and need no KVM.
@@ -168,8 +174,8 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, EventLoop& loop, 
         initrd = RV_TRY(as_input_error(read_file(*config.initrd_path), "cannot read initrd"));
 
     auto vm = RV_TRY(assemble(config, loop, std::move(console), std::move(on_exit),
-                              [](std::span<const GuestMemory::RegionSpec> ram) {
-                                  return GuestMemory::create(ram);
+                              [&](std::span<const GuestMemory::RegionSpec> ram) {
+                                  return Vm::fresh_memory(config, ram);
                               }));
     auto layout = RV_TRY(x86::MemoryLayout::for_size(config.memory_bytes));
 

@@ -51,6 +51,9 @@ public:
     // are InvalidInput for what the config names (files, TAPs), else Internal.
     static Result<std::unique_ptr<Vm>> create(const VmConfig& config, EventLoop& loop,
                                               ConsoleSink console, ExitHandler on_exit);
+    // Zeroed RAM of this layout, held as config.memory_backend says.
+    static Result<GuestMemory> fresh_memory(const VmConfig& config,
+                                            std::span<const GuestMemory::RegionSpec> ram);
     // A VM from a snapshot (vm_snapshot.cpp): `config` is the one the
     // snapshot holds (snapshot_config), with this process's own settings.
     // Guest memory maps the memory file privately; the vCPUs, the irqchip,

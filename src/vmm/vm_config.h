@@ -97,6 +97,11 @@ enum class ConsoleKind { Serial, Virtio };
 // as the guest's own reboot: status 0).
 enum class TripleFaultAction { Crash, Reset };
 
+// What holds guest RAM: anonymous memory (the default: transparent huge
+// pages wherever the host has them) or a memfd (GuestMemory::create_memfd).
+// A process setting: a snapshot or migration takes the restoring process's.
+enum class MemoryBackend { Anonymous, Memfd };
+
 struct VmConfig {
     // boot-source
     std::string kernel_path;  // bzImage or ELF vmlinux
@@ -128,6 +133,7 @@ struct VmConfig {
     // boots the bzImage as is and lets the guest decompress it.
     std::optional<std::string> kernel_cache_dir;
     TripleFaultAction on_triple_fault{TripleFaultAction::Crash};
+    MemoryBackend memory_backend{MemoryBackend::Anonymous};
     // The VM's cgroup (vmm/cgroup.h) is made under this parent in each of the
     // host's cpu/cpuacct/cpuset hierarchies; nullopt: none (--no-cgroup).
     std::optional<std::string> cgroup_parent{"ringvisor"};

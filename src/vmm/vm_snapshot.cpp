@@ -19,6 +19,7 @@
 #include "base/fd.h"
 #include "base/log.h"
 #include "kvm/kvm_state.h"
+#include "memory/page_runs.h"
 #include "snapshot/state_codec.h"
 #include "vmm/config_json.h"
 #include "vmm/vm.h"
@@ -91,26 +92,20 @@ Result<uint64_t> write_dirty_pages(const GuestMemory& memory,
     uint64_t file_offset = 0, written = 0;
     const auto& regions = memory.regions();
     for (size_t i = 0; i < regions.size(); ++i) {
-        const uint64_t pages = regions[i].size / GuestMemory::kDirtyPageSize;
-        for (uint64_t page = 0; page < pages;) {
-            if (!(dirty[i][page / 64] >> (page % 64) & 1)) {
-                ++page;
-                continue;
-            }
-            uint64_t end = page;  // a run of dirty pages, one write
-            while (end < pages && (dirty[i][end / 64] >> (end % 64) & 1)) ++end;
-            const uint64_t at = page * GuestMemory::kDirtyPageSize;
-            const uint64_t len = (end - page) * GuestMemory::kDirtyPageSize;
-            for (uint64_t done = 0; done < len;) {
-                ssize_t n = ::pwrite(fd, regions[i].host + at + done, len - done,
-                                     static_cast<off_t>(file_offset + at + done));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) return errno_error("memory file: write");
-                done += static_cast<uint64_t>(n);
-            }
-            written += len;
-            page = end;
-        }
+        // A run of dirty pages, one write.
+        auto walked = for_each_page_run(
+            regions[i].size / GuestMemory::kDirtyPageSize, UINT64_MAX,
+            [&](uint64_t page) { return page_bit(dirty[i], page); },
+            [&](uint64_t first, uint64_t end, bool) -> Result<void> {
+                const uint64_t at = first * GuestMemory::kDirtyPageSize;
+                const uint64_t len = (end - first) * GuestMemory::kDirtyPageSize;
+                RV_TRY_VOID(with_context(
+                    write_all_at(fd, std::span(regions[i].host + at, len), file_offset + at),
+                    "memory file"));
+                written += len;
+                return {};
+            });
+        RV_TRY_VOID(walked);
         file_offset += regions[i].size;
     }
     return written;

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "memory/page_runs.h"
 #include "vmm/migration_wire.h"
 #include "vmm/vm_snapshot_config.h"
 #include "vmm/vmm.h"
@@ -50,49 +51,43 @@ uint64_t count_pages(const std::vector<std::vector<uint64_t>>& dirty) {
 
 // Sends the pages set in `dirty`, each run of dirty pages split into runs of
 // pages of zeros (a Zeros frame: a guest that frees or clears memory dirties
-// it with zeros) and of other pages (Pages frames of up to
-// kMaxPagesPerFrame), pacing to the bandwidth cap; stops early when
+// it with zeros) and of other pages (Pages frames), each of up to
+// kMaxPagesPerFrame pages, pacing to the bandwidth cap; stops early when
 // cancelled. Returns the bytes of page data sent.
 Result<uint64_t> Vmm::send_dirty(int fd, const std::vector<std::vector<uint64_t>>& dirty) {
     const GuestMemory& memory = m_vm->memory();
     uint64_t sent = 0;
     const auto start = Clock::now();
-    auto is_dirty = [&](uint32_t region, uint64_t page) {
-        return (dirty[region][page / 64] >> (page % 64) & 1) != 0;
-    };
+    enum Kind { Clean = 0, Data, Zeros };
     for (uint32_t region = 0; region < dirty.size(); ++region) {
-        const uint64_t pages = memory.regions()[region].size / kPage;
-        for (uint64_t page = 0; page < pages;) {
-            if (!is_dirty(region, page)) {
-                ++page;
-                continue;
-            }
-            const bool zero = memory.page_is_zero(region, page);
-            uint64_t end = page + 1;
-            while (end < pages && is_dirty(region, end) &&
-                   (zero || end - page < migration::kMaxPagesPerFrame) &&
-                   memory.page_is_zero(region, end) == zero)
-                ++end;
-            if (auto why = migration_stopped()) return make_error("{}", *why);
-            const auto count = static_cast<uint32_t>(end - page);
-            if (zero) {
-                RV_TRY_VOID(migration::send_zeros(fd, region, page, count));
-            } else {
-                RV_TRY_VOID(migration::send_pages(fd, memory, region, page, count));
-                sent += count * kPage;
-            }
-            {
-                std::lock_guard lock(m_migration_lock);
-                m_migration.bytes_sent += zero ? 16 : count * kPage;
-            }
-            if (m_migration_params.bandwidth_mib_s > 0) {
-                double allowed = static_cast<double>(sent) /
-                                 (static_cast<double>(m_migration_params.bandwidth_mib_s) * (1 << 20));
-                double ahead = allowed - seconds_since(start);
-                if (ahead > 0) std::this_thread::sleep_for(std::chrono::duration<double>(ahead));
-            }
-            page = end;
-        }
+        auto walked = for_each_page_run(
+            memory.regions()[region].size / kPage, migration::kMaxPagesPerFrame,
+            [&](uint64_t page) {
+                if (!page_bit(dirty[region], page)) return Clean;
+                return memory.page_is_zero(region, page) ? Zeros : Data;
+            },
+            [&](uint64_t first, uint64_t end, Kind kind) -> Result<void> {
+                if (auto why = migration_stopped()) return make_error("{}", *why);
+                const auto count = static_cast<uint32_t>(end - first);
+                if (kind == Zeros) {
+                    RV_TRY_VOID(migration::send_zeros(fd, region, first, count));
+                } else {
+                    RV_TRY_VOID(migration::send_pages(fd, memory, region, first, count));
+                    sent += count * kPage;
+                }
+                {
+                    std::lock_guard lock(m_migration_lock);
+                    m_migration.bytes_sent += kind == Zeros ? 16 : count * kPage;
+                }
+                if (m_migration_params.bandwidth_mib_s > 0) {
+                    double allowed = static_cast<double>(sent) /
+                                     (static_cast<double>(m_migration_params.bandwidth_mib_s) * (1 << 20));
+                    double ahead = allowed - seconds_since(start);
+                    if (ahead > 0) std::this_thread::sleep_for(std::chrono::duration<double>(ahead));
+                }
+                return {};
+            });
+        RV_TRY_VOID(walked);
     }
     return sent;
 }
@@ -351,7 +346,7 @@ Result<void> Vmm::receive_migration(const std::string& address, const SnapshotOv
                 });
         }
     } drop{*this, vm};
-    auto memory = RV_TRY(GuestMemory::create(hello.regions));
+    auto memory = RV_TRY(Vm::fresh_memory(config, hello.regions));
     auto built = on_loop([&]() -> Result<void> {
         RV_TRY_VOID(pre_boot("an incoming migration"));
         vm = RV_TRY(Vm::prepare_restore(config, std::move(memory), *m_loop, m_options.console,

@@ -5,7 +5,11 @@
 # the VMM is killed, and `ringvisor run --restore` goes on in a new process:
 # the count continues at the next number with the guest's uptime moving on
 # by about one step, every block of the disk is right when the guest powers
-# off, and two clones of one snapshot run side by side on disks of their own.
+# off. One guest does it all at once (both disks, a TCP stream) and comes
+# back with --clock-realtime, its wall clock right; two clones of one
+# snapshot run side by side on disks of their own; a diff snapshot lays
+# over a full one; broken snapshots are refused; the guest live-migrates
+# between two processes, and migrations that fail leave it running.
 #   tools/testhost/run.sh -- tests/e2e/snapshot_cases.sh [CASE...]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,12 +22,14 @@ AT=${SNAPSHOT_AT:-8}          # the count the snapshot is taken after
 
 # Guest shell: count 1..STEPS, each count a 4 KiB block "block N" at block N
 # of DEV written with fsync, then print the count and uptime; then power off.
-count_script() {  # DEV
-    echo "set -e; $(wait_dev "$1")
+count_script() {  # DEV...
+    local d writes=
+    for d in "$@"; do writes+="  dd if=/tmp/blk of=/dev/$d bs=4096 seek=\$i conv=fsync 2>/dev/null
+"; done
+    echo "set -e; $(wait_dev "$@")
 i=1; while [ \$i -le $STEPS ]; do
   yes \"block \$i\" | head -c 4096 >/tmp/blk
-  dd if=/tmp/blk of=/dev/$1 bs=4096 seek=\$i conv=fsync 2>/dev/null
-  echo TICK=\$i UP=\$(cut -d' ' -f1 /proc/uptime) NOW=\$(date +%s)
+$writes  echo TICK=\$i UP=\$(cut -d' ' -f1 /proc/uptime) NOW=\$(date +%s)
   sleep 0.2; i=\$((i+1))
 done
 echo COUNTED=$STEPS"
@@ -60,7 +66,7 @@ snapshot_of() {
         --initrd "$initrd" --kernel-cache "$KERNEL_CACHE" --cpus 1 --memory 256M \
         --disk "$img$spec" "${more[@]}" \
         --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "${5:-}
-$(count_script $dev)
+$(count_script $dev ${EXTRA_COUNT_DEVS:-})
 ${6:-}")" \
         </dev/null >"$log" 2>&1 &
     local vmm=$!
@@ -102,59 +108,69 @@ check_continued() {  # LOG RC LAST FIRST-LOG [AWAY]
     fi
 }
 
-# restore_case NAME INITRD DISKSPEC [clock]: snapshot, kill, restore; the
-# count, the blocks and the clock go on. With `clock` the restore passes
-# --clock-realtime after 6 s away: the guest's wall clock is right again
-# (within 2 s of L1's) and its uptime moved on by the time away.
-restore_case() {
-    local img snap last log=$E2E_LOGDIR/$1-2.console rc=0 clock=${4:-}
-    snapshot_of "$1" "$2" "$3"
-    local -a args=() away=
+# restored NAME [clock]: `ringvisor run --restore $snap` to the end (console
+# $E2E_LOGDIR/NAME-2.console); the count went on from $last. With `clock`,
+# after 6 s away and with --clock-realtime: the guest's wall clock is right
+# again (within 2 s of L1's) and its uptime moved on by the time away;
+# without, its clock went on from where it was saved.
+restored() {
+    local name=$1 clock=${2:-} log=$E2E_LOGDIR/$1-2.console rc=0 away= snapped start ended now
+    local -a args=()
     if [[ $clock == clock ]]; then
         sleep 6
         args=(--clock-realtime)
     fi
-    local snapped restored
-    snapped=$(now_at "$E2E_LOGDIR/$1-1.console" "$last") restored=$(date +%s)
+    snapped=$(now_at "$E2E_LOGDIR/$name-1.console" "$last") start=$(date +%s)
     timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" "${args[@]}" </dev/null >"$log" 2>&1 || rc=$?
-    local ended; ended=$(date +%s)
-    [[ $clock == clock ]] && away=$((restored - snapped))
-    check_continued "$log" $rc "$last" "$E2E_LOGDIR/$1-1.console" "$away"
-    local now; now=$(now_at "$log" $((last + 1)))
-    echo "guest clock $now at the first count after the restore; L1 $restored..$ended"
+    ended=$(date +%s)
+    [[ $clock == clock ]] && away=$((start - snapped))
+    check_continued "$log" $rc "$last" "$E2E_LOGDIR/$name-1.console" "$away"
+    now=$(now_at "$log" $((last + 1)))
+    echo "guest clock $now at the first count after the restore ($snapped at the snapshot); L1 $start..$ended"
     if [[ $clock == clock ]]; then
-        ((now >= restored - 2 && now <= ended + 2)) ||
-            e2e_fail "with --clock-realtime the guest's clock read $now, L1's $restored..$ended"
+        ((now >= start - 2 && now <= ended + 2)) ||
+            e2e_fail "with --clock-realtime the guest's clock read $now, L1's $start..$ended"
     else
-        # Without it the clock goes on from where it was saved (a step later).
         ((now <= snapped + 1)) ||
             e2e_fail "the guest's clock read $now after the restore, $snapped at the snapshot"
     fi
+}
+
+restore_case() {  # NAME INITRD DISKSPEC
+    local img snap last
+    snapshot_of "$@"
+    restored "$1"
     check_blocks "$img"
 }
 
 case_virtio_blk() { restore_case snap-virtio "$GUEST/initramfs-virtio.cpio.gz" ""; }
-case_ide() { restore_case snap-ide "$GUEST/initramfs-emulated.cpio.gz" ",iface=ide" clock; }
+case_ide() { restore_case snap-ide "$GUEST/initramfs-emulated.cpio.gz" ",iface=ide"; }
 
-# A TCP stream from the guest to L1 over virtio-net goes on across the
-# restore: L1 gets every line once, in order.
-case_tcp() {
-    local img snap last log=$E2E_LOGDIR/snap-tcp-2.console rc=0 lines=300
+# The whole guest at once: it counts on its console, writes each count's
+# block to a virtio-blk disk and to an IDE disk (fsynced) and streams TCP to
+# L1 over virtio-net; it is snapshotted, killed, and restored 6 s later with
+# --clock-realtime. The count goes on, both disks hold every block, L1 gets
+# every line of the stream once, and the guest's clock is right.
+case_whole() {
+    local img snap last lines=300 ide=$WORK/snap-whole-ide.img
     net_setup
     timeout 300 socat -u "TCP-LISTEN:5003,bind=$HOST_IP,reuseaddr" "OPEN:$dir/stream.txt,creat,trunc" &
     pids+=($!)
-    snapshot_of snap-tcp "$GUEST/initramfs-virtio.cpio.gz" "" "--net tap=$TAP" \
+    rm -f "$ide"; truncate -s 16M "$ide"
+    EXTRA_COUNT_DEVS=sda snapshot_of snap-whole "$GUEST/initramfs-all.cpio.gz" "" \
+        "--net tap=$TAP --disk $ide,iface=ide" \
         "$(wait_dev eth0) $GUEST_NET_UP
 (i=1; while [ \$i -le $lines ]; do echo \"line \$i\"; i=\$((i+1)); sleep 0.05; done | nc $HOST_IP 5003; echo STREAMED=\$?) &
 sp=\$!" "wait \$sp"
-    timeout -k 5 "$L2_TIMEOUT" "$RINGVISOR" run --restore "$snap" </dev/null >"$log" 2>&1 || rc=$?
-    check_continued "$log" $rc "$last" "$E2E_LOGDIR/snap-tcp-1.console"
+    restored snap-whole clock
     check_blocks "$img"
+    check_blocks "$ide"
     wait "${pids[0]}" || true
     pids=()  # (net_setup's trap would fail on a dead pid)
+    local log=$E2E_LOGDIR/snap-whole-2.console
     [[ $(guest_value "$log" STREAMED) == 0 ]] || e2e_fail "the guest's nc ended with '$(guest_value "$log" STREAMED)'"
     local got; got=$(wc -l <"$dir/stream.txt")
-    echo "L1 received $got lines: $(head -n 2 "$dir/stream.txt" | tr '\n' '|') ... $(tail -n 2 "$dir/stream.txt" | tr '\n' '|'); $(sort "$dir/stream.txt" | uniq -d | wc -l) repeated, $(od -c "$dir/stream.txt" | head -n 2 | tr -s ' ')"
+    echo "L1 received $got lines: $(head -n 2 "$dir/stream.txt" | tr '\n' '|') ... $(tail -n 2 "$dir/stream.txt" | tr '\n' '|'); $(sort "$dir/stream.txt" | uniq -d | wc -l) repeated"
     [[ $(sha256sum <"$dir/stream.txt") == "$(for ((i = 1; i <= lines; i++)); do echo "line $i"; done | sha256sum)" ]] ||
         e2e_fail "the stream L1 received differs from lines 1..$lines ($got lines)"
 }
@@ -181,14 +197,15 @@ case_clones() {
 
 # A full snapshot early on, the guest runs on, then a diff snapshot: the
 # diff's memory file holds a fraction of RAM; laid over the full one
-# (rebase-snap) it restores the guest as of the diff.
+# (rebase-snap) it restores the guest as of the diff. Its RAM is a memfd
+# (--memory-backend memfd), dirty-logged like anonymous RAM.
 case_diff() {
     local name=snap-diff sock=$WORK/snap-diff.sock log=$E2E_LOGDIR/snap-diff-1.console
     local img=$WORK/snap-diff.img full=$WORK/diff-full diff=$WORK/diff-diff merged=$WORK/diff-merged
     local log2=$E2E_LOGDIR/snap-diff-2.console rc=0
     rm -rf "$img" "$full" "$diff" "$merged" "$sock"; truncate -s 16M "$img"
     # No timeout(1) around it: kill -9 must reach ringvisor itself.
-    "$RINGVISOR" run --api-sock "$sock" --track-dirty-pages \
+    "$RINGVISOR" run --api-sock "$sock" --track-dirty-pages --memory-backend memfd \
         --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initramfs-virtio.cpio.gz" \
         --kernel-cache "$KERNEL_CACHE" --cpus 1 --memory 256M --disk "$img" \
         --cmdline "console=ttyS0 panic=-1 quiet rv.cmd=$(guest_cmd_b64 "$(count_script vda)")" \
@@ -367,7 +384,7 @@ case_refused() {
 CASES=(
     "snapshot_restore_virtio_blk case_virtio_blk"
     "snapshot_restore_ide case_ide"
-    "snapshot_tcp_stream_continues case_tcp"
+    "snapshot_restore_whole_guest case_whole"
     "snapshot_two_clones case_clones"
     "snapshot_diff_over_full case_diff"
     "migrate_while_counting_and_streaming case_migrate"

@@ -5,6 +5,8 @@
 #   vmlinuz, vmlinux, kernel-version, rootfs-kernel/lib/modules/<ver>/
 #   initramfs.cpio.gz         busybox + /init, no modules (boot cases)
 #   initramfs-emulated.cpio.gz  ata_piix, sd_mod, e1000 and ext4, no virtio
+#   initramfs-all.cpio.gz     both sets of drivers (a guest with virtio and
+#                             emulated devices at once)
 #   initramfs-virtio.cpio.gz  the same plus the virtio drivers ($VIRTIO_MODULES:
 #                             virtio-pci, -blk, -net, -console, -rng, and ext4),
 #                             loaded by /init at boot, and e2fsprogs' mke2fs/
@@ -68,4 +70,5 @@ variant() {
 }
 variant virtio "$VIRTIO_MODULES"
 variant emulated "$EMULATED_MODULES"
-rv_log "ready: $out/vmlinuz and initramfs{,-virtio,-emulated}.cpio.gz (kernel $kver)"
+variant all "virtio_pci virtio_blk virtio_net virtio_console virtio_rng ata_piix sd_mod e1000 $EXT4_MODULES"
+rv_log "ready: $out/vmlinuz and initramfs{,-virtio,-emulated,-all}.cpio.gz (kernel $kver)"

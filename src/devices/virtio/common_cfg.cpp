@@ -247,7 +247,11 @@ void VirtioPciTransport::reset() {
     m_config_vector = kNoVector;
     m_status = 0;
     m_queue_select = 0;
-    for (QueueState& q : m_queues) q = QueueState{.max_size = q.max_size, .size = q.max_size};
+    for (QueueState& q : m_queues) {
+        const uint16_t max = q.max_size;
+        q = QueueState{};
+        q.max_size = q.size = max;
+    }
     m_isr = 0;
     update_intx_locked();
 }

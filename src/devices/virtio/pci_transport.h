@@ -146,14 +146,10 @@ class VirtioPciTransport final : public PciDevice,
                        std::vector<EventFd> notify);  // use create()
 
   private:
-    struct QueueState {
+    // A queue's registers as the driver set them (what State saves), and
+    // the most entries the device allows.
+    struct QueueState : State::QueueRegs {
         uint16_t max_size{0};
-        uint16_t size{0};
-        uint16_t msix_vector{kNoVector};
-        bool enabled{false};
-        uint64_t desc{0};
-        uint64_t driver{0};
-        uint64_t device{0};
     };
 
     Result<void> build_capabilities();

@@ -101,12 +101,7 @@ Result<VirtioPciTransport::State> VirtioPciTransport::save() {
     s.isr = m_isr;
     s.queue_select = m_queue_select;
     for (const QueueState& q : m_queues) {
-        s.queues.push_back(State::QueueRegs{.size = q.size,
-                                     .msix_vector = q.msix_vector,
-                                     .enabled = q.enabled,
-                                     .desc = q.desc,
-                                     .driver = q.driver,
-                                     .device = q.device});
+        s.queues.push_back(static_cast<const State::QueueRegs&>(q));
         enabled += q.enabled ? 1 : 0;
     }
     s.activated = m_activated;
@@ -173,14 +168,7 @@ Result<void> VirtioPciTransport::restore(const State& s) {
         m_generation = s.generation;
         m_queue_select = s.queue_select;
         for (size_t i = 0; i < m_queues.size(); ++i) {
-            const State::QueueRegs& q = s.queues[i];
-            m_queues[i] = QueueState{.max_size = m_queue_max[i],
-                                     .size = q.size,
-                                     .msix_vector = q.msix_vector,
-                                     .enabled = q.enabled,
-                                     .desc = q.desc,
-                                     .driver = q.driver,
-                                     .device = q.device};
+            m_queues[i] = QueueState{s.queues[i], m_queue_max[i]};
         }
         m_isr = s.isr;
         update_intx_locked();

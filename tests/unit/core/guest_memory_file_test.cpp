@@ -100,6 +100,37 @@ std::vector<uint64_t> pages_of(const std::vector<uint64_t>& bits) {
 
 // Every way the VMM writes guest memory marks the pages it covers, only
 // while tracking is on; taking the marks clears them; reads mark nothing.
+// create_memfd: the regions live back to back in one memfd, shared both
+// ways: what the guest's RAM holds is what the file holds at the region's
+// offset, and the memory file written from it matches.
+TEST(GuestMemoryMemfd, RamIsTheFileAtEachRegionsOffset) {
+    auto memory = GuestMemory::create_memfd(kSpecs);
+    ASSERT_TRUE(memory) << memory.error().message();
+    ASSERT_GE(memory->fd(), 0);
+    EXPECT_EQ(::lseek(memory->fd(), 0, SEEK_END), (64 << 10) + (128 << 10));
+    std::vector<uint8_t> a(4096, 0x11), b(4096, 0x22), got(4096);
+    ASSERT_TRUE(memory->write(GuestAddress{(1 << 20) + 0x2000}, a));  // region 1, page 2
+    ASSERT_EQ(::pread(memory->fd(), got.data(), got.size(), (64 << 10) + 0x2000), 4096);
+    EXPECT_EQ(got, a);
+    ASSERT_EQ(::pwrite(memory->fd(), b.data(), b.size(), 0x3000), 4096);  // region 0, page 3
+    ASSERT_TRUE(memory->read(GuestAddress{0x3000}, got));
+    EXPECT_EQ(got, b);
+    // Dirty marks and memory files work as with anonymous RAM.
+    Fd file = memfd();
+    auto written = memory->write_to(file.get());
+    ASSERT_TRUE(written);
+    EXPECT_EQ(*written, 2u * 4096);
+    auto mapped = GuestMemory::map_file(kSpecs, file.get());
+    ASSERT_TRUE(mapped);
+    ASSERT_TRUE(mapped->read(GuestAddress{(1 << 20) + 0x2000}, got));
+    EXPECT_EQ(got, a);
+    EXPECT_EQ(GuestMemory::create(kSpecs)->fd(), -1) << "anonymous RAM has no fd";
+    // Moving the memory moves the fd with it.
+    const int fd = memory->fd();
+    GuestMemory moved = std::move(*memory);
+    EXPECT_EQ(moved.fd(), fd);
+}
+
 TEST(GuestMemoryDirty, EveryWritePathMarksItsPages) {
     auto memory = GuestMemory::create(kSpecs);
     ASSERT_TRUE(memory);
