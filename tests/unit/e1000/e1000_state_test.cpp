@@ -8,6 +8,7 @@
 #include "snapshot/state_codec.h"
 #include "support/device_counters.h"
 #include "support/limiter_timer.h"
+#include "support/state_roundtrip.h"
 #include "unit/e1000/e1000_fixture.h"
 
 namespace rv::test {
@@ -19,16 +20,8 @@ constexpr uint64_t kUs = 1'000;
 constexpr uint8_t kEopRs = kTxCmdEop | kTxCmdIfcs | kTxCmdRs;
 constexpr uint8_t kPopts = kTxPoptsIxsm | kTxPoptsTxsm;
 
-template <typename S>
-S through_bytes(const S& state) {
-    const auto bytes = snapshot::encode(state);
-    auto back = snapshot::decode<S>(bytes, "test");
-    EXPECT_TRUE(back.has_value()) << back.error().message();
-    return back.value_or(S{});
-}
-
-// Every strict prefix of the encoding is refused, and so is a trailing byte.
-// Inside the 24 KiB register image (one loop of u32 reads) every 61st
+// Every strict prefix of the encoding is refused, and so is a trailing byte
+// (the shared expect_truncation_refused, sampled for speed). Inside the 24 KiB register image (one loop of u32 reads) every 61st
 // length stands for the rest: all of them would take seconds.
 void expect_truncation_refused(const E1000::State& state) {
     auto bytes = snapshot::encode(state);
