@@ -46,9 +46,20 @@ trap cleanup EXIT
 # Data, not holes: a sparse image reads zeros without touching memory.
 head -c "${DISK_MIB}M" /dev/urandom >/tmp/gio-disk.img
 loopdev=$(losetup -f --show /tmp/gio-disk.img)
-ip link del "$TAP" 2>/dev/null
-ip tuntap add dev "$TAP" mode tap && ip addr add "$HOST_IP/24" dev "$TAP" && ip link set "$TAP" up
-iperf3 -s -B "$HOST_IP" >/dev/null 2>&1 &
+# The TAP is made again for each boot: multi-queue for ringvisor and QEMU
+# (one queue pair per vCPU, each on its own TAP queue), single-queue for
+# kvmtool (it opens the TAP once, without IFF_MULTI_QUEUE, which a
+# multi-queue TAP refuses). iperf3's server comes back with its address.
+iperf_pid=
+make_tap() {  # multi_queue | single
+    [[ -z $iperf_pid ]] || { kill "$iperf_pid" 2>/dev/null; wait "$iperf_pid" 2>/dev/null; }
+    ip link del "$TAP" 2>/dev/null
+    local mq=; [[ $1 == multi_queue ]] && mq=multi_queue
+    ip tuntap add dev "$TAP" mode tap $mq && ip addr add "$HOST_IP/24" dev "$TAP" && ip link set "$TAP" up ||
+        { log "cannot make the TAP ($1)"; return 1; }
+    iperf3 -s -B "$HOST_IP" >/dev/null 2>&1 &
+    iperf_pid=$!
+}
 
 # ---- the VMMs: their usual options, plus O_DIRECT / io_uring where offered ----
 vmm_cmd() {  # VMM CPUS CACHE CMDLINE -> argv, one per line
@@ -67,8 +78,8 @@ vmm_cmd() {  # VMM CPUS CACHE CMDLINE -> argv, one per line
                 -device virtio-blk-pci,drive=root \
                 -drive "file=$loopdev,if=none,id=data,format=raw,cache=$cache,aio=io_uring" \
                 -device virtio-blk-pci,drive=data \
-                -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=$QEMU_VHOST" \
-                -device "virtio-net-pci,netdev=n0,mac=$MAC" ;;
+                -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=$QEMU_VHOST,queues=$cpus" \
+                -device "virtio-net-pci,netdev=n0,mac=$MAC,mq=on,vectors=$((2 * cpus + 2))" ;;
         kvmtool)
             local direct=; [[ $cache == none ]] && direct=,direct
             # (HOME: lkvm puts its control socket in ~/.lkvm; L1's / is read-only.)
@@ -94,6 +105,7 @@ one_boot() {
     local load="dd if=/dev/vdb bs=1M skip=$((DISK_MIB - SCRIPT_MIB_FROM_END)) count=1 iflag=direct 2>/dev/null | tr -d '\\000' >/tmp/gio.sh; exec bash /tmp/gio.sh"
     cmdline="console=ttyS0 root=LABEL=rvroot ro panic=-1 quiet net.ifnames=0 rv.cmd=$(printf '%s' "$load" | base64 -w0)"
     logf=$out/logs/$vmm-$cpus-$cache-$run.log
+    if [[ $vmm == kvmtool ]]; then make_tap single; else make_tap multi_queue; fi || return 1
     local argv; mapfile -t argv <<<"$(vmm_cmd "$vmm" "$cpus" "$cache" "$cmdline")"
     timeout -k 10 "$L2_TIMEOUT" "${argv[@]}" </dev/null >"$logf" 2>&1 &
     pid=$!

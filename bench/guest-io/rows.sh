@@ -60,5 +60,5 @@ EOF
         row_cmd "$row" "$t"
         echo "echo GIO-END $row; sleep 1"
     done
-    echo 'echo GIO-ALL-DONE'
+    echo 'sleep 3; echo GIO-ALL-DONE'  # (the last row's GIO-END is sampled before the guest powers off)
 }

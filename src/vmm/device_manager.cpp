@@ -186,7 +186,7 @@ Result<void> DeviceManager::add_disks(const VmConfig& config) {
         entry->kind = "virtio-blk";
         entry->blk =
             std::make_shared<virtio::VirtioBlk>(
-                std::move(backend), disk.serial, static_cast<uint16_t>(disk.num_queues.value_or(1)),
+                std::move(backend), disk.serial, static_cast<uint16_t>(disk.queue_count(config.cpus)),
                 disk.rate_limiter, NsClock{}, std::move(group));
         entry->transport = RV_TRY(virtio::VirtioPciTransport::create(
             entry->blk, m_ctx.memory, m_ctx.msi, m_ctx.loop.devices()));

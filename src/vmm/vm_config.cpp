@@ -14,6 +14,11 @@ const DiskConfig* VmConfig::find_disk(std::string_view id) const {
     return nullptr;
 }
 
+unsigned DiskConfig::queue_count(unsigned cpus) const {
+    if (num_queues) return *num_queues;
+    return std::clamp(cpus, 1u, kMaxQueues);
+}
+
 unsigned NetConfig::queue_pairs(unsigned cpus) const {
     if (queues) return *queues;
     if (model == Model::E1000) return 1;
@@ -233,7 +238,6 @@ void VmConfig::resolve_defaults() {
         // whether or not the ones before it had theirs resolved already.
         bool is_ide = d.iface == DiskConfig::Interface::Ide;
         size_t position = is_ide ? ide++ : 0;
-        if (!is_ide && !d.num_queues) d.num_queues = 1;  // see DiskConfig::num_queues
         if (!d.serial.empty()) continue;
         d.serial = is_ide ? fmt::format("RV-HD{}", position)
                           : fmt::format("ringvisor-{}", d.id).substr(0, kMaxSerialBytes);

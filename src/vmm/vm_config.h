@@ -42,13 +42,14 @@ struct DiskConfig {
     // the group's other drives, in this VM and in other VMs on the host.
     std::optional<std::string> rate_limit_group;
     std::string serial;  // resolved: "ringvisor-<id>" (virtio) / "RV-HD<n>" (IDE)
-    // Virtio only: request queues (VIRTIO_BLK_F_MQ when > 1), 1..kMaxQueues;
-    // resolved: 1. Not one per vCPU as QEMU: measured in the test host
-    // (docs/BENCHMARKS.md, guest I/O), a single fio job with 2 queues got
-    // half the IOPS of 1 queue; until that is understood, more queues are
-    // asked for. An IDE disk has none (resolved: unset).
+    // Virtio only: request queues (VIRTIO_BLK_F_MQ when > 1), 1..kMaxQueues.
+    // Left out: queue_count() decides when the VM is built, one per vCPU
+    // (as QEMU; not resolved into the config, which the machine config may
+    // still change). An IDE disk has none (must stay unset).
     static constexpr unsigned kMaxQueues = 64;
     std::optional<unsigned> num_queues;
+    // `num_queues`, or one per vCPU capped at kMaxQueues.
+    unsigned queue_count(unsigned cpus) const;
     bool operator==(const DiskConfig&) const = default;
 };
 

@@ -5,7 +5,8 @@
 # same image, on the emulated IDE controller; each boot runs fio (written,
 # then read back and checked; then read by one job per vCPU) on a second disk
 # of the same kind and powers off through systemd. On virtio, the data disk
-# has one queue per vCPU (num_queues=2) and both carry requests, and a
+# has one queue per vCPU (the default, num_queues= left out) and both carry
+# requests, and a
 # virtio-net NIC on a multi-queue TAP gets one queue pair per vCPU: two
 # iperf3 clients, one pinned to each vCPU, send and then receive, and every
 # rx and tx queue must interrupt the guest. L1 then checks that the root file
@@ -77,9 +78,8 @@ echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed
     printf '%s\n' "$cmd" | dd of="$data" bs=1M seek=255 conv=notrunc status=none
     local load="root=\$(findmnt -n -o SOURCE /); dev=; for d in /dev/$prefix?; do [ \"\$d\" = \"\$root\" ] || dev=\$d; done
 dd if=\$dev bs=1M skip=255 count=1 2>/dev/null | tr -d '\\000' >/tmp/distro.sh; . /tmp/distro.sh"
-    local ifc= dq= nic=()
-    [[ $iface == ide ]] && ifc=,iface=ide
-    [[ $iface == virtio ]] && dq=,num_queues=2   # multiqueue: one per vCPU
+    local ifc= nic=()
+    [[ $iface == ide ]] && ifc=,iface=ide   # (virtio: num_queues= left out, one per vCPU is the default)
     if [[ $iface == virtio ]]; then
         # A multi-queue TAP and an iperf3 server per client; queues= left
         # out: one pair per vCPU is the default.
@@ -93,7 +93,7 @@ dd if=\$dev bs=1M skip=255 count=1 2>/dev/null | tr -d '\\000' >/tmp/distro.sh; 
     local t0=$SECONDS
     timeout -k 5 "$DISTRO_TIMEOUT" "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$ROOTFS/initrd.img" \
         --kernel-cache "$KERNEL_CACHE" --cpus 2 --memory 1G \
-        --disk "$ROOT_IMG$ifc" --disk "$data$ifc$dq" "${nic[@]}" --stats "$E2E_LOGDIR/$name.stats.json" \
+        --disk "$ROOT_IMG$ifc" --disk "$data$ifc" "${nic[@]}" --stats "$E2E_LOGDIR/$name.stats.json" \
         --cmdline "console=ttyS0 root=LABEL=rvroot rw panic=-1 quiet net.ifnames=0 rv.cmd=$(guest_cmd_b64 "$load")" \
         </dev/null >"$log" 2>&1 || rc=$?
     if [[ $iface == virtio ]]; then
@@ -113,7 +113,7 @@ dd if=\$dev bs=1M skip=255 count=1 2>/dev/null | tr -d '\\000' >/tmp/distro.sh; 
     [[ $(guest_value "$log" FIO-WRITE-VERIFY) == ok ]] || e2e_fail "fio write+verify on $datadev failed"
     [[ $(guest_value "$log" FIO-READ-IOPS) =~ ^[1-9][0-9]*$ ]] || e2e_fail "fio read on $datadev failed"
     if [[ $iface == virtio ]]; then
-        # Multiqueue (num_queues=2, one per vCPU): both queues carried requests
+        # Multiqueue by default (one per vCPU): both queues carried requests
         # (each queue's interrupt, as /proc/interrupts counts it, fired).
         [[ $(guest_value "$log" HW-QUEUES) == 2 ]] ||
             e2e_fail "$datadev has $(guest_value "$log" HW-QUEUES) hardware queues, expected 2 (one per vCPU)"

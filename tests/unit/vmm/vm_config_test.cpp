@@ -331,17 +331,21 @@ TEST(RootDevice, IdeRootAndNoRootDevice) {
     EXPECT_EQ(c.kernel_cmdline(), "console=ttyS0 rv.root=x root=/dev/sda rw");
 }
 
-// virtio-blk queues: 1 unless given, within 1..kMaxQueues; an IDE disk has
-// none.
-TEST(DiskQueues, DefaultIsOneAndIsChecked) {
+// virtio-blk queues: one per vCPU unless given (decided when the VM is built,
+// not resolved into the config), within 1..kMaxQueues; an IDE disk has none.
+TEST(DiskQueues, DefaultIsOnePerVcpuAndIsChecked) {
     VmConfig c;
     c.kernel_path = "/k";
     c.cpus = 3;
     c.disks = {disk("/a.img", "a"), disk("/b.img", "b"), disk("/c.img", "c", DiskConfig::Interface::Ide)};
     c.disks[1].num_queues = 4;
     c.resolve_defaults();
-    EXPECT_EQ(c.disks[0].num_queues, 1u);
+    EXPECT_FALSE(c.disks[0].num_queues) << "not resolved: the vCPU count may still change";
+    EXPECT_EQ(c.disks[0].queue_count(3), 3u);
+    EXPECT_EQ(c.disks[0].queue_count(1), 1u);
+    EXPECT_EQ(c.disks[0].queue_count(200), DiskConfig::kMaxQueues);
     EXPECT_EQ(c.disks[1].num_queues, 4u);  // what the user gave stays
+    EXPECT_EQ(c.disks[1].queue_count(1), 4u);
     EXPECT_FALSE(c.disks[2].num_queues);
     EXPECT_TRUE(c.validate(kMaxCpus));
 
