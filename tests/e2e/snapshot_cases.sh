@@ -70,7 +70,10 @@ $(count_script $dev ${EXTRA_COUNT_DEVS:-})
 ${6:-}")" \
         </dev/null >"$log" 2>&1 &
     local vmm=$!
-    e2e_wait_line "$log" "TICK=$AT " 120 || { kill $vmm; e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"; }
+    # The whole stamp, NOW's ten digits included: a snapshot taken mid-line
+    # leaves the rest of it to the restored console, and now_at would read
+    # a cut-off epoch from this one.
+    e2e_wait_line "$log" "TICK=$AT UP=[0-9.]+ NOW=[0-9]{10}" 120 || { kill $vmm; e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"; }
     "$RINGVISOR" snapshot --api-sock "$sock" --keep-paused "$snap" ||
         { kill $vmm; e2e_fail "ringvisor snapshot failed"; }
     sleep 1  # a paused guest prints nothing more
@@ -270,7 +273,10 @@ $(count_script vda)
 wait \$sp")" </dev/null >"$log" 2>&1 &
     vmm=$!
     pids+=($vmm)
-    e2e_wait_line "$log" "TICK=$AT " 120 || e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"
+    # The whole stamp, NOW's ten digits included: a snapshot taken mid-line
+    # leaves the rest of it to the restored console, and now_at would read
+    # a cut-off epoch from this one.
+    e2e_wait_line "$log" "TICK=$AT UP=[0-9.]+ NOW=[0-9]{10}" 120 || e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"
 }
 
 # The guest moves to a second ringvisor mid-count while streaming TCP: the
