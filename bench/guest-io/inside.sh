@@ -51,12 +51,11 @@ loopdev=$(losetup -f --show /tmp/gio-disk.img)
 # kvmtool (it opens the TAP once, without IFF_MULTI_QUEUE, which a
 # multi-queue TAP refuses). iperf3's server comes back with its address.
 iperf_pid=
-make_tap() {  # multi_queue | single
+make_tap() {  # [multi_queue]
     [[ -z $iperf_pid ]] || { kill "$iperf_pid" 2>/dev/null; wait "$iperf_pid" 2>/dev/null; }
     ip link del "$TAP" 2>/dev/null
-    local mq=; [[ $1 == multi_queue ]] && mq=multi_queue
-    ip tuntap add dev "$TAP" mode tap $mq && ip addr add "$HOST_IP/24" dev "$TAP" && ip link set "$TAP" up ||
-        { log "cannot make the TAP ($1)"; return 1; }
+    ip tuntap add dev "$TAP" mode tap ${1:-} && ip addr add "$HOST_IP/24" dev "$TAP" && ip link set "$TAP" up ||
+        { log "cannot make the TAP (${1:-single queue})"; return 1; }
     iperf3 -s -B "$HOST_IP" >/dev/null 2>&1 &
     iperf_pid=$!
 }
@@ -105,7 +104,7 @@ one_boot() {
     local load="dd if=/dev/vdb bs=1M skip=$((DISK_MIB - SCRIPT_MIB_FROM_END)) count=1 iflag=direct 2>/dev/null | tr -d '\\000' >/tmp/gio.sh; exec bash /tmp/gio.sh"
     cmdline="console=ttyS0 root=LABEL=rvroot ro panic=-1 quiet net.ifnames=0 rv.cmd=$(printf '%s' "$load" | base64 -w0)"
     logf=$out/logs/$vmm-$cpus-$cache-$run.log
-    if [[ $vmm == kvmtool ]]; then make_tap single; else make_tap multi_queue; fi || return 1
+    if [[ $vmm == kvmtool ]]; then make_tap; else make_tap multi_queue; fi || return 1
     local argv; mapfile -t argv <<<"$(vmm_cmd "$vmm" "$cpus" "$cache" "$cmdline")"
     timeout -k 10 "$L2_TIMEOUT" "${argv[@]}" </dev/null >"$logf" 2>&1 &
     pid=$!

@@ -6,8 +6,7 @@
 # then read back and checked; then read by one job per vCPU) on a second disk
 # of the same kind and powers off through systemd. On virtio, the data disk
 # has one queue per vCPU (the default, num_queues= left out) and both carry
-# requests, and a
-# virtio-net NIC on a multi-queue TAP gets one queue pair per vCPU: two
+# requests, and a virtio-net NIC on a multi-queue TAP gets one queue pair per vCPU: two
 # iperf3 clients, one pinned to each vCPU, send and then receive, and every
 # rx and tx queue must interrupt the guest. L1 then checks that the root file
 # system was left clean.
@@ -79,7 +78,7 @@ echo FAILED-UNITS=\$(systemctl --failed --no-legend | wc -l); systemctl --failed
     local load="root=\$(findmnt -n -o SOURCE /); dev=; for d in /dev/$prefix?; do [ \"\$d\" = \"\$root\" ] || dev=\$d; done
 dd if=\$dev bs=1M skip=255 count=1 2>/dev/null | tr -d '\\000' >/tmp/distro.sh; . /tmp/distro.sh"
     local ifc= nic=()
-    [[ $iface == ide ]] && ifc=,iface=ide   # (virtio: num_queues= left out, one per vCPU is the default)
+    [[ $iface == ide ]] && ifc=,iface=ide
     if [[ $iface == virtio ]]; then
         # A multi-queue TAP and an iperf3 server per client; queues= left
         # out: one pair per vCPU is the default.

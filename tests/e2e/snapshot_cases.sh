@@ -50,6 +50,10 @@ check_blocks() {  # IMAGE
 ticks() { grep -a -o 'TICK=[0-9]*' "$1" | cut -d= -f2; }
 uptime_at() { grep -a -o "TICK=$2 UP=[0-9.]*" "$1" | head -n 1 | cut -d= -f3; }
 now_at() { grep -a -o "TICK=$2 UP=[0-9.]* NOW=[0-9]*" "$1" | head -n 1 | cut -d= -f4; }
+# wait_tick LOG N: until count N's whole stamp, NOW's ten digits included, is
+# in LOG (a snapshot taken mid-line leaves the rest of it to the restored
+# console, and now_at would read a cut-off epoch from this one).
+wait_tick() { e2e_wait_line "$1" "TICK=$2 UP=[0-9.]+ NOW=[0-9]{10}" 120; }
 
 # snapshot_of NAME INITRD DISKSPEC [RUN-ARGS [GUEST-PROLOGUE [GUEST-EPILOGUE]]]:
 # boots the counting guest with an API socket, snapshots it after count AT
@@ -70,10 +74,7 @@ $(count_script $dev ${EXTRA_COUNT_DEVS:-})
 ${6:-}")" \
         </dev/null >"$log" 2>&1 &
     local vmm=$!
-    # The whole stamp, NOW's ten digits included: a snapshot taken mid-line
-    # leaves the rest of it to the restored console, and now_at would read
-    # a cut-off epoch from this one.
-    e2e_wait_line "$log" "TICK=$AT UP=[0-9.]+ NOW=[0-9]{10}" 120 || { kill $vmm; e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"; }
+    wait_tick "$log" "$AT" || { kill $vmm; e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"; }
     "$RINGVISOR" snapshot --api-sock "$sock" --keep-paused "$snap" ||
         { kill $vmm; e2e_fail "ringvisor snapshot failed"; }
     sleep 1  # a paused guest prints nothing more
@@ -273,10 +274,7 @@ $(count_script vda)
 wait \$sp")" </dev/null >"$log" 2>&1 &
     vmm=$!
     pids+=($vmm)
-    # The whole stamp, NOW's ten digits included: a snapshot taken mid-line
-    # leaves the rest of it to the restored console, and now_at would read
-    # a cut-off epoch from this one.
-    e2e_wait_line "$log" "TICK=$AT UP=[0-9.]+ NOW=[0-9]{10}" 120 || e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"
+    wait_tick "$log" "$AT" || e2e_fail "no TICK=$AT: $(tail -n 3 "$log" | tr -d '\r')"
 }
 
 # The guest moves to a second ringvisor mid-count while streaming TCP: the
