@@ -10,6 +10,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 RINGVISOR=${RINGVISOR:-$root/build/ringvisor}
+RINGVISOR_BASE=${RINGVISOR_BASE:-}  # with "ringvisor-base" in VMMS: another binary, ringvisor's options
 GUEST=${GUEST:-$root/build/guest}
 ROOTFS=${ROOTFS:-$root/build/rootfs}
 KERNEL_CACHE=${KERNEL_CACHE:-$root/build/kernel-cache}
@@ -62,10 +63,11 @@ make_tap() {  # [multi_queue]
 
 # ---- the VMMs: their usual options, plus O_DIRECT / io_uring where offered ----
 vmm_cmd() {  # VMM CPUS CACHE CMDLINE -> argv, one per line
-    local vmm=$1 cpus=$2 cache=$3 cmdline=$4
+    local vmm=$1 cpus=$2 cache=$3 cmdline=$4 bin=$RINGVISOR
+    [[ $vmm != ringvisor-base ]] || bin=$RINGVISOR_BASE
     case $vmm in
-        ringvisor)
-            printf '%s\n' "$RINGVISOR" run --kernel "$GUEST/vmlinuz" --initrd "$ROOTFS/initrd.img" \
+        ringvisor|ringvisor-base)
+            printf '%s\n' "$bin" run --kernel "$GUEST/vmlinuz" --initrd "$ROOTFS/initrd.img" \
                 --kernel-cache "$KERNEL_CACHE" --cpus "$cpus" --memory "${MEM_MIB}M" \
                 --disk "$ROOTFS/debian12.img,ro" --disk "$loopdev,cache=$cache$RV_DISK_OPTS" \
                 --net "tap=$TAP,mac=$MAC" --cmdline "$cmdline" ;;
@@ -161,6 +163,7 @@ fi
 {
     echo "date: $(date -u +%FT%TZ)  L1 kernel: $(uname -r)  nproc: $(nproc)  MemTotal: $(awk '/MemTotal/ { print $2 }' /proc/meminfo) kB"
     echo "ringvisor: $RINGVISOR ($(cd "$root" && git rev-parse --short HEAD 2>/dev/null))"
+    [[ -z $RINGVISOR_BASE ]] || echo "ringvisor-base: $RINGVISOR_BASE"
     echo "qemu: $(qemu-system-x86_64 --version | head -1), vhost=$QEMU_VHOST"
     echo "kvmtool: ${KVMTOOL:-none} $( [[ -x $KVMTOOL ]] && "$KVMTOOL" version 2>/dev/null)"
     echo "VMMS=${vmms[*]} RUNS=$RUNS CPUS=$CPUS CACHES=$CACHES NET_CPUS=$NET_CPUS SECONDS_PER_ROW=$SECONDS_PER_ROW MEM_MIB=$MEM_MIB DISK_MIB=$DISK_MIB (loop over L1 tmpfs)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Markdown table of bench/guest-io/run.sh's raw.csv: per row (vCPUs, cache,
 workload) and VMM the median with min-max over the runs, ringvisor's ratio to
-QEMU and to kvmtool (medians; higher is better for every row), and per VMM
+QEMU and to kvmtool (and to ringvisor-base, another ringvisor binary, when
+measured; medians; higher is better for every row), and per VMM
 the median VMM CPU time per GiB moved and KVM exits per MiB.
 
     bench/guest-io/report.py RAW.csv
@@ -36,7 +37,7 @@ def main(path):
             key = (int(r["cpus"]), r["cache"], r["row"])
             rows[key][r["vmm"]].append(r)
             units[r["row"]] = r["unit"]
-    vmms = [v for v in ("ringvisor", "qemu", "kvmtool")
+    vmms = [v for v in ("ringvisor", "ringvisor-base", "qemu", "kvmtool")
             if any(v in per for per in rows.values())]
     head = ["vCPUs", "cache", "workload", "unit"] + [f"{v} median (min-max)" for v in vmms]
     head += [f"rv/{v}" for v in vmms if v != "ringvisor"]

@@ -15,7 +15,10 @@
 # no in-kernel virtio-net either; "on" to compare with vhost-net),
 # KVMTOOL (a built lkvm; default: built from ../shared/peers into
 # BUILD_DIR/peers, or measured without kvmtool, saying so), RINGVISOR (the
-# binary; default BUILD_DIR/ringvisor), OUT (BUILD_DIR/guest-io-<date>),
+# binary; default BUILD_DIR/ringvisor), RINGVISOR_BASE (another ringvisor
+# binary, e.g. main before a change: with "ringvisor-base" in VMMS it boots
+# with ringvisor's options, for an A/B of the change in one session),
+# OUT (BUILD_DIR/guest-io-<date>),
 # ROWS (a subset of the rows), RV_DISK_OPTS (more --disk options for
 # ringvisor's data disk, e.g. ",num_queues=1").
 set -euo pipefail
@@ -24,6 +27,10 @@ build=$(realpath "${1:-$root/build}")
 out=$(realpath -m "${OUT:-$build/guest-io-$(date -u +%Y%m%d-%H%M%S)}")
 RINGVISOR=$(realpath "${RINGVISOR:-$build/ringvisor}")
 [[ -x $RINGVISOR ]] || { echo "guest-io: $RINGVISOR not built (make build)" >&2; exit 1; }
+if [[ ${VMMS:-} == *ringvisor-base* ]]; then
+    [[ -x ${RINGVISOR_BASE:-} ]] || { echo "guest-io: ringvisor-base in VMMS needs RINGVISOR_BASE=/path/to/ringvisor" >&2; exit 1; }
+    RINGVISOR_BASE=$(realpath "$RINGVISOR_BASE")
+fi
 "$root/tools/guest/build.sh" "$build/guest" >/dev/null
 "$root/tools/rootfs/build.sh" "$build/rootfs" >/dev/null
 "$root/tools/testhost/build.sh" >/dev/null
@@ -47,7 +54,7 @@ if [[ -z ${KVMTOOL:-} && ${VMMS:-kvmtool} == *kvmtool* ]]; then
 fi
 mkdir -p "$out"
 "$root/tools/testhost/run.sh" --mem 4096 --timeout "${TIMEOUT:-7200}" --results "$out" -- \
-    env OUT="$out" RINGVISOR="$RINGVISOR" GUEST="$build/guest" ROOTFS="$build/rootfs" \
+    env OUT="$out" RINGVISOR="$RINGVISOR" RINGVISOR_BASE="${RINGVISOR_BASE:-}" GUEST="$build/guest" ROOTFS="$build/rootfs" \
     KERNEL_CACHE="$build/kernel-cache" KVMTOOL="${KVMTOOL:-}" RUNS="${RUNS:-3}" \
     VMMS="${VMMS:-ringvisor qemu kvmtool}" CPUS="${CPUS:-1 2}" CACHES="${CACHES:-none writeback}" \
     NET_CPUS="${NET_CPUS:-2}" SECONDS_PER_ROW="${SECONDS_PER_ROW:-8}" QEMU_VHOST="${QEMU_VHOST:-off}" \
