@@ -16,8 +16,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$E2E_ROOT"
 
 SOCK=$WORK/api.sock
-LIMIT=$((10 << 20))   # 10 MiB/s: a 2 MiB bucket refilled every 200 ms (two of dd's 1 MiB reads:
-# tokens that arrive while the guest turns one read around are not lost)
+# The data drive's limit: 5 MiB/s, a 2 MiB bucket refilled every 400 ms (two
+# of dd's 1 MiB reads: tokens that arrive while the guest turns one read
+# around are not lost). The guest must turn a 1 MiB read around in under
+# 200 ms on average to keep up: at 10 MiB/s (100 ms) a loaded CI host did
+# not (8.73 MiB/s), and the test measured the machine, not the limiter.
+LIMIT_MIB=5
 READ_MIB=40 SEND_MIB=8
 GO_PORT=8000
 
@@ -112,7 +116,7 @@ GUEST
     # drive; boot_args name no root=: the root device does (root=/dev/vda ro).
     expect_api 204 PUT /boot-source '{"kernel_image_path": "'"$GUEST/vmlinux"'", "initrd_path": "'"$ROOTFS/initrd.img"'", "boot_args": "console=ttyS0 reboot=k panic=1 quiet net.ifnames=0 rv.cmd='"$(guest_cmd_b64 "$cmd")"'"}'
     expect_api 204 PUT /drives/rootfs '{"drive_id": "rootfs", "path_on_host": "'"$root_img"'", "is_root_device": true, "is_read_only": true}'
-    expect_api 204 PUT /drives/data '{"drive_id": "data", "path_on_host": "'"$disk"'", "is_root_device": false, "is_read_only": true, "rate_limiter": {"bandwidth": {"size": 2097152, "refill_time": 200}}}'
+    expect_api 204 PUT /drives/data '{"drive_id": "data", "path_on_host": "'"$disk"'", "is_root_device": false, "is_read_only": true, "rate_limiter": {"bandwidth": {"size": 2097152, "refill_time": 400}}}'
     expect_api 204 PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "'"$TAP"'", "guest_mac": "'"$GUEST_MAC"'"}'
     expect_api 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 512}'
     expect_api 400 PATCH /vm '{"state": "Paused"}'   # not started yet
@@ -173,13 +177,15 @@ GUEST
     local t_now; t_now=$(ticks)
     wait_console "TICK=$((t_now + 2)) " 30
 
-    # The drive at 10 MiB/s, then unlimited.
+    # The drive at LIMIT_MIB, then unlimited.
     allow 1
     wait_console 'READ1=' 120
     local read1; read1=$(guest_value "$WORK/console.log" READ1)
     local rate1; rate1=$(awk -v s="$read1" -v m="$READ_MIB" 'BEGIN { printf "%.2f", m / s }')
-    echo "drive limited to 10 MiB/s: $READ_MIB MiB in $read1 s = $rate1 MiB/s"
-    awk -v r="$rate1" 'BEGIN { exit !(r >= 9 && r <= 11) }' || e2e_fail "the limited drive read at $rate1 MiB/s, not 10 ±10 %"
+    echo "drive limited to $LIMIT_MIB MiB/s: $READ_MIB MiB in $read1 s = $rate1 MiB/s"
+    # (The full bucket at the start adds 2 MiB: 40 MiB in 7.6 s is 5.26 MiB/s.)
+    awk -v r="$rate1" -v l=$LIMIT_MIB 'BEGIN { exit !(r >= 0.9 * l && r <= 1.1 * l) }' ||
+        e2e_fail "the limited drive read at $rate1 MiB/s, not $LIMIT_MIB ±10 %"
     expect_api 204 PATCH /drives/data '{"drive_id": "data", "rate_limiter": {}}'
     allow 2
     wait_console 'READ2=' 120
