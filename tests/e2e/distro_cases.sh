@@ -6,10 +6,10 @@
 # then read back and checked; then read by one job per vCPU) on a second disk
 # of the same kind and powers off through systemd. On virtio, the data disk
 # has one queue per vCPU (the default, num_queues= left out) and both carry
-# requests, and a virtio-net NIC on a multi-queue TAP gets one queue pair per vCPU: two
-# iperf3 clients, one pinned to each vCPU, send and then receive, and every
-# rx and tx queue must interrupt the guest. L1 then checks that the root file
-# system was left clean.
+# requests, and a virtio-net NIC on a multi-queue TAP gets one queue pair
+# per vCPU: two iperf3 clients, one pinned to each vCPU, send and then
+# receive, and every rx and tx queue must interrupt the guest. L1 then
+# checks that the root file system was left clean.
 #   tools/testhost/run.sh --mem 4096 -- tests/e2e/distro_cases.sh [CASE...]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -50,8 +50,9 @@ check_blocks() {  # IMAGE
 ticks() { grep -a -o 'TICK=[0-9]*' "$1" | cut -d= -f2; }
 # A count's whole stamp is its line up to NOW's ten digits.
 STAMP='UP=[0-9.]+ NOW=[0-9]{10}'
-uptime_at() { grep -a -o -E "TICK=$2 $STAMP" "$1" | head -n 1 | cut -d' ' -f2 | cut -d= -f2; }
-now_at() { grep -a -o -E "TICK=$2 $STAMP" "$1" | head -n 1 | cut -d= -f4; }
+stamp_at() { grep -a -o -E "TICK=$2 $STAMP" "$1" | head -n 1; }  # LOG N
+uptime_at() { stamp_at "$@" | cut -d' ' -f2 | cut -d= -f2; }
+now_at() { stamp_at "$@" | cut -d' ' -f3 | cut -d= -f2; }
 # The last count whose whole stamp is in LOG: a snapshot or a switch-over
 # can cut the line the guest is printing anywhere, and its rest is printed
 # by the restored guest.
