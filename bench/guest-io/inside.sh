@@ -6,6 +6,9 @@
 # it reads the VMM's own CPU time and KVM's exit counters (bench/io/lib.sh).
 # Output in $OUT:
 #   raw.csv    vmm,run,cpus,cache,row,value,unit,mib,vmm_cpu_ms,exits,io_exits,mmio_exits
+#   threads.csv vmm,run,cpus,cache,row,thread,cpu_ms: the VMM's CPU over a
+#              row by thread name (digits as N; "exited": threads gone by
+#              the row's end, io_uring's io-wq workers among them)
 #   logs/      each boot's console;  env.txt  what ran, with which options
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +34,8 @@ RVIO=/bin/false  # lib.sh's rvio pieces are not used here
 . "$root/bench/io/lib.sh"
 csv=$out/raw.csv
 [[ -s $csv ]] || echo "vmm,run,cpus,cache,row,value,unit,mib,vmm_cpu_ms,exits,io_exits,mmio_exits" >"$csv"
+tcsv=$out/threads.csv
+[[ -s $tcsv ]] || echo "vmm,run,cpus,cache,row,thread,cpu_ms" >"$tcsv"
 log() { echo "guest-io: $*" >&2; }
 
 # ---- L1 side: a filled data disk behind a loop device, the TAP, iperf3 -------
@@ -98,7 +103,7 @@ vmm_cmd() {  # VMM CPUS CACHE CMDLINE -> argv, one per line
 one_boot() {
     local vmm=$1 run=$2 cpus=$3 cache=$4; shift 4
     local script cmdline logf pid t0=$SECONDS seen=0 done_at= line row
-    local -A pre post
+    local -A pre post tpre tpost
     script=$(guest_script "$HOST_IP" "$GUEST_IP" "$DISK_MIB" "$SECONDS_PER_ROW" "$@")
     dd if=/dev/zero of="$loopdev" bs=1M count=1 seek=$((DISK_MIB - SCRIPT_MIB_FROM_END)) oflag=direct status=none
     printf '%s\n' "$script" >/tmp/gio-script
@@ -121,8 +126,8 @@ one_boot() {
                 line=${line//$'\r'/}
                 # (A marker may follow the login prompt on the same line.)
                 case $line in
-                    *"GIO-BEGIN "*) pre[${line##*GIO-BEGIN }]=$(sample) ;;
-                    *"GIO-END "*) post[${line##*GIO-END }]=$(sample) ;;
+                    *"GIO-BEGIN "*) row=${line##*GIO-BEGIN }; pre[$row]=$(sample); tpre[$row]=$(thread_sample) ;;
+                    *"GIO-END "*) row=${line##*GIO-END }; post[$row]=$(sample); tpost[$row]=$(thread_sample) ;;
                     *GIO-ALL-DONE*) done_at=$SECONDS ;;
                 esac
             done </tmp/gio-new
@@ -138,6 +143,11 @@ one_boot() {
                 n = split(a, x, " "); split(b, y, " ")
                 for (i = 1; i <= n; i++) printf "%s%s", (x[i] == "na" || y[i] == "na") ? "na" : y[i] - x[i], (i < n ? "," : "") }')
         echo "$vmm,$run,$cpus,$cache,$row,$value,$unit,$mib,$d" >>"$csv"
+        awk -v a="${tpre[$row]:-}" -v b="${tpost[$row]:-}" -v k="$vmm,$run,$cpus,$cache,$row" 'BEGIN {
+                n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], f, "="); t0[f[1]] = f[2] }
+                n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], f, "="); t1[f[1]] = f[2] }
+                for (t in t1) if (t != "ALL") { d = t1[t] - t0[t]; sum += d; if (d > 0) printf "%s,%s,%d\n", k, t, d }
+                if ("ALL" in t0 && "ALL" in t1) printf "%s,exited,%d\n", k, (t1["ALL"] - t0["ALL"]) - sum }' >>"$tcsv"
         results=$((results + 1))
     done </tmp/gio-results
     log "$vmm cpus=$cpus cache=$cache run $run: $results of $# rows, exit $rc, $((SECONDS - t0)) s$(grep -a -m3 -E 'GIO-ERROR|GIO-NOTE|GIO-NPROC' "$logf" | tr -d '\r' | tr '\n' ' ' | sed 's/^/ (/; s/ $/)/')"
@@ -153,6 +163,20 @@ sample() {
         line="na na na na"
     fi
     echo "$line"
+}
+
+# The VM process's CPU (user + system - guest) by thread name, digits as N:
+# "name=ms ..." and ALL=ms for the whole process (which keeps the time of
+# threads that have exited).
+thread_sample() {
+    local d pid
+    [[ -z $exits_why ]] && d=$(vm_dir 2>/dev/null) || return 0
+    pid=${d##*/}; pid=${pid%%-*}
+    cat "/proc/$pid/stat" "/proc/$pid"/task/*/stat 2>/dev/null | awk -v t="$(getconf CLK_TCK)" -v p="$pid" '
+        { c = $0; sub(/^[0-9]+ \(/, "", c); sub(/\) [^)]*$/, "", c); gsub(/[0-9]+/, "N", c); gsub(/[ ,=]/, "_", c)
+          s = $0; sub(/^.*\) /, "", s); split(s, f, " "); v = (f[12] + f[13] - f[41]) * 1000 / t
+          if (NR == 1) all = v; else ms[c] += v }
+        END { printf "ALL=%d", all; for (k in ms) printf " %s=%d", k, ms[k] }'
 }
 
 read -r -a vmms <<<"$VMMS"

@@ -25,6 +25,13 @@ guest_cmd_b64() { printf '%s' "$1" | base64 -w0; }
 # as the reason in the FAIL line) and return 1.
 e2e_fail() { echo "$*" >&2; return 1; }
 
+# e2e_descendants PID: the processes PID started, and theirs (timeout(1)
+# puts its command in a process group of its own).
+e2e_descendants() {
+    local c
+    for c in $(ps -o pid= --ppid "$1"); do echo "$c"; e2e_descendants "$c"; done
+}
+
 # run_case NAME CMD...: run CMD with output to $E2E_LOGDIR/NAME.log and print
 #   E2E PASS NAME                  if it exits 0
 #   E2E FAIL NAME: <reason>        otherwise, reason = exit status and the
@@ -39,8 +46,28 @@ run_case() {
     [[ $- == *e* ]] && had_e=1
     set +e
     declare -F ktrace_reset >/dev/null && ktrace_reset
-    (set -e; "$@") >"$log" 2>&1
+    # A deadline per case: one that hangs is killed with everything it
+    # started (its own process group) and fails alone, with its log, instead
+    # of taking the test host's whole run with it. (E2E_CASE_TIMEOUT: the
+    # longest case in CI takes about 260 s.)
+    local limit=${E2E_CASE_TIMEOUT:-600} pid dog
+    : >"$log"
+    set -m
+    (set -e; "$@") </dev/null >>"$log" 2>&1 &
+    pid=$!
+    (sleep "$limit"
+     echo "E2E: what was running (ringvisor's threads with their wait channels):"
+     sid=$(ps -o sid= -p "$pid" | tr -d ' ')   # timeout(1) leaves the group, not the session
+     ps -o pid,stat,etimes,args --forest -s "$sid" | cut -c1-160
+     for p in $(pgrep -s "$sid" -x ringvisor); do ps -L -o tid,stat,wchan:26,comm -p "$p" | tail -n +2; done
+     echo "E2E: $name ran past its $limit s deadline (E2E_CASE_TIMEOUT); killed"
+     kill -TERM -- -"$pid" $(e2e_descendants "$pid"); sleep 5
+     kill -KILL -- -"$pid" $(e2e_descendants "$pid")) >>"$log" 2>/dev/null &
+    dog=$!
+    set +m
+    wait "$pid"
     rc=$?
+    kill -- -"$dog" 2>/dev/null
     ((rc == 0)) || ! declare -F ktrace_save >/dev/null || ktrace_save "$E2E_LOGDIR/$name.trace.gz"
     ((had_e)) && set -e
     if ((rc == 0)); then
@@ -48,9 +75,9 @@ run_case() {
         echo "E2E PASS $name"
     else
         E2E_FAILED=$((E2E_FAILED + 1))
-        reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r' || true)
+        reason=$(grep -a "^E2E: $name ran past" "$log" || grep -av '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r' || true)
         echo "E2E FAIL $name: exit $rc${reason:+: $reason}"
-        tail -n 20 "$log" | sed 's/^/    | /'
+        tail -n "$([[ $reason == "E2E: $name ran past"* ]] && echo 50 || echo 20)" "$log" | sed 's/^/    | /'
     fi
     return 0
 }
@@ -69,6 +96,23 @@ e2e_wait_line() {
         ((SECONDS < deadline)) || return 1
         sleep 0.2
     done
+}
+
+# e2e_wait_pid PID SECS: wait for the background job PID, at most SECS:
+# its exit status, or 124 once it is killed (SIGKILL) at the deadline, after
+# its threads and where they wait are printed.
+e2e_wait_pid() {
+    local deadline=$((SECONDS + $2))
+    while kill -0 "$1" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            echo "e2e: pid $1 still runs after $2 s; its threads:"
+            ps -L -o tid,stat,wchan:26,comm -p "$1" | tail -n +2
+            kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null
+            return 124
+        fi
+        sleep 0.2
+    done
+    wait "$1"
 }
 
 # run_cases KIND [NAME...]: runs the cases listed in the CASES array ("name

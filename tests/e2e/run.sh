@@ -90,7 +90,10 @@ for i in "${!groups[@]}"; do
     done < <(cat "$results/host-$i/e2e-counts" 2>/dev/null)
     ran=$(wc -l <"$results/host-$i/e2e-counts" 2>/dev/null || echo 0)
     if ((rc != 0 || ran < ${#files[@]})); then
-        host_fails+=("e2e: test host $i failed (exit $rc) after $ran of ${#files[@]} case files")
+        # With the test host's own last lines (a timeout's or a death's
+        # console tail), which the totals below would otherwise bury.
+        host_fails+=("e2e: test host $i failed (exit $rc) after $ran of ${#files[@]} case files; its last lines:
+$(tail -n 25 "$results/host-$i.out" | sed 's/^/    # /')")
         failed=$((failed + 1))
     fi
 done

@@ -310,9 +310,10 @@ case_migrate() {
     local dst=$!
     pids+=($dst)
     local i; for ((i = 0; i < 50; i++)); do [[ -S $WORK/mig-in.sock ]] && break; sleep 0.1; done
-    "$RINGVISOR" migrate --api-sock "$sock" --to "$to" | tee "$WORK/migrate.out" || e2e_fail "ringvisor migrate failed"
-    local src_rc=0; wait "$vmm" || src_rc=$?
-    ((src_rc == 0)) || e2e_fail "the source exited $src_rc: $(tail -n 2 "$src_log" | tr -d '\r')"
+    timeout 120 "$RINGVISOR" migrate --api-sock "$sock" --to "$to" | tee "$WORK/migrate.out" ||
+        e2e_fail "ringvisor migrate failed (124: still under way after 120 s)"
+    local src_rc=0; e2e_wait_pid "$vmm" 30 || src_rc=$?
+    ((src_rc == 0)) || e2e_fail "the source exited $src_rc (124: still ran 30 s after the migration): $(tail -n 2 "$src_log" | tr -d '\r')"
     # The source ended only once the destination ran the guest.
     kill -0 "$dst" 2>/dev/null || e2e_fail "the destination is gone as the source ends"
     e2e_wait_line "$dst_log" "TICK=" 30 || e2e_fail "the destination's guest never counted"
@@ -352,7 +353,7 @@ case_migrate_fails() {
         >"$E2E_LOGDIR/migf-dst1.console" 2>&1 &
     local dst=$!
     local i; for ((i = 0; i < 50; i++)); do [[ -S $WORK/migf-in.sock ]] && break; sleep 0.1; done
-    rc=0; "$RINGVISOR" migrate --api-sock "$sock" --to "$to" --bandwidth 20 --timeout 1 \
+    rc=0; timeout 60 "$RINGVISOR" migrate --api-sock "$sock" --to "$to" --bandwidth 20 --timeout 1 \
         >"$WORK/migf-1.out" 2>&1 || rc=$?
     cat "$WORK/migf-1.out"
     ((rc == 1)) && grep -q "cancelled" "$WORK/migf-1.out" || e2e_fail "a timed-out migration: exit $rc"
@@ -364,7 +365,7 @@ case_migrate_fails() {
         >"$E2E_LOGDIR/migf-dst2.console" 2>&1 &
     dst=$!
     for ((i = 0; i < 50; i++)); do [[ -S $WORK/migf-in.sock ]] && break; sleep 0.1; done
-    "$RINGVISOR" migrate --api-sock "$sock" --to "$to" --bandwidth 20 >"$WORK/migf-2.out" 2>&1 &
+    timeout 120 "$RINGVISOR" migrate --api-sock "$sock" --to "$to" --bandwidth 20 >"$WORK/migf-2.out" 2>&1 &
     local mig=$!
     sleep 2
     kill -9 "$dst"
@@ -372,7 +373,8 @@ case_migrate_fails() {
     cat "$WORK/migf-2.out"
     ((rc == 1)) && grep -q "failed" "$WORK/migf-2.out" || e2e_fail "a migration whose destination died: exit $rc"
     # The source goes on to the end.
-    rc=0; wait "$vmm" || rc=$?
+    rc=0; e2e_wait_pid "$vmm" "$L2_TIMEOUT" || rc=$?
+    ((rc != 124)) || e2e_fail "the source's guest had not finished $L2_TIMEOUT s after the failed migrations: $(tail -n 3 "$src_log" | tr -d '\r')"
     ((rc == 0)) || e2e_fail "the source exited $rc: $(tail -n 2 "$src_log" | tr -d '\r')"
     [[ $(ticks "$src_log" | tail -n 1) == "$STEPS" && $(ticks "$src_log" | wc -l) == "$STEPS" ]] ||
         e2e_fail "the source's count: $(ticks "$src_log" | tr '\n' ' ')"
