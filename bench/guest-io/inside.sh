@@ -5,7 +5,8 @@
 # the rows of rows.sh in each boot. At each row's GIO-BEGIN and GIO-END line
 # it reads the VMM's own CPU time and KVM's exit counters (bench/io/lib.sh).
 # Output in $OUT:
-#   raw.csv    vmm,run,cpus,cache,row,value,unit,mib,vmm_cpu_ms,exits,io_exits,mmio_exits
+#   raw.csv    vmm,run,cpus,cache,row,value,unit,mib,vmm_cpu_ms,exits,io_exits,mmio_exits,
+#              halt_exits,irq_injections
 #   threads.csv vmm,run,cpus,cache,row,thread,cpu_ms: the VMM's CPU over a
 #              row by thread name (digits as N; "exited": threads gone by
 #              the row's end, io_uring's io-wq workers among them)
@@ -26,6 +27,7 @@ QEMU_VHOST=${QEMU_VHOST:-off}
 RV_DISK_OPTS=${RV_DISK_OPTS:-}   # more options for ringvisor's data disk (e.g. ,num_queues=1)
 ROWS=${ROWS:-}                   # a subset of the rows (default: all of rows.sh)
 L2_TIMEOUT=${L2_TIMEOUT:-900}
+STALL_SECONDS=${STALL_SECONDS:-240}  # a guest silent on its console this long is stuck: ended
 out=${OUT:?}
 TAP=rvtap-gio HOST_IP=10.0.6.1 GUEST_IP=10.0.6.15 MAC=52:54:00:12:34:60
 . "$root/bench/guest-io/rows.sh"
@@ -33,7 +35,7 @@ mkdir -p "$out/logs"
 RVIO=/bin/false  # lib.sh's rvio pieces are not used here
 . "$root/bench/io/lib.sh"
 csv=$out/raw.csv
-[[ -s $csv ]] || echo "vmm,run,cpus,cache,row,value,unit,mib,vmm_cpu_ms,exits,io_exits,mmio_exits" >"$csv"
+[[ -s $csv ]] || echo "vmm,run,cpus,cache,row,value,unit,mib,vmm_cpu_ms,exits,io_exits,mmio_exits,halt_exits,irq_injections" >"$csv"
 tcsv=$out/threads.csv
 [[ -s $tcsv ]] || echo "vmm,run,cpus,cache,row,thread,cpu_ms" >"$tcsv"
 log() { echo "guest-io: $*" >&2; }
@@ -102,7 +104,7 @@ vmm_cmd() {  # VMM CPUS CACHE CMDLINE -> argv, one per line
 # ended 30 s after GIO-ALL-DONE if it is still running).
 one_boot() {
     local vmm=$1 run=$2 cpus=$3 cache=$4; shift 4
-    local script cmdline logf pid t0=$SECONDS seen=0 done_at= line row
+    local script cmdline logf pid t0=$SECONDS seen=0 done_at= line row heard=$SECONDS
     local -A pre post tpre tpost
     script=$(guest_script "$HOST_IP" "$GUEST_IP" "$DISK_MIB" "$SECONDS_PER_ROW" "$@")
     dd if=/dev/zero of="$loopdev" bs=1M count=1 seek=$((DISK_MIB - SCRIPT_MIB_FROM_END)) oflag=direct status=none
@@ -120,6 +122,7 @@ one_boot() {
         sleep 0.2
         local n; n=$(wc -l <"$logf")
         if ((n > seen)); then
+            heard=$SECONDS
             tail -n +$((seen + 1)) "$logf" | head -n $((n - seen)) >/tmp/gio-new
             seen=$n
             while IFS= read -r line; do
@@ -133,6 +136,8 @@ one_boot() {
             done </tmp/gio-new
         fi
         [[ -z $done_at ]] || ((SECONDS - done_at < 30)) || { kill "$pid"; break; }
+        ((SECONDS - heard < STALL_SECONDS)) ||
+            { log "$vmm cpus=$cpus cache=$cache run $run: no console line for $STALL_SECONDS s, the guest is stuck: ended"; kill "$pid"; break; }
     done
     wait "$pid"; local rc=$?
     local results=0 value unit mib d
@@ -152,15 +157,16 @@ one_boot() {
     done </tmp/gio-results
     log "$vmm cpus=$cpus cache=$cache run $run: $results of $# rows, exit $rc, $((SECONDS - t0)) s$(grep -a -m3 -E 'GIO-ERROR|GIO-NOTE|GIO-NPROC' "$logf" | tr -d '\r' | tr '\n' ' ' | sed 's/^/ (/; s/ $/)/')"
 }
-# The VM's counters now: VMM CPU ms, exits, io exits, mmio exits.
+# The VM's counters now: VMM CPU ms, exits, io, mmio and halt exits,
+# interrupts injected.
 sample() {
     local d pid c v line
     if [[ -z $exits_why ]] && d=$(vm_dir 2>/dev/null); then
         pid=${d##*/}; pid=${pid%%-*}
         line=$(vmm_cpu_ms "$pid")
-        for c in exits io_exits mmio_exits; do read -r v <"$d/$c"; line+=" $v"; done
+        for c in exits io_exits mmio_exits halt_exits irq_injections; do read -r v <"$d/$c"; line+=" $v"; done
     else
-        line="na na na na"
+        line="na na na na na na"
     fi
     echo "$line"
 }

@@ -3,11 +3,14 @@
 workload) and VMM the median with min-max over the runs, ringvisor's ratio to
 QEMU and to kvmtool (and to ringvisor-base, another ringvisor binary, when
 measured; medians; higher is better for every row), and per VMM
-the median VMM CPU time per GiB moved and KVM exits per MiB.
+the median VMM CPU time per GiB moved and KVM exits per MiB. Then, with
+threads.csv beside RAW.csv, where that CPU went: per row and VMM, the median
+CPU ms per GiB of each thread name, halt exits and injected interrupts per MiB.
 
     bench/guest-io/report.py RAW.csv
 """
 import csv
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -71,6 +74,40 @@ def main(path):
                         per_unit.append(x / mib * scale)
                 cells.append(fmt(statistics.median(per_unit)) if per_unit else "n/a")
         print("| " + " | ".join(cells) + " |")
+    threads = os.path.join(os.path.dirname(path), "threads.csv")
+    if os.path.exists(threads):
+        thread_table(path, threads, order)
+
+
+def thread_table(raw_path, threads_path, order):
+    """Per (cpus, cache, row, vmm): median ms/GiB of each thread name."""
+    mib, counters = {}, defaultdict(lambda: defaultdict(list))
+    with open(raw_path, newline="") as f:
+        for r in csv.DictReader(f):
+            run = (r["vmm"], r["run"], r["cpus"], r["cache"], r["row"])
+            mib[run] = num(r["mib"])
+            for c in ("halt_exits", "irq_injections"):
+                x = num(r.get(c) or "")
+                if mib[run] and x is not None:
+                    counters[run[:1] + run[2:]][c].append(x / mib[run])
+    per = defaultdict(lambda: defaultdict(list))  # (vmm, cpus, cache, row) -> thread -> [ms/GiB]
+    with open(threads_path, newline="") as f:
+        for r in csv.DictReader(f):
+            run = (r["vmm"], r["run"], r["cpus"], r["cache"], r["row"])
+            if mib.get(run):
+                per[run[:1] + run[2:]][r["thread"]].append(num(r["cpu_ms"]) / mib[run] * 1024.0)
+    if not per:
+        return
+    print()
+    print("| vCPUs | cache | workload | VMM | CPU ms/GiB by thread (median) | halt exits/MiB | interrupts/MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for key in sorted(per, key=lambda k: (int(k[1]), k[2], order.get(k[3], 99), k[0])):
+        vmm, cpus, cache, row = key
+        by = sorted(((statistics.median(v), t) for t, v in per[key].items()), reverse=True)
+        cell = ", ".join(f"{t} {fmt(m)}" for m, t in by if m >= 1)
+        c = counters.get(key, {})
+        extra = [fmt(statistics.median(c[n])) if c.get(n) else "n/a" for n in ("halt_exits", "irq_injections")]
+        print(f"| {cpus} | {cache} | {row} | {vmm} | {cell} | " + " | ".join(extra) + " |")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@
 # with ringvisor's options, for an A/B of the change in one session),
 # OUT (BUILD_DIR/guest-io-<date>),
 # ROWS (a subset of the rows), RV_DISK_OPTS (more --disk options for
-# ringvisor's data disk, e.g. ",num_queues=1").
+# ringvisor's data disk, e.g. ",num_queues=1"), L2_TIMEOUT (900 s per boot),
+# STALL_SECONDS (240: a boot whose console is silent that long is ended as
+# stuck). Besides the table: OUT/raw.csv, OUT/threads.csv (the VMM's CPU per
+# row by thread), OUT/logs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(realpath "${1:-$root/build}")
@@ -58,7 +61,7 @@ mkdir -p "$out"
     KERNEL_CACHE="$build/kernel-cache" KVMTOOL="${KVMTOOL:-}" RUNS="${RUNS:-3}" \
     VMMS="${VMMS:-ringvisor qemu kvmtool}" CPUS="${CPUS:-1 2}" CACHES="${CACHES:-none writeback}" \
     NET_CPUS="${NET_CPUS:-2}" SECONDS_PER_ROW="${SECONDS_PER_ROW:-8}" QEMU_VHOST="${QEMU_VHOST:-off}" \
-    RV_DISK_OPTS="${RV_DISK_OPTS:-}" ROWS="${ROWS:-}" \
+    RV_DISK_OPTS="${RV_DISK_OPTS:-}" ROWS="${ROWS:-}" L2_TIMEOUT="${L2_TIMEOUT:-900}" STALL_SECONDS="${STALL_SECONDS:-240}" \
     "$root/bench/guest-io/inside.sh"
-echo "results: $out (raw.csv, env.txt, logs/)"
+echo "results: $out (raw.csv, threads.csv, env.txt, logs/)"
 python3 "$root/bench/guest-io/report.py" "$out/raw.csv"
