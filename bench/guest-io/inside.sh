@@ -148,11 +148,12 @@ one_boot() {
                 n = split(a, x, " "); split(b, y, " ")
                 for (i = 1; i <= n; i++) printf "%s%s", (x[i] == "na" || y[i] == "na") ? "na" : y[i] - x[i], (i < n ? "," : "") }')
         echo "$vmm,$run,$cpus,$cache,$row,$value,$unit,$mib,$d" >>"$csv"
-        awk -v a="${tpre[$row]:-}" -v b="${tpost[$row]:-}" -v k="$vmm,$run,$cpus,$cache,$row" 'BEGIN {
+        # (The process's own CPU, d's first field, keeps exited threads' time.)
+        awk -v a="${tpre[$row]:-}" -v b="${tpost[$row]:-}" -v all="${d%%,*}" -v k="$vmm,$run,$cpus,$cache,$row" 'BEGIN {
                 n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], f, "="); t0[f[1]] = f[2] }
                 n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], f, "="); t1[f[1]] = f[2] }
-                for (t in t1) if (t != "ALL") { d = t1[t] - t0[t]; sum += d; if (d > 0) printf "%s,%s,%d\n", k, t, d }
-                if ("ALL" in t0 && "ALL" in t1) printf "%s,exited,%d\n", k, (t1["ALL"] - t0["ALL"]) - sum }' >>"$tcsv"
+                for (t in t1) { d = t1[t] - t0[t]; sum += d; if (d > 0) printf "%s,%s,%d\n", k, t, d }
+                if (n && all != "na") printf "%s,exited,%d\n", k, all - sum }' >>"$tcsv"
         results=$((results + 1))
     done </tmp/gio-results
     log "$vmm cpus=$cpus cache=$cache run $run: $results of $# rows, exit $rc, $((SECONDS - t0)) s$(grep -a -m3 -E 'GIO-ERROR|GIO-NOTE|GIO-NPROC' "$logf" | tr -d '\r' | tr '\n' ' ' | sed 's/^/ (/; s/ $/)/')"
@@ -160,10 +161,9 @@ one_boot() {
 # The VM's counters now: VMM CPU ms, exits, io, mmio and halt exits,
 # interrupts injected.
 sample() {
-    local d pid c v line
+    local d c v line
     if [[ -z $exits_why ]] && d=$(vm_dir 2>/dev/null); then
-        pid=${d##*/}; pid=${pid%%-*}
-        line=$(vmm_cpu_ms "$pid")
+        line=$(vmm_cpu_ms "$(vm_dir_pid "$d")")
         for c in exits io_exits mmio_exits halt_exits irq_injections; do read -r v <"$d/$c"; line+=" $v"; done
     else
         line="na na na na na na"
@@ -171,18 +171,16 @@ sample() {
     echo "$line"
 }
 
-# The VM process's CPU (user + system - guest) by thread name, digits as N:
-# "name=ms ..." and ALL=ms for the whole process (which keeps the time of
-# threads that have exited).
+# The VM process's CPU (user + system - guest, as vmm_cpu_ms) by thread
+# name, digits as N: "name=ms ...".
 thread_sample() {
     local d pid
     [[ -z $exits_why ]] && d=$(vm_dir 2>/dev/null) || return 0
-    pid=${d##*/}; pid=${pid%%-*}
-    cat "/proc/$pid/stat" "/proc/$pid"/task/*/stat 2>/dev/null | awk -v t="$(getconf CLK_TCK)" -v p="$pid" '
+    pid=$(vm_dir_pid "$d")
+    cat "/proc/$pid"/task/*/stat 2>/dev/null | awk -v t="$(getconf CLK_TCK)" '
         { c = $0; sub(/^[0-9]+ \(/, "", c); sub(/\) [^)]*$/, "", c); gsub(/[0-9]+/, "N", c); gsub(/[ ,=]/, "_", c)
-          s = $0; sub(/^.*\) /, "", s); split(s, f, " "); v = (f[12] + f[13] - f[41]) * 1000 / t
-          if (NR == 1) all = v; else ms[c] += v }
-        END { printf "ALL=%d", all; for (k in ms) printf " %s=%d", k, ms[k] }'
+          s = $0; sub(/^.*\) /, "", s); split(s, f, " "); ms[c] += (f[12] + f[13] - f[41]) * 1000 / t }
+        END { for (k in ms) printf "%s=%d ", k, ms[k] }'
 }
 
 read -r -a vmms <<<"$VMMS"

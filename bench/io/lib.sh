@@ -30,6 +30,8 @@ vm_dir() {
     done
     [[ -n $found ]] && echo "$found"
 }
+# The VMM's pid from its debugfs directory ("<pid>-<vm fd>").
+vm_dir_pid() { local n=${1##*/}; echo "${n%%-*}"; }
 # CPU time of the VMM process itself, in ms: user + system minus the time
 # its vCPU threads spent running the guest (guest_time, inside utime).
 vmm_cpu_ms() {  # PID
@@ -40,7 +42,7 @@ snapshot() {  # LABEL RUN PHASE WORKLOAD -> a line in exits.txt
     local d c v line="$1 $2 $3 $4" pid=
     if [[ -z $exits_why ]] && d=$(vm_dir); then
         for c in "${COUNTERS[@]}"; do read -r v <"$d/$c"; line+=" $v"; done
-        pid=${d##*/}; pid=${pid%%-*}
+        pid=$(vm_dir_pid "$d")
     else
         for c in "${COUNTERS[@]}"; do line+=" na"; done
     fi

@@ -32,6 +32,9 @@ e2e_descendants() {
     for c in $(ps -o pid= --ppid "$1"); do echo "$c"; e2e_descendants "$c"; done
 }
 
+# e2e_threads PID: PID's threads and the kernel function each waits in.
+e2e_threads() { ps -L -o tid,stat,wchan:26,comm -p "$1" | tail -n +2; }
+
 # run_case NAME CMD...: run CMD with output to $E2E_LOGDIR/NAME.log and print
 #   E2E PASS NAME                  if it exits 0
 #   E2E FAIL NAME: <reason>        otherwise, reason = exit status and the
@@ -50,7 +53,7 @@ run_case() {
     # started (its own process group) and fails alone, with its log, instead
     # of taking the test host's whole run with it. (E2E_CASE_TIMEOUT: the
     # longest case in CI takes about 260 s.)
-    local limit=${E2E_CASE_TIMEOUT:-600} pid dog
+    local limit=${E2E_CASE_TIMEOUT:-600} late="E2E: $name ran past its" pid dog
     : >"$log"
     set -m
     (set -e; "$@") </dev/null >>"$log" 2>&1 &
@@ -59,8 +62,8 @@ run_case() {
      echo "E2E: what was running (ringvisor's threads with their wait channels):"
      sid=$(ps -o sid= -p "$pid" | tr -d ' ')   # timeout(1) leaves the group, not the session
      ps -o pid,stat,etimes,args --forest -s "$sid" | cut -c1-160
-     for p in $(pgrep -s "$sid" -x ringvisor); do ps -L -o tid,stat,wchan:26,comm -p "$p" | tail -n +2; done
-     echo "E2E: $name ran past its $limit s deadline (E2E_CASE_TIMEOUT); killed"
+     for p in $(pgrep -s "$sid" -x ringvisor); do e2e_threads "$p"; done
+     echo "$late $limit s deadline (E2E_CASE_TIMEOUT); killed"
      kill -TERM -- -"$pid" $(e2e_descendants "$pid"); sleep 5
      kill -KILL -- -"$pid" $(e2e_descendants "$pid")) >>"$log" 2>/dev/null &
     dog=$!
@@ -75,9 +78,13 @@ run_case() {
         echo "E2E PASS $name"
     else
         E2E_FAILED=$((E2E_FAILED + 1))
-        reason=$(grep -a "^E2E: $name ran past" "$log" || grep -av '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r' || true)
+        # A case killed at its deadline shows more: what was running.
+        local shown=20
+        if reason=$(grep -a "^$late" "$log"); then shown=50; else
+            reason=$(grep -av '^[[:space:]]*$' "$log" | tail -n 1 | tr -d '\r' || true)
+        fi
         echo "E2E FAIL $name: exit $rc${reason:+: $reason}"
-        tail -n "$([[ $reason == "E2E: $name ran past"* ]] && echo 50 || echo 20)" "$log" | sed 's/^/    | /'
+        tail -n "$shown" "$log" | sed 's/^/    | /'
     fi
     return 0
 }
@@ -106,7 +113,7 @@ e2e_wait_pid() {
     while kill -0 "$1" 2>/dev/null; do
         if ((SECONDS >= deadline)); then
             echo "e2e: pid $1 still runs after $2 s; its threads:"
-            ps -L -o tid,stat,wchan:26,comm -p "$1" | tail -n +2
+            e2e_threads "$1"
             kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null
             return 124
         fi
