@@ -28,6 +28,7 @@ RV_DISK_OPTS=${RV_DISK_OPTS:-}   # more options for ringvisor's data disk (e.g. 
 ROWS=${ROWS:-}                   # a subset of the rows (default: all of rows.sh)
 L2_TIMEOUT=${L2_TIMEOUT:-900}
 STALL_SECONDS=${STALL_SECONDS:-240}  # a guest silent on its console this long is stuck: ended
+PROFILE=${PROFILE:-}  # diagnosis: a command run as "$PROFILE -o FILE -p PID" over each row (perf record, strace -c -f)
 out=${OUT:?}
 TAP=rvtap-gio HOST_IP=10.0.6.1 GUEST_IP=10.0.6.15 MAC=52:54:00:12:34:60
 . "$root/bench/guest-io/rows.sh"
@@ -129,8 +130,10 @@ one_boot() {
                 line=${line//$'\r'/}
                 # (A marker may follow the login prompt on the same line.)
                 case $line in
-                    *"GIO-BEGIN "*) row=${line##*GIO-BEGIN }; pre[$row]=$(sample); tpre[$row]=$(thread_sample) ;;
-                    *"GIO-END "*) row=${line##*GIO-END }; post[$row]=$(sample); tpost[$row]=$(thread_sample) ;;
+                    *"GIO-BEGIN "*) row=${line##*GIO-BEGIN }; pre[$row]=$(sample); tpre[$row]=$(thread_sample)
+                        profile_start "$out/profile-$vmm-$cpus-$cache-$run-$row" ;;
+                    *"GIO-END "*) row=${line##*GIO-END }; post[$row]=$(sample); tpost[$row]=$(thread_sample)
+                        profile_stop ;;
                     *GIO-ALL-DONE*) done_at=$SECONDS ;;
                 esac
             done </tmp/gio-new
@@ -139,6 +142,7 @@ one_boot() {
         ((SECONDS - heard < STALL_SECONDS)) ||
             { log "$vmm cpus=$cpus cache=$cache run $run: no console line for $STALL_SECONDS s, the guest is stuck: ended"; kill "$pid"; break; }
     done
+    profile_stop
     wait "$pid"; local rc=$?
     local results=0 value unit mib d
     tr -d '\r' <"$logf" | grep -a -o 'GIO-RESULT .*' >/tmp/gio-results
@@ -158,6 +162,19 @@ one_boot() {
     done </tmp/gio-results
     log "$vmm cpus=$cpus cache=$cache run $run: $results of $# rows, exit $rc, $((SECONDS - t0)) s$(grep -a -m3 -E 'GIO-ERROR|GIO-NOTE|GIO-NPROC' "$logf" | tr -d '\r' | tr '\n' ' ' | sed 's/^/ (/; s/ $/)/')"
 }
+# PROFILE over one row: started at its GIO-BEGIN, interrupted at its GIO-END.
+profiler=
+profile_start() {
+    local d
+    [[ -n $PROFILE ]] && d=$(vm_dir 2>/dev/null) || return 0
+    $PROFILE -o "$1" -p "$(vm_dir_pid "$d")" </dev/null >"$1.log" 2>&1 &
+    profiler=$!
+}
+profile_stop() {
+    [[ -n $profiler ]] || return 0
+    kill -INT "$profiler" 2>/dev/null; wait "$profiler" 2>/dev/null; profiler=
+}
+
 # The VM's counters now: VMM CPU ms, exits, io, mmio and halt exits,
 # interrupts injected.
 sample() {

@@ -22,8 +22,12 @@
 # ROWS (a subset of the rows), RV_DISK_OPTS (more --disk options for
 # ringvisor's data disk, e.g. ",num_queues=1"), L2_TIMEOUT (900 s per boot),
 # STALL_SECONDS (240: a boot whose console is silent that long is ended as
-# stuck). Besides the table: OUT/raw.csv, OUT/threads.csv (the VMM's CPU per
-# row by thread), OUT/logs.
+# stuck), PROFILE (diagnosis: "$PROFILE -o FILE -p PID" runs over each row,
+# e.g. "perf record -g" or "strace -c -f"; FILE is OUT/profile-VMM-CPUS-CACHE-RUN-ROW),
+# L1_SMP (the test host's vCPUs, 2; 1 avoids the nesting fault that kills
+# guests and L1 at 2, but L2's vCPUs and the VMM then share one CPU).
+# Besides the table: OUT/raw.csv, OUT/threads.csv (the VMM's CPU per row by
+# thread), OUT/logs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(realpath "${1:-$root/build}")
@@ -56,12 +60,13 @@ if [[ -z ${KVMTOOL:-} && ${VMMS:-kvmtool} == *kvmtool* ]]; then
     fi
 fi
 mkdir -p "$out"
-"$root/tools/testhost/run.sh" --mem 4096 --timeout "${TIMEOUT:-7200}" --results "$out" -- \
+"$root/tools/testhost/run.sh" --smp "${L1_SMP:-2}" --mem 4096 --timeout "${TIMEOUT:-7200}" --results "$out" -- \
     env OUT="$out" RINGVISOR="$RINGVISOR" RINGVISOR_BASE="${RINGVISOR_BASE:-}" GUEST="$build/guest" ROOTFS="$build/rootfs" \
     KERNEL_CACHE="$build/kernel-cache" KVMTOOL="${KVMTOOL:-}" RUNS="${RUNS:-3}" \
     VMMS="${VMMS:-ringvisor qemu kvmtool}" CPUS="${CPUS:-1 2}" CACHES="${CACHES:-none writeback}" \
     NET_CPUS="${NET_CPUS:-2}" SECONDS_PER_ROW="${SECONDS_PER_ROW:-8}" QEMU_VHOST="${QEMU_VHOST:-off}" \
     RV_DISK_OPTS="${RV_DISK_OPTS:-}" ROWS="${ROWS:-}" L2_TIMEOUT="${L2_TIMEOUT:-900}" STALL_SECONDS="${STALL_SECONDS:-240}" \
+    PROFILE="${PROFILE:-}" \
     "$root/bench/guest-io/inside.sh"
 echo "results: $out (raw.csv, threads.csv, env.txt, logs/)"
 python3 "$root/bench/guest-io/report.py" "$out/raw.csv"

@@ -14,26 +14,19 @@ Result<void> watch(int epoll, int fd, uint32_t events, uint64_t token) {
 }
 }  // namespace
 
-EventLoop::EventLoop(Fd epoll, Fd device_epoll, EventFd stop, EventFd posted)
-    : m_epoll(std::move(epoll)),
-      m_device_epoll(std::move(device_epoll)),
-      m_stop(std::move(stop)),
-      m_posted(std::move(posted)) {}
+EventLoop::EventLoop(Fd epoll, EventFd stop, EventFd posted)
+    : m_epoll(std::move(epoll)), m_stop(std::move(stop)), m_posted(std::move(posted)) {}
 
 Result<std::unique_ptr<EventLoop>> EventLoop::create() {
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (fd < 0) return errno_error("epoll_create1");
     Fd epoll(fd);
-    fd = ::epoll_create1(EPOLL_CLOEXEC);
-    if (fd < 0) return errno_error("epoll_create1");
-    Fd device_epoll(fd);
     EventFd stop = RV_TRY(EventFd::create(EFD_NONBLOCK));
     EventFd posted = RV_TRY(EventFd::create(EFD_NONBLOCK));
     std::unique_ptr<EventLoop> loop(
-        new EventLoop(std::move(epoll), std::move(device_epoll), std::move(stop), std::move(posted)));
+        new EventLoop(std::move(epoll), std::move(stop), std::move(posted)));
     RV_TRY_VOID(watch(loop->m_epoll.get(), loop->m_stop.fd(), EPOLLIN, kStopToken));
     RV_TRY_VOID(watch(loop->m_epoll.get(), loop->m_posted.fd(), EPOLLIN, kPostToken));
-    RV_TRY_VOID(watch(loop->m_epoll.get(), loop->m_device_epoll.get(), EPOLLIN, kDevicesToken));
     return loop;
 }
 
@@ -49,13 +42,16 @@ Result<void> EventLoop::add_to(Set set, int fd, uint32_t events, Handler handler
     if (fds.contains(fd)) return make_error("event loop: fd {} is already registered", fd);
     const uint64_t token = m_next_token++;
     auto h = std::make_shared<Handler>(std::move(handler));
-    // Register the handler before epoll can report the fd.
-    m_by_token[token] = h;
-    if (auto r = watch(epoll_of(set), fd, events, token); !r) {
-        m_by_token.erase(token);
-        return r;
+    // Register the handler before epoll can report the fd. A device fd
+    // added while paused is watched from the resume on.
+    m_by_token[token] = Target{set, h};
+    if (set == Set::Control || !m_paused) {
+        if (auto r = watch(m_epoll.get(), fd, events, token); !r) {
+            m_by_token.erase(token);
+            return r;
+        }
     }
-    fds[fd] = Registration{token, std::move(h)};
+    fds[fd] = Registration{token, events, std::move(h)};
     return {};
 }
 
@@ -64,7 +60,7 @@ void EventLoop::remove_from(Set set, int fd) {
     auto& fds = set == Set::Control ? m_control_fds : m_device_fds;
     auto it = fds.find(fd);
     if (it == fds.end()) return;
-    ::epoll_ctl(epoll_of(set), EPOLL_CTL_DEL, fd, nullptr);
+    if (set == Set::Control || !m_paused) ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
     m_by_token.erase(it->second.token);
     fds.erase(it);
 }
@@ -72,14 +68,22 @@ void EventLoop::remove_from(Set set, int fd) {
 Result<void> EventLoop::set_devices_paused(bool paused) {
     std::lock_guard lock(m_lock);
     if (paused == m_paused) return {};
-    if (paused) {
-        if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, m_device_epoll.get(), nullptr) < 0)
-            return errno_error("epoll_ctl del (pausing devices)");
-    } else {
-        RV_TRY_VOID(watch(m_epoll.get(), m_device_epoll.get(), EPOLLIN, kDevicesToken));
+    // Every device fd leaves (or rejoins) the epoll; the first failure is
+    // reported, the other fds are still moved, and the state changes anyway:
+    // a half-paused VM would be worse than one fd unwatched.
+    Result<void> result;
+    for (const auto& [fd, reg] : m_device_fds) {
+        Result<void> r;
+        if (paused) {
+            if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr) < 0)
+                r = errno_error("epoll_ctl del (pausing a device fd)");
+        } else {
+            r = watch(m_epoll.get(), fd, reg.events, reg.token);
+        }
+        if (!r && result) result = std::move(r);
     }
     m_paused = paused;
-    return {};
+    return result;
 }
 
 bool EventLoop::devices_paused() const {
@@ -111,22 +115,22 @@ void EventLoop::run_posted() {
 
 void EventLoop::stop() { (void)m_stop.write(1); }
 
-void EventLoop::dispatch(std::span<const epoll_event> events) {
-    for (const epoll_event& ev : events) {
-        std::shared_ptr<Handler> handler;  // kept alive if it removes itself
-        {
-            std::lock_guard lock(m_lock);
-            auto it = m_by_token.find(ev.data.u64);
-            if (it == m_by_token.end()) continue;  // removed by an earlier handler
-            handler = it->second;
-        }
-        (*handler)(ev.events);
+void EventLoop::dispatch(const epoll_event& event) {
+    std::shared_ptr<Handler> handler;  // kept alive if it removes itself
+    {
+        std::lock_guard lock(m_lock);
+        auto it = m_by_token.find(event.data.u64);
+        if (it == m_by_token.end()) return;  // removed by an earlier handler
+        // Paused by an earlier handler of this batch: the fd is out of the
+        // epoll now and reported again when it rejoins, if still ready.
+        if (it->second.set == Set::Devices && m_paused) return;
+        handler = it->second.handler;
     }
+    (*handler)(event.events);
 }
 
 Result<void> EventLoop::run() {
-    std::array<epoll_event, 32> events{};
-    std::array<epoll_event, 64> device_events{};
+    std::array<epoll_event, 64> events{};
     for (;;) {
         int n = ::epoll_wait(m_epoll.get(), events.data(), static_cast<int>(events.size()), -1);
         if (n < 0) {
@@ -143,15 +147,8 @@ Result<void> EventLoop::run() {
                 case kPostToken:
                     posted = true;
                     break;
-                case kDevicesToken: {
-                    if (devices_paused()) break;  // paused by an earlier handler of this batch
-                    int m = ::epoll_wait(m_device_epoll.get(), device_events.data(),
-                                         static_cast<int>(device_events.size()), 0);
-                    if (m > 0) dispatch(std::span(device_events.data(), static_cast<size_t>(m)));
-                    break;
-                }
                 default:
-                    dispatch(std::span(&ev, 1));
+                    dispatch(ev);
             }
         }
         if (posted) run_posted();

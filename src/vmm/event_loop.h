@@ -1,11 +1,15 @@
-// The VMM's event loop: epoll over fds, run on one thread. Two sets:
+// The VMM's event loop: one epoll over fds, run on one thread. Two sets:
 //  - control: console, signals, the command queue (post()), the API's
 //    replies; always served;
 //  - devices (devices()): ioeventfds, backends, device timers; not served
 //    while the VM is paused (set_devices_paused), so no device does any work
-//    then: their fds stay ready and are served on resume.
-// The device set is an epoll fd of its own, itself watched by the control
-// set; pausing takes it out of the control set.
+//    then: pausing takes their fds out of the epoll, resuming puts them back,
+//    and what became ready meanwhile is reported then.
+// Both sets share one epoll, so a wake-up costs one epoll_wait (a nested
+// epoll for the devices cost a second one per wake-up, on the I/O path).
+// Edge-triggered fds (EPOLLET) are fine in either set: an eventfd that is
+// only ever signalled need not be read (virtio kicks, block completions),
+// and re-adding an fd on resume reports it if it is ready.
 #pragma once
 
 #include <sys/epoll.h>
@@ -69,27 +73,30 @@ private:
     };
     struct Registration {
         uint64_t token;
+        uint32_t events;
+        std::shared_ptr<Handler> handler;
+    };
+    struct Target {
+        Set set;
         std::shared_ptr<Handler> handler;
     };
     // Tokens below kFirstToken are the loop's own fds.
-    static constexpr uint64_t kStopToken = 1, kPostToken = 2, kDevicesToken = 3, kFirstToken = 16;
+    static constexpr uint64_t kStopToken = 1, kPostToken = 2, kFirstToken = 16;
 
-    EventLoop(Fd epoll, Fd device_epoll, EventFd stop, EventFd posted);
+    EventLoop(Fd epoll, EventFd stop, EventFd posted);
     Result<void> add_to(Set set, int fd, uint32_t events, Handler handler);
     void remove_from(Set set, int fd);
-    int epoll_of(Set set) const { return set == Set::Control ? m_epoll.get() : m_device_epoll.get(); }
-    // Runs the handlers of the events epoll reported.
-    void dispatch(std::span<const epoll_event> events);
+    // Runs the handler of one event epoll reported.
+    void dispatch(const epoll_event& event);
 
     Fd m_epoll;
-    Fd m_device_epoll;
     EventFd m_stop;
     EventFd m_posted;
     DeviceRegistrar m_devices{*this};
     mutable std::mutex m_lock;  // guards everything below
     std::map<int, Registration> m_control_fds;
     std::map<int, Registration> m_device_fds;
-    std::map<uint64_t, std::shared_ptr<Handler>> m_by_token;
+    std::map<uint64_t, Target> m_by_token;
     uint64_t m_next_token{kFirstToken};
     bool m_paused{false};
     std::deque<std::function<void()>> m_queue;

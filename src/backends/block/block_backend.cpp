@@ -344,10 +344,9 @@ void BlockBackend::finish(uint32_t index, int64_t result) {
 }
 
 std::vector<BlockBackend::Completion> BlockBackend::collect() {
-    uint64_t counter;
-    // Clear the eventfd before reaping, so a completion racing with us leaves
-    // it readable (a spurious wake-up at worst, never a lost one).
-    (void)!::read(m_event.fd(), &counter, sizeof(counter));
+    // The eventfd is not read (see completion_fd): a completion that races
+    // with this reap signals it again, a new edge, so none is lost; at worst
+    // a wake-up finds nothing.
     m_results.clear();
     m_engine->reap(m_results);
     for (const auto& r : m_results) on_step(static_cast<uint32_t>(r.user), r.result);

@@ -37,6 +37,7 @@
 // the file; reads there see zeroes beyond the end.
 #pragma once
 
+#include <sys/epoll.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -97,8 +98,12 @@ class BlockBackend {
     // Memory held by the bounce pool now (at most kMaxBounceBuffers buffers).
     uint64_t bounce_bytes() const { return m_bounce_count * m_bounce_size; }
 
-    // Readable when completions are waiting; register it with the event loop.
+    // Signalled when completions are waiting (an eventfd, never read: one
+    // system call less per wake-up); register it with the event loop with
+    // kCompletionEvents, edge-triggered, and call process_completions() on
+    // every report. Polled level-triggered it stays readable once signalled.
     int completion_fd() const { return m_event.fd(); }
+    static constexpr uint32_t kCompletionEvents = EPOLLIN | EPOLLET;
 
     // The iovecs point at host memory (e.g. guest RAM) that must stay mapped
     // until the completion is delivered; the iovec array itself is copied.

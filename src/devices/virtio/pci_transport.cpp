@@ -90,7 +90,9 @@ Result<std::shared_ptr<VirtioPciTransport>> VirtioPciTransport::create(
 Result<void> VirtioPciTransport::watch_notifiers() {
     std::weak_ptr<VirtioPciTransport> weak = weak_from_this();
     for (uint16_t q = 0; q < m_notify.size(); ++q) {
-        RV_TRY_VOID(m_events.add(m_notify[q].fd(), EPOLLIN, [weak, q](uint32_t) {
+        // Edge-triggered, never read: each kick (KVM's ioeventfd, or the slow
+        // path below) is a new edge, and a wake-up costs no read(2).
+        RV_TRY_VOID(m_events.add(m_notify[q].fd(), EPOLLIN | EPOLLET, [weak, q](uint32_t) {
             if (auto t = weak.lock()) t->notify(q);
         }));
     }
@@ -112,7 +114,6 @@ std::vector<PciIoEvent> VirtioPciTransport::ioevents(uint8_t index) const {
 }
 
 void VirtioPciTransport::notify(uint16_t queue) {
-    (void)m_notify[queue].read();  // nonblocking: nothing to read is a stale wake-up
     {
         std::lock_guard lock(m_lock);
         if (!m_activated || queue >= m_queues.size() || !m_queues[queue].enabled) return;

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,14 +66,45 @@ inline size_t first_difference(const std::vector<uint8_t>& a, const std::vector<
     return a.size() == b.size() ? std::string::npos : n;
 }
 
+// The backend's completion fd in an epoll of its own, registered as the
+// event loop registers it (edge-triggered; the eventfd is never read).
+class CompletionWatch {
+  public:
+    explicit CompletionWatch(const BlockBackend& backend) : m_epoll(::epoll_create1(EPOLL_CLOEXEC)) {
+        epoll_event ev{};
+        ev.events = BlockBackend::kCompletionEvents;
+        if (m_epoll < 0 || ::epoll_ctl(m_epoll, EPOLL_CTL_ADD, backend.completion_fd(), &ev) < 0)
+            throw std::runtime_error("cannot watch the completion fd");
+    }
+    ~CompletionWatch() { ::close(m_epoll); }
+    CompletionWatch(const CompletionWatch&) = delete;
+    CompletionWatch& operator=(const CompletionWatch&) = delete;
+    // Whether the backend signalled since the last call (waiting up to
+    // timeout_ms). io_uring posts a completion from task work, which
+    // interrupts the wait (EINTR) and then signals: wait again, as the loop does.
+    bool signalled(int timeout_ms) {
+        epoll_event ev;
+        int n;
+        do n = ::epoll_wait(m_epoll, &ev, 1, timeout_ms);
+        while (n < 0 && errno == EINTR);
+        return n == 1;
+    }
+
+  private:
+    int m_epoll;
+};
+
 // Waits (on the completion fd, as the event loop would) until `count`
 // completions have arrived; returns tag -> result. Throws on a timeout.
 inline std::map<uint64_t, int64_t> wait_completions(BlockBackend& backend, size_t count,
                                                     std::vector<uint64_t>* order = nullptr) {
     std::map<uint64_t, int64_t> results;
+    CompletionWatch watch(backend);
+    // Whatever completed before the watch began: reaped once up front.
+    bool first = true;
     while (results.size() < count) {
-        pollfd p{backend.completion_fd(), POLLIN, 0};
-        if (::poll(&p, 1, 5000) != 1) throw std::runtime_error("no completion within 5 s");
+        if (!first && !watch.signalled(5000)) throw std::runtime_error("no completion within 5 s");
+        first = false;
         backend.process_completions([&](uint64_t tag, int64_t result) {
             if (!results.emplace(tag, result).second)
                 throw std::runtime_error("tag completed twice");

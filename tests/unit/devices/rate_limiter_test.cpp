@@ -13,7 +13,7 @@
 #include <random>
 
 #include "devices/rate_limiter_timer.h"
-#include "support/map_registrar.h"
+#include "support/epoll_registrar.h"
 #include "support/limiter_timer.h"
 #include "support/manual_clock.h"
 
@@ -271,7 +271,7 @@ TEST_F(RateLimiterTest, ExtremeValuesStayInRange) {
 // ---- LimiterTimer --------------------------------------------------------------
 
 TEST_F(RateLimiterTest, TimerArmsForTheWaitAndFiresTheCallback) {
-    MapRegistrar events;
+    EpollRegistrar events;
     LimiterTimer timer;
     EXPECT_EQ(timer.fd(), -1);
     int fired = 0;

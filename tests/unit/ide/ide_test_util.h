@@ -6,7 +6,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <sys/epoll.h>
 
 #include <array>
@@ -20,46 +19,13 @@
 #include "devices/legacy/ide/bmdma.h"
 #include "devices/legacy/ide/piix_ide.h"
 #include "support/bus_access.h"
+#include "support/epoll_registrar.h"
 #include "support/recording_irq_line.h"
 #include "unit/backends/block_test_util.h"
 
 namespace rv::test {
 
-class RecordingRegistrar final : public EventRegistrar {
-  public:
-    Result<void> add(int fd, uint32_t events, std::function<void(uint32_t)> handler) override {
-        EXPECT_EQ(events, static_cast<uint32_t>(EPOLLIN));
-        if (!handlers.emplace(fd, std::move(handler)).second) return make_error("fd {} twice", fd);
-        return {};
-    }
-    void remove(int fd) override {
-        handlers.erase(fd);
-        removed.push_back(fd);
-    }
-    // Runs the handler of every readable fd until none is readable (waiting
-    // up to `timeout_ms` for the first); returns how many handler calls ran.
-    int pump(int timeout_ms = 0) {
-        int calls = 0;
-        for (int round = 0; round < 100000; ++round) {
-            std::vector<pollfd> fds;
-            for (auto& [fd, h] : handlers) fds.push_back({fd, POLLIN, 0});
-            if (fds.empty() || ::poll(fds.data(), fds.size(), round == 0 ? timeout_ms : 0) <= 0)
-                break;
-            for (const pollfd& p : fds) {
-                if (!(p.revents & POLLIN)) continue;
-                auto it = handlers.find(p.fd);
-                if (it != handlers.end()) it->second(EPOLLIN), ++calls;
-            }
-        }
-        return calls;
-    }
-    bool readable(int fd) const {
-        pollfd p{fd, POLLIN, 0};
-        return ::poll(&p, 1, 0) == 1;
-    }
-    std::map<int, std::function<void(uint32_t)>> handlers;
-    std::vector<int> removed;
-};
+using RecordingRegistrar = EpollRegistrar;
 
 inline GuestMemory make_ide_memory(uint64_t size) {
     GuestMemory::RegionSpec spec{GuestAddress(0), size};

@@ -15,7 +15,7 @@
 #include "devices/virtio/pci_transport.h"
 #include "support/fake_driver_queue.h"
 #include "support/fake_msi_router.h"
-#include "support/pumped_events.h"
+#include "support/epoll_registrar.h"
 #include "support/recording_irq_line.h"
 
 namespace rv::virtio {
@@ -70,11 +70,11 @@ class QueueKeepingDevice final : public VirtioDevice {
     int quiesced{0};
 };
 
-using test::PumpedEvents;
+using test::EpollRegistrar;
 
 // One transport with its device, as the guest drives it.
 struct Side {
-    Side(const GuestMemory& memory, test::FakeMsiRouter& router, PumpedEvents& registrar) {
+    Side(const GuestMemory& memory, test::FakeMsiRouter& router, EpollRegistrar& registrar) {
         auto r = VirtioPciTransport::create(dev, memory, router, registrar);
         EXPECT_TRUE(r) << r.error().message();
         t = *r;
@@ -127,7 +127,7 @@ struct Side {
 struct TransportStateTest : ::testing::Test {
     GuestMemory memory = test::make_test_memory(1 << 20);
     test::FakeMsiRouter router;
-    PumpedEvents events;
+    EpollRegistrar events;
     // The driver's rings for queues 0 and 2 (queue 1 stays disabled).
     test::FakeDriverQueue q0{memory, 64, GuestAddress(0x1000)};
     test::FakeDriverQueue q2{memory, 32, GuestAddress(0x40000)};

@@ -64,7 +64,7 @@ class BlkMqTest : public testing::Test {
     std::unique_ptr<FakeDriverQueue> m_drivers[3]{driver(m_memory, 0), driver(m_memory, 1),
                                                   driver(m_memory, 2)};
     std::shared_ptr<QueueInterrupts> m_irq = std::make_shared<QueueInterrupts>();
-    MapRegistrar m_events;
+    EpollRegistrar m_events;
     std::unique_ptr<virtio::VirtioBlk> m_dev;
 };
 

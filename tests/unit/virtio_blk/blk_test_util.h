@@ -3,7 +3,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <sys/epoll.h>
 
 #include <cstring>
@@ -12,7 +11,7 @@
 #include <memory>
 
 #include "devices/virtio/blk/blk_device.h"
-#include "support/map_registrar.h"
+#include "support/epoll_registrar.h"
 #include "support/fake_driver_queue.h"
 #include "unit/backends/block_test_util.h"
 
@@ -29,7 +28,7 @@ class CountingInterrupt final : public virtio::Interrupt {
     int config{0};
 };
 
-using FakeRegistrar = MapRegistrar;
+using FakeRegistrar = EpollRegistrar;
 
 inline std::vector<uint8_t> blk_header(uint32_t type, uint64_t sector) {
     virtio::blk::BlkReqHeader h{type, 0, sector};
@@ -99,22 +98,9 @@ class BlkTest : public testing::Test {
         }
         ASSERT_TRUE(m_dev->idle());
     }
-    // One event-loop turn: runs the handler of every readable registered fd
-    // (waiting up to `timeout_ms` for one); returns how many ran.
-    int pump_events(int timeout_ms = 0) {
-        std::vector<pollfd> fds;
-        for (const auto& [fd, handler] : m_events.handlers) fds.push_back({fd, POLLIN, 0});
-        if (fds.empty() || ::poll(fds.data(), fds.size(), timeout_ms) <= 0) return 0;
-        int ran = 0;
-        for (const pollfd& p : fds) {
-            auto it = m_events.handlers.find(p.fd);
-            if (!(p.revents & POLLIN) || it == m_events.handlers.end()) continue;
-            auto handler = it->second;  // a handler may change the registrations
-            handler(EPOLLIN);
-            ++ran;
-        }
-        return ran;
-    }
+    // One event-loop turn (waiting up to `timeout_ms` for an event); returns
+    // how many handlers ran.
+    int pump_events(int timeout_ms = 0) { return m_events.turn(timeout_ms); }
     // The status byte of a completed chain (the last writable byte).
     uint8_t status_of(uint16_t head, UsedElem used) {
         auto bytes = m_driver.writable_data(head);

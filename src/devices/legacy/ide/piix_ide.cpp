@@ -53,9 +53,10 @@ Result<std::shared_ptr<PiixIde>> PiixIde::create(const GuestMemory& memory,
     for (unsigned drive = 0; drive < 4; ++drive) {
         BlockBackend* backend = ide->m_channels[drive / 2]->backend(drive % 2);
         if (!backend) continue;
-        auto added = events.add(backend->completion_fd(), EPOLLIN, [weak, drive](uint32_t) {
-            if (auto self = weak.lock()) self->process_completions(drive);
-        });
+        auto added = events.add(backend->completion_fd(), BlockBackend::kCompletionEvents,
+                                [weak, drive](uint32_t) {
+                                    if (auto self = weak.lock()) self->process_completions(drive);
+                                });
         // On failure the destructor removes the fds registered so far.
         if (!added)
             return std::unexpected(added.error().context("ide: registering a completion fd"));

@@ -113,7 +113,7 @@ Result<void> VirtioBlk::activate(ActivateArgs args) {
     }
     // Outside the lock: the registrar may synchronize with the event loop,
     // which may be waiting for our lock in queue_notify.
-    auto added = args.events.add(m_backend->completion_fd(), EPOLLIN,
+    auto added = args.events.add(m_backend->completion_fd(), BlockBackend::kCompletionEvents,
                                  [this](uint32_t) { process_completions(); });
     if (added) {
         added = args.events.add(kick_fd, EPOLLIN, [this](uint32_t) { on_kick(); });

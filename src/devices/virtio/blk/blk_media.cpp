@@ -51,7 +51,7 @@ Result<void> VirtioBlk::replace_backend(std::unique_ptr<BlockBackend> backend) {
         if (m_active) interrupt = m_active->interrupt;
     }
     if (events) {
-        auto added = events->add(m_backend->completion_fd(), EPOLLIN,
+        auto added = events->add(m_backend->completion_fd(), BlockBackend::kCompletionEvents,
                                  [this](uint32_t) { process_completions(); });
         if (!added) {
             std::lock_guard lock(m_mutex);
