@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "base/log.h"
+
 namespace rv {
 
 namespace {
@@ -65,25 +67,25 @@ void EventLoop::remove_from(Set set, int fd) {
     fds.erase(it);
 }
 
-Result<void> EventLoop::set_devices_paused(bool paused) {
+void EventLoop::set_devices_paused(bool paused) {
     std::lock_guard lock(m_lock);
-    if (paused == m_paused) return {};
-    // Every device fd leaves (or rejoins) the epoll; the first failure is
-    // reported, the other fds are still moved, and the state changes anyway:
-    // a half-paused VM would be worse than one fd unwatched.
-    Result<void> result;
+    if (paused == m_paused) return;
+    // Every device fd leaves (or rejoins) the epoll. One that cannot (a
+    // device closed it without removing it: a bug there) is logged and left
+    // out; it must not keep the VM from pausing or resuming.
     for (const auto& [fd, reg] : m_device_fds) {
         Result<void> r;
         if (paused) {
             if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr) < 0)
-                r = errno_error("epoll_ctl del (pausing a device fd)");
+                r = errno_error("epoll_ctl del");
         } else {
             r = watch(m_epoll.get(), fd, reg.events, reg.token);
         }
-        if (!r && result) result = std::move(r);
+        if (!r)
+            log::warn("event loop: device fd {} {}: {}", fd, paused ? "not paused" : "not resumed",
+                      r.error().message());
     }
     m_paused = paused;
-    return result;
 }
 
 bool EventLoop::devices_paused() const {

@@ -42,8 +42,9 @@ public:
     // The device set (what devices get as their EventRegistrar).
     EventRegistrar& devices() { return m_devices; }
 
-    // Device fds are not served while paused. Thread-safe.
-    Result<void> set_devices_paused(bool paused);
+    // Device fds are not served while paused. Thread-safe. Cannot fail: a
+    // device fd that cannot leave or rejoin the epoll is logged and skipped.
+    void set_devices_paused(bool paused);
     bool devices_paused() const;
 
     // Runs fn on the loop thread, after the handlers of the current batch;

@@ -96,7 +96,7 @@ Result<void> Vm::pause() {
     for (auto& v : m_vcpus) v->request_pause();
     for (auto& v : m_vcpus) v->wait_parked();
     // No device works while paused: their fds wait in the loop's device set.
-    RV_TRY_VOID(m_loop.set_devices_paused(true));
+    m_loop.set_devices_paused(true);
     m_paused_clock = RV_TRY(m_vm.get_clock());
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
@@ -118,7 +118,7 @@ Result<void> Vm::resume() {
         RV_TRY_VOID(m_vm.set_clock(*m_paused_clock));
     m_advance_clock = false;
     for (auto& v : m_vcpus) (void)v->fd().kvmclock_ctrl();  // EINVAL before the guest set up kvmclock
-    RV_TRY_VOID(m_loop.set_devices_paused(false));
+    m_loop.set_devices_paused(false);
     for (auto& v : m_vcpus) v->resume();
     m_paused = false;
     // First run after a restore or a migration: a NIC announces its new

@@ -251,8 +251,7 @@ void Vm::start_paused() {
     for (auto& v : m_vcpus) v->request_pause();
     start();
     for (auto& v : m_vcpus) v->wait_parked();
-    if (auto r = m_loop.set_devices_paused(true); !r)
-        log::error("pausing the devices: {}", r.error().message());
+    m_loop.set_devices_paused(true);
     if (!m_paused_clock) m_paused_clock = m_vm.get_clock().value_or(0);
     m_paused = true;
 }
