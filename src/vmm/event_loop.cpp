@@ -46,14 +46,14 @@ Result<void> EventLoop::add_to(Set set, int fd, uint32_t events, Handler handler
     auto h = std::make_shared<Handler>(std::move(handler));
     // Register the handler before epoll can report the fd. A device fd
     // added while paused is watched from the resume on.
-    m_by_token[token] = Target{set, h};
-    if (set == Set::Control || !m_paused) {
+    m_by_token[token] = Target{set, std::move(h)};
+    if (watched(set)) {
         if (auto r = watch(m_epoll.get(), fd, events, token); !r) {
             m_by_token.erase(token);
             return r;
         }
     }
-    fds[fd] = Registration{token, events, std::move(h)};
+    fds[fd] = Registration{token, events};
     return {};
 }
 
@@ -62,7 +62,7 @@ void EventLoop::remove_from(Set set, int fd) {
     auto& fds = set == Set::Control ? m_control_fds : m_device_fds;
     auto it = fds.find(fd);
     if (it == fds.end()) return;
-    if (set == Set::Control || !m_paused) ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    if (watched(set)) ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
     m_by_token.erase(it->second.token);
     fds.erase(it);
 }

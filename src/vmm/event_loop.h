@@ -72,10 +72,10 @@ private:
     private:
         EventLoop& m_loop;
     };
+    // An fd's registration; its handler is in m_by_token under the token.
     struct Registration {
         uint64_t token;
-        uint32_t events;
-        std::shared_ptr<Handler> handler;
+        uint32_t events;  // to watch it again on resume
     };
     struct Target {
         Set set;
@@ -87,6 +87,8 @@ private:
     EventLoop(Fd epoll, EventFd stop, EventFd posted);
     Result<void> add_to(Set set, int fd, uint32_t events, Handler handler);
     void remove_from(Set set, int fd);
+    // Whether the set's fds are in the epoll now (a device fd is not while paused).
+    bool watched(Set set) const { return set == Set::Control || !m_paused; }
     // Runs the handler of one event epoll reported.
     void dispatch(const epoll_event& event);
 
