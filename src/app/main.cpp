@@ -123,6 +123,13 @@ int main(int argc, char** argv) {
                     "(default); reset: treat it as the guest's reboot (status 0)")
         ->check(CLI::IsMember({"crash", "reset"}))
         ->capture_default_str();
+    std::string sched = "batch";
+    run->add_option("--sched", sched,
+                    "scheduling class of the VMM's threads: batch (SCHED_BATCH, default: a thread "
+                    "that wakes does not preempt the one running on its CPU, so the event loop and "
+                    "vCPUs sharing a CPU hand it over in batches) or normal (as started)")
+        ->check(CLI::IsMember({"batch", "normal"}))
+        ->capture_default_str();
     bool rng = false;
     run->add_flag("--rng", rng,
                   "virtio-rng device (/dev/hwrng) fed from the host's getrandom");
@@ -357,6 +364,7 @@ int main(int argc, char** argv) {
         memory_backend == "memfd" ? rv::MemoryBackend::Memfd : rv::MemoryBackend::Anonymous;
     config.on_triple_fault = on_triple_fault == "reset" ? rv::TripleFaultAction::Reset
                                                         : rv::TripleFaultAction::Crash;
+    request.sched = sched == "normal" ? rv::ThreadSched::Normal : rv::ThreadSched::Batch;
     config.cpu_policy.weight = cpu_weight;
     config.cpu_policy.io_weight = io_weight;
     if (!io_max.empty()) {

@@ -66,6 +66,8 @@ Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags
 }  // namespace
 
 int run_vm(RunRequest request) {
+    // Before the first thread is created, so that all inherit it.
+    if (auto r = apply_thread_sched(request.sched); !r) return fail(r.error());
     VmConfig config = request.config;
     if (request.config_file) {
         if (!config.kernel_path.empty() || !config.disks.empty() || !config.nets.empty() ||

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "base/sched.h"
 #include "vmm/vm_config.h"
 
 namespace rv {
@@ -16,6 +17,7 @@ struct RunRequest {
     std::optional<std::string> api_sock;     // --api-sock
     std::string id{"ringvisor"};             // --id
     bool stdin_console{true};                // guest console input from stdin
+    ThreadSched sched{ThreadSched::Batch};   // --sched: the class of every thread of the VMM
     // --restore DIR: the VM of a snapshot (DIR/state, DIR/memory), running
     // unless restore_paused; clones give their own TAPs and disk images.
     std::optional<std::string> restore_dir;

@@ -70,5 +70,6 @@ expect bad_io_max "--io-max: io_max \"rbps=fast\": rbps: not a number" run -k "$
 expect bad_net_queues "queues= needs a number from 1 to 16, not '17'" run -k "$kernel" \
     --net tap=t0,queues=17
 expect e1000_queues "model=e1000 has one queue pair" run -k "$kernel" --net tap=t0,model=e1000,queues=2
+expect bad_sched "--sched: fifo not in \\{batch,normal\\}" run -k "$kernel" --sched fifo
 echo "$passed passed, $failed failed"
 ((failed == 0))
