@@ -28,6 +28,7 @@ RV_DISK_OPTS=${RV_DISK_OPTS:-}   # more options for ringvisor's data disk (e.g. 
 ROWS=${ROWS:-}                   # a subset of the rows (default: all of rows.sh)
 L2_TIMEOUT=${L2_TIMEOUT:-900}
 STALL_SECONDS=${STALL_SECONDS:-240}  # a guest silent on its console this long is stuck: ended
+PEER_SCHED=${PEER_SCHED:-}  # diagnosis: "batch" starts QEMU and kvmtool under chrt -b 0 (ringvisor's default class)
 PROFILE=${PROFILE:-}  # diagnosis: a command run as "$PROFILE -o FILE -p PID" over each row (perf record, strace -c -f)
 out=${OUT:?}
 TAP=rvtap-gio HOST_IP=10.0.6.1 GUEST_IP=10.0.6.15 MAC=52:54:00:12:34:60
@@ -73,6 +74,7 @@ make_tap() {  # [multi_queue]
 vmm_cmd() {  # VMM CPUS CACHE CMDLINE -> argv, one per line
     local vmm=$1 cpus=$2 cache=$3 cmdline=$4 bin=$RINGVISOR
     [[ $vmm != ringvisor-base ]] || bin=$RINGVISOR_BASE
+    [[ $vmm == ringvisor* || $PEER_SCHED != batch ]] || printf '%s\n' chrt -b 0
     case $vmm in
         ringvisor|ringvisor-base)
             printf '%s\n' "$bin" run --kernel "$GUEST/vmlinuz" --initrd "$ROOTFS/initrd.img" \
@@ -212,6 +214,7 @@ fi
     echo "qemu: $(qemu-system-x86_64 --version | head -1), vhost=$QEMU_VHOST"
     echo "kvmtool: ${KVMTOOL:-none} $( [[ -x $KVMTOOL ]] && "$KVMTOOL" version 2>/dev/null)"
     echo "VMMS=${vmms[*]} RUNS=$RUNS CPUS=$CPUS CACHES=$CACHES NET_CPUS=$NET_CPUS SECONDS_PER_ROW=$SECONDS_PER_ROW MEM_MIB=$MEM_MIB DISK_MIB=$DISK_MIB (loop over L1 tmpfs)"
+    [[ -z $PEER_SCHED ]] || echo "PEER_SCHED=$PEER_SCHED (QEMU and kvmtool under chrt -b 0)"
     echo "exits: ${exits_why:-from $dbg}"
     for v in "${vmms[@]}"; do echo "$v: $(vmm_cmd "$v" CPUS CACHE CMDLINE | tr '\n' ' ')"; done
 } >>"$out/env.txt"

@@ -24,6 +24,8 @@
 # STALL_SECONDS (240: a boot whose console is silent that long is ended as
 # stuck), PROFILE (diagnosis: "$PROFILE -o FILE -p PID" runs over each row,
 # e.g. "perf record -g" or "strace -c -f"; FILE is OUT/profile-VMM-CPUS-CACHE-RUN-ROW),
+# PEER_SCHED (diagnosis: "batch" runs QEMU and kvmtool under chrt -b 0, in
+# the scheduling class ringvisor's threads have by default),
 # L1_SMP (the test host's vCPUs, 2; 1 avoids the nesting fault that kills
 # guests and L1 at 2, but L2's vCPUs and the VMM then share one CPU).
 # Besides the table: OUT/raw.csv, OUT/threads.csv (the VMM's CPU per row by
@@ -66,7 +68,7 @@ mkdir -p "$out"
     VMMS="${VMMS:-ringvisor qemu kvmtool}" CPUS="${CPUS:-1 2}" CACHES="${CACHES:-none writeback}" \
     NET_CPUS="${NET_CPUS:-2}" SECONDS_PER_ROW="${SECONDS_PER_ROW:-8}" QEMU_VHOST="${QEMU_VHOST:-off}" \
     RV_DISK_OPTS="${RV_DISK_OPTS:-}" ROWS="${ROWS:-}" L2_TIMEOUT="${L2_TIMEOUT:-900}" STALL_SECONDS="${STALL_SECONDS:-240}" \
-    PROFILE="${PROFILE:-}" \
+    PROFILE="${PROFILE:-}" PEER_SCHED="${PEER_SCHED:-}" \
     "$root/bench/guest-io/inside.sh"
 echo "results: $out (raw.csv, threads.csv, env.txt, logs/)"
 python3 "$root/bench/guest-io/report.py" "$out/raw.csv"
