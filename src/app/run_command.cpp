@@ -66,8 +66,11 @@ Result<VmConfig> load_config_file(const std::string& path, const VmConfig& flags
 }  // namespace
 
 int run_vm(RunRequest request) {
-    // Before the first thread is created, so that all inherit it.
-    if (auto r = apply_thread_sched(request.sched); !r) return fail(r.error());
+    // Before the first thread is created, so that all inherit it. Where the
+    // host refuses it (a seccomp or LSM policy), the VM runs in the class it
+    // was started in: the class is a speed-up, not what the guest needs.
+    if (auto r = apply_thread_sched(request.sched); !r)
+        log::warn("--sched batch: {}; the VMM's threads keep their class", r.error().message());
     VmConfig config = request.config;
     if (request.config_file) {
         if (!config.kernel_path.empty() || !config.disks.empty() || !config.nets.empty() ||
