@@ -10,8 +10,8 @@
 namespace rv {
 namespace {
 
-// Runs fn on a thread of its own, SCHED_OTHER at nice 0 to begin with, so
-// that no policy leaks into the other tests.
+// Runs fn on a thread of its own, put in SCHED_OTHER first (its nice value
+// is the process's), so that no policy leaks into the other tests.
 template <typename Fn>
 void on_fresh_thread(Fn fn) {
     std::thread t([&] {
