@@ -11,6 +11,7 @@
 #              row by thread name (digits as N; "exited": threads gone by
 #              the row's end, io_uring's io-wq workers among them)
 #   logs/      each boot's console;  env.txt  what ran, with which options
+#   kallsyms   the test host kernel's symbols (with PROFILE)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 RINGVISOR=${RINGVISOR:-$root/build/ringvisor}
@@ -218,6 +219,9 @@ fi
     echo "exits: ${exits_why:-from $dbg}"
     for v in "${vmms[@]}"; do echo "$v: $(vmm_cmd "$v" CPUS CACHE CMDLINE | tr '\n' ' ')"; done
 } >>"$out/env.txt"
+# The test host's kernel symbols, for reading PROFILE's output on the build
+# machine (perf report --kallsyms OUT/kallsyms).
+[[ -z $PROFILE ]] || cat /proc/kallsyms >"$out/kallsyms"
 
 read -r -a caches <<<"$CACHES"
 for ((r = 1; r <= RUNS; r++)); do

@@ -38,6 +38,13 @@ row_cmd() {
     esac
 }
 
+# The guest's own view around a network row, for reading the console log
+# (not parsed): its CPU split, eth0's packet counts, TCP's counters and where
+# the NIC's interrupts went (cumulative, per queue and vCPU).
+guest_net_diag() {
+    echo "{ head -1 /proc/stat; grep eth0 /proc/net/dev; grep -E '^(Tcp|TcpExt):' /proc/net/snmp /proc/net/netstat; grep -E 'virtio[0-9]+-(input|output)' /proc/interrupts; } | sed 's/^/GIO-DIAG $1 /'"
+}
+
 # guest_script HOST_IP GUEST_IP DISK_MIB SECONDS ROW... -> the bash script one
 # boot runs: each row between GIO-BEGIN and GIO-END lines (L1 reads the VMM's
 # CPU time and KVM's exit counters at each), a second of quiet around each,
@@ -57,8 +64,10 @@ EOF
     fi
     for row in "$@"; do
         echo "sleep 1; echo GIO-BEGIN $row"
+        [[ $row == g2h-* || $row == h2g-* ]] && guest_net_diag "$row"
         row_cmd "$row" "$t"
         echo "echo GIO-END $row; sleep 1"
+        [[ $row == g2h-* || $row == h2g-* ]] && guest_net_diag "$row"
     done
     echo 'sleep 3; echo GIO-ALL-DONE'  # (the last row's GIO-END is sampled before the guest powers off)
 }
