@@ -148,6 +148,7 @@ uint8_t VirtioNet::ctrl_refuse(unsigned warn_bit, std::string_view why) {
 void VirtioNet::set_active_pairs(Active& a, unsigned pairs) {
     const unsigned old = a.active_pairs;
     a.active_pairs = pairs;
+    a.flows.clear();  // pinned to pairs that may be gone
     for (Pair& p : a.pairs) {
         if (p.index < pairs && p.index >= old) {
             attach_queue(p, true);

@@ -1,5 +1,8 @@
 // TX path: guest chains to the backend, zero-copy.
+#include <algorithm>
+#include <array>
 #include <climits>
+#include <cstring>
 
 #include "base/log.h"
 #include "devices/virtio/net/guest_iovec.h"
@@ -17,6 +20,20 @@ const char* tx_chain_problem(const DescriptorChain& chain) {
     if (len < kVnetHdrSize) return "is shorter than the 12-byte virtio-net header";
     if (len > kNetMaxPacketLen) return "holds a frame larger than 64 KiB";
     return nullptr;
+}
+
+// The packet's first bytes, copied out of guest memory for classify_tx.
+size_t copy_head(std::span<const iovec> iov, std::span<uint8_t> out) {
+    size_t n = 0;
+    for (const iovec& v : iov) {
+        const size_t take = std::min(v.iov_len, out.size() - n);
+        // SAFETY: the iovecs cover mapped guest RAM (append_guest_iovecs);
+        // the copy is parsed, never the guest's bytes in place.
+        std::memcpy(out.data() + n, v.iov_base, take);
+        n += take;
+        if (n == out.size()) break;
+    }
+    return n;
 }
 
 }  // namespace
@@ -78,7 +95,19 @@ void VirtioNet::process_tx(Active& a, Pair& p) {
             }
             // The header goes to the backend as the guest wrote it: a tap
             // validates it (gso fields, csum offsets) and applies the offloads.
-            auto sent = p.backend->writev(m_tx_iov);
+            // With several pairs, a flow's pure ACKs leave by the queue it
+            // last sent data from, so the tap keeps steering it there
+            // (net_flows.h); if that queue is full, by our own.
+            NetBackend* out = p.backend;
+            if (a.active_pairs > 1) {
+                std::array<uint8_t, kTxFlowHeadBytes> head;
+                const size_t n = copy_head(m_tx_iov, head);
+                const unsigned q = a.flows.pick(classify_tx(std::span(head.data(), n)), p.index,
+                                                a.active_pairs);
+                out = a.pairs[q].backend;
+            }
+            auto sent = out->writev(m_tx_iov);
+            if (sent && !*sent && out != p.backend) sent = p.backend->writev(m_tx_iov);
             if (!sent) {
                 ++m_counters.tx_dropped;
                 warn_once(kWarnTxRefused, fmt::format("virtio-net: backend refused a tx packet: {}",

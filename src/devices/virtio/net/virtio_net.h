@@ -95,6 +95,7 @@
 #include "base/fd.h"
 #include "devices/rate_limiter.h"
 #include "devices/rate_limiter_timer.h"
+#include "devices/virtio/net/net_flows.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace rv::virtio {
@@ -241,6 +242,7 @@ class VirtioNet final : public VirtioDevice {
         std::optional<Queue> ctrl;  // with CTRL_VQ
         uint16_t ctrl_index{0};
         unsigned active_pairs{1};  // pairs served (VQ_PAIRS_SET)
+        FlowQueues flows;          // the pair each flow's pure ACKs leave by (net_flows.h)
         bool announce{false};      // VIRTIO_NET_S_ANNOUNCE: set by announce(), cleared by the ACK
         bool failed{false};        // a queue error; NEEDS_RESET reported, nothing processed
         bool kick_registered{false};
