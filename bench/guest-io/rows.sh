@@ -63,11 +63,13 @@ ip addr add $guest/24 dev eth0; ip link set eth0 up; ping -q -c 2 -w 20 $host >/
 EOF
     fi
     for row in "$@"; do
+        local diag=:
+        [[ $row == g2h-* || $row == h2g-* ]] && diag=guest_net_diag
         echo "sleep 1; echo GIO-BEGIN $row"
-        [[ $row == g2h-* || $row == h2g-* ]] && guest_net_diag "$row"
+        $diag "$row"
         row_cmd "$row" "$t"
         echo "echo GIO-END $row; sleep 1"
-        [[ $row == g2h-* || $row == h2g-* ]] && guest_net_diag "$row"
+        $diag "$row"
     done
     echo 'sleep 3; echo GIO-ALL-DONE'  # (the last row's GIO-END is sampled before the guest powers off)
 }

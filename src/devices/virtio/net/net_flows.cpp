@@ -36,8 +36,8 @@ uint32_t mix(uint32_t h) {
 
 TxFlow classify_tx(std::span<const uint8_t> head) {
     const Reader r(head);
-    if (!r.has(kEth + 12, 2)) return {};
-    const bool gso = r.has(1, 1) && (r.be(1, 1) & ~kVnetGsoEcn) != kVnetGsoNone;
+    if (!r.has(kEth + 12, 2)) return {};  // (covers the header's gso_type too)
+    const bool gso = (r.be(1, 1) & ~kVnetGsoEcn) != kVnetGsoNone;
     const uint32_t type = r.be(kEth + 12, 2);
     uint32_t key = 0;
     uint8_t proto = 0;
