@@ -79,6 +79,9 @@ for i in "${!groups[@]}"; do
     run_host "$i" "${groups[i]}" &
     pids+=($!)
 done
+# The test host's own watchdog (two short, mostly idle test hosts on L0).
+"$root/tests/e2e/testhost_stall.sh" "$results/testhost-stall" >"$results/testhost-stall.out" 2>&1 &
+stall_pid=$!
 passed=0 failed=0 host_fails=()
 for i in "${!groups[@]}"; do
     rc=0; wait "${pids[i]}" || rc=$?
@@ -97,11 +100,20 @@ $(tail -n 25 "$results/host-$i.out" | sed 's/^/    # /')")
         failed=$((failed + 1))
     fi
 done
+wait "$stall_pid" || true
+cat "$results/testhost-stall.out"
+if [[ $(tail -n 1 "$results/testhost-stall.out") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
+else
+    host_fails+=("e2e: testhost_stall.sh ended without a summary line")
+    failed=$((failed + 1))
+fi
 # CI shows only the tail of the output: repeat each failure (the FAIL line
 # and its log tail) just above the totals.
 for i in "${!groups[@]}"; do
     awk '/^E2E FAIL /{f=1; print; next} f && /^    \| /{print; next} {f=0}' "$results/host-$i.out"
 done
+awk '/^E2E FAIL /{f=1; print; next} f && /^    \| /{print; next} {f=0}' "$results/testhost-stall.out"
 ((${#host_fails[@]} == 0)) || printf '%s\n' "${host_fails[@]}" >&2
 echo "$passed passed, $failed failed"
 ((failed == 0))

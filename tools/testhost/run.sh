@@ -10,8 +10,9 @@
 #                         -- COMMAND...
 #
 # Exit status: COMMAND's status; 124 if the test host timed out (default
-# 600 s; QEMU is killed); 125 if L1 failed to boot or died before COMMAND
-# finished (see stderr).
+# 600 s; QEMU is killed) or stopped (no heartbeat from L1 for RV_L1_STALL
+# seconds, default 300; DIR/testhost-stopped.txt has its vCPUs' registers);
+# 125 if L1 failed to boot or died before COMMAND finished (see stderr).
 # COMMAND's output goes to stdout; L1 diagnostics ("rv-l1: ...") to stderr.
 # The full L1 console is kept in DIR/testhost-console.log.
 set -euo pipefail
@@ -54,13 +55,14 @@ if [[ -n "$results" ]]; then
 else
     results=$priv/results; mkdir -p "$results"; keep=0
 fi
-rm -f "$results/.rv-exit-status"
+rm -f "$results/.rv-exit-status" "$results/.rv-alive" "$results/.rv-l1-kallsyms.gz"
 console=$results/testhost-console.log
 
-main_pid=$BASHPID pipe_pid=
+main_pid=$BASHPID pipe_pid= watch_pid=
 cleanup() {
     local pid
     [[ $BASHPID == "$main_pid" ]] || return 0   # not in the pipeline's subshells
+    [[ -z "$watch_pid" ]] || kill "$watch_pid" 2>/dev/null || true
     if [[ -s "$priv/qemu.pid" ]] && pid=$(cat "$priv/qemu.pid") && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
     fi
@@ -86,6 +88,12 @@ else
     l1_qemu_args=(-L "$l1_root/usr/share/seabios" -L "$l1_root/usr/share/qemu")
 fi
 
+# L0 QEMU's monitor (HMP) for L1: RV_L1_MONITOR=PATH puts its socket where
+# a person (or a test) can reach it while L1 runs.
+monitor=${RV_L1_MONITOR:-$priv/monitor.sock}
+# Seconds without L1's heartbeat before run.sh calls L1 stopped (below).
+stall=${RV_L1_STALL:-300}
+[[ $stall =~ ^[0-9]+$ ]] && ((stall >= 20)) || rv_die "RV_L1_STALL=$stall: a number of seconds, at least 20"
 b64() { printf '%s' "$1" | base64 -w0; }
 cmd=$(printf '%q ' "$@")
 # maxcpus=1: the other vCPUs are onlined by init after the modules are loaded
@@ -149,21 +157,54 @@ bc_sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 : >"$console"
 # In the background + wait, so that a signal to run.sh runs the traps (which
 # kill QEMU) at once; bash defers traps while a foreground pipeline runs.
+# (errexit holds in this subshell too: QEMU's status is caught, not fatal.)
 {
+    qemu_rc=0
     timeout -k 5 "$timeout" "$l1_qemu" "${l1_qemu_args[@]}" \
         -accel tcg,thread="$tcg_thread" -smp "$smp" -cpu EPYC,+svm,+npt -M q35 -m "$mem" \
         -nographic -no-reboot -nic none -pidfile "$priv/qemu.pid" \
+        -monitor unix:"$monitor",server=on,wait=off \
         -kernel "$th/vmlinux" -initrd "$th/initramfs.cpio.gz" -append "$append" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
         -virtfs local,path="$results",mount_tag=results,security_model=none,multidevs=remap \
-        </dev/null 2>"$priv/qemu.stderr"
-    echo $? >"$priv/qemu.rc"
+        </dev/null 2>"$priv/qemu.stderr" || qemu_rc=$?
+    echo "$qemu_rc" >"$priv/qemu.rc"
 } 2>/dev/null | filter &
 pipe_pid=$!
+
+# L1 that stops: the nested emulation can wedge L1 (README), and then no
+# timeout inside L1 fires. init rewrites .rv-alive every 10 s while COMMAND
+# runs; after RV_L1_STALL seconds (default 300) without it, save what QEMU
+# says L1's vCPUs are doing and stop QEMU.
+watch_l1() {
+    local alive=$results/.rv-alive age pid
+    while sleep 10; do
+        [[ -e "$alive" ]] || continue   # L1 still booting: QEMU's timeout covers that
+        age=$(($(date +%s) - $(stat -c %Y "$alive" 2>/dev/null || date +%s)))
+        ((age > stall)) || continue
+        echo "$age" >"$priv/l1-stopped"
+        pid=$(cat "$priv/qemu.pid" 2>/dev/null) || pid=
+        timeout 120 python3 "$RV_ROOT/tools/testhost/l1_state.py" "$monitor" \
+            "$results/.rv-l1-kallsyms.gz" $pid >"$results/testhost-stopped.txt" 2>&1
+        [[ -z "$pid" ]] || kill -KILL "$pid" 2>/dev/null
+        return 0
+    done
+}
+watch_l1 </dev/null >/dev/null 2>&1 &
+watch_pid=$!
 wait "$pipe_pid"
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+watch_pid=
 qrc=$(cat "$priv/qemu.rc" 2>/dev/null || echo 1)
 total=$(bc_sub "$EPOCHREALTIME" "$t0")
 
+if [[ -s "$priv/l1-stopped" ]]; then
+    echo "testhost: L1 STOPPED: no heartbeat for $(cat "$priv/l1-stopped") s (RV_L1_STALL=$stall); QEMU killed." >&2
+    echo "testhost: its vCPUs' registers and code: $results/testhost-stopped.txt; last console lines:" >&2
+    console_tail 15
+    exit 124
+fi
 if ((qrc == 124 || qrc == 137)); then
     echo "testhost: TIMEOUT: killed QEMU after ${timeout} s; last console lines:" >&2
     console_tail 15
