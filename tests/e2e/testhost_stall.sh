@@ -33,8 +33,9 @@ fi
 
 # 2. Stopped vCPUs: the watchdog saves their state and ends the run.
 res=$out/stopped
-sock=$out/monitor.sock
-rm -f "$sock"
+sockdir=$(mktemp -d "${TMPDIR:-/tmp}/rv-mon.XXXXXX")   # short: a Unix socket path
+trap 'rm -rf "$sockdir"' EXIT
+sock=$sockdir/monitor.sock
 rc=0 t0=$SECONDS
 RV_L1_STALL=20 RV_L1_MONITOR=$sock "$root/tools/testhost/run.sh" --smp 1 --mem 1024 --timeout 600 \
     --results "$res" -- sh -c 'sleep 500; echo not-stopped' >"$out/stopped.out" 2>&1 &

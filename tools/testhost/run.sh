@@ -68,6 +68,7 @@ cleanup() {
     fi
     [[ -z "$pipe_pid" ]] || wait "$pipe_pid" 2>/dev/null || true
     rm -rf "$priv"
+    [[ -z "${monitor:-}" || "$monitor" == "$priv"/* || -n ${RV_L1_MONITOR:-} ]] || rm -rf "$(dirname "$monitor")"
     ((keep)) || rm -rf "$results"
 }
 trap cleanup EXIT
@@ -89,8 +90,14 @@ else
 fi
 
 # L0 QEMU's monitor (HMP) for L1: RV_L1_MONITOR=PATH puts its socket where
-# a person (or a test) can reach it while L1 runs.
+# a person (or a test) can reach it while L1 runs. By default it lives in
+# $priv, or in a short temporary directory when $priv's path is too long
+# for a Unix socket (108 bytes).
 monitor=${RV_L1_MONITOR:-$priv/monitor.sock}
+if [[ -z ${RV_L1_MONITOR:-} ]] && ((${#monitor} > 100)); then
+    monitor=$(mktemp -d "${TMPDIR:-/tmp}/rv-l1.XXXXXX")/monitor.sock
+fi
+((${#monitor} <= 107)) || rv_die "RV_L1_MONITOR=$monitor: longer than a Unix socket path can be"
 # Seconds without L1's heartbeat before run.sh calls L1 stopped (below).
 stall=${RV_L1_STALL:-300}
 [[ $stall =~ ^[0-9]+$ ]] && ((stall >= 20)) || rv_die "RV_L1_STALL=$stall: a number of seconds, at least 20"
