@@ -7,7 +7,9 @@ run.sh calls this when L1 has stopped (its heartbeat file is no longer
 written): the registers of every vCPU, three times a second apart (is it
 spinning or halted, and where), and the instructions at each vCPU's RIP.
 With L1_KALLSYMS_GZ (L1's text symbols from /proc/kallsyms, gzipped, which
-init saves at boot), RIPs in L1's kernel are named. With QEMU_PID, the CPU
+init saves at boot), RIPs in L1's kernel are named (an L2 guest running the
+same kernel without KASLR gets the same names: CR3 and GS tell them apart).
+With QEMU_PID, the CPU
 each of QEMU's threads used over those seconds (a TCG vCPU thread at 100 %
 is executing something; at 0 % it waits for an event).
 """
