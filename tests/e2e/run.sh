@@ -110,10 +110,9 @@ else
 fi
 # CI shows only the tail of the output: repeat each failure (the FAIL line
 # and its log tail) just above the totals.
-for i in "${!groups[@]}"; do
-    awk '/^E2E FAIL /{f=1; print; next} f && /^    \| /{print; next} {f=0}' "$results/host-$i.out"
+for out in "$results"/host-*.out "$results/testhost-stall.out"; do
+    awk '/^E2E FAIL /{f=1; print; next} f && /^    \| /{print; next} {f=0}' "$out"
 done
-awk '/^E2E FAIL /{f=1; print; next} f && /^    \| /{print; next} {f=0}' "$results/testhost-stall.out"
 ((${#host_fails[@]} == 0)) || printf '%s\n' "${host_fails[@]}" >&2
 echo "$passed passed, $failed failed"
 ((failed == 0))

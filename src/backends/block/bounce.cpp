@@ -9,9 +9,9 @@
 // out. Writes read the chunk's partial head and tail blocks (Head, Tail),
 // copy the caller's bytes over them and write the chunk (Data). Only the
 // first chunk can have a partial head and only the last a partial tail.
-#include <cstring>
 
 #include "backends/block/block_backend.h"
+#include "base/iovec_copy.h"
 
 namespace rv {
 namespace {
@@ -21,31 +21,6 @@ uint64_t align_down(uint64_t value, uint64_t align) {
 }
 uint64_t align_up(uint64_t value, uint64_t align) {
     return (value + align - 1) / align * align;
-}
-
-// Copies `n` bytes between `flat` and bytes [pos, pos + n) of the caller's
-// iovecs (into them if kToCaller).
-template <bool kToCaller>
-void copy_caller(std::span<const iovec> iov, uint64_t pos, uint8_t* flat, uint64_t n) {
-    for (const iovec& v : iov) {
-        if (n == 0) break;
-        if (pos >= v.iov_len) {
-            pos -= v.iov_len;
-            continue;
-        }
-        uint64_t take = std::min<uint64_t>(v.iov_len - pos, n);
-        uint8_t* at = static_cast<uint8_t*>(v.iov_base) + pos;
-        // SAFETY: the caller guarantees each iovec is mapped host memory (guest
-        // RAM from host_range) until the completion; bytes are copied, not
-        // interpreted, and a guest changing them meanwhile only changes data.
-        if constexpr (kToCaller)
-            std::memcpy(at, flat, take);
-        else
-            std::memcpy(flat, at, take);
-        flat += take;
-        n -= take;
-        pos = 0;
-    }
 }
 
 }  // namespace
@@ -184,7 +159,7 @@ void BlockBackend::write_chunk(uint32_t index) {
     Op& op = m_ops[index];
     const uint64_t at = op.offset + op.done;
     const uint64_t n = std::min(op.offset + op.len, op.chunk_offset + op.chunk_len) - at;
-    copy_caller<false>(op.user_iov, op.done, op.bounce.get() + (at - op.chunk_offset), n);
+    copy_iovecs<IovecCopy::FromIovecs>(op.user_iov, op.done, op.bounce.get() + (at - op.chunk_offset), n);
     start_bounce_step(index, Phase::Data, op.chunk_offset, op.chunk_len);
 }
 
@@ -243,7 +218,7 @@ void BlockBackend::on_bounce_step(uint32_t index, int64_t result) {
         case Phase::Data: {
             const uint64_t n = std::min(end, chunk_end) - at;
             if (op.kind == OpKind::Read)
-                copy_caller<true>(op.user_iov, op.done, op.bounce.get() + (at - op.chunk_offset),
+                copy_iovecs<IovecCopy::ToIovecs>(op.user_iov, op.done, op.bounce.get() + (at - op.chunk_offset),
                                   n);
             op.done += n;
             if (op.done < op.len) return begin_chunk(index);

@@ -1,5 +1,7 @@
 #include "devices/virtio/net/net_flows.h"
 
+#include <cstddef>
+
 #include "backends/net/vnet_hdr.h"
 
 namespace rv::virtio {
@@ -37,7 +39,7 @@ uint32_t mix(uint32_t h) {
 TxFlow classify_tx(std::span<const uint8_t> head) {
     const Reader r(head);
     if (!r.has(kEth + 12, 2)) return {};  // (covers the header's gso_type too)
-    const bool gso = (r.be(1, 1) & ~kVnetGsoEcn) != kVnetGsoNone;
+    const bool gso = (r.be(offsetof(VnetHdr, gso_type), 1) & ~kVnetGsoEcn) != kVnetGsoNone;
     const uint32_t type = r.be(kEth + 12, 2);
     uint32_t key = 0;
     uint8_t proto = 0;

@@ -1,9 +1,8 @@
 // TX path: guest chains to the backend, zero-copy.
-#include <algorithm>
 #include <array>
 #include <climits>
-#include <cstring>
 
+#include "base/iovec_copy.h"
 #include "base/log.h"
 #include "devices/virtio/net/guest_iovec.h"
 #include "devices/virtio/net/net_wire.h"
@@ -20,20 +19,6 @@ const char* tx_chain_problem(const DescriptorChain& chain) {
     if (len < kVnetHdrSize) return "is shorter than the 12-byte virtio-net header";
     if (len > kNetMaxPacketLen) return "holds a frame larger than 64 KiB";
     return nullptr;
-}
-
-// The packet's first bytes, copied out of guest memory for classify_tx.
-size_t copy_head(std::span<const iovec> iov, std::span<uint8_t> out) {
-    size_t n = 0;
-    for (const iovec& v : iov) {
-        const size_t take = std::min(v.iov_len, out.size() - n);
-        // SAFETY: the iovecs cover mapped guest RAM (append_guest_iovecs);
-        // the copy is parsed, never the guest's bytes in place.
-        std::memcpy(out.data() + n, v.iov_base, take);
-        n += take;
-        if (n == out.size()) break;
-    }
-    return n;
 }
 
 }  // namespace
@@ -101,7 +86,9 @@ void VirtioNet::process_tx(Active& a, Pair& p) {
             NetBackend* out = p.backend;
             if (a.active_pairs > 1) {
                 std::array<uint8_t, kTxFlowHeadBytes> head;
-                const size_t n = copy_head(m_tx_iov, head);
+                // (A copy: the guest's bytes are never parsed in place.)
+                const size_t n = copy_iovecs<IovecCopy::FromIovecs>(m_tx_iov, 0, head.data(),
+                                                                    head.size());
                 const unsigned q = a.flows.pick(classify_tx(std::span(head.data(), n)), p.index,
                                                 a.active_pairs);
                 out = a.pairs[q].backend;
