@@ -134,10 +134,12 @@ class RateLimiter {
     const TokenBucket& bandwidth() const { return m_bandwidth; }
     const TokenBucket& ops() const { return m_ops; }
 
+    // The limiter's clock: the one it was given, else CLOCK_MONOTONIC.
+    uint64_t now() const { return m_clock ? m_clock() : monotonic_ns(); }
+
   private:
     bool consume_limited(uint64_t bytes, uint64_t ops);
     void refund_limited(uint64_t bytes, uint64_t ops);
-    uint64_t now() const { return m_clock ? m_clock() : monotonic_ns(); }
 
     NsClock m_clock;
     std::shared_ptr<RateLimitGroup> m_group;  // none: the limiter's own buckets only

@@ -87,6 +87,35 @@ TEST_F(NetRateLimitTest, TxMovesAtMostBucketPlusRateTimesElapsed) {
     EXPECT_EQ(test::counter(dev->counters(), "tx_throttled"), throttled + 1);
 }
 
+// The time a limiter held work back: from the refusal until its timer let
+// every held pair go, the hold in progress included, on the limiter's clock.
+TEST_F(NetRateLimitTest, TimeHeldBackIsCountedFromRefusalToRelease) {
+    recreate(std::nullopt, mib_per_second());
+    publish_tx(17);  // the 64 KiB bucket takes 16
+    dev->queue_notify(VirtioNet::kTxQueue);
+    EXPECT_EQ(sent(), 16u);
+    EXPECT_EQ(dev->stats().tx_throttled_us, 0u);
+
+    clock.advance_ms(3);
+    EXPECT_EQ(dev->stats().tx_throttled_us, 3000u) << "the hold in progress counts";
+    clock.advance_ms(2);  // 5 KiB: the held frame goes, nothing is held any more
+    ASSERT_TRUE(events.fire(dev->tx_limiter_timer_fd()));
+    EXPECT_EQ(sent(), 1u);
+    clock.advance_ms(50);  // idle: not held
+    EXPECT_EQ(dev->stats().tx_throttled_us, 5000u);
+    EXPECT_EQ(test::counter(dev->counters(), "tx_throttled_us"), 5000u);
+    EXPECT_EQ(dev->stats().rx_throttled_us, 0u);
+
+    // A second hold adds to the first; a reset ends it.
+    publish_tx(32);
+    dev->queue_notify(VirtioNet::kTxQueue);
+    ASSERT_GT(dev->stats().tx_throttled, 1u);
+    clock.advance_ms(7);
+    dev->reset();
+    clock.advance_ms(100);
+    EXPECT_EQ(dev->stats().tx_throttled_us, 12000u);
+}
+
 // Smaller frames than TX: the test's own sends must fit the socket buffer.
 TEST_F(NetRateLimitTest, RxHoldsThePacketAndStopsPollingTheTap) {
     constexpr size_t kRxFrame = 1024;

@@ -210,6 +210,8 @@ void VirtioNet::stop(Active& a) {
     a.kick_registered = false;
     m_rx_limit.timer.detach();
     m_tx_limit.timer.detach();
+    end_hold(kRxQueue);
+    end_hold(kTxQueue);
 }
 
 void VirtioNet::reset() {

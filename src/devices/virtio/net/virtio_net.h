@@ -125,6 +125,10 @@ struct NetStats {
     uint64_t budget_yields{0};    // passes that ran out of budget and resumed on a later turn
     uint64_t rx_throttled{0};     // packets the rx rate limiter held back (each try counts)
     uint64_t tx_throttled{0};     // the same for tx
+    // Time the rx (tx) limiter held work back, in µs: from its first refusal
+    // until its timer let every held pair go, the hold in progress included.
+    uint64_t rx_throttled_us{0};
+    uint64_t tx_throttled_us{0};
     uint64_t ctrl_commands{0};    // control queue chains handled
     uint64_t ctrl_errors{0};      // ... answered VIRTIO_NET_ERR, or malformed
     uint64_t announces{0};        // announcements asked of the driver (announce() true)
@@ -272,6 +276,7 @@ class VirtioNet final : public VirtioDevice {
         std::atomic<uint64_t> tx_backpressure{0}, notifications{0}, interrupts{0};
         std::atomic<uint64_t> budget_yields{0};
         std::atomic<uint64_t> rx_throttled{0}, tx_throttled{0};
+        std::atomic<uint64_t> rx_throttled_ns{0}, tx_throttled_ns{0};  // holds that ended
         std::atomic<uint64_t> ctrl_commands{0}, ctrl_errors{0};
         std::atomic<uint64_t> announces{0};
     };
@@ -279,6 +284,9 @@ class VirtioNet final : public VirtioDevice {
     struct Limit {
         RateLimiter limiter;
         LimiterTimer timer;  // attached while active with a limiter in force
+        // When the limiter began holding work back (its clock); 0: it holds
+        // nothing. Atomic for stats(), which reads it from any thread.
+        std::atomic<uint64_t> held_since{0};
     };
 
     VirtioNet(std::vector<std::unique_ptr<NetBackend>> backends, const VirtioNetConfig& config,
@@ -292,6 +300,9 @@ class VirtioNet final : public VirtioDevice {
     Result<void> set_rate_limiter(uint16_t queue, const std::optional<RateLimiterConfig>& config);
     Result<void> attach_limiter_timer(uint16_t queue);
     Limit& limit(uint16_t queue) { return queue == kRxQueue ? m_rx_limit : m_tx_limit; }
+    // A pair was held back by the direction's limiter / none is any more.
+    void begin_hold(uint16_t queue);
+    void end_hold(uint16_t queue);
     void resume_later(bool& resume);
     void process_tx(Active& a, Pair& p);
     void process_rx(Active& a, Pair& p);
