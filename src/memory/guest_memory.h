@@ -133,6 +133,9 @@ public:
 private:
     explicit GuestMemory(std::vector<GuestRegion> regions) : m_regions(std::move(regions)) {}
     const GuestRegion* find_region(GuestAddress addr) const;
+    // The region holding all of [addr, addr + len), or null (outside RAM, or
+    // across regions).
+    const GuestRegion* region_holding(GuestAddress addr, uint64_t len) const;
     void unmap_all();
     void mark_dirty(const GuestRegion& region, uint64_t offset, uint64_t len) const;
     Result<uint8_t*> host_range_unmarked(GuestAddress addr, uint64_t len) const;

@@ -131,8 +131,8 @@ Result<void> walk_indirect(const GuestMemory& memory, const VirtqDesc& desc, boo
 }
 
 // The buffers of `chain` with the given direction, in order.
-std::vector<DescriptorBuffer> filter_buffers(const DescriptorChain& chain, bool writable) {
-    std::vector<DescriptorBuffer> out;
+ChainBuffers filter_buffers(const DescriptorChain& chain, bool writable) {
+    ChainBuffers out;
     for (const auto& b : chain.buffers)
         if (b.device_writable == writable) out.push_back(b);
     return out;

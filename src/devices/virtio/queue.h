@@ -11,6 +11,8 @@
 #include <span>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "base/error.h"
 #include "memory/guest_memory.h"
 #include "snapshot/state_codec.h"
@@ -40,11 +42,15 @@ struct DescriptorBuffer {
     bool device_writable{false};
 };
 
+// A chain's buffers: up to 4 (an rx buffer, a block request's header, data
+// and status) without a heap allocation, since every pop makes one.
+using ChainBuffers = boost::container::small_vector<DescriptorBuffer, 4>;
+
 // An available chain, flattened (indirect tables inlined). The spec puts
 // device-readable buffers before device-writable ones; pop() enforces it.
 struct DescriptorChain {
     uint16_t head{0};
-    std::vector<DescriptorBuffer> buffers;
+    ChainBuffers buffers;
     uint64_t readable_bytes() const;
     uint64_t writable_bytes() const;
 };
@@ -69,7 +75,7 @@ class ChainReader {
 
   private:
     const GuestMemory& m_memory;
-    std::vector<DescriptorBuffer> m_buffers;  // readable ones only
+    ChainBuffers m_buffers;  // readable ones only
     size_t m_index{0};
     uint64_t m_offset{0};
     uint64_t m_remaining{0};
@@ -90,7 +96,7 @@ class ChainWriter {
 
   private:
     const GuestMemory& m_memory;
-    std::vector<DescriptorBuffer> m_buffers;  // writable ones only
+    ChainBuffers m_buffers;  // writable ones only
     size_t m_index{0};
     uint64_t m_offset{0};
     uint64_t m_remaining{0};
