@@ -71,7 +71,23 @@ bool LimiterTimer::wait_for(RateLimiter& limiter, uint64_t bytes, uint64_t ops) 
         return true;
     }
     arm(limiter.ns_until_available(bytes, ops));
+    // A clock reading of 0 still begins a hold.
+    if (m_held_since == 0) m_held_since = std::max<uint64_t>(limiter.now(), 1);
     return false;
+}
+
+namespace {
+uint64_t elapsed(uint64_t since, uint64_t now) { return now > since ? now - since : 0; }
+}  // namespace
+
+void LimiterTimer::release(const RateLimiter& limiter) {
+    const uint64_t since = m_held_since.exchange(0);
+    if (since != 0) m_held_ns += elapsed(since, limiter.now());
+}
+
+uint64_t LimiterTimer::held_ns(const RateLimiter& limiter) const {
+    const uint64_t since = m_held_since;
+    return m_held_ns + (since != 0 ? elapsed(since, limiter.now()) : 0);
 }
 
 }  // namespace rv

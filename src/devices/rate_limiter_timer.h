@@ -8,13 +8,20 @@
 //
 //   if (!m_timer.admit(m_limiter, bytes, 1)) { hold the work; return; }
 //
-// Threads: attach/detach/arm/disarm/admit under the owning device's lock;
+// It also keeps the time its limiter held work back, for the device's
+// counters: a hold begins at a refusal (admit returning false) and ends when
+// the device has let go of everything it held (release), both on the
+// limiter's clock.
+//
+// Threads: attach/detach/arm/disarm/admit/release under the owning device's
+// lock, held_ns from any thread;
 // on_expiry runs on the event-loop thread without it (it takes the lock
 // itself). The expiration count is read by the registered handler, which
 // holds its own reference to the fd: a handler already running while the
 // device detaches never reads a closed (or reused) descriptor.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,8 +64,18 @@ class LimiterTimer {
         return wait_for(limiter, bytes, ops);
     }
 
+    // The device holds nothing back any more (the timer let it all go, or a
+    // reset dropped it): the hold in progress, if any, ends now.
+    void release(const RateLimiter& limiter);
+    // Nanoseconds the limiter held work back: the holds that ended and the
+    // one in progress (a hold ending while this reads may be missed once).
+    uint64_t held_ns(const RateLimiter& limiter) const;
+
   private:
     bool wait_for(RateLimiter& limiter, uint64_t bytes, uint64_t ops);
+
+    std::atomic<uint64_t> m_held_since{0};  // the limiter's clock; 0: no hold
+    std::atomic<uint64_t> m_held_ns{0};     // the holds that ended
 
     std::shared_ptr<Fd> m_fd;  // shared with the registered handler
     EventRegistrar* m_events{nullptr};

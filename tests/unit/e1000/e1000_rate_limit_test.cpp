@@ -76,13 +76,18 @@ TEST_F(E1000RateLimitTest, TxMovesAtMostBucketPlusRateTimesElapsed) {
     EXPECT_EQ(read32(reg::kTdh), 20u);
     EXPECT_TRUE(tx_status(19) & kTxStaDd);
     (void)take_armed_timer(dev->tx_limiter_timer_fd());
+    EXPECT_EQ(count("tx_throttled_us"), 4000u) << "held since the refusal, still held";
 
+    *clock += 1 * kMs;
     ASSERT_TRUE(dev->set_tx_rate_limiter(std::nullopt));
     expect_timer(dev->tx_limiter_timer_fd(), kMs);  // at once
     ASSERT_TRUE(events.fire(dev->tx_limiter_timer_fd()));
     EXPECT_EQ(sent_frames().size(), 12u);
     EXPECT_EQ(read32(reg::kTdh), 32u);
     EXPECT_EQ(count("tx_rate_limited"), 0u);
+    *clock += 10 * kMs;  // nothing held: not counted
+    EXPECT_EQ(dev->stats().tx_throttled_us, 5000u);
+    EXPECT_EQ(count("rx_throttled_us"), 0u);
 }
 
 // A multi-descriptor packet refused at its EOP is sent whole later.

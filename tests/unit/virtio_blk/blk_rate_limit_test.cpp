@@ -120,6 +120,36 @@ TEST_F(BlkRateLimitTest, MovesAtMostBucketPlusRateTimesElapsed) {
     EXPECT_FALSE(take_armed_timer(m_dev->rate_limiter_timer_fd()));  // nothing left to wait for
 }
 
+// The time the limiter held requests back, on its clock: from the refusal
+// until its timer let the held request go, the hold in progress included;
+// a reset ends a hold.
+TEST_F(BlkRateLimitTest, TimeHeldBackIsCountedFromRefusalToRelease) {
+    start_limited(one_mib_per_second());
+    publish_reads(9);  // the bucket takes 8
+    m_dev->queue_notify(0);
+    deliver();
+    EXPECT_EQ(completed(), 8u);
+    EXPECT_EQ(m_dev->stats().throttled_us, 0u);
+    m_clock.advance_ms(20);
+    EXPECT_EQ(m_dev->stats().throttled_us, 20000u) << "the hold in progress counts";
+    m_clock.advance_ms(15);  // 35 KiB: the held 32 KiB go
+    fire_timer();
+    deliver();
+    EXPECT_EQ(completed(), 1u);
+    m_clock.advance_ms(500);  // idle: not held
+    EXPECT_EQ(m_dev->stats().throttled_us, 35000u);
+    EXPECT_EQ(test::counter(m_dev->counters(), "throttled_us"), 35000u);
+
+    publish_reads(16);  // a full bucket again: 8 go, the 9th is held
+    m_dev->queue_notify(0);
+    deliver();
+    EXPECT_EQ(completed(), 8u);
+    m_clock.advance_ms(7);
+    m_dev->reset();
+    m_clock.advance_ms(100);
+    EXPECT_EQ(m_dev->stats().throttled_us, 42000u);
+}
+
 TEST_F(BlkRateLimitTest, LiftingTheLimitReleasesTheRestAtOnce) {
     start_limited(one_mib_per_second());
     publish_reads(16);

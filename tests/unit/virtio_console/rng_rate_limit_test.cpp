@@ -86,11 +86,16 @@ TEST_F(RngRateLimitTest, BytesAreLimitedAndResumeFromTheTimer) {
     EXPECT_EQ(rng->stats().bytes, 20u * kRequest);
     EXPECT_LE(rng->stats().bytes, (16u << 10) + 4u * 1024);
     (void)test::take_armed_timer(rng->rate_limiter_timer_fd());
+    EXPECT_EQ(rng->stats().throttled_us, 4000u) << "held since the refusal, still held";
 
+    clock.advance_ms(1);
     ASSERT_TRUE(rng->set_rate_limiter(std::nullopt));
     expect_timer(kMs);  // at once
     fire();
     EXPECT_EQ(answered(), 12u);
+    clock.advance_ms(10);  // nothing held: not counted
+    EXPECT_EQ(rng->stats().throttled_us, 5000u);
+    EXPECT_EQ(test::counter(rng->counters(), "throttled_us"), 5000u);
     EXPECT_EQ(test::counter(rng->counters(), "throttled"), 2u);
     EXPECT_EQ(test::counter(rng->counters(), "rate_limited"), 0u);
 }

@@ -133,6 +133,8 @@ E1000Stats E1000::stats() const {
     s.tx_packets = m_tx.counters().packets;
     s.tx_bytes = m_tx.counters().bytes;
     s.tx_dropped = m_tx.counters().dropped;
+    s.rx_throttled_us = m_rx_limit.timer.held_ns(m_rx_limit.limiter) / 1000;
+    s.tx_throttled_us = m_tx_limit.timer.held_ns(m_tx_limit.limiter) / 1000;
     return s;
 }
 
@@ -165,6 +167,8 @@ DeviceCounters E1000::counters() const {
             {"rx_retries", m_stats.rx_retries},
             {"rx_throttled", m_stats.rx_throttled},
             {"tx_throttled", m_stats.tx_throttled},
+            {"rx_throttled_us", m_rx_limit.timer.held_ns(m_rx_limit.limiter) / 1000},
+            {"tx_throttled_us", m_tx_limit.timer.held_ns(m_tx_limit.limiter) / 1000},
             {"rx_rate_limited", m_rx_throttled},
             {"tx_rate_limited", m_tx_throttled},
             {"backend_gone", m_backend_gone}};

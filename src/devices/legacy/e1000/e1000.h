@@ -91,6 +91,8 @@ struct E1000Stats {
     uint64_t rx_retries{0};    // RX retry timer runs (posted RDT writes asked for)
     uint64_t rx_throttled{0};  // packets the rx rate limiter held back (each try counts)
     uint64_t tx_throttled{0};  // the same for tx
+    uint64_t rx_throttled_us{0};  // time the rx limiter held traffic back (hold in progress too)
+    uint64_t tx_throttled_us{0};  // the same for tx
 };
 
 class E1000 final : public PciDevice, public std::enable_shared_from_this<E1000> {

@@ -19,6 +19,8 @@ void E1000::on_limiter_timer(bool rx) {
     std::lock_guard lock(m_mutex);
     if (rx && std::exchange(m_rx_throttled, false)) process_rx(true);
     if (!rx && std::exchange(m_tx_throttled, false)) process_tx();
+    Limit& limit = rx ? m_rx_limit : m_tx_limit;
+    if (!(rx ? m_rx_throttled : m_tx_throttled)) limit.timer.release(limit.limiter);
 }
 
 Result<void> E1000::set_rx_rate_limiter(std::optional<RateLimiterConfig> config) {

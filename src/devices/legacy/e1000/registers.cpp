@@ -316,6 +316,8 @@ void E1000::reset_locked() {
     m_tx_throttled = false;
     m_rx_limit.timer.disarm();
     m_tx_limit.timer.disarm();
+    m_rx_limit.timer.release(m_rx_limit.limiter);
+    m_tx_limit.timer.release(m_tx_limit.limiter);
     m_next_irq_ns = 0;
     update_irq();
     update_rx_interest();

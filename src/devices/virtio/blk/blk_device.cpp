@@ -145,6 +145,7 @@ void VirtioBlk::reset() {
         m_free_slots.clear();
         m_waiting.clear();
         m_held.reset();
+        m_limiter_timer.release(m_limiter);
         m_limiter_timer.detach();
         m_in_flight = 0;
         m_flush_in_flight = false;
@@ -426,7 +427,8 @@ DeviceCounters VirtioBlk::counters() const {
             {"write_bytes", s.write_bytes}, {"flushes", s.flushes},
             {"submitted", s.submitted},     {"errors", s.errors},
             {"malformed", s.malformed},     {"notifications", s.notifications},
-            {"interrupts", s.interrupts},   {"throttled", s.throttled}};
+            {"interrupts", s.interrupts},   {"throttled", s.throttled},
+            {"throttled_us", s.throttled_us}};
 }
 
 BlkStats VirtioBlk::stats() const {
@@ -441,7 +443,8 @@ BlkStats VirtioBlk::stats() const {
                     .malformed = m_stats.malformed.load(),
                     .notifications = m_stats.notifications.load(),
                     .interrupts = m_stats.interrupts.load(),
-                    .throttled = m_stats.throttled.load()};
+                    .throttled = m_stats.throttled.load(),
+                    .throttled_us = m_limiter_timer.held_ns(m_limiter) / 1000};
 }
 
 }  // namespace rv::virtio

@@ -81,6 +81,7 @@ struct BlkStats {
     uint64_t notifications{0};  // queue_notify calls
     uint64_t interrupts{0};     // signal_used_queue calls
     uint64_t throttled{0};      // requests the rate limiter held back (each try counts)
+    uint64_t throttled_us{0};   // time it held them, the hold in progress included
 };
 
 class VirtioBlk final : public VirtioDevice {

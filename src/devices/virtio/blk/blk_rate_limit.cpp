@@ -18,6 +18,7 @@ void VirtioBlk::on_limiter_timer() {
     }
     Request request = std::move(*m_held);
     m_held.reset();
+    m_limiter_timer.release(m_limiter);
     execute(std::move(request));
     drain_all();
     signal_if_needed();

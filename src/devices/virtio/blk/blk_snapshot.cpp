@@ -15,6 +15,7 @@ Result<void> VirtioBlk::quiesce() {
         // every queue is looked at again (their kicks were ignored meanwhile).
         m_active->queues[m_held->queue].queue.undo_pop();
         m_held.reset();
+        m_limiter_timer.release(m_limiter);
         for (QueueState& q : m_active->queues) q.resume = true;
         if (auto kicked = m_active->kick.write(1); !kicked) return std::unexpected(kicked.error());
     }

@@ -27,21 +27,7 @@ void VirtioNet::on_limiter_timer(uint16_t queue) {
     if (std::ranges::none_of(a.pairs.begin(), a.pairs.begin() + n, [rx](const Pair& p) {
             return rx ? p.rx_throttled : p.tx_throttled;
         }))
-        end_hold(queue);
-}
-
-void VirtioNet::begin_hold(uint16_t queue) {
-    Limit& l = limit(queue);
-    if (l.held_since == 0) l.held_since = std::max<uint64_t>(l.limiter.now(), 1);
-}
-
-void VirtioNet::end_hold(uint16_t queue) {
-    Limit& l = limit(queue);
-    const uint64_t since = l.held_since.exchange(0);
-    if (since == 0) return;
-    const uint64_t now = l.limiter.now();
-    (queue == kRxQueue ? m_counters.rx_throttled_ns : m_counters.tx_throttled_ns) +=
-        now > since ? now - since : 0;
+        limit(queue).timer.release(limit(queue).limiter);
 }
 
 Result<void> VirtioNet::attach_limiter_timer(uint16_t queue) {
@@ -145,13 +131,7 @@ DeviceCounters VirtioNet::counters() const {
 
 NetStats VirtioNet::stats() const {
     const Counters& c = m_counters;
-    // Ended holds plus the one in progress (a hold ending meanwhile may be
-    // missed by this one reading).
-    auto held_us = [](const Limit& l, uint64_t ended_ns) {
-        const uint64_t since = l.held_since;
-        const uint64_t now = since ? l.limiter.now() : 0;
-        return (ended_ns + (now > since ? now - since : 0)) / 1000;
-    };
+    auto held_us = [](const Limit& l) { return l.timer.held_ns(l.limiter) / 1000; };
     return NetStats{.rx_packets = c.rx_packets,
                     .rx_bytes = c.rx_bytes,
                     .tx_packets = c.tx_packets,
@@ -166,8 +146,8 @@ NetStats VirtioNet::stats() const {
                     .budget_yields = c.budget_yields,
                     .rx_throttled = c.rx_throttled,
                     .tx_throttled = c.tx_throttled,
-                    .rx_throttled_us = held_us(m_rx_limit, c.rx_throttled_ns),
-                    .tx_throttled_us = held_us(m_tx_limit, c.tx_throttled_ns),
+                    .rx_throttled_us = held_us(m_rx_limit),
+                    .tx_throttled_us = held_us(m_tx_limit),
                     .ctrl_commands = c.ctrl_commands,
                     .ctrl_errors = c.ctrl_errors,
                     .announces = c.announces};

@@ -78,7 +78,6 @@ void VirtioNet::process_rx(Active& a, Pair& p) {
         if (!m_rx_limit.timer.admit(m_rx_limit.limiter, p.rx_len - kVnetHdrSize, 1)) {
             ++m_counters.rx_throttled;
             p.rx_throttled = true;  // the packet stays held with its chains
-            begin_hold(kRxQueue);
             break;
         }
         if (!deliver_rx_packet(a, p)) return;

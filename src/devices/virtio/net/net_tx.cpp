@@ -76,7 +76,6 @@ void VirtioNet::process_tx(Active& a, Pair& p) {
                 p.tx.undo_pop();
                 p.tx_throttled = true;
                 ++m_counters.tx_throttled;
-                begin_hold(kTxQueue);
                 break;
             }
             // The header goes to the backend as the guest wrote it: a tap

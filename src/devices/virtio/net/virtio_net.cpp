@@ -210,8 +210,8 @@ void VirtioNet::stop(Active& a) {
     a.kick_registered = false;
     m_rx_limit.timer.detach();
     m_tx_limit.timer.detach();
-    end_hold(kRxQueue);
-    end_hold(kTxQueue);
+    m_rx_limit.timer.release(m_rx_limit.limiter);
+    m_tx_limit.timer.release(m_tx_limit.limiter);
 }
 
 void VirtioNet::reset() {

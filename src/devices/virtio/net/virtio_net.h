@@ -276,7 +276,6 @@ class VirtioNet final : public VirtioDevice {
         std::atomic<uint64_t> tx_backpressure{0}, notifications{0}, interrupts{0};
         std::atomic<uint64_t> budget_yields{0};
         std::atomic<uint64_t> rx_throttled{0}, tx_throttled{0};
-        std::atomic<uint64_t> rx_throttled_ns{0}, tx_throttled_ns{0};  // holds that ended
         std::atomic<uint64_t> ctrl_commands{0}, ctrl_errors{0};
         std::atomic<uint64_t> announces{0};
     };
@@ -284,9 +283,6 @@ class VirtioNet final : public VirtioDevice {
     struct Limit {
         RateLimiter limiter;
         LimiterTimer timer;  // attached while active with a limiter in force
-        // When the limiter began holding work back (its clock); 0: it holds
-        // nothing. Atomic for stats(), which reads it from any thread.
-        std::atomic<uint64_t> held_since{0};
     };
 
     VirtioNet(std::vector<std::unique_ptr<NetBackend>> backends, const VirtioNetConfig& config,
@@ -300,9 +296,6 @@ class VirtioNet final : public VirtioDevice {
     Result<void> set_rate_limiter(uint16_t queue, const std::optional<RateLimiterConfig>& config);
     Result<void> attach_limiter_timer(uint16_t queue);
     Limit& limit(uint16_t queue) { return queue == kRxQueue ? m_rx_limit : m_tx_limit; }
-    // A pair was held back by the direction's limiter / none is any more.
-    void begin_hold(uint16_t queue);
-    void end_hold(uint16_t queue);
     void resume_later(bool& resume);
     void process_tx(Active& a, Pair& p);
     void process_rx(Active& a, Pair& p);

@@ -78,6 +78,7 @@ void VirtioRng::reset() {
         old.swap(m_active);
         m_needs_reset = false;
         m_throttled = false;
+        m_limiter_timer.release(m_limiter);
         m_limiter_timer.detach();
     }
     // Outside the lock: the registrar may wait for a running handler, which
@@ -104,7 +105,9 @@ bool VirtioRng::needs_reset() const {
 
 VirtioRng::Stats VirtioRng::stats() const {
     std::lock_guard lock(m_mutex);
-    return m_stats;
+    Stats s = m_stats;
+    s.throttled_us = m_limiter_timer.held_ns(m_limiter) / 1000;
+    return s;
 }
 
 DeviceCounters VirtioRng::counters() const {
@@ -115,6 +118,7 @@ DeviceCounters VirtioRng::counters() const {
             {"source_errors", m_stats.source_errors},
             {"queue_errors", m_stats.queue_errors},
             {"throttled", m_stats.throttled},
+            {"throttled_us", m_limiter_timer.held_ns(m_limiter) / 1000},
             {"rate_limited", m_throttled}};
 }
 
@@ -147,6 +151,7 @@ void VirtioRng::on_limiter_timer() {
     m_throttled = false;
     Effects fx;
     process_locked(fx);
+    if (!m_throttled) m_limiter_timer.release(m_limiter);  // else still held
     finish(lock, fx);
 }
 

@@ -55,6 +55,7 @@ class VirtioRng final : public VirtioDevice {
         uint64_t source_errors{0};
         uint64_t queue_errors{0};
         uint64_t throttled{0};  // requests the rate limiter held back (each try counts)
+        uint64_t throttled_us{0};  // time it held them, the hold in progress included
     };
 
     // `rate_limiter`: none or unlimited by default; `clock` is for tests
