@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "base/fd.h"
 #include "memory/page_runs.h"
@@ -292,6 +293,19 @@ Result<uint8_t*> GuestMemory::host_range(GuestAddress addr, uint64_t len) const 
 }
 
 // --- dirty tracking ------------------------------------------------------------
+
+void GuestMemory::mark_written(GuestAddress addr, uint64_t len) const {
+    if (!m_dirty || !m_dirty->on.load(std::memory_order_relaxed)) return;
+    uint64_t end;
+    if (__builtin_add_overflow(addr.value, len, &end)) end = std::numeric_limits<uint64_t>::max();
+    for (uint64_t cur = addr.value; cur < end;) {
+        const GuestRegion* r = find_region(GuestAddress(cur));
+        if (!r) return;
+        const uint64_t n = std::min(end, r->end()) - cur;
+        mark_dirty(*r, cur - r->start.value, n);
+        cur += n;
+    }
+}
 
 void GuestMemory::mark_dirty(const GuestRegion& region, uint64_t offset, uint64_t len) const {
     if (!m_dirty || !m_dirty->on.load(std::memory_order_relaxed) || len == 0) return;

@@ -118,6 +118,14 @@ public:
     // for dirty tracking: the caller may write through it (a disk read, a
     // received packet), so its pages are marked.
     Result<uint8_t*> host_range(GuestAddress addr, uint64_t len) const;
+    // The same without marking, for a caller that keeps the pointer and
+    // writes through it later: it marks what it wrote with mark_written
+    // once written (a mark made before the write could be taken by a dirty
+    // pass that then copies the old bytes).
+    Result<uint8_t*> host_range_unmarked(GuestAddress addr, uint64_t len) const;
+    // Marks [addr, addr + len) as written for dirty tracking (nothing while
+    // tracking is off); bytes outside RAM are ignored.
+    void mark_written(GuestAddress addr, uint64_t len) const;
 
     // Dirty tracking of the VMM's own writes (KVM logs the guest's): while
     // on, write(), fill(), write_obj(), store_u16() and host_range() mark
@@ -138,7 +146,6 @@ private:
     const GuestRegion* region_holding(GuestAddress addr, uint64_t len) const;
     void unmap_all();
     void mark_dirty(const GuestRegion& region, uint64_t offset, uint64_t len) const;
-    Result<uint8_t*> host_range_unmarked(GuestAddress addr, uint64_t len) const;
     Result<uint16_t*> aligned_u16(GuestAddress addr, bool mark) const;
 
     struct Dirty {

@@ -155,6 +155,27 @@ TEST_F(NetRateLimitTest, RxHoldsThePacketAndStopsPollingTheTap) {
     EXPECT_EQ(test::counter(dev->counters(), "rx_rate_limited"), 0u);
 }
 
+// A packet read straight into held chains and then refused by the limiter
+// stays there, unreturned; a quiesce drops it and gives the chains back.
+TEST_F(NetRateLimitTest, APacketHeldInPlaceIsDroppedAtQuiesceAndItsChainsGoBack) {
+    recreate(RateLimiterConfig{.ops = TokenBucketConfig{1, 0, 1000}}, std::nullopt);
+    for (int i = 0; i < 20; ++i) rxq.add_chain({{4096, true}});
+    ASSERT_TRUE(net->send(make_packet(100, 1)));
+    ASSERT_TRUE(net->send(make_packet(100, 2)));
+    events.run_until_idle();
+    EXPECT_EQ(received(), 1u);
+    EXPECT_EQ(dev->stats().rx_in_place, 1u);
+    EXPECT_EQ(test::counter(dev->counters(), "rx_held_packet"), 1u);
+    EXPECT_EQ(test::counter(dev->counters(), "rx_held_chains"), 17u) << "65565 bytes and more";
+
+    ASSERT_TRUE(dev->quiesce());
+    EXPECT_EQ(dev->queue_states().at(VirtioNet::kRxQueue).next_avail, 1)
+        << "the held chains are back in the ring";
+    EXPECT_EQ(dev->stats().rx_dropped, 1u);
+    EXPECT_EQ(test::counter(dev->counters(), "rx_held_packet"), 0u);
+    EXPECT_EQ(test::counter(dev->counters(), "rx_held_chains"), 0u);
+}
+
 TEST_F(NetRateLimitTest, OpsLimitTheNumberOfPackets) {
     recreate(std::nullopt, RateLimiterConfig{.ops = TokenBucketConfig{4, 0, 1000}});
     publish_tx(10, 60);

@@ -1,6 +1,10 @@
 // virtio-net RX: packets split over mergeable buffers with num_buffers set,
 // whole packets into big buffers otherwise, and a slow guest never loses a
-// packet: it waits in the backend.
+// packet: it waits in the backend. With buffers enough for the largest
+// packet, packets are read straight into them: the same chains, lengths,
+// bytes and header rewriting as through the bounce buffer, the bytes marked
+// dirty, and a packet too long or with offloads the guest did not take
+// dropped without returning a chain.
 #include "unit/virtio_net/net_fixture.h"
 #include "support/device_counters.h"
 
@@ -16,6 +20,22 @@ class NetRxTest : public NetTest {
         packet[kVnetHdrNumBuffersOffset] = static_cast<uint8_t>(num_buffers);
         packet[kVnetHdrNumBuffersOffset + 1] = static_cast<uint8_t>(num_buffers >> 8);
         return packet;
+    }
+    // Sends `bad`, then `ok`: the device must drop the first and deliver the
+    // second, alone, into one chain; returns that chain's used element.
+    UsedElem drop_then_deliver(const std::vector<uint8_t>& bad, const std::vector<uint8_t>& ok) {
+        net->send(bad);
+        net->send(ok);
+        events.run_until_idle();
+        EXPECT_EQ(dev->stats().rx_dropped, 1u);
+        auto u = rxq.pop_used();
+        if (!u) {
+            ADD_FAILURE() << "nothing delivered";
+            return {};
+        }
+        EXPECT_EQ(rxq.writable_data(static_cast<uint16_t>(u->id), u->len), expected(ok, 1));
+        EXPECT_FALSE(rxq.pop_used());
+        return *u;
     }
     // Concatenates what the device wrote into the used chains, in order.
     std::vector<uint8_t> collect(size_t chains, std::vector<UsedElem>* elems = nullptr) {
@@ -51,6 +71,91 @@ TEST_F(NetRxTest, MergeableSplitsAPacketAndSetsNumBuffers) {
     auto s = dev->stats();
     EXPECT_EQ(s.rx_packets, 1u);
     EXPECT_EQ(s.rx_bytes, 2500u);
+    EXPECT_EQ(s.rx_in_place, 0u) << "4000 bytes of buffers cannot take every packet";
+}
+
+// 20 buffers of 4 KiB hold the largest packet (65565 bytes with its header).
+TEST_F(NetRxTest, PacketsAreReadStraightIntoBuffersThatHoldTheLargest) {
+    activate(all_net_features() & ~virtio::kNetFGuestCsum & ~virtio::kNetFGuestTso4 &
+             ~virtio::kNetFGuestTso6 & ~virtio::kNetFGuestEcn);
+    std::vector<uint16_t> heads;
+    for (int i = 0; i < 40; ++i) heads.push_back(rxq.add_chain({{4096, true}}));
+    auto a = make_packet(9000, 1, kVnetFlagDataValid);  // 9012 bytes: 3 buffers
+    auto b = make_packet(60, 2);                         // 1 buffer
+    auto c = make_packet(virtio::kNetMaxFrameLen, 3);            // the largest: 17 buffers
+    for (const auto& p : {a, b, c}) net->send(p);
+    events.run_until_idle();
+
+    std::vector<UsedElem> elems;
+    auto got_a = collect(3, &elems);
+    auto got_b = collect(1, &elems);
+    auto got_c = collect(17, &elems);
+    ASSERT_EQ(elems.size(), 21u);
+    for (size_t i = 0; i < elems.size(); ++i) EXPECT_EQ(elems[i].id, heads[i]) << i;
+    EXPECT_EQ(elems[2].len, 9012u - 2 * 4096);
+    EXPECT_EQ(elems[3].len, 72u);
+    EXPECT_EQ(elems[20].len, virtio::kNetMaxPacketLen - 16 * 4096);
+    auto a_seen = expected(a, 3);
+    a_seen[0] = 0;  // DATA_VALID means nothing without GUEST_CSUM: rewritten in place
+    EXPECT_EQ(got_a, a_seen);
+    EXPECT_EQ(got_b, expected(b, 1));
+    EXPECT_EQ(got_c, expected(c, 17));
+    EXPECT_FALSE(rxq.pop_used()) << "the other buffers stay available";
+    auto s = dev->stats();
+    EXPECT_EQ(s.rx_packets, 3u);
+    EXPECT_EQ(s.rx_in_place, 3u);
+    EXPECT_EQ(irq->used_count(VirtioNet::kRxQueue), 1u);
+}
+
+// Without MRG_RXBUF one chain must hold the largest packet.
+TEST_F(NetRxTest, WithoutMergeableABigChainTakesThePacketStraight) {
+    activate(all_net_features() & ~virtio::kNetFMrgRxbuf);
+    uint16_t big = rxq.add_chain({{12, true}, {40000, true}, {40000, true}});
+    rxq.add_chain({{12, true}, {40000, true}, {40000, true}});
+    auto p = make_packet(50000, 7);
+    net->send(p);
+    events.run_until_idle();
+    auto u = rxq.pop_used();
+    ASSERT_TRUE(u);
+    EXPECT_EQ(*u, (UsedElem{big, 50012}));
+    EXPECT_EQ(rxq.writable_data(big, u->len), expected(p, 1)) << "num_buffers is 1 in virtio 1.x";
+    EXPECT_EQ(dev->stats().rx_in_place, 1u);
+    EXPECT_FALSE(rxq.pop_used());
+}
+
+TEST_F(NetRxTest, InPlaceBytesAreMarkedDirty) {
+    activate();
+    for (int i = 0; i < 20; ++i) rxq.add_chain({{4096, true}});
+    mem.set_dirty_tracking(true);
+    (void)mem.take_dirty(0);
+    net->send(make_packet(5000));  // 5012 bytes: 4096 + 916
+    events.run_until_idle();
+    std::vector<UsedElem> elems;
+    (void)collect(2, &elems);
+    ASSERT_EQ(elems.size(), 2u);
+    ASSERT_EQ(dev->stats().rx_in_place, 1u);
+    auto bits = mem.take_dirty(0);
+    auto dirty = [&](uint64_t addr) {
+        const uint64_t page = addr / GuestMemory::kDirtyPageSize;
+        return (bits[page / 64] >> (page % 64)) & 1;
+    };
+    for (const UsedElem& e : elems) {
+        const auto d = rxq.desc(static_cast<uint16_t>(e.id));
+        EXPECT_TRUE(dirty(d.addr)) << "buffer at " << d.addr;
+        EXPECT_TRUE(dirty(d.addr + e.len - 1)) << "buffer at " << d.addr;
+    }
+}
+
+// Read in place and then found too long, a packet leaves the chains held
+// and unreturned; the next packet takes them.
+TEST_F(NetRxTest, APacketDroppedInPlaceReturnsNoChain) {
+    activate();
+    std::vector<uint16_t> heads;
+    for (int i = 0; i < 20; ++i) heads.push_back(rxq.add_chain({{4096, true}}));
+    // One byte too long, then one that fits.
+    auto u = drop_then_deliver(make_packet(virtio::kNetMaxFrameLen + 1), make_packet(100, 2));
+    EXPECT_EQ(u, (UsedElem{heads[0], 112}));
+    EXPECT_EQ(dev->stats().rx_in_place, 1u);
 }
 
 TEST_F(NetRxTest, MergeableSmallPacketsTakeOneBufferEach) {
@@ -232,14 +337,7 @@ TEST_F(NetRxTest, ChecksumFlagsKeptWithGuestCsum) {
 TEST_F(NetRxTest, GsoPacketTheGuestCannotTakeIsDropped) {
     activate(virtio::kFVersion1 | virtio::kNetFMrgRxbuf | virtio::kNetFGuestCsum);
     rxq.add_chain({{4000, true}});
-    net->send(make_packet(3000, 1, kVnetFlagNeedsCsum, kVnetGsoTcpv4));
-    auto ok = make_packet(100, 2);
-    net->send(ok);
-    events.run_until_idle();
-    EXPECT_EQ(dev->stats().rx_dropped, 1u);
-    auto u = rxq.pop_used();
-    ASSERT_TRUE(u);
-    EXPECT_EQ(rxq.writable_data(static_cast<uint16_t>(u->id), u->len), expected(ok, 1));
+    drop_then_deliver(make_packet(3000, 1, kVnetFlagNeedsCsum, kVnetGsoTcpv4), make_packet(100, 2));
 }
 
 TEST_F(NetRxTest, BackendHangupStopsPolling) {

@@ -79,6 +79,7 @@ DeviceCounters VirtioNet::counters() const {
     const NetStats s = stats();
     DeviceCounters out{{"rx_packets", s.rx_packets},
                        {"rx_bytes", s.rx_bytes},
+                       {"rx_in_place", s.rx_in_place},
                        {"tx_packets", s.tx_packets},
                        {"tx_bytes", s.tx_bytes},
                        {"rx_dropped", s.rx_dropped},
@@ -134,6 +135,7 @@ NetStats VirtioNet::stats() const {
     auto held_us = [](const Limit& l) { return l.timer.held_ns(l.limiter) / 1000; };
     return NetStats{.rx_packets = c.rx_packets,
                     .rx_bytes = c.rx_bytes,
+                    .rx_in_place = c.rx_in_place,
                     .tx_packets = c.tx_packets,
                     .tx_bytes = c.tx_bytes,
                     .rx_dropped = c.rx_dropped,

@@ -1,6 +1,9 @@
-// RX path: backend packets into guest chains, through the bounce buffer.
+// RX path: backend packets into guest chains, read straight into them or
+// through the bounce buffer (virtio_net.h).
 #include <algorithm>
+#include <climits>
 #include <cstddef>
+#include <cstring>
 #include <span>
 
 #include "base/log.h"
@@ -37,6 +40,16 @@ void VirtioNet::process_rx(Active& a, Pair& p) {
                     resume_later(p.rx_resume);
                     break;
                 }
+            }
+            // With MRG_RXBUF, chains enough for the largest packet let it be
+            // read straight into them. A ring without that many (or a pass
+            // out of budget) leaves the bounce buffer to it, and so do small
+            // buffers: holding hundreds would only cost their pops.
+            while ((a.features & kNetFMrgRxbuf) && p.rx_capacity <= kNetMaxPacketLen &&
+                   p.rx_chains.back().writable_bytes() >= kRxDirectMinChain) {
+                PopResult got = pop_rx_chain(a, p, used, budget);
+                if (got == PopResult::Failed) return;
+                if (got != PopResult::Got) break;
             }
             if (!take_rx_packet(a, p)) break;
             if (budget > 0) --budget;     // (the chain may have taken the last unit)
@@ -128,18 +141,76 @@ VirtioNet::PopResult VirtioNet::pop_rx_chain(Active& a, Pair& p, bool& used, uns
             if (!p.rx_chains.empty()) p.rx_gap = true;
             continue;
         }
-        p.rx_capacity += chain.writable_bytes();
-        p.rx_chains.push_back(std::move(chain));
+        hold_rx_chain(a, p, std::move(chain));
         return PopResult::Got;
     }
 }
 
-// Reads one packet into the bounce buffer. Returns false when the backend
-// has nothing (or is gone); true with rx_pending set when a packet is ready,
-// or unset when a bad packet was dropped.
+void VirtioNet::hold_rx_chain(const Active& a, Pair& p, DescriptorChain&& chain) {
+    p.rx_capacity += chain.writable_bytes();
+    for (const DescriptorBuffer& b : chain.buffers) {
+        // Marked as written once written (take_rx_packet).
+        auto host = a.memory->host_range_unmarked(b.addr, b.len);
+        if (!host) ++p.rx_unmapped;
+        p.rx_iov.push_back(iovec{host ? *host : nullptr, b.len});
+    }
+    p.rx_chains.push_back(std::move(chain));
+}
+
+// The first `n` held chains went back to the driver.
+void VirtioNet::release_rx_chains(Pair& p, size_t n) {
+    size_t entries = 0;
+    for (size_t i = 0; i < n; ++i) {
+        p.rx_capacity -= p.rx_chains[i].writable_bytes();
+        entries += p.rx_chains[i].buffers.size();
+    }
+    const auto end = p.rx_iov.begin() + static_cast<long>(entries);
+    p.rx_unmapped -= static_cast<size_t>(
+        std::count_if(p.rx_iov.begin(), end, [](const iovec& v) { return v.iov_base == nullptr; }));
+    p.rx_iov.erase(p.rx_iov.begin(), end);
+    p.rx_chains.erase(p.rx_chains.begin(), p.rx_chains.begin() + static_cast<long>(n));
+    if (p.rx_chains.empty()) p.rx_gap = false;
+}
+
+// Forgets the held chains and the packet pending in them or in bounce (the
+// caller has given the chains back, or the driver is resetting).
+void VirtioNet::drop_rx_chains(Pair& p) {
+    p.rx_chains.clear();
+    p.rx_iov.clear();
+    p.rx_unmapped = 0;
+    p.rx_pending = false;
+    p.rx_in_place = false;
+    p.rx_len = 0;
+    p.rx_capacity = 0;
+    p.rx_gap = false;
+}
+
+// How many rx_iov entries a packet can be read straight into: the fewest
+// leading ones that take the largest packet and one byte more (to see one
+// too long), all in host memory, at most IOV_MAX; without MRG_RXBUF they
+// must all be the first chain's. 0: the packet goes through the bounce buffer.
+size_t VirtioNet::direct_rx_entries(const Active& a, const Pair& p) const {
+    if (p.rx_chains.empty()) return 0;
+    const size_t limit = std::min<size_t>(
+        IOV_MAX, (a.features & kNetFMrgRxbuf) ? p.rx_iov.size() : p.rx_chains.front().buffers.size());
+    uint64_t room = 0;
+    for (size_t i = 0; i < limit; ++i) {
+        if (p.rx_iov[i].iov_base == nullptr) return 0;
+        room += p.rx_iov[i].iov_len;
+        if (room > kNetMaxPacketLen) return i + 1;
+    }
+    return 0;
+}
+
+// Reads one packet, straight into the held chains when they can take any
+// (direct_rx_entries), else into the bounce buffer; its header ends up in
+// the bounce buffer either way. Returns false when the backend has nothing
+// (or is gone); true with rx_pending set when a packet is ready, or unset
+// when a bad packet was dropped (read in place, it leaves the chains held).
 bool VirtioNet::take_rx_packet(Active& a, Pair& p) {
-    iovec iov{p.bounce.data(), p.bounce.size()};
-    auto got = p.backend->readv(std::span(&iov, 1));
+    const size_t direct = direct_rx_entries(a, p);
+    iovec bounce{p.bounce.data(), p.bounce.size()};
+    auto got = p.backend->readv(direct ? std::span(p.rx_iov).first(direct) : std::span(&bounce, 1));
     if (!got) {
         // tun read errors are not transient (EBADFD: the interface is gone);
         // polling on would spin the event loop.
@@ -156,6 +227,27 @@ bool VirtioNet::take_rx_packet(Active& a, Pair& p) {
         warn_once(kWarnBackendGone, "virtio-net: backend closed; no more packets for the guest");
         p.backend_gone = true;
         return false;
+    }
+    if (direct) {
+        // The bytes are the guest's now: marked for dirty tracking, and the
+        // header copied out (once: the guest may write its buffers) to be
+        // checked and rewritten.
+        const GuestMemory& mem = *a.memory;
+        if (mem.dirty_tracking()) {
+            uint64_t left = n;
+            for (size_t c = 0; c < p.rx_chains.size() && left > 0; ++c)
+                for (const DescriptorBuffer& b : p.rx_chains[c].buffers) {
+                    const uint64_t k = std::min<uint64_t>(left, b.len);
+                    mem.mark_written(b.addr, k);
+                    if ((left -= k) == 0) break;
+                }
+        }
+        size_t copied = 0;
+        for (size_t i = 0; i < direct && copied < kVnetHdrSize; ++i) {
+            const size_t k = std::min(p.rx_iov[i].iov_len, kVnetHdrSize - copied);
+            std::memcpy(p.bounce.data() + copied, p.rx_iov[i].iov_base, k);
+            copied += k;
+        }
     }
     if (n < kVnetHdrSize || n > kNetMaxPacketLen) {
         ++m_counters.rx_dropped;
@@ -178,6 +270,7 @@ bool VirtioNet::take_rx_packet(Active& a, Pair& p) {
     std::ranges::copy(hdr.encode(), hdr_bytes.begin());
     p.rx_len = n;
     p.rx_pending = true;
+    p.rx_in_place = direct != 0;
     return true;
 }
 
@@ -212,21 +305,27 @@ bool VirtioNet::deliver_rx_packet(Active& a, Pair& p) {
     size_t offset = 0;
     for (size_t i = 0; i < needed; ++i) {
         const DescriptorChain& chain = p.rx_chains[i];
-        ChainWriter writer(mem, chain);
-        auto written = writer.write(std::span(p.bounce.data() + offset, p.rx_len - offset));
-        if (!written) {
-            fail(a, "writing an rx packet", written.error());
-            return false;
+        // In place, only the header goes over the one read (the packet's
+        // bytes already fill the chains in order); else the whole packet.
+        const size_t to_write = p.rx_in_place ? (i == 0 ? kVnetHdrSize : 0) : p.rx_len - offset;
+        uint64_t len = 0;
+        if (to_write > 0) {
+            ChainWriter writer(mem, chain);
+            auto written = writer.write(std::span(p.bounce.data() + offset, to_write));
+            if (!written) {
+                fail(a, "writing an rx packet", written.error());
+                return false;
+            }
+            len = *written;
         }
-        offset += *written;
+        if (p.rx_in_place) len = std::min<uint64_t>(p.rx_len - offset, chain.writable_bytes());
+        offset += len;
         // A merged packet's buffers reach the driver together (5.1.6.4): it
         // reads num_buffers from the first and takes the rest at once.
-        if (auto r = p.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(*written));
-            !r) {
+        if (auto r = p.rx.add_used_unpublished(mem, chain.head, static_cast<uint32_t>(len)); !r) {
             fail(a, "rx queue", r.error());
             return false;
         }
-        p.rx_capacity -= chain.writable_bytes();
     }
     if (auto r = p.rx.publish_used(mem); !r) {
         fail(a, "rx queue", r.error());
@@ -234,9 +333,10 @@ bool VirtioNet::deliver_rx_packet(Active& a, Pair& p) {
     }
     ++m_counters.rx_packets;
     m_counters.rx_bytes += p.rx_len - kVnetHdrSize;
+    if (p.rx_in_place) ++m_counters.rx_in_place;
     p.rx_pending = false;
-    p.rx_chains.erase(p.rx_chains.begin(), p.rx_chains.begin() + static_cast<long>(needed));
-    if (p.rx_chains.empty()) p.rx_gap = false;
+    p.rx_in_place = false;
+    release_rx_chains(p, needed);
     return true;
 }
 

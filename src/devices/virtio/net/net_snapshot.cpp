@@ -33,11 +33,7 @@ Result<void> VirtioNet::quiesce() {
                     return make_error("virtio-net: returning held rx chains: {}",
                                       r.error().message());
         }
-        p.rx_chains.clear();
-        p.rx_pending = false;
-        p.rx_len = 0;
-        p.rx_capacity = 0;
-        p.rx_gap = false;
+        drop_rx_chains(p);
         // Should the VM go on, the pair looks at its ring and tap again.
         p.rx_stalled = false;
         if (!p.rx_throttled && p.index < a.active_pairs) resume_later(p.rx_resume);

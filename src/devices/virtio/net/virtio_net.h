@@ -44,13 +44,18 @@
 // waits for the fd to become writable (EPOLLOUT is registered only then):
 // no packet is dropped for backpressure.
 //
-// RX (queue 2k): a packet is read into the pair's bounce buffer (sized for
-// the largest packet), then copied into as many chains as it needs
-// (MRG_RXBUF, num_buffers set in the first) or into one chain. The copy is
-// the price of knowing a packet's size before committing guest buffers: a
-// tap cannot peek. A packet is taken off the backend only once an rx chain
-// is in hand; when the ring runs dry the pair stops polling its backend
-// (packets wait in the tap) until the driver's next notify of that rx queue.
+// RX (queue 2k): a tap cannot peek, so a packet's size is known only once
+// it is read. When the chains held for the pair can take the largest packet
+// (with MRG_RXBUF the pair holds chains ahead until they do, if the ring has
+// them and they are not small; without, one chain must), the packet is read
+// straight into their buffers, and only the chains it filled are returned
+// (num_buffers set in the first); the rest stay held for the next packet.
+// Otherwise it is read into the pair's bounce buffer (sized for the largest
+// packet) and copied into as many chains as it needs, or into one. Either
+// way the device checks and rewrites the header before the driver sees the
+// packet. A packet is taken off the backend only once an rx chain is in
+// hand; when the ring runs dry the pair stops polling its backend (packets
+// wait in the tap) until the driver's next notify of that rx queue.
 //
 // Fairness: one pass of TX handles at most kTxBudget chains, one pass of RX
 // at most kRxBudget units of work (a chain taken from the ring or a packet
@@ -112,7 +117,8 @@ struct VirtioNetConfig {
 // Counters, readable from any thread.
 struct NetStats {
     uint64_t rx_packets{0};
-    uint64_t rx_bytes{0};  // frame bytes, without the virtio-net header
+    uint64_t rx_bytes{0};     // frame bytes, without the virtio-net header
+    uint64_t rx_in_place{0};  // of the rx_packets, read straight into guest buffers
     uint64_t tx_packets{0};
     uint64_t tx_bytes{0};
     uint64_t rx_dropped{0};       // packets that fit no guest buffer, or bad offload types
@@ -148,6 +154,10 @@ class VirtioNet final : public VirtioDevice {
     // control commands.
     static constexpr unsigned kTxBudget = kQueueSize;
     static constexpr unsigned kRxBudget = 2 * kQueueSize;
+    // With MRG_RXBUF, chains are held ahead for reading packets in place
+    // while they have this many bytes each (Linux posts 1.5 to 4 KiB): at
+    // most 65 chains.
+    static constexpr uint64_t kRxDirectMinChain = 1024;
     static constexpr unsigned kCtrlBudget = kCtrlQueueSize;
 
     static constexpr uint16_t rx_queue(unsigned pair) { return static_cast<uint16_t>(2 * pair); }
@@ -227,11 +237,18 @@ class VirtioNet final : public VirtioDevice {
         // Held back by a rate limiter: its timer resumes the direction.
         bool rx_throttled{false};
         bool tx_throttled{false};
-        // RX in progress: a packet in `bounce` and the chains held for it.
+        // RX in progress: a packet in `bounce` (or in the held chains, its
+        // header in both: rx_in_place) and the chains held for it.
         bool rx_pending{false};
+        bool rx_in_place{false};
         size_t rx_len{0};
         std::vector<DescriptorChain> rx_chains;
         uint64_t rx_capacity{0};
+        // The held chains' buffers in order, as host memory, for reading a
+        // packet straight into them: one entry per buffer, {nullptr, len}
+        // for one not inside a single region (rx_unmapped counts those).
+        std::vector<iovec> rx_iov;
+        size_t rx_unmapped{0};
         // An unusable chain was returned after one still held: the held ones
         // are not the ring's last (quiesce cannot undo their pops).
         bool rx_gap{false};
@@ -272,6 +289,7 @@ class VirtioNet final : public VirtioDevice {
     };
     struct Counters {
         std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
+        std::atomic<uint64_t> rx_in_place{0};
         std::atomic<uint64_t> rx_dropped{0}, tx_dropped{0}, rx_errors{0}, tx_errors{0};
         std::atomic<uint64_t> tx_backpressure{0}, notifications{0}, interrupts{0};
         std::atomic<uint64_t> budget_yields{0};
@@ -301,6 +319,10 @@ class VirtioNet final : public VirtioDevice {
     void process_rx(Active& a, Pair& p);
     PopResult pop_rx_chain(Active& a, Pair& p, bool& used, unsigned& budget);
     bool take_rx_packet(Active& a, Pair& p);
+    size_t direct_rx_entries(const Active& a, const Pair& p) const;
+    void hold_rx_chain(const Active& a, Pair& p, DescriptorChain&& chain);
+    void release_rx_chains(Pair& p, size_t n);
+    static void drop_rx_chains(Pair& p);
     bool deliver_rx_packet(Active& a, Pair& p);
     bool rx_offloads_allowed(const Active& a, const Pair& p) const;
     void process_ctrl(Active& a);
