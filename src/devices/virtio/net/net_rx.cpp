@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstddef>
-#include <cstring>
 #include <span>
 
+#include "base/iovec_copy.h"
 #include "base/log.h"
 #include "devices/virtio/net/net_wire.h"
 #include "devices/virtio/net/virtio_net.h"
@@ -151,7 +151,6 @@ void VirtioNet::hold_rx_chain(const Active& a, Pair& p, DescriptorChain&& chain)
     for (const DescriptorBuffer& b : chain.buffers) {
         // Marked as written once written (take_rx_packet).
         auto host = a.memory->host_range_unmarked(b.addr, b.len);
-        if (!host) ++p.rx_unmapped;
         p.rx_iov.push_back(iovec{host ? *host : nullptr, b.len});
     }
     p.rx_chains.push_back(std::move(chain));
@@ -164,10 +163,7 @@ void VirtioNet::release_rx_chains(Pair& p, size_t n) {
         p.rx_capacity -= p.rx_chains[i].writable_bytes();
         entries += p.rx_chains[i].buffers.size();
     }
-    const auto end = p.rx_iov.begin() + static_cast<long>(entries);
-    p.rx_unmapped -= static_cast<size_t>(
-        std::count_if(p.rx_iov.begin(), end, [](const iovec& v) { return v.iov_base == nullptr; }));
-    p.rx_iov.erase(p.rx_iov.begin(), end);
+    p.rx_iov.erase(p.rx_iov.begin(), p.rx_iov.begin() + static_cast<long>(entries));
     p.rx_chains.erase(p.rx_chains.begin(), p.rx_chains.begin() + static_cast<long>(n));
     if (p.rx_chains.empty()) p.rx_gap = false;
 }
@@ -177,7 +173,6 @@ void VirtioNet::release_rx_chains(Pair& p, size_t n) {
 void VirtioNet::drop_rx_chains(Pair& p) {
     p.rx_chains.clear();
     p.rx_iov.clear();
-    p.rx_unmapped = 0;
     p.rx_pending = false;
     p.rx_in_place = false;
     p.rx_len = 0;
@@ -242,12 +237,8 @@ bool VirtioNet::take_rx_packet(Active& a, Pair& p) {
                     if ((left -= k) == 0) break;
                 }
         }
-        size_t copied = 0;
-        for (size_t i = 0; i < direct && copied < kVnetHdrSize; ++i) {
-            const size_t k = std::min(p.rx_iov[i].iov_len, kVnetHdrSize - copied);
-            std::memcpy(p.bounce.data() + copied, p.rx_iov[i].iov_base, k);
-            copied += k;
-        }
+        copy_iovecs<IovecCopy::FromIovecs>(std::span(p.rx_iov).first(direct), 0, p.bounce.data(),
+                                           kVnetHdrSize);
     }
     if (n < kVnetHdrSize || n > kNetMaxPacketLen) {
         ++m_counters.rx_dropped;

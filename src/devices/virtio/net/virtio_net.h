@@ -246,9 +246,8 @@ class VirtioNet final : public VirtioDevice {
         uint64_t rx_capacity{0};
         // The held chains' buffers in order, as host memory, for reading a
         // packet straight into them: one entry per buffer, {nullptr, len}
-        // for one not inside a single region (rx_unmapped counts those).
+        // for one not inside a single region.
         std::vector<iovec> rx_iov;
-        size_t rx_unmapped{0};
         // An unusable chain was returned after one still held: the held ones
         // are not the ring's last (quiesce cannot undo their pops).
         bool rx_gap{false};
