@@ -307,6 +307,34 @@ void GuestMemory::mark_written(GuestAddress addr, uint64_t len) const {
     }
 }
 
+void GuestMemory::mark_written(std::span<const iovec> iovecs) const {
+    if (!dirty_tracking()) return;
+    for (const iovec& v : iovecs) {
+        const auto* p = static_cast<const uint8_t*>(v.iov_base);
+        for (const GuestRegion& r : m_regions) {
+            if (p < r.host || p >= r.host + r.size) continue;
+            const uint64_t offset = static_cast<uint64_t>(p - r.host);
+            mark_dirty(r, offset, std::min<uint64_t>(v.iov_len, r.size - offset));
+            break;
+        }
+    }
+}
+
+Result<void> GuestMemory::append_iovecs(GuestAddress addr, uint64_t len,
+                                        std::vector<iovec>& out) const {
+    if (!check_range(addr, len))
+        return make_error("guest buffer {:#x}+{:#x} is outside guest memory", addr.value, len);
+    for (uint64_t cur = addr.value, end = addr.value + len; cur < end;) {
+        const GuestRegion* r = find_region(GuestAddress(cur));
+        const uint64_t n = std::min(end, r->end()) - cur;
+        // SAFETY: n mapped bytes of one region (check_range); only handed to
+        // the kernel, never read as objects.
+        out.push_back(iovec{r->host + (cur - r->start.value), static_cast<size_t>(n)});
+        cur += n;
+    }
+    return {};
+}
+
 void GuestMemory::mark_dirty(const GuestRegion& region, uint64_t offset, uint64_t len) const {
     if (!m_dirty || !m_dirty->on.load(std::memory_order_relaxed) || len == 0) return;
     const size_t index = static_cast<size_t>(&region - m_regions.data());

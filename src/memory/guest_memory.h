@@ -3,6 +3,8 @@
 // callers copy bytes in and out, they never hold references into it as objects.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -127,9 +129,23 @@ public:
     // tracking is off); bytes outside RAM are ignored.
     void mark_written(GuestAddress addr, uint64_t len) const;
 
+    // Host iovecs for [addr, addr + len), one per region crossed, appended
+    // to `out`; fails, appending nothing, if any byte is outside RAM. For
+    // handing guest buffers to the kernel (readv, writev, io_uring): the
+    // iovecs point into memory the guest may change at any time, so they are
+    // never parsed. Unmarked, like host_range_unmarked: a caller that has
+    // the kernel write through them marks them once written, with the
+    // overload below.
+    Result<void> append_iovecs(GuestAddress addr, uint64_t len, std::vector<iovec>& out) const;
+    // Marks the bytes of iovecs into guest RAM (append_iovecs') as written;
+    // nothing while tracking is off, bytes outside RAM ignored.
+    void mark_written(std::span<const iovec> iovecs) const;
+
     // Dirty tracking of the VMM's own writes (KVM logs the guest's): while
     // on, write(), fill(), write_obj(), store_u16() and host_range() mark
-    // every 4 KiB page they cover. Diff snapshots and live migration OR
+    // every 4 KiB page they cover; what the kernel writes through
+    // host_range_unmarked or append_iovecs is marked by its caller, after
+    // the write. Diff snapshots and live migration OR
     // this with KVM's dirty log. Thread-safe; marking is one atomic OR.
     static constexpr uint64_t kDirtyPageSize = 4096;
     void set_dirty_tracking(bool on) const;

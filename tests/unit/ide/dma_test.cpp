@@ -181,6 +181,50 @@ TEST_F(DmaTest, StopMidTransferCancelsAndLateCompletionIsIgnored) {
               std::vector<uint8_t>(expected.begin() + 512, expected.begin() + 1024));
 }
 
+// A DMA read's pages are marked for dirty tracking when the read completes:
+// a dirty pass taken between submission and completion (a live migration's
+// round) must not take the mark with the old bytes. So must a read the
+// driver stops (its bytes may have landed).
+TEST_F(DmaTest, ReadPagesAreMarkedDirtyWhenTheReadCompletes) {
+    write_prd(kTable, {{0x20000, 4096, 0}, {0x23000, 512, kPrdEndOfTable}});
+    memory.set_dirty_tracking(true);
+    (void)memory.take_dirty(0);
+    bm_set_prd(kTable);
+    lba28(0, 9);
+    command(cmd::kReadDma);
+    bm_write8(kBmCommand, kBmCmdToMemory | kBmCmdStart);
+    ASSERT_FALSE(dev->idle());                         // submitted, not yet completed
+    const auto before = memory.take_dirty(0);          // a dirty pass in between
+    events.pump();
+    EXPECT_EQ(status(), kStatusReady);
+    const auto after = memory.take_dirty(0);
+    auto marked = [](const std::vector<uint64_t>& bits, uint64_t addr) {
+        const uint64_t page = addr / GuestMemory::kDirtyPageSize;
+        return ((bits[page / 64] >> (page % 64)) & 1) != 0;
+    };
+    EXPECT_TRUE(marked(after, 0x20000));
+    EXPECT_TRUE(marked(after, 0x23000));
+    EXPECT_FALSE(marked(before, 0x20000)) << "marked before the bytes were there";
+    finish_dma();
+
+    // Stopped before its completion is delivered: still marked.
+    write_prd(kTable, {{0x30000, 512, kPrdEndOfTable}});
+    bm_set_prd(kTable);
+    lba28(0, 1);
+    command(cmd::kReadDma);
+    bm_write8(kBmCommand, kBmCmdToMemory | kBmCmdStart);
+    (void)memory.take_dirty(0);
+    bm_write8(kBmCommand, kBmCmdToMemory);  // stop
+    EXPECT_TRUE(marked(memory.take_dirty(0), 0x30000));
+
+    // A DMA write only reads guest memory: nothing marked for its buffers.
+    write_prd(kTable, {{0x50000, 512, kPrdEndOfTable}});
+    (void)memory.take_dirty(0);
+    run_dma(cmd::kWriteDma, false, 8, 1, false);
+    EXPECT_EQ(status(), kStatusReady);
+    EXPECT_FALSE(marked(memory.take_dirty(0), 0x50000));
+}
+
 TEST_F(DmaTest, FlushCacheGoesThroughTheBackend) {
     select(0);
     command(cmd::kFlushCache);

@@ -271,5 +271,45 @@ TEST_F(BlkTest, ResetWithRequestsInFlight) {
     EXPECT_EQ(fresh.writable_data(r).back(), kSOk);
 }
 
+// A read's data pages are marked for dirty tracking when the read completes,
+// not when it is submitted: a dirty pass in between (a live migration's
+// round) would otherwise send the old bytes and take the mark. A write's
+// buffers are only read, so they are not marked at all. A read dropped by a
+// reset still marks what it may have written.
+TEST_F(BlkTest, ReadPagesAreMarkedDirtyWhenTheReadCompletes) {
+    start({.engine = BlockOptions::Engine::IoUring});
+    auto marked = [](const std::vector<uint64_t>& bits, uint64_t addr) {
+        const uint64_t page = addr / GuestMemory::kDirtyPageSize;
+        return ((bits[page / 64] >> (page % 64)) & 1) != 0;
+    };
+    m_memory.set_dirty_tracking(true);
+    uint16_t r = m_driver.add_chain({{blk_header(kTIn, 0), false}, {8192, true}, {1, true}});
+    const uint64_t data = m_driver.desc(m_driver.desc(r).next).addr;
+    (void)m_memory.take_dirty(0);
+    m_dev->queue_notify(0);                          // submitted
+    const auto between = m_memory.take_dirty(0);     // a dirty pass before the completion
+    finish();
+    EXPECT_EQ(next_status(r), kSOk);
+    const auto after = m_memory.take_dirty(0);
+    EXPECT_FALSE(marked(between, data)) << "marked before the bytes were there";
+    EXPECT_TRUE(marked(after, data));
+    EXPECT_TRUE(marked(after, data + 8191));
+
+    uint16_t w = m_driver.add_chain(
+        {{blk_header(kTOut, 0), false}, {std::vector<uint8_t>(4096, 7), false}, {1, true}});
+    const uint64_t written = m_driver.desc(m_driver.desc(w).next).addr;
+    (void)m_memory.take_dirty(0);
+    run();
+    EXPECT_EQ(next_status(w), kSOk);
+    EXPECT_FALSE(marked(m_memory.take_dirty(0), written)) << "a disk write only reads guest memory";
+
+    r = m_driver.add_chain({{blk_header(kTIn, 8), false}, {4096, true}, {1, true}});
+    const uint64_t dropped = m_driver.desc(m_driver.desc(r).next).addr;
+    m_dev->queue_notify(0);
+    (void)m_memory.take_dirty(0);
+    m_dev->reset();
+    EXPECT_TRUE(marked(m_memory.take_dirty(0), dropped));
+}
+
 }  // namespace
 }  // namespace rv::test

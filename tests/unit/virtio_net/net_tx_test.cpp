@@ -2,7 +2,6 @@
 // returned and counted, a full backend holds chains back instead of dropping.
 #include <sys/socket.h>
 
-#include "devices/virtio/net/guest_iovec.h"
 #include "unit/virtio_net/net_fixture.h"
 
 namespace rv::test {
@@ -195,15 +194,15 @@ TEST_F(NetTxTwoRegionTest, FrameAcrossRegionsArrivesIntact) {
 
 TEST_F(NetTxTwoRegionTest, GuestIovecsSplitAtRegionEnds) {
     std::vector<iovec> iov;
-    ASSERT_TRUE(virtio::append_guest_iovecs(mem, GuestAddress((8 << 20) - 1000), 4000, iov));
+    ASSERT_TRUE(mem.append_iovecs(GuestAddress((8 << 20) - 1000), 4000, iov));
     ASSERT_EQ(iov.size(), 2u);
     EXPECT_EQ(iov[0].iov_len, 1000u);
     EXPECT_EQ(iov[1].iov_len, 3000u);
     EXPECT_EQ(iov[1].iov_base, mem.regions()[1].host);
     // Running off the end of RAM fails and appends nothing.
-    EXPECT_FALSE(virtio::append_guest_iovecs(mem, GuestAddress((16 << 20) - 10), 20, iov));
+    EXPECT_FALSE(mem.append_iovecs(GuestAddress((16 << 20) - 10), 20, iov));
     EXPECT_EQ(iov.size(), 2u);
-    EXPECT_TRUE(virtio::append_guest_iovecs(mem, GuestAddress(0), 0, iov));
+    EXPECT_TRUE(mem.append_iovecs(GuestAddress(0), 0, iov));
     EXPECT_EQ(iov.size(), 2u) << "an empty buffer adds no iovec";
 }
 

@@ -262,6 +262,11 @@ void AtaChannel::set_rate_limiter(unsigned unit, const std::optional<RateLimiter
     if (m_phase == Phase::Throttled && m_xfer.unit == unit) m_limiter_timer.arm(0);
 }
 
+void AtaChannel::mark_dma_read() {
+    m_memory.mark_written(m_dma_reading);
+    m_dma_reading.clear();
+}
+
 // Abandons the command in flight. The backend may still be transferring
 // into guest RAM or m_buffer: wait for it, then drop its completion.
 void AtaChannel::cancel() {
@@ -271,6 +276,7 @@ void AtaChannel::cancel() {
             b->process_completions([](uint64_t, int64_t) {});
         }
     }
+    mark_dma_read();
     if (m_phase == Phase::Throttled) m_limiter_timer.disarm();
     m_pending = Pending::None;
     m_phase = Phase::Idle;

@@ -250,6 +250,8 @@ class AtaChannel {
     void complete_error(uint8_t error);
     void fail_dma(const Error& why);
     void cancel();
+    // Marks the DMA read in flight (m_dma_reading) written, for dirty tracking.
+    void mark_dma_read();
     void complete_in_flight();
     uint64_t next_tag() { return ++m_tag; }
 
@@ -284,6 +286,9 @@ class AtaChannel {
     uint32_t m_bm_prd{0};
     bool m_bus_master{false};
     DmaCursor m_dma;
+    // The guest buffers of the DMA read in flight, marked for dirty tracking
+    // once it completes (or is abandoned), not when submitted.
+    std::vector<iovec> m_dma_reading;
     bool m_dma_table_longer{false};
     // Guest-caused DMA aborts: logged for the first few only, so a driver
     // that keeps handing us bad PRD tables cannot flood the VMM's log.

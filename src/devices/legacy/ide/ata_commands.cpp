@@ -300,8 +300,10 @@ void AtaChannel::submit_dma_chunk() {
     d.status = kStatusReady | kStatusDrq;
     if (m_xfer.write)
         d.backend->submit_write(m_xfer.lba * kSectorSize, chunk, next_tag());
-    else
+    else {
         d.backend->submit_read(m_xfer.lba * kSectorSize, chunk, next_tag());
+        m_dma_reading = std::move(chunk);  // (the backend copied the array)
+    }
 }
 
 // A PRD table the controller cannot follow: bus-master error, the command
@@ -330,6 +332,7 @@ size_t AtaChannel::process_completions(unsigned unit) {
 void AtaChannel::on_complete(uint64_t, int64_t result) {
     Pending kind = m_pending;
     m_pending = Pending::None;
+    mark_dma_read();
     uint64_t expected = m_pending_sectors * kSectorSize;
     bool data_op = kind == Pending::PioRead || kind == Pending::PioWrite || kind == Pending::Dma;
     if (result < 0 || (data_op && static_cast<uint64_t>(result) != expected)) {

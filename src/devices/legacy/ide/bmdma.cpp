@@ -6,23 +6,16 @@ namespace rv::ide {
 
 Result<void> append_guest_iovecs(const GuestMemory& memory, GuestAddress addr, uint64_t len,
                                  std::vector<iovec>& out) {
-    while (len > 0) {
-        const GuestRegion* region = nullptr;
-        for (const GuestRegion& r : memory.regions()) {
-            if (r.start.value <= addr.value && addr.value < r.end()) {
-                region = &r;
-                break;
-            }
-        }
-        if (!region) return make_error("DMA region {:#x}+{:#x} outside guest RAM", addr.value, len);
-        uint64_t piece = std::min(len, region->end() - addr.value);
-        uint8_t* host = RV_TRY(memory.host_range(addr, piece));
-        if (!out.empty() && static_cast<uint8_t*>(out.back().iov_base) + out.back().iov_len == host)
-            out.back().iov_len += piece;
-        else
-            out.push_back({host, piece});
-        addr.value += piece;  // cannot overflow: piece ends inside a region
-        len -= piece;
+    const size_t first = out.size();
+    if (auto r = memory.append_iovecs(addr, len, out); !r)
+        return make_error("DMA region {:#x}+{:#x} outside guest RAM", addr.value, len);
+    // Merged with the previous iovec where contiguous (consecutive PRD
+    // entries often are), so a chunk carries more per submission.
+    if (first > 0 && first < out.size() &&
+        static_cast<uint8_t*>(out[first - 1].iov_base) + out[first - 1].iov_len ==
+            out[first].iov_base) {
+        out[first - 1].iov_len += out[first].iov_len;
+        out.erase(out.begin() + static_cast<std::ptrdiff_t>(first));
     }
     return {};
 }

@@ -57,7 +57,8 @@ Result<DmaPlan> walk_prd_table(const GuestMemory& memory, GuestAddress table, ui
 
 // Appends host iovecs for [addr, addr + len) of guest RAM, split where the
 // range crosses from one memory region into an adjacent one and merged with
-// the previous iovec where contiguous.
+// the previous iovec where contiguous (GuestMemory::append_iovecs: not
+// marked for dirty tracking; a DMA read marks them when it completes).
 Result<void> append_guest_iovecs(const GuestMemory& memory, GuestAddress addr, uint64_t len,
                                  std::vector<iovec>& out);
 

@@ -140,7 +140,10 @@ void VirtioBlk::reset() {
         // In-flight I/O may still write into guest RAM: wait for it before
         // forgetting the guest's buffers; its completions are dropped.
         m_backend->drain();
-        m_backend->process_completions([](uint64_t, int64_t) {});
+        m_backend->process_completions([this](uint64_t tag, int64_t) {
+            if (tag < m_slots.size() && m_slots[tag].busy)
+                m_active->memory->mark_written(m_slots[tag].read_into);
+        });
         m_slots.clear();
         m_free_slots.clear();
         m_waiting.clear();
@@ -315,6 +318,7 @@ void VirtioBlk::submit(Request&& request) {
     switch (request.type) {
         case kTIn:
             m_backend->submit_read(offset, request.data, index);
+            m_slots[index].read_into = std::move(request.data);  // (the backend copied the array)
             break;
         case kTOut:
             m_backend->submit_write(offset, request.data, index);
@@ -347,6 +351,7 @@ void VirtioBlk::on_complete(uint64_t tag, int64_t result) {
         slot.status = kSIoErr;
     }
     if (--slot.ops_left > 0) return;
+    m_active->memory->mark_written(slot.read_into);  // failed or short: still maybe written
     if (slot.status == kSOk) {
         if (slot.type == kTIn) {
             ++m_stats.reads;

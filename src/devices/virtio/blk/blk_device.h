@@ -176,6 +176,10 @@ class VirtioBlk final : public VirtioDevice {
         uint32_t ops_left{0};
         uint64_t bytes{0};
         uint8_t status{blk::kSOk};
+        // IN: the guest buffers read into, marked for dirty tracking once the
+        // read completes (not at submission: a dirty pass in between would
+        // copy the old bytes and take the mark).
+        std::vector<iovec> read_into;
     };
 
     void drain_queue(uint16_t index);

@@ -34,7 +34,7 @@ Result<uint64_t> for_each_segment(const DescriptorChain& chain, bool writable, u
 // The segments as host iovecs.
 Result<void> collect_iovecs(const GuestMemory& memory, const DescriptorChain& chain, bool writable,
                             uint64_t skip, uint64_t len, std::vector<iovec>& out) {
-    auto append = [&](GuestAddress a, uint64_t n) { return append_host_iovecs(memory, a, n, out); };
+    auto append = [&](GuestAddress a, uint64_t n) { return memory.append_iovecs(a, n, out); };
     uint64_t left = RV_TRY(for_each_segment(chain, writable, skip, len, append));
     if (left != 0) return make_error("chain shorter than its data");
     return {};
@@ -62,23 +62,6 @@ bool sectors_ok(uint64_t sector, uint64_t count, uint64_t capacity) {
 }
 
 }  // namespace
-
-Result<void> append_host_iovecs(const GuestMemory& memory, GuestAddress addr, uint64_t len,
-                                std::vector<iovec>& out) {
-    while (len > 0) {
-        const GuestRegion* region = nullptr;
-        for (const GuestRegion& r : memory.regions()) {
-            if (r.start.value <= addr.value && addr.value < r.end()) region = &r;
-        }
-        if (!region) return make_error("buffer at {:#x} is outside guest memory", addr.value);
-        uint64_t take = std::min(len, region->end() - addr.value);
-        uint8_t* host = RV_TRY(memory.host_range(addr, take));
-        out.push_back(iovec{host, take});
-        addr = GuestAddress(addr.value + take);
-        len -= take;
-    }
-    return {};
-}
 
 Result<Request> parse_request(const GuestMemory& memory, const DescriptorChain& chain,
                               const RequestLimits& limits) {

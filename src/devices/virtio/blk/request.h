@@ -51,7 +51,9 @@ struct Request {
     uint8_t status{kSOk};
     GuestAddress status_addr;  // the last writable byte of the chain
     uint32_t used_len{0};      // all writable bytes: the status byte is the last of them
-    std::vector<iovec> data;   // IN: where to read into; OUT: what to write
+    // IN: where to read into (unmarked for dirty tracking: the device marks
+    // them when the read completes); OUT: what to write.
+    std::vector<iovec> data;
     uint64_t data_len{0};
     std::vector<DescriptorBuffer> id_buffers;  // GET_ID: writable data buffers
     std::vector<Segment> segments;             // DISCARD / WRITE_ZEROES
@@ -66,10 +68,6 @@ struct Request {
 // Request with status IOERR or UNSUPP.
 Result<Request> parse_request(const GuestMemory& memory, const DescriptorChain& chain,
                               const RequestLimits& limits);
-
-// Splits [addr, addr + len) into host iovecs, one per memory region crossed.
-Result<void> append_host_iovecs(const GuestMemory& memory, GuestAddress addr, uint64_t len,
-                                std::vector<iovec>& out);
 
 // Writes the 20-byte serial (zero-padded) into the GET_ID buffers.
 Result<void> write_id(const GuestMemory& memory, const Request& request, const std::string& serial);

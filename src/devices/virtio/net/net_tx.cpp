@@ -4,7 +4,6 @@
 
 #include "base/iovec_copy.h"
 #include "base/log.h"
-#include "devices/virtio/net/guest_iovec.h"
 #include "devices/virtio/net/net_wire.h"
 #include "devices/virtio/net/virtio_net.h"
 
@@ -58,7 +57,7 @@ void VirtioNet::process_tx(Active& a, Pair& p) {
         m_tx_iov.clear();
         if (!problem) {
             for (const DescriptorBuffer& b : chain.buffers) {
-                if (!append_guest_iovecs(mem, b.addr, b.len, m_tx_iov)) {
+                if (!mem.append_iovecs(b.addr, b.len, m_tx_iov)) {
                     problem = "has a buffer outside guest memory";
                     break;
                 }
