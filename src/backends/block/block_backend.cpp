@@ -105,13 +105,16 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path
     return backend;
 }
 
-// io_uring as asked, else (or where the kernel refuses it, with a log line)
-// the synchronous engine.
+// io_uring as asked (with cache=writeback, writes inline beside it), else (or
+// where the kernel refuses io_uring, with a log line) the synchronous engine.
 Result<std::unique_ptr<block_detail::IoEngine>> BlockBackend::make_engine(int file_fd) {
     if (m_options.engine == BlockOptions::Engine::IoUring) {
         auto engine = block_detail::make_uring_engine(file_fd, m_event.fd(), kQueueDepth);
         if (engine) {
             m_engine_kind = BlockOptions::Engine::IoUring;
+            if (m_options.cache == BlockOptions::Cache::Writeback)
+                return block_detail::make_inline_write_engine(
+                    std::move(*engine), block_detail::make_sync_engine(file_fd, m_event.fd()));
             return std::move(*engine);
         }
         log::warn("disk image {}: io_uring unavailable ({}); using synchronous I/O", m_path,

@@ -61,5 +61,11 @@ using UringSubmitHook = std::function<int(io_uring& ring)>;
 Result<std::unique_ptr<IoEngine>> make_uring_engine(int file_fd, int event_fd, unsigned depth,
                                                     UringSubmitHook submit_hook = {});
 std::unique_ptr<IoEngine> make_sync_engine(int file_fd, int event_fd);
+// Writev steps of at most kInlineWriteMax bytes to `writes` (the synchronous
+// engine: inline), every other step to `ring` (io_uring): cache=writeback's
+// engine (inline_write_engine.cpp says why).
+inline constexpr uint64_t kInlineWriteMax = 64 << 10;
+std::unique_ptr<IoEngine> make_inline_write_engine(std::unique_ptr<IoEngine> ring,
+                                                   std::unique_ptr<IoEngine> writes);
 
 }  // namespace rv::block_detail
