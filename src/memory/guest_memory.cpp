@@ -322,13 +322,21 @@ void GuestMemory::mark_written(std::span<const iovec> iovecs) const {
 
 Result<void> GuestMemory::append_iovecs(GuestAddress addr, uint64_t len,
                                         std::vector<iovec>& out) const {
-    if (!check_range(addr, len))
+    // One region lookup per piece (no check_range first: this is per buffer
+    // on the I/O paths); a byte outside RAM takes back what was appended.
+    const size_t first = out.size();
+    uint64_t end;
+    if (__builtin_add_overflow(addr.value, len, &end))
         return make_error("guest buffer {:#x}+{:#x} is outside guest memory", addr.value, len);
-    for (uint64_t cur = addr.value, end = addr.value + len; cur < end;) {
+    for (uint64_t cur = addr.value; cur < end;) {
         const GuestRegion* r = find_region(GuestAddress(cur));
+        if (!r) {
+            out.resize(first);
+            return make_error("guest buffer {:#x}+{:#x} is outside guest memory", addr.value, len);
+        }
         const uint64_t n = std::min(end, r->end()) - cur;
-        // SAFETY: n mapped bytes of one region (check_range); only handed to
-        // the kernel, never read as objects.
+        // SAFETY: n mapped bytes of one region; only handed to the kernel,
+        // never read as objects.
         out.push_back(iovec{r->host + (cur - r->start.value), static_cast<size_t>(n)});
         cur += n;
     }

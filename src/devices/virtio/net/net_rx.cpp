@@ -229,13 +229,13 @@ bool VirtioNet::take_rx_packet(Active& a, Pair& p) {
         // checked and rewritten.
         const GuestMemory& mem = *a.memory;
         if (mem.dirty_tracking()) {
+            // What the read filled: the first n bytes of the iovecs it was given.
             uint64_t left = n;
-            for (size_t c = 0; c < p.rx_chains.size() && left > 0; ++c)
-                for (const DescriptorBuffer& b : p.rx_chains[c].buffers) {
-                    const uint64_t k = std::min<uint64_t>(left, b.len);
-                    mem.mark_written(b.addr, k);
-                    if ((left -= k) == 0) break;
-                }
+            for (const iovec& v : std::span(p.rx_iov).first(direct)) {
+                const iovec filled{v.iov_base, std::min<size_t>(v.iov_len, left)};
+                mem.mark_written(std::span(&filled, 1));
+                if ((left -= filled.iov_len) == 0) break;
+            }
         }
         copy_iovecs<IovecCopy::FromIovecs>(std::span(p.rx_iov).first(direct), 0, p.bounce.data(),
                                            kVnetHdrSize);
